@@ -1,0 +1,424 @@
+// One AWS JSON 1.1 service endpoint: signed POSTs over a small keep-alive socket pool, with retries,
+// per-attempt timeouts and a cap on response size. No AWS SDK code runs here.
+import type { Agent, ClientRequest, IncomingHttpHeaders, RequestOptions } from 'node:http';
+import type { Service } from '../config.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import { VERSION } from '../version.ts';
+import type { AwsCredentials, CredentialSource } from './credentials.ts';
+import { signRequest } from './signer.ts';
+import { type CallObserver, type FailureKind, UpstreamError } from './types.ts';
+
+export interface AwsJsonClientOptions {
+  service: Service;
+  /** Base URL; may carry a port and a path prefix, and may be http:// (emulator, LocalStack). */
+  endpoint: string;
+  /** Signing Region. */
+  region: string;
+  credentials: CredentialSource;
+  /** Most sockets open to this endpoint at once. */
+  maxConnections: number;
+  /** Per attempt, covering queueing, connect, response and body; 0 = none. */
+  timeoutMs: number;
+  /** Attempts per call, the first included. Default 3, as the AWS SDKs' standard retry mode. */
+  maxAttempts?: number;
+  observer?: CallObserver;
+  log?: Logger;
+  /** Default `pscache/<version>`. */
+  userAgent?: string;
+}
+
+/** Larger bodies are cut off: no answer of these operations comes close (a secret is at most 64 KB). */
+export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+const TARGET_PREFIX: Record<Service, string> = { ssm: 'AmazonSSM', secretsmanager: 'secretsmanager' };
+/** Idle pooled sockets close after this long, so a frozen-and-thawed Lambda rarely meets a dead one. */
+const FREE_SOCKET_TIMEOUT_MS = 4000;
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 1500;
+const MAX_MESSAGE_CHARS = 1000;
+
+// The throttling codes the AWS SDKs retry (smithy's THROTTLING_ERROR_CODES, less the non-JSON services').
+const THROTTLING = new Set([
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestThrottledException',
+  'TooManyRequestsException',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'RequestThrottled',
+  'SlowDown',
+  'PriorRequestNotComplete',
+]);
+const TIMEOUT_CODES = new Set(['RequestTimeout', 'RequestTimeoutException']);
+const EXPIRED_CREDENTIALS = new Set(['ExpiredTokenException', 'ExpiredToken']);
+/** Connection failures worth another try. ENOTFOUND is not one: a name that does not resolve will not. */
+const RETRYABLE_NETWORK = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ENETDOWN',
+]);
+
+type Attempt =
+  | { ok: true; value: Record<string, unknown> }
+  | { ok: false; error: UpstreamError; retryable: boolean; staleSocket?: boolean };
+
+interface Transport {
+  agent: Agent;
+  request(options: RequestOptions): ClientRequest;
+}
+
+/** `com.amazon.coral.service#ParameterNotFound:http://...` -> `ParameterNotFound`, as the SDKs do. */
+export function sanitizeErrorCode(raw: unknown): string | undefined {
+  if (typeof raw === 'number') raw = String(raw);
+  if (typeof raw !== 'string') return undefined;
+  let v = raw.split(',')[0]!;
+  v = v.split(':')[0]!;
+  if (v.includes('#')) v = v.split('#')[1]!;
+  v = v.trim();
+  return v === '' ? undefined : v;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function codeForStatus(status: number): string {
+  if (status === 503) return 'ServiceUnavailable';
+  if (status >= 500) return 'InternalFailure';
+  if (status === 429) return 'TooManyRequestsException';
+  return 'UnknownError';
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class AwsJsonClient {
+  readonly service: Service;
+  private readonly url: URL;
+  private readonly path: string;
+  private readonly target: string;
+  private readonly region: string;
+  private readonly credentials: CredentialSource;
+  private readonly maxConnections: number;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly observer: CallObserver | undefined;
+  private readonly log: Logger;
+  private readonly userAgent: string;
+  private transportPromise: Promise<Transport> | undefined;
+  private agent: Agent | undefined;
+  private closed = false;
+
+  constructor(opts: AwsJsonClientOptions) {
+    this.service = opts.service;
+    this.url = new URL(opts.endpoint);
+    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') {
+      throw new TypeError(`endpoint must be an http:// or https:// URL, got ${this.url.protocol}`);
+    }
+    // JSON 1.1 operations POST to `/`; an endpoint path is a prefix (proxies, LocalStack-style gateways).
+    this.path = `${this.url.pathname.replace(/\/+$/, '')}/`;
+    this.target = TARGET_PREFIX[opts.service];
+    this.region = opts.region;
+    this.credentials = opts.credentials;
+    this.maxConnections = Math.max(1, opts.maxConnections);
+    this.timeoutMs = Math.max(0, opts.timeoutMs);
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+    this.observer = opts.observer;
+    this.log = opts.log ?? silentLogger;
+    this.userAgent = opts.userAgent ?? `pscache/${VERSION}`;
+  }
+
+  /** Calls `<prefix>.<operation>` with `input` as the JSON body; resolves to the JSON object answered. */
+  async call<T>(operation: string, input: unknown): Promise<T> {
+    const body = JSON.stringify(input ?? {});
+    let attempt = 0;
+    let staleRetryLeft = true;
+    let credentialRetryLeft = true;
+    for (;;) {
+      if (this.closed) throw new UpstreamError('ClientClosed', 'pscache is shutting down', 'network');
+      attempt++;
+      const started = performance.now();
+      let r: Attempt;
+      try {
+        r = await this.attempt(operation, body);
+      } catch (e) {
+        // Credentials could not be had: the provider did its own retries, so ours would only add delay.
+        const error =
+          e instanceof UpstreamError
+            ? e
+            : new UpstreamError('InternalError', 'the request could not be sent', 'network');
+        r = { ok: false, error, retryable: false };
+      }
+      this.observe(operation, r, performance.now() - started, attempt);
+      if (r.ok) return r.value as T;
+      const { error } = r;
+      if (r.staleSocket && staleRetryLeft) {
+        // A pooled socket the peer closed while we were not looking (Lambda freeze/thaw, an idle timeout
+        // on the far side). The request almost surely never reached the service, and these reads are
+        // idempotent anyway: try again at once, without spending an attempt.
+        staleRetryLeft = false;
+        attempt--;
+        this.log.debug('upstream stale socket, retrying', {
+          service: this.service,
+          operation,
+          code: error.code,
+        });
+        continue;
+      }
+      if (
+        EXPIRED_CREDENTIALS.has(error.code) &&
+        credentialRetryLeft &&
+        attempt < this.maxAttempts &&
+        this.credentials.invalidate()
+      ) {
+        credentialRetryLeft = false;
+        this.log.info('upstream says the credentials expired; fetching new ones', { service: this.service });
+        continue;
+      }
+      if (!r.retryable || attempt >= this.maxAttempts) throw error;
+      // Full jitter (AWS architecture blog "Exponential Backoff And Jitter").
+      const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+      this.log.debug('upstream retry', {
+        service: this.service,
+        operation,
+        attempt,
+        code: error.code,
+        delay_ms: Math.round(delay),
+      });
+      await sleep(delay);
+    }
+  }
+
+  /** Closes every pooled socket and fails later calls. For shutdown. */
+  close(): void {
+    this.closed = true;
+    this.agent?.destroy();
+  }
+
+  private observe(operation: string, r: Attempt, ms: number, attempt: number): void {
+    if (!this.observer) return;
+    const outcome = r.ok ? 'ok' : r.error.kind === 'aws' ? 'error' : r.error.kind;
+    try {
+      this.observer({ service: this.service, operation, outcome, ms, attempt });
+    } catch {
+      // A broken metrics hook must not fail the call.
+    }
+  }
+
+  /** node:https (and with it TLS) loads on first use: start-up only pays for what it serves. */
+  private transport(): Promise<Transport> {
+    this.transportPromise ??= (async () => {
+      const options = {
+        keepAlive: true,
+        maxSockets: this.maxConnections,
+        maxFreeSockets: this.maxConnections,
+        // Agent `timeout` is the idle timeout of pooled sockets (the agent destroys free sockets on it).
+        timeout: FREE_SOCKET_TIMEOUT_MS,
+        scheduling: 'lifo' as const,
+      };
+      if (this.url.protocol === 'https:') {
+        const https = await import('node:https');
+        const agent = new https.Agent(options);
+        this.agent = agent;
+        return { agent, request: (o: RequestOptions) => https.request(o) };
+      }
+      const http = await import('node:http');
+      const agent = new http.Agent(options);
+      this.agent = agent;
+      return { agent, request: (o: RequestOptions) => http.request(o) };
+    })();
+    return this.transportPromise;
+  }
+
+  private async attempt(operation: string, body: string): Promise<Attempt> {
+    const [transport, creds] = await Promise.all([this.transport(), this.credentials.get()]);
+    const headers: Record<string, string> = {
+      Host: this.url.host,
+      'Content-Type': 'application/x-amz-json-1.1',
+      'X-Amz-Target': `${this.target}.${operation}`,
+      'User-Agent': this.userAgent,
+      'Content-Length': String(Buffer.byteLength(body)),
+    };
+    signRequest(
+      { method: 'POST', path: this.path, headers, body },
+      { credentials: creds, region: this.region, service: this.service },
+    );
+    return this.send(transport, headers, body, creds);
+  }
+
+  private send(
+    transport: Transport,
+    headers: Record<string, string>,
+    body: string,
+    creds: AwsCredentials,
+  ): Promise<Attempt> {
+    return new Promise<Attempt>((resolve) => {
+      let settled = false;
+      let responded = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (r: Attempt) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        resolve(r);
+      };
+      const req = transport.request({
+        protocol: this.url.protocol,
+        hostname: this.url.hostname.replace(/^\[|\]$/g, ''),
+        port: this.url.port || undefined,
+        path: this.path,
+        method: 'POST',
+        headers,
+        agent: transport.agent,
+      });
+      const fail = (r: Attempt) => {
+        finish(r);
+        req.destroy();
+      };
+      if (this.timeoutMs > 0) {
+        timer = setTimeout(() => {
+          fail({
+            ok: false,
+            error: new UpstreamError(
+              'TimeoutError',
+              `no complete answer within ${this.timeoutMs} ms`,
+              'timeout',
+            ),
+            retryable: true,
+          });
+        }, this.timeoutMs);
+      }
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? 'NetworkingError';
+        const hangUp = err.message === 'socket hang up';
+        finish({
+          ok: false,
+          error: new UpstreamError(code, scrub(err.message, creds) || code, 'network'),
+          retryable: RETRYABLE_NETWORK.has(code) || hangUp,
+          // Node's own advice for keep-alive races: a reused socket that fails before any answer.
+          staleSocket:
+            req.reusedSocket && !responded && (code === 'ECONNRESET' || code === 'EPIPE' || hangUp),
+        });
+      });
+      req.on('response', (res) => {
+        responded = true;
+        const status = res.statusCode ?? 0;
+        const tooBig = () =>
+          fail({
+            ok: false,
+            error: new UpstreamError(
+              'MalformedResponse',
+              `the answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB`,
+              'malformed',
+              status,
+              header(res.headers, 'x-amzn-requestid'),
+            ),
+            retryable: false,
+          });
+        const declared = Number(header(res.headers, 'content-length'));
+        if (declared > MAX_RESPONSE_BYTES) return tooBig();
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) return tooBig();
+          chunks.push(chunk);
+        });
+        res.on('end', () => finish(interpret(status, res.headers, Buffer.concat(chunks, size), creds)));
+        res.on('error', () => {});
+        res.on('close', () => {
+          if (!res.complete) {
+            finish({
+              ok: false,
+              error: new UpstreamError(
+                'ECONNRESET',
+                'the connection closed before the answer was complete',
+                'network',
+              ),
+              retryable: true,
+            });
+          }
+        });
+      });
+      req.end(body);
+    });
+  }
+}
+
+/** Upstream messages are shown to callers and logged: make sure no credential rides along. */
+function scrub(message: string, creds: AwsCredentials): string {
+  let m = message;
+  for (const s of [creds.secretAccessKey, creds.sessionToken]) {
+    if (s) m = m.split(s).join('(redacted)');
+  }
+  return m.length > MAX_MESSAGE_CHARS ? `${m.slice(0, MAX_MESSAGE_CHARS)}...` : m;
+}
+
+function interpret(
+  status: number,
+  headers: IncomingHttpHeaders,
+  body: Buffer,
+  creds: AwsCredentials,
+): Attempt {
+  const requestId = header(headers, 'x-amzn-requestid');
+  const text = body.toString('utf8');
+  let doc: unknown;
+  let parsed = true;
+  try {
+    doc = text.trim() === '' ? {} : JSON.parse(text);
+  } catch {
+    parsed = false;
+  }
+  if (status >= 200 && status < 300) {
+    if (parsed && isObject(doc)) return { ok: true, value: doc };
+    const what = parsed ? 'not a JSON object' : 'not JSON';
+    return {
+      ok: false,
+      error: new UpstreamError(
+        'MalformedResponse',
+        `the answer body is ${what}`,
+        'malformed',
+        status,
+        requestId,
+      ),
+      retryable: false,
+    };
+  }
+  const d = parsed && isObject(doc) ? doc : {};
+  const codeKey = Object.keys(d).find((k) => k.toLowerCase() === 'code');
+  const code =
+    sanitizeErrorCode(header(headers, 'x-amzn-errortype')) ??
+    (codeKey !== undefined ? sanitizeErrorCode(d[codeKey]) : undefined) ??
+    sanitizeErrorCode(d['__type']) ??
+    codeForStatus(status);
+  const rawMessage = [d['message'], d['Message'], d['errorMessage']].find((m) => typeof m === 'string') as
+    | string
+    | undefined;
+  const message = scrub(rawMessage ?? code, creds) || code;
+  let kind: FailureKind;
+  let retryable = true;
+  if (THROTTLING.has(code) || status === 429) kind = 'throttled';
+  else if (status >= 500) kind = 'server';
+  else if (TIMEOUT_CODES.has(code)) kind = 'timeout';
+  else if (status >= 400) {
+    kind = 'aws';
+    retryable = false;
+  } else {
+    // 1xx/3xx: a proxy or a wrong endpoint, not the service.
+    kind = 'malformed';
+    retryable = false;
+  }
+  return { ok: false, error: new UpstreamError(code, message, kind, status, requestId), retryable };
+}

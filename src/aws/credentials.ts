@@ -1,0 +1,262 @@
+// Where signing credentials come from (environment -> container endpoint -> SDK default chain), cached
+// and refreshed before they expire. SDK providers are imported only when that source is the one in use.
+import type { AwsConfig } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { SigningCredentials } from './signer.ts';
+import { UpstreamError } from './types.ts';
+
+export interface AwsCredentials extends SigningCredentials {
+  /** When they stop working; undefined for long-term keys. */
+  readonly expiration?: Date;
+}
+
+export interface CredentialSource {
+  /** For logs: `environment`, `container`, `default chain` or `static`. */
+  readonly name: string;
+  /** Current credentials; fetches or refreshes when needed. Rejects with UpstreamError (CredentialsProviderError). */
+  get(): Promise<AwsCredentials>;
+  /** Forgets the cached credentials after the service called them expired. True when a new fetch may help. */
+  invalidate(): boolean;
+}
+
+const FIVE_MINUTES = 5 * 60_000;
+
+/** Credentials that never change (AWS_ACCESS_KEY_ID & co, tests). */
+export function staticCredentials(creds: AwsCredentials, name = 'static'): CredentialSource {
+  const ready = Promise.resolve(creds);
+  return { name, get: () => ready, invalidate: () => false };
+}
+
+interface Cached {
+  creds: AwsCredentials;
+  /** From here on a background refresh starts. */
+  refreshAt: number;
+  /** From here on callers wait for fresh credentials. */
+  usableUntil: number;
+  /** Expiration minus fetch time (ms); Infinity for long-term keys. */
+  lifetime: number;
+}
+
+/**
+ * Caches what `fetch` returns. Refresh starts when less than min(5 min, half the lifetime) remains and
+ * runs in the background while the current credentials still have min(10 s, a tenth of the lifetime)
+ * left; after that callers wait. Concurrent fetches are coalesced into one.
+ */
+export class RefreshingCredentials implements CredentialSource {
+  private cached: Cached | undefined;
+  private inflight: Promise<AwsCredentials> | undefined;
+  private lastFailure = Number.NEGATIVE_INFINITY;
+  private loaded = false;
+
+  constructor(
+    readonly name: string,
+    private readonly fetch: (forceRefresh: boolean) => Promise<AwsCredentials>,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(): Promise<AwsCredentials> {
+    const c = this.cached;
+    if (c) {
+      const t = this.now();
+      if (t < c.refreshAt) return Promise.resolve(c.creds);
+      if (t < c.usableUntil) {
+        this.refreshInBackground(t, c);
+        return Promise.resolve(c.creds);
+      }
+    }
+    return this.refresh();
+  }
+
+  invalidate(): boolean {
+    this.cached = undefined;
+    return true;
+  }
+
+  private refresh(): Promise<AwsCredentials> {
+    if (this.inflight) return this.inflight;
+    const started = this.now();
+    // Once we have had credentials, a refresh must bypass any cache inside the provider itself.
+    const p = this.fetch(this.loaded).then(
+      (creds) => {
+        this.loaded = true;
+        this.cached = windowFor(creds, started);
+        this.log.debug('credentials loaded', {
+          source: this.name,
+          expires_in_s: creds.expiration
+            ? Math.round((creds.expiration.getTime() - started) / 1000)
+            : undefined,
+        });
+        return creds;
+      },
+      (err: unknown) => {
+        this.lastFailure = this.now();
+        throw err;
+      },
+    );
+    this.inflight = p;
+    const clear = () => {
+      if (this.inflight === p) this.inflight = undefined;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  private refreshInBackground(t: number, c: Cached): void {
+    if (this.inflight) return;
+    // After a failed refresh, wait a little before the next try so that every miss does not pay for it.
+    if (t - this.lastFailure < Math.min(10_000, Math.max(c.lifetime / 10, 100))) return;
+    this.refresh().catch((err: unknown) => {
+      this.log.warn('credentials refresh failed; still using the current ones', {
+        source: this.name,
+        code: err instanceof UpstreamError ? err.code : 'Error',
+      });
+    });
+  }
+}
+
+function windowFor(creds: AwsCredentials, fetchedAt: number): Cached {
+  const exp = creds.expiration?.getTime();
+  if (exp === undefined || Number.isNaN(exp)) {
+    const never = Number.POSITIVE_INFINITY;
+    return { creds, refreshAt: never, usableUntil: never, lifetime: never };
+  }
+  const lifetime = Math.max(0, exp - fetchedAt);
+  return {
+    creds,
+    refreshAt: exp - Math.min(FIVE_MINUTES, lifetime / 2),
+    usableUntil: exp - Math.min(10_000, lifetime / 10),
+    lifetime,
+  };
+}
+
+const NETWORK_HINT =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|EPIPE|socket hang up|timed? ?out|TimeoutError/i;
+
+/** Any provider failure -> UpstreamError with a message that holds no key, token or token file content. */
+export function credentialsError(
+  source: string,
+  err: unknown,
+  secrets: readonly (string | undefined)[] = [],
+): UpstreamError {
+  let detail = err instanceof Error ? err.message : String(err);
+  for (const s of secrets) if (s) detail = detail.split(s).join('(redacted)');
+  detail = detail.replace(/\s+/g, ' ').trim().slice(0, 300);
+  const kind = NETWORK_HINT.test(detail) ? 'network' : 'aws';
+  return new UpstreamError(
+    'CredentialsProviderError',
+    `could not load AWS credentials from the ${source}${detail ? `: ${detail}` : ''}`,
+    kind,
+  );
+}
+
+export interface CredentialOptions {
+  /** Per-request timeout of the container credentials endpoint (ms). Default 1000. */
+  containerTimeoutMs?: number;
+  /** Retries against the container credentials endpoint. Default 2. */
+  containerRetries?: number;
+  now?: () => number;
+}
+
+/** Picks the credential source the configuration calls for. Nothing is fetched or imported until first use. */
+export function createCredentialSource(
+  aws: AwsConfig,
+  log: Logger,
+  opts: CredentialOptions = {},
+): CredentialSource {
+  if (aws.envCredentials) {
+    const { accessKeyId, secretAccessKey, sessionToken } = aws.envCredentials;
+    return staticCredentials(
+      { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
+      'environment',
+    );
+  }
+  const container = aws.containerCredentials;
+  if (container) {
+    const source = 'container credentials endpoint';
+    return new RefreshingCredentials(
+      'container',
+      async () => {
+        let creds: AwsCredentials;
+        try {
+          const { fromHttp } = await import('@aws-sdk/credential-provider-http');
+          // A new provider per fetch: the SDK's destroys its HTTP handler after one use.
+          const provider = fromHttp({
+            ...(container.fullUri !== undefined ? { awsContainerCredentialsFullUri: container.fullUri } : {}),
+            ...(container.relativeUri !== undefined
+              ? { awsContainerCredentialsRelativeUri: container.relativeUri }
+              : {}),
+            ...(container.authToken !== undefined
+              ? { awsContainerAuthorizationToken: container.authToken }
+              : {}),
+            ...(container.authTokenFile !== undefined
+              ? { awsContainerAuthorizationTokenFile: container.authTokenFile }
+              : {}),
+            timeout: opts.containerTimeoutMs ?? 1000,
+            maxRetries: opts.containerRetries ?? 2,
+            logger: sdkLogger(log),
+          });
+          creds = await provider();
+        } catch (err) {
+          throw credentialsError(source, err, [container.authToken]);
+        }
+        return pick(creds);
+      },
+      log,
+      opts.now,
+    );
+  }
+  const source = 'default credential chain (profile, web identity, IMDS)';
+  let provider: ((o?: { forceRefresh?: boolean }) => Promise<AwsCredentials>) | undefined;
+  return new RefreshingCredentials(
+    'default chain',
+    async (forceRefresh) => {
+      let creds: AwsCredentials;
+      try {
+        if (!provider) {
+          let mod: typeof import('@aws-sdk/credential-provider-node');
+          try {
+            mod = await import('@aws-sdk/credential-provider-node');
+          } catch {
+            // A build may leave the SDK chain out (it is never needed inside Lambda): say what to set instead.
+            throw new Error(
+              'the SDK default chain is not available in this build; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_CONTAINER_CREDENTIALS_FULL_URI',
+            );
+          }
+          provider = mod.defaultProvider({
+            ...(aws.profile !== undefined ? { profile: aws.profile } : {}),
+            logger: sdkLogger(log),
+          });
+        }
+        creds = await provider(forceRefresh ? { forceRefresh: true } : undefined);
+      } catch (err) {
+        throw credentialsError(source, err);
+      }
+      return pick(creds);
+    },
+    log,
+    opts.now,
+  );
+}
+
+/** Keeps the fields we sign with and drops the SDK's extras ($source and such). */
+function pick(c: AwsCredentials): AwsCredentials {
+  return {
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
+    ...(c.expiration ? { expiration: c.expiration } : {}),
+  };
+}
+
+/** The SDK providers log warnings with console.warn unless given a logger; route them to ours. */
+function sdkLogger(log: Logger) {
+  const text = (args: unknown[]) => args.map(String).join(' ').replace(/\s+/g, ' ').trim().slice(0, 300);
+  return {
+    trace: () => {},
+    debug: () => {},
+    info: () => {},
+    warn: (...args: unknown[]) => log.warn(`aws sdk: ${text(args)}`),
+    error: (...args: unknown[]) => log.error(`aws sdk: ${text(args)}`),
+  };
+}

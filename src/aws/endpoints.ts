@@ -1,0 +1,108 @@
+// Where each service lives: the configured override, else the AWS SDK v3 endpoint rules for the Region.
+// The rules below are transcribed from the SDK's generated rule sets (client-ssm, client-secrets-manager)
+// and partition table; test/aws.test.ts compares them with the SDK's own resolver.
+import type { Service } from '../config.ts';
+
+interface Partition {
+  name: string;
+  pattern: RegExp;
+  dnsSuffix: string;
+  dualStackDnsSuffix: string;
+}
+
+// Order matters only for readability: the patterns do not overlap. Unknown Regions fall back to `aws`,
+// as the SDK's aws.partition function does.
+const PARTITIONS: readonly Partition[] = [
+  {
+    name: 'aws-cn',
+    pattern: /^cn-\w+-\d+$/,
+    dnsSuffix: 'amazonaws.com.cn',
+    dualStackDnsSuffix: 'api.amazonwebservices.com.cn',
+  },
+  {
+    name: 'aws-us-gov',
+    pattern: /^us-gov-\w+-\d+$/,
+    dnsSuffix: 'amazonaws.com',
+    dualStackDnsSuffix: 'api.aws',
+  },
+  {
+    name: 'aws-iso',
+    pattern: /^us-iso-\w+-\d+$/,
+    dnsSuffix: 'c2s.ic.gov',
+    dualStackDnsSuffix: 'api.aws.ic.gov',
+  },
+  {
+    name: 'aws-iso-b',
+    pattern: /^us-isob-\w+-\d+$/,
+    dnsSuffix: 'sc2s.sgov.gov',
+    dualStackDnsSuffix: 'api.aws.scloud',
+  },
+  {
+    name: 'aws-iso-e',
+    pattern: /^eu-isoe-\w+-\d+$/,
+    dnsSuffix: 'cloud.adc-e.uk',
+    dualStackDnsSuffix: 'api.cloud-aws.adc-e.uk',
+  },
+  {
+    name: 'aws-iso-f',
+    pattern: /^us-isof-\w+-\d+$/,
+    dnsSuffix: 'csp.hci.ic.gov',
+    dualStackDnsSuffix: 'api.aws.hci.ic.gov',
+  },
+  {
+    name: 'aws-eusc',
+    pattern: /^eusc-(de)-\w+-\d+$/,
+    dnsSuffix: 'amazonaws.eu',
+    dualStackDnsSuffix: 'api.amazonwebservices.eu',
+  },
+];
+const AWS: Partition = {
+  name: 'aws',
+  pattern: /.*/,
+  dnsSuffix: 'amazonaws.com',
+  dualStackDnsSuffix: 'api.aws',
+};
+
+function partitionOf(region: string): Partition {
+  return PARTITIONS.find((p) => p.pattern.test(region)) ?? AWS;
+}
+
+export interface EndpointOptions {
+  region: string;
+  useFips: boolean;
+  useDualstack: boolean;
+  /** AWS_ENDPOINT_URL_* / AWS_ENDPOINT_URL: wins over everything else (the SDKs refuse FIPS/dual-stack with it). */
+  override?: string | undefined;
+}
+
+/** The base URL for a service, e.g. `https://ssm.eu-west-1.amazonaws.com`. */
+export function resolveEndpoint(service: Service, opts: EndpointOptions): string {
+  if (opts.override !== undefined) return opts.override;
+  const { region, useFips, useDualstack } = opts;
+  const p = partitionOf(region);
+  if (service === 'ssm') {
+    if (useFips && useDualstack) return `https://ssm-fips.${region}.${p.dualStackDnsSuffix}`;
+    // GovCloud's regular SSM endpoint is already FIPS validated; it has no ssm-fips host.
+    if (useFips)
+      return p.name === 'aws-us-gov'
+        ? `https://ssm.${region}.amazonaws.com`
+        : `https://ssm-fips.${region}.${p.dnsSuffix}`;
+    if (useDualstack) return `https://ssm.${region}.${p.dualStackDnsSuffix}`;
+    return `https://ssm.${region}.${p.dnsSuffix}`;
+  }
+  // Secrets Manager's regular and FIPS hosts in aws, aws-us-gov (and aws-cn, non-FIPS) are already
+  // dual-stack, so the rule set keeps them when dual-stack is asked for.
+  const native = p.name === 'aws' || p.name === 'aws-us-gov';
+  if (useFips && useDualstack) {
+    return native
+      ? `https://secretsmanager-fips.${region}.amazonaws.com`
+      : `https://secretsmanager-fips.${region}.${p.dualStackDnsSuffix}`;
+  }
+  if (useFips) return `https://secretsmanager-fips.${region}.${p.dnsSuffix}`;
+  if (useDualstack) {
+    if (native) return `https://secretsmanager.${region}.amazonaws.com`;
+    if (p.name === 'aws-cn') return `https://secretsmanager.${region}.amazonaws.com.cn`;
+    return `https://secretsmanager.${region}.${p.dualStackDnsSuffix}`;
+  }
+  return `https://secretsmanager.${region}.${p.dnsSuffix}`;
+}

@@ -1,0 +1,75 @@
+// Secrets Manager operations pscache uses, with their answers checked before anyone trusts them.
+import type { AwsJsonClient } from './client.ts';
+import { UpstreamError, type WireBatchSecretError, type WireSecretValue } from './types.ts';
+
+export interface GetSecretValueInput {
+  secretId: string;
+  versionId?: string;
+  versionStage?: string;
+}
+
+export interface BatchGetSecretValueOutput {
+  SecretValues: WireSecretValue[];
+  Errors: WireBatchSecretError[];
+}
+
+function malformed(operation: string, what: string): UpstreamError {
+  return new UpstreamError('MalformedResponse', `${operation} answer ${what}`, 'malformed', 200);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const optString = (v: unknown) => v === undefined || typeof v === 'string';
+
+function isSecretValue(v: unknown): v is WireSecretValue {
+  if (!isObject(v)) return false;
+  const fieldsOk =
+    optString(v['SecretString']) &&
+    optString(v['SecretBinary']) &&
+    optString(v['Name']) &&
+    optString(v['ARN']) &&
+    optString(v['VersionId']) &&
+    (v['CreatedDate'] === undefined || typeof v['CreatedDate'] === 'number') &&
+    (v['VersionStages'] === undefined ||
+      (Array.isArray(v['VersionStages']) && v['VersionStages'].every((s) => typeof s === 'string')));
+  const identified = ['SecretString', 'SecretBinary', 'Name', 'ARN'].some((k) => v[k] !== undefined);
+  return fieldsOk && identified;
+}
+
+function isBatchError(v: unknown): v is WireBatchSecretError {
+  return isObject(v) && optString(v['SecretId']) && optString(v['ErrorCode']) && optString(v['Message']);
+}
+
+export async function getSecretValue(
+  client: AwsJsonClient,
+  input: GetSecretValueInput,
+): Promise<WireSecretValue> {
+  const out = await client.call<unknown>('GetSecretValue', {
+    SecretId: input.secretId,
+    ...(input.versionId !== undefined ? { VersionId: input.versionId } : {}),
+    ...(input.versionStage !== undefined ? { VersionStage: input.versionStage } : {}),
+  });
+  if (!isSecretValue(out)) throw malformed('GetSecretValue', 'is not a secret value');
+  return out;
+}
+
+/** One BatchGetSecretValue call by id: 1..20 ids. Per-secret failures come back in Errors. */
+export async function batchGetSecretValue(
+  client: AwsJsonClient,
+  secretIds: readonly string[],
+): Promise<BatchGetSecretValueOutput> {
+  if (secretIds.length < 1 || secretIds.length > 20) {
+    throw new RangeError(`BatchGetSecretValue takes 1 to 20 ids, got ${secretIds.length}`);
+  }
+  const out = await client.call<Record<string, unknown>>('BatchGetSecretValue', { SecretIdList: secretIds });
+  const values = out['SecretValues'] ?? [];
+  const errors = out['Errors'] ?? [];
+  if (!Array.isArray(values) || !values.every(isSecretValue)) {
+    throw malformed('BatchGetSecretValue', 'has a SecretValues list that is not a list of secret values');
+  }
+  if (!Array.isArray(errors) || !errors.every(isBatchError)) {
+    throw malformed('BatchGetSecretValue', 'has an Errors list that is not a list of errors');
+  }
+  return { SecretValues: values, Errors: errors };
+}

@@ -1,0 +1,69 @@
+// Shapes shared between the upstream clients and the layers above them.
+import type { Service } from '../config.ts';
+
+export type { Service };
+
+/** How an upstream call failed; decides the status pscache answers with and whether to retry. */
+export type FailureKind =
+  | 'aws' // the service answered with an error document (__type)
+  | 'throttled' // ThrottlingException and friends, after retries
+  | 'timeout' // per-attempt timeout (*_TIMEOUT_MILLIS), after retries
+  | 'network' // connection refused/reset, DNS failure, socket hang up, after retries
+  | 'malformed' // a 2xx whose body is not the JSON document the operation returns
+  | 'server'; // 5xx from the service, after retries
+
+/** An upstream failure. `code` is the sanitised AWS error code (after `#`, before `:`), or one of ours. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly kind: FailureKind,
+    /** HTTP status the upstream answered with, when it answered. */
+    readonly httpStatus?: number,
+    /** The x-amzn-RequestId of the failed answer, for support cases. */
+    readonly requestId?: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+/** Observes every attempt, for logs and metrics. Never given request or response bodies. */
+export type CallObserver = (event: {
+  service: Service;
+  operation: string;
+  outcome: 'ok' | 'error' | 'throttled' | 'timeout' | 'network' | 'malformed' | 'server';
+  ms: number;
+  attempt: number;
+}) => void;
+
+/** SSM Parameter as the wire protocol sends it (LastModifiedDate in epoch seconds). */
+export interface WireParameter {
+  ARN?: string;
+  DataType?: string;
+  LastModifiedDate?: number;
+  Name: string;
+  Selector?: string;
+  SourceResult?: string;
+  Type: string;
+  Value?: string;
+  Version?: number;
+}
+
+/** Secrets Manager GetSecretValue output as the wire protocol sends it. */
+export interface WireSecretValue {
+  ARN?: string;
+  CreatedDate?: number;
+  Name?: string;
+  SecretBinary?: string; // base64
+  SecretString?: string;
+  VersionId?: string;
+  VersionStages?: string[];
+}
+
+/** One per-secret failure inside a BatchGetSecretValue answer. */
+export interface WireBatchSecretError {
+  SecretId?: string;
+  ErrorCode?: string;
+  Message?: string;
+}

@@ -1,0 +1,255 @@
+// Commands: serve (the daemon), dev (daemon + emulator), emulator. Bad flags and bad environment values
+// exit non-zero with one line naming the flag or variable, the value and what is allowed.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { type Config, ConfigError, ENV, loadConfig } from './config.ts';
+import { startDaemon } from './daemon.ts';
+import { createLogger, type Logger } from './log.ts';
+import { VERSION } from './version.ts';
+
+const USAGE: Record<string, string> = {
+  main: `pscache ${VERSION}: a local cache for SSM parameters and Secrets Manager secrets,
+drop-in compatible with the AWS Parameters and Secrets Lambda Extension.
+
+Usage:
+  pscache serve                      run the daemon (configured by environment variables)
+  pscache dev [--store FILE] [--port N] [--emulator-port N]
+                                     run the daemon plus the built-in AWS emulator
+  pscache emulator [--store FILE] [--port N]
+                                     run the AWS emulator alone
+  pscache --version | --help         print the version or this help
+  pscache COMMAND --help             help for one command
+
+See README.md for the HTTP API and every environment variable.`,
+  serve: `pscache serve
+
+Runs the daemon on 127.0.0.1 (and ::1) port PARAMETERS_SECRETS_EXTENSION_HTTP_PORT (default 2773).
+Configuration comes from environment variables only (see README.md). A token source is required:
+PARAMETERS_SECRETS_EXTENSION_TOKEN (a value or file:///path), else AWS_SESSION_TOKEN, else
+AWS_CONTAINER_AUTHORIZATION_TOKEN. Stops cleanly on SIGTERM or SIGINT.`,
+  dev: `pscache dev [--store FILE] [--port N] [--emulator-port N]
+
+Runs the daemon together with the built-in AWS emulator seeded from FILE (default: the example store
+shipped with pscache), with generated credentials and a generated token (unless
+PARAMETERS_SECRETS_EXTENSION_TOKEN is set), and prints ready-to-paste curl lines. No AWS account needed.
+  --store FILE          emulator store (JSON)
+  --port N              daemon port (default PARAMETERS_SECRETS_EXTENSION_HTTP_PORT or 2773)
+  --emulator-port N     emulator port (default: any free port)`,
+  emulator: `pscache emulator [--store FILE] [--port N]
+
+Runs the AWS JSON 1.1 emulator for SSM Parameter Store and Secrets Manager on 127.0.0.1.
+Point an AWS SDK or the AWS CLI at it with --endpoint-url or AWS_ENDPOINT_URL. It accepts any
+credentials (no signature check) unless started by 'pscache dev'.
+  --store FILE          store to seed from (default: the example store shipped with pscache)
+  --port N              port (default 2774)`,
+};
+
+class UsageError extends Error {}
+
+type Flags = Record<string, string>;
+
+function parseFlags(args: string[], allowed: readonly string[]): Flags {
+  const flags: Flags = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    const name = eq === -1 ? a : a.slice(0, eq);
+    if (!allowed.includes(name)) {
+      throw new UsageError(`unknown argument ${JSON.stringify(a)}; allowed: ${allowed.join(', ') || 'none'}`);
+    }
+    const value = eq === -1 ? args[++i] : a.slice(eq + 1);
+    if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
+    flags[name] = value;
+  }
+  return flags;
+}
+
+function portFlag(flags: Flags, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 65535) {
+    throw new UsageError(`${name} ${JSON.stringify(v)} is invalid: must be a whole number from 1 to 65535`);
+  }
+  return Number(v);
+}
+
+/** The example store shipped beside the bundle (dist/../examples) or the source (src/../examples). */
+function defaultStore(): string {
+  const here = typeof __dirname === 'string' ? __dirname : dirname(new URL(import.meta.url).pathname);
+  for (const candidate of [
+    resolve(here, '../examples/store.json'),
+    resolve(here, '../../examples/store.json'),
+  ]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new UsageError('the example store was not found; pass --store FILE');
+}
+
+function storeFlag(flags: Flags): string {
+  const s = flags['--store'];
+  if (s === undefined) return defaultStore();
+  if (!existsSync(s)) throw new UsageError(`--store ${JSON.stringify(s)}: no such file`);
+  return resolve(s);
+}
+
+/** Runs until a signal; returns the exit code. */
+function untilSignal(stop: () => Promise<void>, log: Logger): Promise<number> {
+  return new Promise((done) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`received ${sig}, stopping`);
+      stop().then(
+        () => done(0),
+        () => done(1),
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}
+
+const SIDECAR_GRACE_MS = 3000;
+
+async function serve(args: string[]): Promise<number> {
+  parseFlags(args, []);
+  const config = loadConfig(process.env);
+  const log = createLogger(config.logLevel, config.logFormat);
+  if (config.token === undefined) {
+    throw new ConfigError(
+      'PARAMETERS_SECRETS_EXTENSION_TOKEN',
+      undefined,
+      'no token source: set PARAMETERS_SECRETS_EXTENSION_TOKEN to a value or file:///path (inside Lambda, AWS_SESSION_TOKEN is used)',
+    );
+  }
+  const daemon = await startDaemon(config, log);
+  return untilSignal(() => daemon.stop(SIDECAR_GRACE_MS), log);
+}
+
+async function emulator(args: string[]): Promise<number> {
+  const flags = parseFlags(args, ['--store', '--port']);
+  const port = portFlag(flags, '--port') ?? 2774;
+  const store = storeFlag(flags);
+  const { startEmulator } = await import('./emulator/index.ts');
+  const emu = await startEmulator({ port, store });
+  process.stdout.write(`pscache emulator listening on ${emu.url} (store: ${store})\n`);
+  const log = createLogger('info', 'text');
+  return untilSignal(() => emu.close(), log);
+}
+
+async function dev(args: string[]): Promise<number> {
+  const flags = parseFlags(args, ['--store', '--port', '--emulator-port']);
+  const store = storeFlag(flags);
+  const port = portFlag(flags, '--port');
+  const emulatorPort = portFlag(flags, '--emulator-port') ?? 0;
+  // Validate the user's environment first, so a bad value is reported before anything starts.
+  const userConfig = loadConfig(process.env);
+
+  const credentials = {
+    accessKeyId: `AKIAPSCACHEDEV${randomBytes(3).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
+  const { startEmulator } = await import('./emulator/index.ts');
+  const emu = await startEmulator({ port: emulatorPort, store, credentials: [credentials] });
+  const ownToken = userConfig.tokenSource?.startsWith(ENV.token) ? userConfig.token : undefined;
+  const token = ownToken || randomBytes(24).toString('base64url');
+  let config: Config;
+  try {
+    config = loadConfig({
+      ...process.env,
+      ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
+      PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+      AWS_ENDPOINT_URL: emu.url,
+      AWS_ENDPOINT_URL_SSM: undefined,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
+    });
+  } catch (e) {
+    await emu.close();
+    throw e;
+  }
+  const log = createLogger(config.logLevel, config.logFormat);
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (e) {
+    await emu.close();
+    throw e;
+  }
+  process.stdout.write(devBanner(config.port, emu.url, store, ownToken ? undefined : token));
+  return untilSignal(async () => {
+    await daemon.stop(SIDECAR_GRACE_MS);
+    await emu.close();
+  }, log);
+}
+
+function devBanner(port: number, emulatorUrl: string, store: string, token: string | undefined): string {
+  const t = token ?? '$PARAMETERS_SECRETS_EXTENSION_TOKEN';
+  const base = `http://localhost:${port}`;
+  const h = `-H "X-Aws-Parameters-Secrets-Token: ${t}"`;
+  return `
+pscache dev: daemon on ${base}, emulator on ${emulatorUrl}
+store: ${store}
+token: ${token ?? '(from PARAMETERS_SECRETS_EXTENSION_TOKEN)'}
+
+Try:
+  curl -s ${base}/ping
+  curl -s ${h} '${base}/systemsmanager/parameters/get?name=%2Fmyapp%2Fapi-endpoint'
+  curl -s ${h} '${base}/systemsmanager/parameters/get?name=%2Fmyapp%2Fdb%2Fpassword&withDecryption=true'
+  curl -s ${h} '${base}/secretsmanager/get?secretId=prod%2Fdb%2Fpassword'
+  curl -s ${h} '${base}/secretsmanager/get?secretId=prod%2Frotating%2Ftoken&versionStage=AWSPREVIOUS'
+  curl -si ${h} '${base}/secretsmanager/get?secretId=does-not-exist'
+
+Point an AWS SDK or CLI at the emulator with AWS_ENDPOINT_URL=${emulatorUrl}
+Press Ctrl+C to stop.
+`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE['main']}\n`);
+    return command === undefined ? 1 : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const usage = USAGE[command];
+  if (usage === undefined || command === 'main') {
+    process.stderr.write(`pscache: unknown command ${JSON.stringify(command)}; run pscache --help\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  try {
+    if (command === 'serve') return await serve(rest);
+    if (command === 'dev') return await dev(rest);
+    return await emulator(rest);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError) {
+      process.stderr.write(`pscache: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`pscache: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  // Exit explicitly: the servers are closed by now, and pipes to stdout/stderr are synchronous on Linux.
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`pscache: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

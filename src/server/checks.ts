@@ -1,0 +1,75 @@
+// Request checks that guard the cache: SSRF/DNS-rebinding defences and the token, compared in constant time.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { HttpError } from '../errors.ts';
+
+export const TOKEN_HEADER = 'x-aws-parameters-secrets-token';
+
+const FORWARDING = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
+
+/** Rejects requests relayed by a proxy or aimed at a non-loopback name (DNS rebinding). */
+export function checkOrigin(headers: IncomingHttpHeaders): void {
+  for (const h of FORWARDING) {
+    if (headers[h] !== undefined) {
+      throw new HttpError(400, 'ForwardedRequest', `requests carrying a ${h} header are refused`);
+    }
+  }
+  const host = headers.host;
+  if (host !== undefined && !isLoopbackHost(host)) {
+    throw new HttpError(
+      400,
+      'BadHost',
+      'the Host header must name a loopback address (localhost, 127.0.0.1, [::1])',
+    );
+  }
+}
+
+/** localhost, *.localhost, 127.0.0.0/8 and [::1], each with an optional port. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase();
+  let name: string;
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    if (end === -1) return false;
+    name = h.slice(1, end);
+    if (!validPort(h.slice(end + 1))) return false;
+    return name === '::1' || name === '0:0:0:0:0:0:0:1';
+  }
+  const colon = h.indexOf(':');
+  name = colon === -1 ? h : h.slice(0, colon);
+  if (colon !== -1 && !validPort(h.slice(colon))) return false;
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(name);
+  return m !== null && m.slice(1).every((o) => Number(o) <= 255);
+}
+
+function validPort(rest: string): boolean {
+  if (rest === '') return true;
+  return /^:\d{1,5}$/.test(rest) && Number(rest.slice(1)) <= 65535;
+}
+
+/** Compares digests so neither the length nor a matching prefix of the expected token shows in timing. */
+export class TokenCheck {
+  private readonly expected: Buffer | undefined;
+
+  constructor(token: string | undefined) {
+    this.expected = token ? digest(token) : undefined;
+  }
+
+  check(headers: IncomingHttpHeaders): void {
+    const raw = headers[TOKEN_HEADER];
+    // Node joins repeated custom headers with ", "; an array would only come from set-cookie-like headers.
+    const given = Array.isArray(raw) ? raw.join(', ') : raw;
+    if (given === undefined || given === '') {
+      throw new HttpError(401, 'Unauthorized', 'missing X-Aws-Parameters-Secrets-Token header');
+    }
+    // A repeated token arrives joined ("t, t") and so never matches.
+    const ok = this.expected !== undefined && timingSafeEqual(digest(given), this.expected);
+    if (!ok)
+      throw new HttpError(401, 'Unauthorized', 'the X-Aws-Parameters-Secrets-Token header is not valid');
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}

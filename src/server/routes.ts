@@ -1,0 +1,159 @@
+// Route table and query parsing: a request target -> a typed ItemRequest, or an HttpError (404/400).
+import { badRequest, HttpError } from '../errors.ts';
+import type { ItemRequest } from '../items.ts';
+
+export const MAX_NAME_LENGTH = 2048;
+
+export type Route =
+  | { kind: 'ping' }
+  | { kind: 'root' }
+  | { kind: 'item'; route: string; parse: (q: Query) => ItemRequest };
+
+/** Query parameters in order of appearance (order matters: the first of version/label wins). */
+export type Query = Array<[string, string]>;
+
+/** Strict query parsing: a malformed percent-escape is a 400, not a silent substitution. */
+export function parseQuery(search: string): Query {
+  const out: Query = [];
+  if (search === '') return out;
+  for (const part of search.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const rawKey = eq === -1 ? part : part.slice(0, eq);
+    const rawValue = eq === -1 ? '' : part.slice(eq + 1);
+    out.push([decode(rawKey), decode(rawValue)]);
+  }
+  return out;
+}
+
+function decode(s: string): string {
+  if (!s.includes('%') && !s.includes('+')) return s;
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    throw badRequest('the query string has a malformed percent-encoding');
+  }
+}
+
+/** Collects single-valued parameters, rejecting unknown and repeated ones. */
+function single(q: Query, allowed: readonly string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const [k, v] of q) {
+    if (!allowed.includes(k)) {
+      throw badRequest(`unknown query parameter ${JSON.stringify(k)}; allowed: ${allowed.join(', ')}`);
+    }
+    if (m.has(k)) throw badRequest(`query parameter ${k} is given more than once`);
+    m.set(k, v);
+  }
+  return m;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function name(value: string | undefined, param: string): string {
+  if (value === undefined) throw badRequest(`query parameter ${param} is required`);
+  if (value === '') throw badRequest(`query parameter ${param} must not be empty`);
+  if (value.length > MAX_NAME_LENGTH) {
+    throw badRequest(`query parameter ${param} is longer than ${MAX_NAME_LENGTH} characters`);
+  }
+  if (CONTROL.test(value)) throw badRequest(`query parameter ${param} contains control characters`);
+  return value;
+}
+
+function optional(
+  value: string | undefined,
+  param: string,
+  max: number,
+  pattern?: RegExp,
+): string | undefined {
+  if (value === undefined) return undefined;
+  if (value === '') throw badRequest(`query parameter ${param} must not be empty`);
+  if (value.length > max) throw badRequest(`query parameter ${param} is longer than ${max} characters`);
+  if (CONTROL.test(value)) throw badRequest(`query parameter ${param} contains control characters`);
+  if (pattern && !pattern.test(value)) throw badRequest(`query parameter ${param} is not valid`);
+  return value;
+}
+
+function boolean(value: string | undefined, param: string): boolean {
+  if (value === undefined) return false;
+  const t = value.toLowerCase();
+  if (t === 'true') return true;
+  if (t === 'false') return false;
+  throw badRequest(`query parameter ${param} must be true or false`);
+}
+
+const SSM_PARAMS = ['name', 'version', 'label', 'withDecryption'] as const;
+
+function parseParameter(q: Query): ItemRequest {
+  const m = single(q, SSM_PARAMS);
+  // Both version and label: the one placed first in the query string wins (documented original behaviour).
+  let selector: 'version' | 'label' | undefined;
+  for (const [k] of q) {
+    if (k === 'version' || k === 'label') {
+      selector = k;
+      break;
+    }
+  }
+  const version =
+    selector === 'version'
+      ? optional(m.get('version'), 'version', 19, /^[1-9][0-9]*$/) // a positive whole number
+      : undefined;
+  if (selector === 'version' && version !== undefined && !Number.isSafeInteger(Number(version))) {
+    throw badRequest('query parameter version is not valid');
+  }
+  const label = selector === 'label' ? optional(m.get('label'), 'label', 100) : undefined;
+  return {
+    service: 'ssm',
+    name: name(m.get('name'), 'name'),
+    ...(version !== undefined ? { version } : {}),
+    ...(label !== undefined ? { label } : {}),
+    withDecryption: boolean(m.get('withDecryption'), 'withDecryption'),
+  };
+}
+
+const SECRET_PARAMS = ['secretId', 'versionId', 'versionStage'] as const;
+
+function secretRequest(secretId: string, m: Map<string, string>): ItemRequest {
+  const versionId = optional(m.get('versionId'), 'versionId', 64);
+  const versionStage = optional(m.get('versionStage'), 'versionStage', 256);
+  return {
+    service: 'secretsmanager',
+    secretId,
+    ...(versionId !== undefined ? { versionId } : {}),
+    ...(versionStage !== undefined ? { versionStage } : {}),
+  };
+}
+
+function parseSecret(q: Query): ItemRequest {
+  const m = single(q, SECRET_PARAMS);
+  return secretRequest(name(m.get('secretId'), 'secretId'), m);
+}
+
+/** The article's alias takes `name` (or `secretId`), never both. */
+function parseSecretAlias(q: Query): ItemRequest {
+  const m = single(q, ['name', ...SECRET_PARAMS]);
+  if (m.has('name') && m.has('secretId')) throw badRequest('give either name or secretId, not both');
+  const id = m.has('name') ? name(m.get('name'), 'name') : name(m.get('secretId'), 'secretId');
+  return secretRequest(id, m);
+}
+
+const ROUTES = new Map<string, Route>([
+  ['/ping', { kind: 'ping' }],
+  ['/', { kind: 'root' }],
+  ['/systemsmanager/parameters/get', { kind: 'item', route: 'ssm', parse: parseParameter }],
+  ['/secretsmanager/get', { kind: 'item', route: 'secretsmanager', parse: parseSecret }],
+  ['/parameters/get', { kind: 'item', route: 'ssm-alias', parse: parseParameter }],
+  ['/secrets/get', { kind: 'item', route: 'secretsmanager-alias', parse: parseSecretAlias }],
+]);
+
+/** Looks a path up; a single trailing slash is accepted on every route (AWS's own samples use one). */
+export function findRoute(path: string): Route | undefined {
+  const exact = ROUTES.get(path);
+  if (exact) return exact;
+  if (path.length > 1 && path.endsWith('/')) return ROUTES.get(path.slice(0, -1));
+  return undefined;
+}
+
+export const notFoundRoute = () =>
+  new HttpError(404, 'NotFound', 'no such route; see the pscache README for the HTTP API');

@@ -1,0 +1,198 @@
+// Configuration: defaults, precedence, aliases, and a one-line error naming the variable for every bad value.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { runPscache, TEST_TOKEN } from './helpers/daemon.ts';
+
+const base = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, AWS_REGION: 'us-east-1' };
+
+describe('config defaults', () => {
+  test('match the official extension', () => {
+    const c = loadConfig(base);
+    assert.equal(c.port, 2773);
+    assert.equal(c.cacheEnabled, true);
+    assert.equal(c.cacheSize, 1000);
+    assert.deepEqual(c.ttlMs, { ssm: 300_000, secretsmanager: 300_000 });
+    assert.deepEqual(c.timeoutMs, { ssm: 0, secretsmanager: 0 });
+    assert.equal(c.maxConnections, 3);
+    assert.equal(c.logLevel, 'info');
+    assert.equal(c.logFormat, 'text');
+    assert.equal(c.cacheMaxBytes, 1000 * 1024 * 1024);
+    assert.equal(c.staleIfErrorMs, 300_000);
+    assert.equal(c.maxInboundConnections, 1024);
+    assert.equal(c.batchWindowMs, 2);
+    assert.deepEqual(c.prefetch, []);
+  });
+});
+
+describe('config precedence and aliases', () => {
+  test("the article's single TTL applies where the per-service variable is unset", () => {
+    const c = loadConfig({
+      ...base,
+      PARAMETERS_SECRETS_EXTENSION_TTL_SECS: '3600',
+      SECRETS_MANAGER_TTL: '60',
+    });
+    assert.deepEqual(c.ttlMs, { ssm: 3_600_000, secretsmanager: 60_000 });
+  });
+  test('TTLs above the original 300 s cap are accepted up to 86400', () => {
+    assert.equal(loadConfig({ ...base, SSM_PARAMETER_STORE_TTL: '86400' }).ttlMs.ssm, 86_400_000);
+  });
+  test('CACHE_SIZE=0 or CACHE_ENABLED=false disable the cache; booleans in any case', () => {
+    assert.equal(loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '0' }).cacheEnabled, false);
+    assert.equal(
+      loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED: 'FALSE' }).cacheEnabled,
+      false,
+    );
+    assert.equal(
+      loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED: 'True' }).cacheEnabled,
+      true,
+    );
+  });
+  test('log level falls back to AWS_LAMBDA_LOG_LEVEL and is case-insensitive', () => {
+    assert.equal(loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'DEBUG' }).logLevel, 'debug');
+    assert.equal(loadConfig({ ...base, AWS_LAMBDA_LOG_LEVEL: 'TRACE' }).logLevel, 'debug');
+    assert.equal(
+      loadConfig({ ...base, AWS_LAMBDA_LOG_LEVEL: 'debug', PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'warn' })
+        .logLevel,
+      'warn',
+    );
+    assert.equal(loadConfig({ ...base, AWS_LAMBDA_LOG_FORMAT: 'JSON' }).logFormat, 'json');
+  });
+  test('MAX_CACHE_SIZE (MB) is capped at half the function memory', () => {
+    const c = loadConfig({ ...base, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '128' });
+    assert.equal(c.cacheMaxBytes, 64 * 1024 * 1024);
+    assert.equal(
+      loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE: '5' }).cacheMaxBytes,
+      5 << 20,
+    );
+  });
+  test('token: explicit value, file:// value, then AWS_SESSION_TOKEN, then the container token', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pscache-cfg-'));
+    const file = join(dir, 'token');
+    writeFileSync(file, 'from-file\n');
+    assert.equal(loadConfig({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }).token, 'from-file');
+    assert.equal(loadConfig({ PARAMETERS_SECRETS_EXTENSION_TOKEN: 'a', AWS_SESSION_TOKEN: 'b' }).token, 'a');
+    const s = loadConfig({ AWS_SESSION_TOKEN: 'b', AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' });
+    assert.equal(s.token, 'b');
+    assert.equal(s.tokenSource, 'AWS_SESSION_TOKEN');
+    assert.equal(loadConfig({ AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' }).token, 'c');
+    assert.equal(loadConfig({}).token, undefined);
+  });
+  test('endpoint overrides: per service over the general one', () => {
+    const c = loadConfig({
+      ...base,
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:1/',
+      AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:2/',
+    });
+    assert.equal(c.aws.endpoints.ssm, 'http://127.0.0.1:2/');
+    assert.equal(c.aws.endpoints.secretsmanager, 'http://127.0.0.1:1/');
+  });
+  test('prefetch list parses both services', () => {
+    assert.deepEqual(
+      loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/a/b, secretsmanager:prod/db' })
+        .prefetch,
+      [
+        { service: 'ssm', id: '/a/b' },
+        { service: 'secretsmanager', id: 'prod/db' },
+      ],
+    );
+  });
+  test('SnapStart is detected', () => {
+    assert.equal(
+      loadConfig({ ...base, AWS_LAMBDA_INITIALIZATION_TYPE: 'snap-start' }).lambda.snapStart,
+      true,
+    );
+  });
+});
+
+/** Every variable with values that must be refused, and a phrase of the allowed range. */
+const BAD: Array<[string, string[], string]> = [
+  ['PARAMETERS_SECRETS_EXTENSION_HTTP_PORT', ['0', '70000', 'abc', '-1', '80.5'], '1 to 65535'],
+  ['PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE', ['-1', '100001', 'ten'], '0 to 100000'],
+  ['PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED', ['yes', '1'], 'true or false'],
+  ['PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE', ['0', '-5', '1MB'], '1 to 1048576'],
+  ['SSM_PARAMETER_STORE_TTL', ['abc', '-1', '86401', '5m'], '0 to 86400'],
+  ['SECRETS_MANAGER_TTL', ['x', '90000'], '0 to 86400'],
+  ['PARAMETERS_SECRETS_EXTENSION_TTL_SECS', ['1h', '100000'], '0 to 86400'],
+  ['SSM_PARAMETER_STORE_TIMEOUT_MILLIS', ['-1', 'fast'], '0 to 2147483647'],
+  ['SECRETS_MANAGER_TIMEOUT_MILLIS', ['1.5', '99999999999'], '0 to 2147483647'],
+  ['PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS', ['0', '1001', 'many'], '1 to 1000'],
+  ['PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL', ['verbose', 'trace'], 'debug, info, warn, error, none'],
+  ['AWS_LAMBDA_LOG_LEVEL', ['loud'], 'TRACE, DEBUG, INFO, WARN, ERROR, FATAL'],
+  ['AWS_LAMBDA_LOG_FORMAT', ['xml'], 'JSON or Text'],
+  ['PARAMETERS_SECRETS_EXTENSION_PREFETCH', ['params:/a', 'ssm:'], 'ssm:NAME or secretsmanager:ID'],
+  ['PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR', ['-1', 'forever'], '0 to 86400'],
+  ['PARAMETERS_SECRETS_EXTENSION_MAX_INBOUND_CONNECTIONS', ['0', '70000'], '1 to 65535'],
+  ['PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS', ['101', '-2'], '0 to 100'],
+  ['AWS_ENDPOINT_URL', ['not a url', 'ftp://x'], 'http:// or https://'],
+  ['AWS_ENDPOINT_URL_SSM', ['localhost:4566'], 'http:// or https://'],
+  ['AWS_ENDPOINT_URL_SECRETS_MANAGER', ['::'], 'http:// or https://'],
+  ['AWS_USE_FIPS_ENDPOINT', ['maybe'], 'true or false'],
+  ['AWS_USE_DUALSTACK_ENDPOINT', ['2'], 'true or false'],
+  ['AWS_REGION', ['US EAST'], 'Region name'],
+  ['AWS_LAMBDA_FUNCTION_MEMORY_SIZE', ['lots'], '1 to 1048576'],
+  ['PARAMETERS_SECRETS_EXTENSION_TOKEN', ['file:///nonexistent/pscache-token'], 'could not be read'],
+];
+
+describe('bad values are refused with a message naming the variable, the value and what is allowed', () => {
+  for (const [name, values, allowed] of BAD) {
+    test(name, () => {
+      for (const value of values) {
+        assert.throws(
+          () => loadConfig({ ...base, [name]: value }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError, `${name}=${value} should be a ConfigError`);
+            assert.equal(e.variable, name);
+            assert.match(e.message, new RegExp(`^${name}=`));
+            assert.ok(e.message.includes(JSON.stringify(value)), `message shows the value: ${e.message}`);
+            assert.ok(e.message.includes(allowed), `message says what is allowed: ${e.message}`);
+            return true;
+          },
+        );
+      }
+    });
+  }
+});
+
+describe('pscache serve refuses to start on bad configuration', () => {
+  test('one line on stderr naming the variable, exit code 2, for every variable', async () => {
+    // One real process per variable: the CLI path is what users see.
+    await Promise.all(
+      BAD.map(async ([name, [value], allowed]) => {
+        const r = await runPscache(['serve'], { ...base, [name]: value! });
+        assert.equal(r.code, 2, `${name}: exit code`);
+        const lines = r.stderr.trim().split('\n');
+        assert.equal(lines.length, 1, `${name}: exactly one line, got ${r.stderr}`);
+        assert.ok(lines[0]!.startsWith(`pscache: ${name}=`), lines[0]);
+        assert.ok(lines[0]!.includes(allowed), lines[0]);
+      }),
+    );
+  });
+  test('no token source: serve refuses and says how to set one', async () => {
+    const r = await runPscache(['serve'], { AWS_REGION: 'us-east-1' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /PARAMETERS_SECRETS_EXTENSION_TOKEN/);
+    assert.match(r.stderr, /file:\/\//);
+  });
+  test('a bad flag names itself', async () => {
+    const r = await runPscache(['dev', '--port', '0'], {});
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--port "0" is invalid: must be a whole number from 1 to 65535/);
+    const u = await runPscache(['serve', '--bogus'], base);
+    assert.equal(u.code, 2);
+    assert.match(u.stderr, /unknown argument "--bogus"/);
+  });
+  test('--help works for every command', async () => {
+    for (const cmd of ['serve', 'dev', 'emulator']) {
+      const r = await runPscache([cmd, '--help'], {});
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, new RegExp(`pscache ${cmd}`));
+    }
+    const top = await runPscache(['--help'], {});
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /pscache serve/);
+  });
+});

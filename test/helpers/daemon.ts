@@ -1,0 +1,200 @@
+// Runs the real bundled daemon (dist/pscache.cjs) as a child process and talks to it over loopback HTTP.
+// On stop, every line it printed is checked for the token and the known secret values.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BUNDLE = `${ROOT}dist/pscache.cjs`;
+
+export const TEST_TOKEN = 'test-token-7f3a9c1e-never-logged';
+export const TEST_CREDENTIALS = {
+  accessKeyId: 'AKIAPSCACHETEST00001',
+  secretAccessKey: 'pscache/test/secret/access/key/never-logged',
+};
+
+/** Strings that must never appear in any output: the token, credentials and secret values used in tests. */
+export const SENSITIVE = new Set<string>([TEST_TOKEN, TEST_CREDENTIALS.secretAccessKey]);
+
+/** A port that was free a moment ago (the daemon refuses port 0 by design). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export interface RequestOptions {
+  token?: string | null;
+  headers?: Record<string, string>;
+  method?: string;
+  host?: string;
+  timeoutMs?: number;
+}
+
+/** One HTTP request on a fresh connection; `token: null` sends none, undefined sends the test token. */
+export function httpGet(port: number, path: string, opts: RequestOptions = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...opts.headers };
+    if (opts.token !== null) headers['X-Aws-Parameters-Secrets-Token'] = opts.token ?? TEST_TOKEN;
+    if (opts.host !== undefined) headers['Host'] = opts.host;
+    const req = request(
+      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(opts.timeoutMs ?? 15000, () => req.destroy(new Error(`request to ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface RunningProcess {
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Everything printed so far on stdout and stderr. */
+  output(): string;
+  get(path: string, opts?: RequestOptions): Promise<Reply>;
+  /** Sends a signal and waits for exit; asserts nothing sensitive was printed. */
+  stop(
+    signal?: NodeJS.Signals,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Environment for a daemon pointed at an emulator, with the test token and credentials. */
+export function daemonEnv(emulatorUrl: string, port: number, extra: Record<string, string> = {}) {
+  return {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL: emulatorUrl,
+    PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
+    PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+    ...extra,
+  };
+}
+
+export function assertNothingSensitive(output: string): void {
+  for (const s of SENSITIVE) {
+    if (s.length >= 6 && output.includes(s)) {
+      throw new Error('a secret value or the token appeared in the process output');
+    }
+  }
+}
+
+/**
+ * Spawns `pscache <args>` with exactly `env` (plus PATH), waits until /ping answers 200 (or until it
+ * exits, which rejects with its output).
+ */
+export async function spawnPscache(
+  args: string[],
+  env: Record<string, string>,
+  opts: { port?: number; waitForPing?: boolean } = {},
+): Promise<RunningProcess> {
+  const port = opts.port ?? Number(env['PARAMETERS_SECRETS_EXTENSION_HTTP_PORT'] ?? 2773);
+  const child = spawn(process.execPath, [BUNDLE, ...args], {
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  const proc: RunningProcess = {
+    port,
+    child,
+    output: () => out,
+    get: (path, o) => httpGet(port, path, o),
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (!done) child.kill(signal);
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10000);
+      const r = await exited;
+      clearTimeout(killer);
+      // Let the pipes drain.
+      await new Promise((res) => setImmediate(res));
+      assertNothingSensitive(out);
+      return { ...r, output: out };
+    },
+  };
+  if (opts.waitForPing === false) return proc;
+  const deadline = Date.now() + 15000;
+  while (Date.now() < deadline) {
+    if (done) {
+      const r = await exited;
+      throw new Error(`pscache exited early (code ${r.code}):\n${out}`);
+    }
+    try {
+      const r = await httpGet(port, '/ping', { token: null, timeoutMs: 1000 });
+      if (r.status === 200) return proc;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`pscache did not answer /ping within 15 s:\n${out}`);
+}
+
+/** Runs pscache to completion (for commands that should fail fast). */
+export function runPscache(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 10000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BUNDLE, ...args], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pscache ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
