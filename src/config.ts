@@ -301,6 +301,47 @@ function awsConfig(env: Env): AwsConfig {
   };
 }
 
+export interface LambdaSettings {
+  /** host:port of the Lambda Runtime API when running as an extension. */
+  runtimeApi: string | undefined;
+  snapStart: boolean;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+}
+
+/**
+ * What the Lambda lifecycle needs even when the rest of the configuration is invalid: it must still
+ * register and report the error through init/error, in the log format the function asked for. Never
+ * throws; a bad log variable falls back to the default here and is reported by loadConfig.
+ */
+export function lambdaSettings(env: Env): LambdaSettings {
+  const fallback = <T>(f: () => T, value: T): T => {
+    try {
+      return f();
+    } catch {
+      return value;
+    }
+  };
+  return {
+    runtimeApi: read(env, 'AWS_LAMBDA_RUNTIME_API')?.trim(),
+    snapStart: read(env, 'AWS_LAMBDA_INITIALIZATION_TYPE')?.trim().toLowerCase() === 'snap-start',
+    logLevel: fallback(() => logLevel(env), 'info'),
+    logFormat: fallback(() => logFormat(env), 'text'),
+  };
+}
+
+/** `serve` needs a token source; the error says how to set one. */
+export function requireToken(config: Config): string {
+  if (config.token === undefined) {
+    throw new ConfigError(
+      ENV.token,
+      undefined,
+      'no token source: set PARAMETERS_SECRETS_EXTENSION_TOKEN to a value or file:///path (inside Lambda, AWS_SESSION_TOKEN is used)',
+    );
+  }
+  return config.token;
+}
+
 /** Turns an environment into a Config, or throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env): Config {
   const notes: string[] = [];
@@ -325,7 +366,7 @@ export function loadConfig(env: Env): Config {
   }
 
   const { token: tok, source } = token(env);
-  const initType = read(env, 'AWS_LAMBDA_INITIALIZATION_TYPE');
+  const lambda = lambdaSettings(env);
 
   return {
     port: int(env, ENV.port, 1, 65535, 2773),
@@ -348,8 +389,8 @@ export function loadConfig(env: Env): Config {
     tokenSource: source,
     aws: awsConfig(env),
     lambda: {
-      runtimeApi: read(env, 'AWS_LAMBDA_RUNTIME_API')?.trim(),
-      snapStart: initType?.trim().toLowerCase() === 'snap-start',
+      runtimeApi: lambda.runtimeApi,
+      snapStart: lambda.snapStart,
       functionMemoryMb,
     },
     notes,

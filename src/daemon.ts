@@ -1,10 +1,12 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
 import { createUpstream, type Upstream } from './aws/index.ts';
-import type { CallObserver } from './aws/types.ts';
+import { type CallObserver, UpstreamError } from './aws/types.ts';
 import { cacheOptionsFrom, ItemCache } from './cache.ts';
-import type { Config } from './config.ts';
-import { createLoader } from './items.ts';
+import { Collections } from './collections.ts';
+import type { Config, PrefetchItem } from './config.ts';
+import { createLoader, type ItemRequest, itemName } from './items.ts';
 import type { Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
 import { PscacheServer } from './server/index.ts';
 import { VERSION } from './version.ts';
 
@@ -12,22 +14,38 @@ export interface Daemon {
   readonly server: PscacheServer;
   readonly cache: ItemCache;
   readonly upstream: Upstream;
+  readonly metrics: Metrics;
+  /** Settles when PARAMETERS_SECRETS_EXTENSION_PREFETCH has been fetched (failures are logged, not thrown). */
+  readonly prefetched: Promise<void>;
   /** Stops accepting, answers what is in flight (up to graceMs), logs the summary line. */
   stop(graceMs: number): Promise<void>;
 }
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   for (const note of config.notes) log.info(note);
-  const observer: CallObserver | undefined = log.enabled('debug')
-    ? (e) => log.debug('upstream call', { ...e, ms: Math.round(e.ms * 100) / 100 })
-    : undefined;
+  const metrics = new Metrics();
+  const observer: CallObserver = log.enabled('debug')
+    ? (e) => {
+        metrics.observer(e);
+        log.debug('upstream call', { ...e, ms: Math.round(e.ms * 100) / 100 });
+      }
+    : metrics.observer;
   const upstream = createUpstream(config, log, observer);
-  const cache = new ItemCache(cacheOptionsFrom(config, createLoader(upstream)));
+  const cache = new ItemCache({
+    ...cacheOptionsFrom(config, createLoader(upstream, { batchWindowMs: config.batchWindowMs, log })),
+    onBackgroundError: (e, r) =>
+      log.debug('background refresh failed', {
+        name: itemName(r),
+        code: e instanceof UpstreamError ? e.code : 'InternalError',
+      }),
+  });
   const server = new PscacheServer({
     port: config.port,
     token: config.token,
     maxInboundConnections: config.maxInboundConnections,
     cache,
+    collections: new Collections(cache, upstream),
+    metrics,
     log,
     version: VERSION,
   });
@@ -54,11 +72,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       max_inbound_connections: config.maxInboundConnections,
     });
   }
+  const prefetched = prefetch(config.prefetch, cache, log);
   let stopping: Promise<void> | undefined;
   return {
     server,
     cache,
     upstream,
+    metrics,
+    prefetched,
     stop(graceMs) {
       stopping ??= (async () => {
         await server.close(graceMs);
@@ -70,10 +91,38 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
           misses: s.misses,
           upstream_calls: s.upstreamCalls,
           errors: s.errors,
+          stale: s.stale,
           evictions: s.evictions,
         });
       })();
       return stopping;
     },
   };
+}
+
+/**
+ * Fetches the configured items at once, so the batcher groups them into GetParameters /
+ * BatchGetSecretValue calls; a request arriving meanwhile joins the in-flight fetch of its key.
+ * Parameters are fetched decrypted; a non-SecureString is then cached for both withDecryption values.
+ */
+async function prefetch(items: PrefetchItem[], cache: ItemCache, log: Logger): Promise<void> {
+  if (items.length === 0) return;
+  const requests: ItemRequest[] = items.map((i) =>
+    i.service === 'ssm'
+      ? { service: 'ssm', name: i.id, withDecryption: true }
+      : { service: 'secretsmanager', secretId: i.id },
+  );
+  const results = await Promise.allSettled(requests.map((r) => cache.get(r)));
+  let failed = 0;
+  results.forEach((res, i) => {
+    if (res.status === 'fulfilled') return;
+    failed++;
+    const e = res.reason;
+    log.debug('prefetch failed', {
+      name: itemName(requests[i]!),
+      code: e instanceof UpstreamError ? e.code : 'InternalError',
+    });
+  });
+  if (failed > 0) log.warn('prefetch incomplete', { fetched: items.length - failed, failed });
+  else log.info('prefetch done', { items: items.length });
 }

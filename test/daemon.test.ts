@@ -85,7 +85,7 @@ describe('cache', () => {
     const cached = await d.get(param('/ttl/value'));
     assert.equal(cached.headers['x-pscache'], 'hit');
     assert.equal(JSON.parse(cached.body).Parameter.Value, 'old');
-    await sleep(1100);
+    await sleep(1250); // TTL 1 s with up to +10% jitter
     const fresh = await d.get(param('/ttl/value'));
     assert.equal(fresh.headers['x-pscache'], 'miss');
     assert.equal(JSON.parse(fresh.body).Parameter.Value, 'new');

@@ -56,7 +56,7 @@ describe('query parsing', () => {
   const ssm = findRoute('/systemsmanager/parameters/get');
   const parse = (qs: string) => {
     assert.ok(ssm?.kind === 'item');
-    return ssm.parse(parseQuery(qs));
+    return ssm.parse(parseQuery(qs)).item;
   };
   test('percent-decoding and + as space', () => {
     assert.deepEqual(parseQuery('name=%2Fa%2Fb+c&x'), [
@@ -112,7 +112,25 @@ describe('query parsing', () => {
       () => r.parse(parseQuery('name=a&secretId=b')),
       (e: { status?: number }) => e.status === 400,
     );
-    assert.deepEqual(r.parse(parseQuery('name=a')), { service: 'secretsmanager', secretId: 'a' });
+    assert.deepEqual(r.parse(parseQuery('name=a')), {
+      item: { service: 'secretsmanager', secretId: 'a' },
+      opts: undefined,
+    });
+  });
+  test('refreshNow and ttl become cache options', () => {
+    assert.ok(ssm?.kind === 'item');
+    assert.deepEqual(ssm.parse(parseQuery('name=a&refreshNow=TRUE&ttl=60')).opts, {
+      refresh: true,
+      ttlMs: 60_000,
+    });
+    assert.deepEqual(ssm.parse(parseQuery('name=a&ttl=0')).opts, { ttlMs: 0 });
+    for (const bad of ['ttl=-1', 'ttl=86401', 'ttl=1.5', 'refreshNow=1', 'ttl=']) {
+      assert.throws(
+        () => ssm.parse(parseQuery(`name=a&${bad}`)),
+        (e: { status?: number }) => e.status === 400,
+        bad,
+      );
+    }
   });
   test('trailing slash is accepted; unknown paths are not routes', () => {
     assert.equal(findRoute('/systemsmanager/parameters/get/')?.kind, 'item');

@@ -28,6 +28,12 @@ export interface AwsJsonClientOptions {
 }
 
 /** Larger bodies are cut off: no answer of these operations comes close (a secret is at most 64 KB). */
+/** Per-call overrides. */
+export interface CallOptions {
+  /** Attempts for this call (stale-if-error refetches use 1: the caller is served the old value instead). */
+  maxAttempts?: number;
+}
+
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 const TARGET_PREFIX: Record<Service, string> = { ssm: 'AmazonSSM', secretsmanager: 'secretsmanager' };
@@ -140,8 +146,9 @@ export class AwsJsonClient {
   }
 
   /** Calls `<prefix>.<operation>` with `input` as the JSON body; resolves to the JSON object answered. */
-  async call<T>(operation: string, input: unknown): Promise<T> {
+  async call<T>(operation: string, input: unknown, opts: CallOptions = {}): Promise<T> {
     const body = JSON.stringify(input ?? {});
+    const maxAttempts = Math.max(1, opts.maxAttempts ?? this.maxAttempts);
     let attempt = 0;
     let staleRetryLeft = true;
     let credentialRetryLeft = true;
@@ -179,14 +186,14 @@ export class AwsJsonClient {
       if (
         EXPIRED_CREDENTIALS.has(error.code) &&
         credentialRetryLeft &&
-        attempt < this.maxAttempts &&
+        attempt < maxAttempts &&
         this.credentials.invalidate()
       ) {
         credentialRetryLeft = false;
         this.log.info('upstream says the credentials expired; fetching new ones', { service: this.service });
         continue;
       }
-      if (!r.retryable || attempt >= this.maxAttempts) throw error;
+      if (!r.retryable || attempt >= maxAttempts) throw error;
       // Full jitter (AWS architecture blog "Exponential Backoff And Jitter").
       const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
       this.log.debug('upstream retry', {

@@ -6,7 +6,7 @@ import { type CredentialSource, createCredentialSource } from './credentials.ts'
 import { resolveEndpoint } from './endpoints.ts';
 import type { CallObserver, Service } from './types.ts';
 
-export { AwsJsonClient, type AwsJsonClientOptions, MAX_RESPONSE_BYTES } from './client.ts';
+export { AwsJsonClient, type AwsJsonClientOptions, type CallOptions, MAX_RESPONSE_BYTES } from './client.ts';
 export type { AwsCredentials, CredentialSource } from './credentials.ts';
 export { batchGetSecretValue, getSecretValue } from './secretsmanager.ts';
 export { getParameter, getParameters, getParametersByPath, parameterSelector } from './ssm.ts';

@@ -1,5 +1,5 @@
 // Secrets Manager operations pscache uses, with their answers checked before anyone trusts them.
-import type { AwsJsonClient } from './client.ts';
+import type { AwsJsonClient, CallOptions } from './client.ts';
 import { UpstreamError, type WireBatchSecretError, type WireSecretValue } from './types.ts';
 
 export interface GetSecretValueInput {
@@ -44,12 +44,17 @@ function isBatchError(v: unknown): v is WireBatchSecretError {
 export async function getSecretValue(
   client: AwsJsonClient,
   input: GetSecretValueInput,
+  opts?: CallOptions,
 ): Promise<WireSecretValue> {
-  const out = await client.call<unknown>('GetSecretValue', {
-    SecretId: input.secretId,
-    ...(input.versionId !== undefined ? { VersionId: input.versionId } : {}),
-    ...(input.versionStage !== undefined ? { VersionStage: input.versionStage } : {}),
-  });
+  const out = await client.call<unknown>(
+    'GetSecretValue',
+    {
+      SecretId: input.secretId,
+      ...(input.versionId !== undefined ? { VersionId: input.versionId } : {}),
+      ...(input.versionStage !== undefined ? { VersionStage: input.versionStage } : {}),
+    },
+    opts,
+  );
   if (!isSecretValue(out)) throw malformed('GetSecretValue', 'is not a secret value');
   return out;
 }

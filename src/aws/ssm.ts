@@ -1,5 +1,5 @@
 // SSM Parameter Store operations pscache uses, with their answers checked before anyone trusts them.
-import type { AwsJsonClient } from './client.ts';
+import type { AwsJsonClient, CallOptions } from './client.ts';
 import { UpstreamError, type WireParameter } from './types.ts';
 
 export interface GetParameterInput {
@@ -63,11 +63,16 @@ function parameterList(operation: string, v: unknown): WireParameter[] {
   return v;
 }
 
-export async function getParameter(client: AwsJsonClient, input: GetParameterInput): Promise<WireParameter> {
-  const out = await client.call<Record<string, unknown>>('GetParameter', {
-    Name: parameterSelector(input),
-    WithDecryption: input.withDecryption,
-  });
+export async function getParameter(
+  client: AwsJsonClient,
+  input: GetParameterInput,
+  opts?: CallOptions,
+): Promise<WireParameter> {
+  const out = await client.call<Record<string, unknown>>(
+    'GetParameter',
+    { Name: parameterSelector(input), WithDecryption: input.withDecryption },
+    opts,
+  );
   const p = out['Parameter'];
   if (!isParameter(p)) throw malformed('GetParameter', 'has no Parameter with a Name and a Type');
   return p;

@@ -4,9 +4,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Answer, ItemCache } from '../cache.ts';
+import type { Collections } from '../collections.ts';
 import { HttpError, toHttpError } from '../errors.ts';
-import { type ItemRequest, itemName } from '../items.ts';
+import { itemName } from '../items.ts';
 import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
 import { checkOrigin, TokenCheck } from './checks.ts';
 import { findRoute, notFoundRoute, parseQuery } from './routes.ts';
 
@@ -18,6 +20,8 @@ export interface ServerOptions {
   token: string | undefined;
   maxInboundConnections: number;
   cache: ItemCache;
+  collections: Collections;
+  metrics: Metrics;
   log: Logger;
   version: string;
   /** Listen on these addresses; default 127.0.0.1 and ::1 (when the host has IPv6). */
@@ -30,6 +34,21 @@ export interface RequestStats {
 }
 
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } as const;
+const TEXT = 'text/plain; charset=utf-8';
+const PROMETHEUS = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** One request on its way through the server. */
+interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  started: number;
+  /** Route label for metrics and logs: a fixed string from the route table, never a name. */
+  route: string;
+  /** What the request is about, for DEBUG logs only. */
+  name: string | undefined;
+  /** True once the request was handed to the cache (errors then carry X-Pscache: miss). */
+  upstream: boolean;
+}
 const OVER_LIMIT = Symbol('pscache.overLimit');
 
 type CountedSocket = Socket & { [OVER_LIMIT]?: boolean };
@@ -119,7 +138,14 @@ export class PscacheServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const started = performance.now();
+    const ctx: Ctx = {
+      req,
+      res,
+      started: performance.now(),
+      route: 'other',
+      name: undefined,
+      upstream: false,
+    };
     try {
       if ((req.socket as CountedSocket)[OVER_LIMIT]) {
         throw new HttpError(
@@ -140,115 +166,116 @@ export class PscacheServer {
         throw new HttpError(400, 'UriTooLong', `URL longer than ${MAX_URL_LENGTH}`);
       checkOrigin(req.headers);
       const q = url.indexOf('?');
-      const path = q === -1 ? url : url.slice(0, q);
-      const route = findRoute(path);
+      const route = findRoute(q === -1 ? url : url.slice(0, q));
       const isGet = req.method === 'GET' || req.method === 'HEAD';
       if (route?.kind === 'ping' || route?.kind === 'root') {
+        ctx.route = route.kind;
         if (!isGet) throw methodNotAllowed();
-        this.send(
-          req,
-          res,
-          200,
-          route.kind === 'ping' ? this.pingBody : this.rootBody,
-          'text/plain; charset=utf-8',
-        );
+        this.send(ctx, 200, route.kind === 'ping' ? this.pingBody : this.rootBody, TEXT);
         return;
       }
       this.tokenCheck.check(req.headers);
       if (!isGet) throw methodNotAllowed();
       if (!route) throw notFoundRoute();
-      const item = route.parse(parseQuery(q === -1 ? '' : url.slice(q + 1)));
-      const answer = this.opts.cache.get(item);
+      if (route.kind === 'metrics') {
+        ctx.route = 'metrics';
+        this.send(ctx, 200, Buffer.from(this.opts.metrics.render(this.opts.cache)), PROMETHEUS);
+        return;
+      }
+      ctx.route = route.route;
+      const query = parseQuery(q === -1 ? '' : url.slice(q + 1));
+      let answer: Answer | Promise<Answer>;
+      if (route.kind === 'item') {
+        const { item, opts } = route.parse(query);
+        ctx.name = itemName(item);
+        ctx.upstream = true;
+        answer = this.opts.cache.get(item, opts);
+      } else {
+        const c = route.parse(query);
+        ctx.name =
+          c.kind === 'ssm-path' ? c.path : `${c.kind === 'ssm-batch' ? c.names.length : c.ids.length} items`;
+        ctx.upstream = true;
+        answer = this.opts.collections.get(c);
+      }
       if (answer instanceof Promise) {
         this.pending.add(res);
         answer.then(
-          (a) => this.answer(req, res, item, route.route, a, started),
-          (e) => this.fail(req, res, toHttpError(e), item, route.route, started),
+          (a) => this.answer(ctx, a),
+          (e) => this.fail(ctx, toHttpError(e)),
         );
       } else {
-        this.answer(req, res, item, route.route, answer, started);
+        this.answer(ctx, answer);
       }
     } catch (e) {
-      this.fail(req, res, toHttpError(e), undefined, undefined, started);
+      this.fail(ctx, toHttpError(e));
     }
   }
 
-  private answer(
-    req: IncomingMessage,
-    res: ServerResponse,
-    item: ItemRequest,
-    route: string,
-    a: Answer,
-    started: number,
-  ): void {
+  private answer(ctx: Ctx, a: Answer): void {
+    const { req, res } = ctx;
     this.pending.delete(res);
     if (res.writableEnded) return; // already answered 503 by shutdown
-    this.count(200);
     res.writeHead(200, {
       ...JSON_HEADERS,
       'Content-Length': a.body.length,
       'X-Pscache': a.source,
     });
     res.end(req.method === 'HEAD' ? undefined : a.body);
+    this.count(ctx, 200);
     if (this.opts.log.enabled('debug')) {
       this.opts.log.debug('request', {
-        route,
-        name: itemName(item),
+        route: ctx.route,
+        name: ctx.name,
         result: a.source,
         status: 200,
-        ms: round(performance.now() - started),
+        ms: round(performance.now() - ctx.started),
         upstream_ms: a.upstreamMs === undefined ? undefined : round(a.upstreamMs),
       });
     }
   }
 
-  private fail(
-    req: IncomingMessage,
-    res: ServerResponse,
-    e: HttpError,
-    item: ItemRequest | undefined,
-    route: string | undefined,
-    started: number,
-  ): void {
+  private fail(ctx: Ctx, e: HttpError): void {
+    const { req, res } = ctx;
     this.pending.delete(res);
     if (res.writableEnded || res.headersSent) return;
-    this.count(e.status);
     const body = Buffer.from(JSON.stringify({ __type: e.type, message: e.message }));
     res.writeHead(e.status, {
       ...JSON_HEADERS,
       ...e.headers,
       'Content-Length': body.length,
-      ...(item ? { 'X-Pscache': 'miss' } : {}),
+      ...(ctx.upstream ? { 'X-Pscache': 'miss' } : {}),
     });
     res.end(req.method === 'HEAD' ? undefined : body);
+    this.count(ctx, e.status);
     const log = this.opts.log;
-    if (item && e.status >= 500) {
-      log.warn('upstream request failed', { route, status: e.status, code: e.type });
+    if (ctx.upstream && e.status >= 500) {
+      log.warn('upstream request failed', { route: ctx.route, status: e.status, code: e.type });
     }
     if (log.enabled('debug')) {
       log.debug('request', {
-        route: route ?? req.url?.split('?')[0]?.slice(0, 100),
-        name: item ? itemName(item) : undefined,
+        route: ctx.route,
+        name: ctx.name,
         status: e.status,
         code: e.type,
-        ms: round(performance.now() - started),
+        ms: round(performance.now() - ctx.started),
       });
     }
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, status: number, body: Buffer, type: string): void {
-    this.count(status);
-    res.writeHead(status, {
+  private send(ctx: Ctx, status: number, body: Buffer, type: string): void {
+    ctx.res.writeHead(status, {
       'Content-Type': type,
       'Cache-Control': 'no-store',
       'Content-Length': body.length,
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    ctx.res.end(ctx.req.method === 'HEAD' ? undefined : body);
+    this.count(ctx, status);
   }
 
-  private count(status: number): void {
+  private count(ctx: Ctx, status: number): void {
     this.stats.requests++;
     this.stats.byStatus.set(status, (this.stats.byStatus.get(status) ?? 0) + 1);
+    this.opts.metrics.request(ctx.route, status, (performance.now() - ctx.started) / 1000);
   }
 
   /**
@@ -264,14 +291,15 @@ export class PscacheServer {
       await new Promise((r) => setTimeout(r, 5));
     }
     for (const res of this.pending) {
-      this.fail(
-        res.req,
+      const ctx: Ctx = {
+        req: res.req,
         res,
-        new HttpError(503, 'ShuttingDown', 'pscache is shutting down', { 'Retry-After': '1' }),
-        undefined,
-        undefined,
-        0,
-      );
+        started: performance.now(),
+        route: 'shutdown',
+        name: undefined,
+        upstream: true,
+      };
+      this.fail(ctx, new HttpError(503, 'ShuttingDown', 'pscache is shutting down', { 'Retry-After': '1' }));
     }
     this.pending.clear();
     for (const s of this.servers) s.closeAllConnections();

@@ -1,13 +1,24 @@
 // Route table and query parsing: a request target -> a typed ItemRequest, or an HttpError (404/400).
+import type { GetOptions } from '../cache.ts';
+import { BATCH_REQUEST_LIMIT, type CollectionRequest } from '../collections.ts';
+import { LIMITS } from '../config.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { ItemRequest } from '../items.ts';
 
 export const MAX_NAME_LENGTH = 2048;
 
+/** A single-item request and its per-request cache options (refreshNow, ttl). */
+export interface ItemQuery {
+  item: ItemRequest;
+  opts: GetOptions | undefined;
+}
+
 export type Route =
   | { kind: 'ping' }
   | { kind: 'root' }
-  | { kind: 'item'; route: string; parse: (q: Query) => ItemRequest };
+  | { kind: 'metrics' }
+  | { kind: 'item'; route: string; parse: (q: Query) => ItemQuery }
+  | { kind: 'collection'; route: string; parse: (q: Query) => CollectionRequest };
 
 /** Query parameters in order of appearance (order matters: the first of version/label wins). */
 export type Query = Array<[string, string]>;
@@ -83,9 +94,22 @@ function boolean(value: string | undefined, param: string): boolean {
   throw badRequest(`query parameter ${param} must be true or false`);
 }
 
-const SSM_PARAMS = ['name', 'version', 'label', 'withDecryption'] as const;
+/** refreshNow and ttl, taken by every single-item route. */
+const CACHE_PARAMS = ['refreshNow', 'ttl'] as const;
 
-function parseParameter(q: Query): ItemRequest {
+function cacheOptions(m: Map<string, string>): GetOptions | undefined {
+  const refresh = m.has('refreshNow') ? boolean(m.get('refreshNow'), 'refreshNow') : false;
+  const ttl = m.get('ttl');
+  if (ttl !== undefined && (!/^\d{1,6}$/.test(ttl) || Number(ttl) > LIMITS.ttlSeconds)) {
+    throw badRequest(`query parameter ttl must be a whole number of seconds from 0 to ${LIMITS.ttlSeconds}`);
+  }
+  if (!refresh && ttl === undefined) return undefined;
+  return { ...(refresh ? { refresh } : {}), ...(ttl !== undefined ? { ttlMs: Number(ttl) * 1000 } : {}) };
+}
+
+const SSM_PARAMS = ['name', 'version', 'label', 'withDecryption', ...CACHE_PARAMS] as const;
+
+function parseParameter(q: Query): ItemQuery {
   const m = single(q, SSM_PARAMS);
   // Both version and label: the one placed first in the query string wins (documented original behaviour).
   let selector: 'version' | 'label' | undefined;
@@ -104,43 +128,100 @@ function parseParameter(q: Query): ItemRequest {
   }
   const label = selector === 'label' ? optional(m.get('label'), 'label', 100) : undefined;
   return {
-    service: 'ssm',
-    name: name(m.get('name'), 'name'),
-    ...(version !== undefined ? { version } : {}),
-    ...(label !== undefined ? { label } : {}),
-    withDecryption: boolean(m.get('withDecryption'), 'withDecryption'),
+    item: {
+      service: 'ssm',
+      name: name(m.get('name'), 'name'),
+      ...(version !== undefined ? { version } : {}),
+      ...(label !== undefined ? { label } : {}),
+      withDecryption: boolean(m.get('withDecryption'), 'withDecryption'),
+    },
+    opts: cacheOptions(m),
   };
 }
 
-const SECRET_PARAMS = ['secretId', 'versionId', 'versionStage'] as const;
+const SECRET_PARAMS = ['secretId', 'versionId', 'versionStage', ...CACHE_PARAMS] as const;
 
-function secretRequest(secretId: string, m: Map<string, string>): ItemRequest {
+function secretRequest(secretId: string, m: Map<string, string>): ItemQuery {
   const versionId = optional(m.get('versionId'), 'versionId', 64);
   const versionStage = optional(m.get('versionStage'), 'versionStage', 256);
   return {
-    service: 'secretsmanager',
-    secretId,
-    ...(versionId !== undefined ? { versionId } : {}),
-    ...(versionStage !== undefined ? { versionStage } : {}),
+    item: {
+      service: 'secretsmanager',
+      secretId,
+      ...(versionId !== undefined ? { versionId } : {}),
+      ...(versionStage !== undefined ? { versionStage } : {}),
+    },
+    opts: cacheOptions(m),
   };
 }
 
-function parseSecret(q: Query): ItemRequest {
+function parseSecret(q: Query): ItemQuery {
   const m = single(q, SECRET_PARAMS);
   return secretRequest(name(m.get('secretId'), 'secretId'), m);
 }
 
 /** The article's alias takes `name` (or `secretId`), never both. */
-function parseSecretAlias(q: Query): ItemRequest {
+function parseSecretAlias(q: Query): ItemQuery {
   const m = single(q, ['name', ...SECRET_PARAMS]);
   if (m.has('name') && m.has('secretId')) throw badRequest('give either name or secretId, not both');
   const id = m.has('name') ? name(m.get('name'), 'name') : name(m.get('secretId'), 'secretId');
   return secretRequest(id, m);
 }
 
+/** Repeated `param` values (1..BATCH_REQUEST_LIMIT), plus the single-valued `others`. */
+function repeated(
+  q: Query,
+  param: string,
+  others: readonly string[],
+): { values: string[]; rest: Map<string, string> } {
+  const values: string[] = [];
+  const rest: Query = [];
+  for (const entry of q) {
+    if (entry[0] === param) values.push(name(entry[1], param));
+    else rest.push(entry);
+  }
+  if (values.length === 0) throw badRequest(`query parameter ${param} is required (repeat it for each item)`);
+  if (values.length > BATCH_REQUEST_LIMIT) {
+    throw badRequest(`at most ${BATCH_REQUEST_LIMIT} ${param} values in one request`);
+  }
+  return { values, rest: single(rest, others) };
+}
+
+function parseParameterBatch(q: Query): CollectionRequest {
+  const { values, rest } = repeated(q, 'name', ['withDecryption']);
+  return {
+    kind: 'ssm-batch',
+    names: values,
+    withDecryption: boolean(rest.get('withDecryption'), 'withDecryption'),
+  };
+}
+
+function parseParameterPath(q: Query): CollectionRequest {
+  const m = single(q, ['path', 'recursive', 'withDecryption']);
+  const path = name(m.get('path'), 'path');
+  if (!path.startsWith('/')) throw badRequest('query parameter path must start with /');
+  return {
+    kind: 'ssm-path',
+    path,
+    recursive: boolean(m.get('recursive'), 'recursive'),
+    withDecryption: boolean(m.get('withDecryption'), 'withDecryption'),
+  };
+}
+
+function parseSecretBatch(q: Query): CollectionRequest {
+  return { kind: 'secrets-batch', ids: repeated(q, 'secretId', []).values };
+}
+
 const ROUTES = new Map<string, Route>([
   ['/ping', { kind: 'ping' }],
   ['/', { kind: 'root' }],
+  ['/metrics', { kind: 'metrics' }],
+  [
+    '/systemsmanager/parameters/batch',
+    { kind: 'collection', route: 'ssm-batch', parse: parseParameterBatch },
+  ],
+  ['/systemsmanager/parameters/path', { kind: 'collection', route: 'ssm-path', parse: parseParameterPath }],
+  ['/secretsmanager/batch', { kind: 'collection', route: 'secretsmanager-batch', parse: parseSecretBatch }],
   ['/systemsmanager/parameters/get', { kind: 'item', route: 'ssm', parse: parseParameter }],
   ['/secretsmanager/get', { kind: 'item', route: 'secretsmanager', parse: parseSecret }],
   ['/parameters/get', { kind: 'item', route: 'ssm-alias', parse: parseParameter }],

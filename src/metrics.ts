@@ -1,0 +1,85 @@
+// Counters and a latency histogram, rendered in the Prometheus text format for GET /metrics.
+// Hand-written rather than prom-client: that costs ~5 MB RSS and ~15 ms of start-up (measured, README).
+import type { CallObserver } from './aws/types.ts';
+import type { ItemCache } from './cache.ts';
+
+/** Upper bounds (seconds) of the request latency buckets: a hit is ~0.1 ms, a miss 10–500 ms. */
+const BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+export class Metrics {
+  private readonly requests = new Map<string, number>();
+  private readonly upstream = new Map<string, number>();
+  private readonly counts = new Array<number>(BUCKETS.length + 1).fill(0);
+  private sum = 0;
+  private total = 0;
+
+  /** Records one answered request. Labels are fixed strings from the route table, never names. */
+  request(route: string, status: number, seconds: number): void {
+    const k = `${route}\u0000${status}`;
+    this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+    let i = 0;
+    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
+    this.counts[i]!++;
+    this.sum += seconds;
+    this.total++;
+  }
+
+  /** An observer for the upstream clients: one count per attempt, by operation and outcome. */
+  readonly observer: CallObserver = (e) => {
+    const k = `${e.operation}\u0000${e.outcome}`;
+    this.upstream.set(k, (this.upstream.get(k) ?? 0) + 1);
+  };
+
+  /** Upstream attempts so far for one operation (all outcomes). */
+  upstreamCalls(operation: string): number {
+    let n = 0;
+    for (const [k, v] of this.upstream) if (k.startsWith(`${operation}\u0000`)) n += v;
+    return n;
+  }
+
+  render(cache: ItemCache): string {
+    const s = cache.stats;
+    const lines: string[] = [];
+    const metric = (name: string, type: string, help: string) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    };
+    metric('pscache_requests_total', 'counter', 'HTTP requests answered, by route and status.');
+    for (const [k, v] of this.requests) {
+      const [route, status] = k.split('\u0000');
+      lines.push(`pscache_requests_total{route="${route}",status="${status}"} ${v}`);
+    }
+    metric('pscache_cache_hits_total', 'counter', 'Requests answered from a fresh cache entry.');
+    lines.push(`pscache_cache_hits_total ${s.hits}`);
+    metric('pscache_cache_misses_total', 'counter', 'Requests that had to wait on upstream.');
+    lines.push(`pscache_cache_misses_total ${s.misses}`);
+    metric('pscache_stale_served_total', 'counter', 'Expired entries served while upstream was failing.');
+    lines.push(`pscache_stale_served_total ${s.stale}`);
+    metric('pscache_upstream_calls_total', 'counter', 'Upstream call attempts, by operation and outcome.');
+    for (const [k, v] of this.upstream) {
+      const [operation, outcome] = k.split('\u0000');
+      lines.push(`pscache_upstream_calls_total{operation="${operation}",outcome="${outcome}"} ${v}`);
+    }
+    metric('pscache_cache_entries', 'gauge', 'Entries in the cache.');
+    lines.push(`pscache_cache_entries ${cache.entries}`);
+    metric('pscache_cache_bytes', 'gauge', 'Bytes the cache entries are counted as.');
+    lines.push(`pscache_cache_bytes ${cache.bytes}`);
+    metric(
+      'pscache_evictions_total',
+      'counter',
+      'Entries evicted to stay within CACHE_SIZE or MAX_CACHE_SIZE.',
+    );
+    lines.push(`pscache_evictions_total ${s.evictions}`);
+    metric('pscache_request_duration_seconds', 'histogram', 'Time from request to response.');
+    let cumulative = 0;
+    BUCKETS.forEach((le, i) => {
+      cumulative += this.counts[i]!;
+      lines.push(`pscache_request_duration_seconds_bucket{le="${le}"} ${cumulative}`);
+    });
+    lines.push(`pscache_request_duration_seconds_bucket{le="+Inf"} ${this.total}`);
+    lines.push(`pscache_request_duration_seconds_sum ${this.sum}`);
+    lines.push(`pscache_request_duration_seconds_count ${this.total}`);
+    return `${lines.join('\n')}\n`;
+  }
+}
