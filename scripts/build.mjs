@@ -1,10 +1,13 @@
-// Bundles the CLI and daemon into one minified file, dist/pscache.cjs (what the Lambda layer ships).
+// Bundles the CLI and daemon into one minified file, dist/pscache.cjs. scripts/layer.mjs reuses the options.
 import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
-await build({
+/** @type {import('esbuild').BuildOptions} */
+export const bundleOptions = {
+  absWorkingDir: fileURLToPath(new URL('..', import.meta.url)),
   entryPoints: ['src/cli.ts'],
   outfile: 'dist/pscache.cjs',
   bundle: true,
@@ -20,4 +23,6 @@ await build({
   external: ['@aws-sdk/credential-provider-node'],
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
-});
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await build(bundleOptions);

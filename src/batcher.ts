@@ -20,7 +20,16 @@ interface Group {
   withDecryption: boolean;
   waiters: Waiter[];
   timer: NodeJS.Timeout;
+  /** When the first waiter arrived: the group never waits longer than MAX_WAIT_WINDOWS windows. */
+  openedAt: number;
 }
+
+/**
+ * The window slides: each arrival gives the group another window to grow (a burst of concurrent misses
+ * arrives spread over the time the server takes to read them), but no request waits more than this many
+ * windows for its batch.
+ */
+const MAX_WAIT_WINDOWS = 5;
 
 const LIMIT: Record<Service, number> = { ssm: 10, secretsmanager: 20 };
 
@@ -47,6 +56,7 @@ export class Batcher {
     const withDecryption = r.service === 'ssm' && r.withDecryption;
     const groupKey = `${r.service}:${withDecryption}`;
     return new Promise<Loaded>((resolve, reject) => {
+      const now = performance.now();
       let g = this.open.get(groupKey);
       if (!g) {
         const group: Group = {
@@ -54,9 +64,14 @@ export class Batcher {
           withDecryption,
           waiters: [],
           timer: setTimeout(() => this.flush(groupKey, group), this.windowMs),
+          openedAt: now,
         };
         g = group;
         this.open.set(groupKey, g);
+      } else if (now + this.windowMs <= g.openedAt + this.windowMs * MAX_WAIT_WINDOWS) {
+        const group = g;
+        clearTimeout(group.timer);
+        group.timer = setTimeout(() => this.flush(groupKey, group), this.windowMs);
       }
       g.waiters.push({ r, resolve, reject });
       if (g.waiters.length >= LIMIT[r.service]) {

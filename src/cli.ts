@@ -3,8 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { type Config, ConfigError, ENV, loadConfig } from './config.ts';
+import { type Config, ConfigError, ENV, lambdaSettings, loadConfig, requireToken } from './config.ts';
 import { startDaemon } from './daemon.ts';
+import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { VERSION } from './version.ts';
 
@@ -22,12 +23,15 @@ Usage:
   pscache COMMAND --help             help for one command
 
 See README.md for the HTTP API and every environment variable.`,
-  serve: `pscache serve
+  serve: `pscache serve [--lambda-extension-name NAME]
 
 Runs the daemon on 127.0.0.1 (and ::1) port PARAMETERS_SECRETS_EXTENSION_HTTP_PORT (default 2773).
 Configuration comes from environment variables only (see README.md). A token source is required:
 PARAMETERS_SECRETS_EXTENSION_TOKEN (a value or file:///path), else AWS_SESSION_TOKEN, else
-AWS_CONTAINER_AUTHORIZATION_TOKEN. Stops cleanly on SIGTERM or SIGINT.`,
+AWS_CONTAINER_AUTHORIZATION_TOKEN. Stops cleanly on SIGTERM or SIGINT.
+When AWS_LAMBDA_RUNTIME_API is set it also runs the Lambda Extensions API lifecycle, registering as
+NAME (the layer's launcher passes its own file name; default pscache).
+  --lambda-extension-name NAME   the extension's file name in /opt/extensions`,
   dev: `pscache dev [--store FILE] [--port N] [--emulator-port N]
 
 Runs the daemon together with the built-in AWS emulator seeded from FILE (default: the example store
@@ -114,16 +118,19 @@ function untilSignal(stop: () => Promise<void>, log: Logger): Promise<number> {
 const SIDECAR_GRACE_MS = 3000;
 
 async function serve(args: string[]): Promise<number> {
-  parseFlags(args, []);
-  const config = loadConfig(process.env);
-  const log = createLogger(config.logLevel, config.logFormat);
-  if (config.token === undefined) {
-    throw new ConfigError(
-      'PARAMETERS_SECRETS_EXTENSION_TOKEN',
-      undefined,
-      'no token source: set PARAMETERS_SECRETS_EXTENSION_TOKEN to a value or file:///path (inside Lambda, AWS_SESSION_TOKEN is used)',
+  const flags = parseFlags(args, ['--lambda-extension-name']);
+  const name = flags['--lambda-extension-name'] ?? 'pscache';
+  // A file name, sent as a header: no path separators, no control characters.
+  if (!/^[\x20-\x7e]{1,255}$/.test(name) || name.includes('/') || name.trim() !== name) {
+    throw new UsageError(
+      `--lambda-extension-name ${JSON.stringify(name)} is invalid: must be a file name of printable ASCII`,
     );
   }
+  // In Lambda even an invalid configuration must register first, to report itself through init/error.
+  if (lambdaSettings(process.env).runtimeApi !== undefined) return runExtension(process.env, name);
+  const config = loadConfig(process.env);
+  const log = createLogger(config.logLevel, config.logFormat);
+  requireToken(config);
   const daemon = await startDaemon(config, log);
   return untilSignal(() => daemon.stop(SIDECAR_GRACE_MS), log);
 }

@@ -255,6 +255,10 @@ class EmulatorServer implements Emulator {
     await done;
   }
 
+  dropConnections(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
   calls(): Record<string, number> {
     return Object.fromEntries(this.counts);
   }

@@ -152,4 +152,6 @@ export interface Emulator {
   setCredentials(c: EmulatorCredential[] | undefined): void;
   setRateLimit(opts: RateLimitOptions | undefined): void;
   setContainerCredentials(c: ContainerCredentialsOptions | undefined): void;
+  /** Destroys every open client connection (keep-alive ones too), as a NAT or a frozen peer would. */
+  dropConnections(): void;
 }

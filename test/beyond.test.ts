@@ -1,0 +1,506 @@
+// Beyond the official extension: batch and path routes, upstream batching, refreshNow, per-request ttl,
+// stale-if-error, refresh-ahead, prefetch and /metrics, end to end against the emulator.
+
+import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { BatchGetSecretValueCommand, DeleteSecretCommand } from '@aws-sdk/client-secrets-manager';
+import { GetParametersByPathCommand, GetParametersCommand } from '@aws-sdk/client-ssm';
+import { daemonEnv, freePort, type RunningProcess, spawnPscache } from './helpers/daemon.ts';
+import { sensitive, startWorld, type World } from './helpers/world.ts';
+
+let world: World;
+const running = new Set<RunningProcess>();
+
+async function daemon(extra: Record<string, string> = {}): Promise<RunningProcess> {
+  const port = await freePort();
+  const d = await spawnPscache(['serve'], daemonEnv(world.emu.url, port, extra));
+  running.add(d);
+  return d;
+}
+async function stop(d: RunningProcess) {
+  running.delete(d);
+  return d.stop();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const q = encodeURIComponent;
+const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;
+const secret = (id: string, extra = '') => `/secretsmanager/get?secretId=${q(id)}${extra}`;
+const calls = (op: string) => world.emu.calls()[op] ?? 0;
+const json = (body: string) => JSON.parse(body);
+
+/** The SDK's output shape -> the drop-in shape pscache prints (ISO dates, nulls for absent fields). */
+function shapeParameter(p: Record<string, unknown>) {
+  return {
+    ARN: p['ARN'] ?? null,
+    DataType: p['DataType'] ?? null,
+    LastModifiedDate: p['LastModifiedDate'] instanceof Date ? p['LastModifiedDate'].toISOString() : null,
+    Name: p['Name'],
+    Selector: p['Selector'] ?? null,
+    SourceResult: p['SourceResult'] ?? null,
+    Type: p['Type'],
+    Value: p['Value'] ?? null,
+    Version: p['Version'] ?? null,
+  };
+}
+function shapeSecret(s: Record<string, unknown>) {
+  return {
+    ARN: s['ARN'] ?? null,
+    CreatedDate: s['CreatedDate'] instanceof Date ? s['CreatedDate'].toISOString() : null,
+    Name: s['Name'] ?? null,
+    SecretBinary: s['SecretBinary'] ? Buffer.from(s['SecretBinary'] as Uint8Array).toString('base64') : null,
+    SecretString: s['SecretString'] ?? null,
+    VersionId: s['VersionId'] ?? null,
+    VersionStages: s['VersionStages'] ?? null,
+  };
+}
+
+before(async () => {
+  world = await startWorld();
+  for (let i = 0; i < 12; i++) await world.putParameter(`/svc/p${String(i).padStart(2, '0')}`, `value-${i}`);
+  await world.putParameter('/svc/deep/one', 'deep-1');
+  await world.putParameter('/svc/deep/two', sensitive('deep-secure-two'), 'SecureString');
+  for (let i = 0; i < 60; i++) await world.putParameter(`/many/m${String(i).padStart(2, '0')}`, `m-${i}`);
+  await world.createSecret('batch/a', sensitive('batch-secret-a'));
+  await world.createSecret('batch/b', sensitive('batch-secret-b'));
+  await world.createSecret('batch/denied', sensitive('batch-secret-denied'));
+  await world.createSecret('stale/secret', sensitive('stale-secret-v1'));
+});
+
+after(async () => {
+  for (const d of running) await d.stop();
+  await world.close();
+});
+
+beforeEach(() => {
+  world.emu.clearFaults();
+  world.emu.clearDeny();
+  world.emu.resetCalls();
+});
+
+describe('batch and path routes', () => {
+  test('parameter batch: GetParameters shape field by field, sorted, InvalidParameters', async () => {
+    const d = await daemon();
+    const names = ['/svc/p03', '/svc/p01', '/nope/missing', '/svc/deep/two'];
+    const r = await d.get(
+      `/systemsmanager/parameters/batch?${names.map((n) => `name=${q(n)}`).join('&')}&withDecryption=true`,
+    );
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-pscache'], 'miss');
+    const body = json(r.body);
+    const sdk = await world.ssm.send(new GetParametersCommand({ Names: names, WithDecryption: true }));
+    assert.deepEqual(body.InvalidParameters, sdk.InvalidParameters);
+    assert.deepEqual(
+      body.Parameters,
+      sdk.Parameters!.map((p) => shapeParameter(p as Record<string, unknown>)),
+    );
+    assert.deepEqual(
+      body.Parameters.map((p: { Name: string }) => p.Name),
+      ['/svc/deep/two', '/svc/p01', '/svc/p03'],
+    );
+    assert.deepEqual(body.ResultMetadata, {});
+    // Every item is now cached for the single route too.
+    world.emu.resetCalls();
+    const single = await d.get(param('/svc/p01', '&withDecryption=true'));
+    assert.equal(single.headers['x-pscache'], 'hit');
+    assert.deepEqual(json(single.body).Parameter, body.Parameters[1]);
+    const again = await d.get(
+      `/systemsmanager/parameters/batch?name=${q('/svc/p01')}&name=${q('/svc/p03')}&withDecryption=true`,
+    );
+    assert.equal(again.headers['x-pscache'], 'hit');
+    assert.equal(calls('GetParameter') + calls('GetParameters'), 0);
+    await stop(d);
+  });
+
+  test('cached items are not fetched again by a batch read', async () => {
+    const d = await daemon();
+    assert.equal((await d.get(param('/svc/p05'))).status, 200);
+    // Deny the cached name: were it sent upstream, GetParameters would fail as a whole.
+    world.emu.deny(['/svc/p05']);
+    const r = await d.get(`/systemsmanager/parameters/batch?name=${q('/svc/p05')}&name=${q('/svc/p06')}`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      json(r.body).Parameters.map((p: { Value: string }) => p.Value),
+      ['value-5', 'value-6'],
+    );
+    assert.equal(calls('GetParameters'), 1);
+    await stop(d);
+  });
+
+  test('more than 10 names go upstream 10 at a time', async () => {
+    const d = await daemon();
+    const names = Array.from({ length: 12 }, (_, i) => `/svc/p${String(i).padStart(2, '0')}`);
+    const r = await d.get(`/systemsmanager/parameters/batch?${names.map((n) => `name=${q(n)}`).join('&')}`);
+    assert.equal(json(r.body).Parameters.length, 12);
+    assert.equal(calls('GetParameters'), 2);
+    await stop(d);
+  });
+
+  test('path: every page of GetParametersByPath, recursive or not, shape field by field', async () => {
+    const d = await daemon();
+    for (const recursive of [false, true]) {
+      const r = await d.get(
+        `/systemsmanager/parameters/path?path=${q('/svc/')}&recursive=${recursive}&withDecryption=true`,
+      );
+      assert.equal(r.status, 200);
+      const sdkParams: Record<string, unknown>[] = [];
+      let NextToken: string | undefined;
+      do {
+        const page = await world.ssm.send(
+          new GetParametersByPathCommand({
+            Path: '/svc/',
+            Recursive: recursive,
+            WithDecryption: true,
+            NextToken,
+          }),
+        );
+        sdkParams.push(...((page.Parameters ?? []) as Record<string, unknown>[]));
+        NextToken = page.NextToken;
+      } while (NextToken);
+      const body = json(r.body);
+      assert.deepEqual(body.Parameters, sdkParams.map(shapeParameter));
+      assert.equal(body.Parameters.length, recursive ? 14 : 12);
+      assert.equal(body.NextToken, null);
+    }
+    world.emu.resetCalls();
+    const cached = await d.get(
+      `/systemsmanager/parameters/path?path=${q('/svc/')}&recursive=true&withDecryption=true`,
+    );
+    assert.equal(cached.headers['x-pscache'], 'hit');
+    const item = await d.get(param('/svc/deep/two', '&withDecryption=true'));
+    assert.equal(item.headers['x-pscache'], 'hit');
+    assert.equal(json(item.body).Parameter.Value, 'deep-secure-two');
+    assert.equal(calls('GetParametersByPath') + calls('GetParameter'), 0);
+    await stop(d);
+  });
+
+  test('path over the item limit: 400 telling the caller to narrow it', async () => {
+    const d = await daemon();
+    // 60 parameters are within the limit (500); 510 are not.
+    const ok = await d.get(`/systemsmanager/parameters/path?path=${q('/many/')}`);
+    assert.equal(json(ok.body).Parameters.length, 60);
+    await Promise.all(
+      Array.from({ length: 450 }, (_, i) => world.putParameter(`/many/x${String(i).padStart(3, '0')}`, 'x')),
+    );
+    const r = await d.get(`/systemsmanager/parameters/path?path=${q('/many/')}&recursive=true`);
+    assert.equal(r.status, 400);
+    assert.match(json(r.body).message, /more than 500 parameters; narrow the path/);
+    await stop(d);
+  });
+
+  test('secret batch: BatchGetSecretValue shape field by field, with Errors', async () => {
+    world.emu.deny(['batch/denied']);
+    const d = await daemon();
+    const ids = ['batch/a', 'batch/missing', 'batch/denied', 'batch/b'];
+    const r = await d.get(`/secretsmanager/batch?${ids.map((i) => `secretId=${q(i)}`).join('&')}`);
+    assert.equal(r.status, 200);
+    const body = json(r.body);
+    world.emu.resetCalls();
+    const sdk = await world.sm.send(new BatchGetSecretValueCommand({ SecretIdList: ids }));
+    assert.deepEqual(
+      body.SecretValues,
+      sdk.SecretValues!.map((s) => shapeSecret(s as Record<string, unknown>)),
+    );
+    assert.deepEqual(
+      body.Errors,
+      sdk.Errors!.map((e) => ({ ErrorCode: e.ErrorCode, Message: e.Message, SecretId: e.SecretId })),
+    );
+    assert.deepEqual(body.Errors.map((e: { ErrorCode: string }) => e.ErrorCode).sort(), [
+      'AccessDeniedException',
+      'ResourceNotFoundException',
+    ]);
+    const single = await d.get(secret('batch/b'));
+    assert.equal(single.headers['x-pscache'], 'hit');
+    assert.equal(calls('GetSecretValue'), 0);
+    await stop(d);
+  });
+
+  test('batch and path queries are validated', async () => {
+    const d = await daemon();
+    for (const path of [
+      '/systemsmanager/parameters/batch',
+      '/systemsmanager/parameters/batch?name=',
+      `/systemsmanager/parameters/batch?${Array.from({ length: 101 }, (_, i) => `name=n${i}`).join('&')}`,
+      '/systemsmanager/parameters/path?path=no-slash',
+      '/systemsmanager/parameters/path?path=/a&recursive=sometimes',
+      '/secretsmanager/batch?secretId=a&other=1',
+    ]) {
+      const r = await d.get(path);
+      assert.equal(r.status, 400, path);
+      assert.equal(json(r.body).__type, 'BadRequest');
+    }
+    await stop(d);
+  });
+});
+
+describe('upstream batching', () => {
+  test('50 concurrent single misses make at most 5 GetParameters calls, each answer as if alone', async () => {
+    const names = Array.from({ length: 50 }, (_, i) => `/many/m${String(i).padStart(2, '0')}`);
+    const unbatched = await daemon({ PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' });
+    const alone = await Promise.all(names.map((n) => unbatched.get(param(n))));
+    assert.equal(calls('GetParameters'), 0);
+    assert.equal(calls('GetParameter'), 50);
+    await stop(unbatched);
+    world.emu.resetCalls();
+    const d = await daemon();
+    // 50 clients already connected (as 50 concurrent invocations would be), then all ask at once.
+    const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+    await Promise.all(names.map(() => d.get('/ping', { token: null, agent })));
+    const together = await Promise.all(names.map((n) => d.get(param(n), { agent })));
+    agent.destroy();
+    assert.ok(calls('GetParameters') <= 5, `GetParameters calls: ${calls('GetParameters')}`);
+    assert.equal(calls('GetParameter'), 0);
+    together.forEach((r, i) => {
+      assert.equal(r.status, 200);
+      assert.equal(r.body, alone[i]!.body, names[i]);
+    });
+    await stop(d);
+  });
+
+  test('one missing and one denied item: each request gets the status it would get alone', async () => {
+    world.emu.deny(['batch/denied', '/svc/p09']);
+    const d = await daemon();
+    const [a, missing, denied] = await Promise.all([
+      d.get(secret('batch/a')),
+      d.get(secret('batch/missing')),
+      d.get(secret('batch/denied')),
+    ]);
+    assert.equal(a.status, 200);
+    assert.equal(json(a.body).SecretString, 'batch-secret-a');
+    assert.equal(missing.status, 404);
+    assert.equal(json(missing.body).__type, 'ResourceNotFoundException');
+    assert.equal(denied.status, 403);
+    assert.equal(json(denied.body).__type, 'AccessDeniedException');
+    assert.equal(calls('BatchGetSecretValue'), 1);
+    assert.equal(calls('GetSecretValue'), 0);
+    // SSM: IAM fails GetParameters as a whole for a denied name, so those fall back to single calls.
+    const [p, gone, no] = await Promise.all([
+      d.get(param('/svc/p08')),
+      d.get(param('/svc/nothing-here')),
+      d.get(param('/svc/p09')),
+    ]);
+    assert.equal(p.status, 200);
+    assert.equal(gone.status, 404);
+    assert.equal(json(gone.body).__type, 'ParameterNotFound');
+    assert.equal(no.status, 403);
+    await stop(d);
+  });
+
+  test('batch permission denied: fallback works and is remembered', async () => {
+    world.emu.denyOperations(['GetParameters']);
+    const d = await daemon();
+    const first = await Promise.all(['/svc/p00', '/svc/p01', '/svc/p02'].map((n) => d.get(param(n))));
+    assert.ok(first.every((r) => r.status === 200));
+    assert.equal(calls('GetParameters'), 1);
+    assert.equal(calls('GetParameter'), 3);
+    const second = await Promise.all(['/svc/p03', '/svc/p04'].map((n) => d.get(param(n))));
+    assert.ok(second.every((r) => r.status === 200));
+    assert.equal(calls('GetParameters'), 1, 'the batch call is not tried again');
+    assert.equal(calls('GetParameter'), 5);
+    const { output } = await stop(d);
+    assert.match(output, /batch call failed; using single calls/);
+  });
+
+  test('selectors never go into a batch', async () => {
+    const d = await daemon();
+    await Promise.all([d.get(param('/svc/p00', '&version=1')), d.get(param('/svc/p01', '&version=1'))]);
+    assert.equal(calls('GetParameters'), 0);
+    assert.equal(calls('GetParameter'), 2);
+    await stop(d);
+  });
+});
+
+describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
+  test('refreshNow picks up a changed value; concurrent refreshNow make one call', async () => {
+    await world.putParameter('/r/value', 'before');
+    const d = await daemon();
+    assert.equal(json((await d.get(param('/r/value'))).body).Parameter.Value, 'before');
+    await world.putParameter('/r/value', 'after');
+    assert.equal(json((await d.get(param('/r/value'))).body).Parameter.Value, 'before');
+    world.emu.resetCalls();
+    world.emu.setFaults([{ operation: 'GetParameter', latencyMs: 100 }]);
+    const refreshed = await Promise.all(
+      Array.from({ length: 10 }, () => d.get(param('/r/value', '&refreshNow=true'))),
+    );
+    assert.ok(refreshed.every((r) => json(r.body).Parameter.Value === 'after'));
+    assert.equal(calls('GetParameter'), 1);
+    const after = await d.get(param('/r/value'));
+    assert.equal(after.headers['x-pscache'], 'hit');
+    assert.equal(json(after.body).Parameter.Value, 'after');
+    await stop(d);
+  });
+
+  test('per-request ttl is honoured; ttl=0 always goes upstream', async () => {
+    const d = await daemon();
+    await d.get(secret('batch/a', '&ttl=1'));
+    assert.equal((await d.get(secret('batch/a', '&ttl=1'))).headers['x-pscache'], 'hit');
+    await sleep(1250);
+    assert.equal(
+      (await d.get(secret('batch/a'))).headers['x-pscache'],
+      'miss',
+      'the entry lived 1 s, not 300',
+    );
+    world.emu.resetCalls();
+    for (let i = 0; i < 3; i++)
+      assert.equal((await d.get(secret('batch/b', '&ttl=0'))).headers['x-pscache'], 'miss');
+    assert.equal(calls('GetSecretValue'), 3);
+    await stop(d);
+  });
+
+  test('stale served during an outage, and not after the stale limit', async () => {
+    const d = await daemon({ SECRETS_MANAGER_TTL: '1', PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR: '2' });
+    const fresh = await d.get(secret('stale/secret'));
+    const storedAt = Date.now();
+    await sleep(1200);
+    world.emu.setFaults([{ operation: 'GetSecretValue', error: '500' }]);
+    world.emu.resetCalls();
+    const t0 = Date.now();
+    const stale = await d.get(secret('stale/secret'));
+    assert.equal(stale.status, 200);
+    assert.equal(stale.headers['x-pscache'], 'stale');
+    assert.equal(stale.body, fresh.body);
+    assert.equal(
+      calls('GetSecretValue'),
+      1,
+      'one attempt, then the stale value: the caller does not wait out retries',
+    );
+    assert.ok(Date.now() - t0 < 1000);
+    // Within the next second the stale value is served without asking upstream again.
+    for (let i = 0; i < 5; i++)
+      assert.equal((await d.get(secret('stale/secret'))).headers['x-pscache'], 'stale');
+    assert.equal(calls('GetSecretValue'), 1);
+    await sleep(Math.max(0, storedAt + 1100 + 2000 + 200 - Date.now()));
+    const late = await d.get(secret('stale/secret'));
+    assert.equal(late.status, 502, 'past expiry + STALE_IF_ERROR the error is answered');
+    world.emu.clearFaults();
+    const back = await d.get(secret('stale/secret'));
+    assert.equal(back.status, 200);
+    assert.equal(back.headers['x-pscache'], 'miss');
+    await stop(d);
+  });
+
+  test('stale is never served after access is denied or the secret is deleted', async () => {
+    await world.createSecret('stale/doomed', sensitive('doomed-secret-value'));
+    const d = await daemon({ SSM_PARAMETER_STORE_TTL: '1', SECRETS_MANAGER_TTL: '1' });
+    assert.equal((await d.get(param('/svc/p10'))).status, 200);
+    assert.equal((await d.get(secret('stale/doomed'))).status, 200);
+    await sleep(1200);
+    world.emu.deny(['/svc/p10']);
+    await world.sm.send(
+      new DeleteSecretCommand({ SecretId: 'stale/doomed', ForceDeleteWithoutRecovery: true }),
+    );
+    assert.equal((await d.get(param('/svc/p10'))).status, 403);
+    assert.equal((await d.get(secret('stale/doomed'))).status, 404);
+    // The entries are gone: an outage now gives errors, not the old values.
+    world.emu.clearDeny();
+    world.emu.setFaults([{ error: '500' }]);
+    assert.equal((await d.get(param('/svc/p10'))).status, 502);
+    assert.equal((await d.get(secret('stale/doomed'))).status, 502);
+    await stop(d);
+  });
+
+  test('refresh-ahead: a steadily read key never waits on upstream after the first read', async () => {
+    const d = await daemon({ SSM_PARAMETER_STORE_TTL: '1' });
+    assert.equal((await d.get(param('/svc/p11'))).headers['x-pscache'], 'miss');
+    const sources: string[] = [];
+    const end = Date.now() + 3000;
+    while (Date.now() < end) {
+      sources.push(String((await d.get(param('/svc/p11'))).headers['x-pscache']));
+      await sleep(20);
+    }
+    assert.deepEqual([...new Set(sources)], ['hit'], 'every read after the first is a hit');
+    assert.ok(
+      calls('GetParameter') + calls('GetParameters') >= 3,
+      'the entry was refreshed in the background',
+    );
+    await stop(d);
+  });
+});
+
+describe('prefetch and metrics', () => {
+  test('prefetch fills the cache before the first request and coalesces with it', async () => {
+    world.emu.setFaults([{ latencyMs: 300 }]);
+    const d = await daemon({
+      PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/svc/p07, ssm:/svc/deep/two, secretsmanager:batch/b',
+    });
+    // Arrives while the prefetch is in flight: joins it instead of calling upstream again.
+    const early = await d.get(secret('batch/b'));
+    assert.equal(early.status, 200);
+    await sleep(400);
+    world.emu.clearFaults();
+    const counts = world.emu.calls();
+    assert.equal((counts['GetSecretValue'] ?? 0) + (counts['BatchGetSecretValue'] ?? 0), 1);
+    assert.equal((counts['GetParameters'] ?? 0) + (counts['GetParameter'] ?? 0), 1, 'two names, one batch');
+    world.emu.resetCalls();
+    for (const path of [
+      param('/svc/p07'),
+      param('/svc/p07', '&withDecryption=true'),
+      param('/svc/deep/two', '&withDecryption=true'),
+      secret('batch/b'),
+    ]) {
+      assert.equal((await d.get(path)).headers['x-pscache'], 'hit', path);
+    }
+    assert.equal(
+      Object.values(world.emu.calls()).reduce((a, b) => a + b, 0),
+      0,
+    );
+    const { output } = await stop(d);
+    assert.match(output, /prefetch done items=3/);
+  });
+
+  test('a prefetch failure is logged, not fatal', async () => {
+    world.emu.deny(['/svc/p06']);
+    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/svc/p06,ssm:/no/such' });
+    await sleep(200);
+    assert.equal((await d.get('/ping', { token: null })).status, 200);
+    const { output } = await stop(d);
+    assert.match(output, /WARN prefetch incomplete fetched=0 failed=2/);
+  });
+
+  test('metrics: token required; counters match the emulator after a scripted run', async () => {
+    const d = await daemon();
+    assert.equal((await d.get('/metrics', { token: null })).status, 401);
+    await d.get(param('/svc/p00')); // miss
+    await d.get(param('/svc/p00')); // hit
+    await d.get(param('/svc/p00')); // hit
+    await d.get(secret('batch/a')); // miss
+    await d.get(param('/does/not/exist')); // miss, 404
+    world.emu.setFaults([{ operation: 'GetSecretValue', error: 'throttle', times: 1 }]);
+    await d.get(secret('batch/b')); // miss, one throttled attempt then ok
+    const r = await d.get('/metrics');
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    const m = new Map<string, number>();
+    for (const line of r.body.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      const i = line.lastIndexOf(' ');
+      m.set(line.slice(0, i), Number(line.slice(i + 1)));
+    }
+    const sumOf = (prefix: string) =>
+      [...m].filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+    const emu = world.emu.calls();
+    assert.equal(sumOf('pscache_upstream_calls_total{operation="GetParameter"'), emu['GetParameter'] ?? 0);
+    assert.equal(
+      sumOf('pscache_upstream_calls_total{operation="GetSecretValue"'),
+      emu['GetSecretValue'] ?? 0,
+    );
+    assert.equal(m.get('pscache_upstream_calls_total{operation="GetSecretValue",outcome="throttled"}'), 1);
+    assert.equal(m.get('pscache_cache_hits_total'), 2);
+    assert.equal(m.get('pscache_cache_misses_total'), 4);
+    assert.equal(m.get('pscache_stale_served_total'), 0);
+    assert.equal(m.get('pscache_cache_entries'), 3);
+    assert.ok((m.get('pscache_cache_bytes') ?? 0) > 0);
+    assert.equal(m.get('pscache_requests_total{route="ssm",status="200"}'), 3);
+    assert.equal(m.get('pscache_requests_total{route="ssm",status="404"}'), 1);
+    assert.equal(m.get('pscache_requests_total{route="secretsmanager",status="200"}'), 2);
+    // Every answered request is in the histogram: the 7 above plus the start-up /ping polls.
+    const answered = sumOf('pscache_requests_total{');
+    assert.equal(answered, 7 + (m.get('pscache_requests_total{route="ping",status="200"}') ?? 0));
+    assert.equal(m.get('pscache_request_duration_seconds_count'), answered);
+    assert.equal(m.get('pscache_request_duration_seconds_bucket{le="+Inf"}'), answered);
+    assert.ok(!r.body.includes('batch-secret'), 'no values in metrics');
+    assert.ok(!r.body.includes('/svc/p00'), 'no names in metrics');
+    await stop(d);
+  });
+});
