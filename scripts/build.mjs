@@ -5,6 +5,21 @@ import { build } from 'esbuild';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
+/**
+ * The emulator (for `pscache dev` and `pscache emulator`) lives in its own file beside the daemon's bundle:
+ * `pscache serve` never parses it, which keeps it off every cold start. The Lambda layer ships only the
+ * daemon's bundle.
+ * @type {import('esbuild').Plugin}
+ */
+const emulatorApart = {
+  name: 'emulator-apart',
+  setup(b) {
+    b.onResolve({ filter: /\/emulator\/index\.ts$/ }, (args) =>
+      args.importer.endsWith('cli.ts') ? { path: './emulator.cjs', external: true } : undefined,
+    );
+  },
+};
+
 /** @type {import('esbuild').BuildOptions} */
 export const bundleOptions = {
   absWorkingDir: fileURLToPath(new URL('..', import.meta.url)),
@@ -23,6 +38,17 @@ export const bundleOptions = {
   external: ['@aws-sdk/credential-provider-node'],
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
+  plugins: [emulatorApart],
 };
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await build(bundleOptions);
+/** dist/emulator.cjs: loaded by the CLI only for `dev` and `emulator`. */
+export const emulatorOptions = {
+  ...bundleOptions,
+  entryPoints: ['src/emulator/index.ts'],
+  outfile: 'dist/emulator.cjs',
+  plugins: [],
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await Promise.all([build(bundleOptions), build(emulatorOptions)]);
+}

@@ -410,8 +410,9 @@ describe('limits and lifecycle', () => {
     assert.equal((await stopped).code, 0);
   });
 
-  test('listens on loopback only', async () => {
+  test('listens on loopback only, IPv4 and IPv6', async () => {
     const d = await daemon();
+    await sleep(150); // ::1 is bound just after the first request (the /ping that said it was up)
     const { readFileSync } = await import('node:fs');
     const hex = d.port.toString(16).toUpperCase().padStart(4, '0');
     const rows = [
@@ -419,6 +420,10 @@ describe('limits and lifecycle', () => {
       ...readFileSync('/proc/net/tcp6', 'utf8').split('\n'),
     ].filter((l) => l.includes(`:${hex} `) && l.trim().split(/\s+/)[3] === '0A');
     assert.ok(rows.length >= 1, 'a listening socket exists');
+    assert.ok(
+      rows.some((r) => r.includes('00000000000000000000000001000000:')),
+      'also listening on [::1]',
+    );
     for (const row of rows) {
       const local = row.trim().split(/\s+/)[1]!.split(':')[0]!;
       assert.ok(

@@ -1,7 +1,9 @@
 // Where signing credentials come from (environment -> container endpoint -> SDK default chain), cached
 // and refreshed before they expire. SDK providers are imported only when that source is the one in use.
+
 import type { AwsConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
+import { fetchContainerCredentials } from './container-credentials.ts';
 import type { SigningCredentials } from './signer.ts';
 import { UpstreamError } from './types.ts';
 
@@ -179,24 +181,10 @@ export function createCredentialSource(
       async () => {
         let creds: AwsCredentials;
         try {
-          const { fromHttp } = await import('@aws-sdk/credential-provider-http');
-          // A new provider per fetch: the SDK's destroys its HTTP handler after one use.
-          const provider = fromHttp({
-            ...(container.fullUri !== undefined ? { awsContainerCredentialsFullUri: container.fullUri } : {}),
-            ...(container.relativeUri !== undefined
-              ? { awsContainerCredentialsRelativeUri: container.relativeUri }
-              : {}),
-            ...(container.authToken !== undefined
-              ? { awsContainerAuthorizationToken: container.authToken }
-              : {}),
-            ...(container.authTokenFile !== undefined
-              ? { awsContainerAuthorizationTokenFile: container.authTokenFile }
-              : {}),
-            timeout: opts.containerTimeoutMs ?? 1000,
-            maxRetries: opts.containerRetries ?? 2,
-            logger: sdkLogger(log),
+          creds = await fetchContainerCredentials(container, {
+            timeoutMs: opts.containerTimeoutMs ?? 1000,
+            retries: opts.containerRetries ?? 2,
           });
-          creds = await provider();
         } catch (err) {
           throw credentialsError(source, err, [container.authToken]);
         }

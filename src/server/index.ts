@@ -13,6 +13,8 @@ import { checkOrigin, TokenCheck } from './checks.ts';
 import { findRoute, notFoundRoute, parseQuery } from './routes.ts';
 
 export const MAX_URL_LENGTH = 8192;
+/** Longest wait before the addresses after the first are bound, if no request comes first. */
+const LATE_BIND_MS = 100;
 export const MAX_HEADER_BYTES = 16384;
 
 export interface ServerOptions {
@@ -61,6 +63,9 @@ export class PscacheServer {
   private readonly pending = new Set<ServerResponse>();
   private closing = false;
   private readonly pingBody = Buffer.from('healthy');
+  /** Binds the remaining addresses; set until they are bound (see listen). */
+  private bindLate: (() => void) | undefined;
+  private lateBound: Promise<void> | undefined;
   private readonly rootBody: Buffer;
 
   constructor(private readonly opts: ServerOptions) {
@@ -68,42 +73,88 @@ export class PscacheServer {
     this.rootBody = Buffer.from(`healthy\npscache ${opts.version}\n`);
   }
 
-  /** Binds every loopback address; fails if the IPv4 one cannot be bound. */
+  /**
+   * Binds the first loopback address (127.0.0.1) and resolves: from then on requests are served. The other
+   * addresses (::1) are bound right after the first request is answered, or after LATE_BIND_MS: Node's
+   * first IPv6 address check costs ~7 ms of start-up (measured), and clients that resolve localhost to ::1
+   * first fall back to 127.0.0.1 meanwhile.
+   */
   async listen(): Promise<void> {
-    const hosts = this.opts.hosts ?? ['127.0.0.1', '::1'];
-    for (const host of hosts) {
-      const server = this.makeServer();
-      try {
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen({ port: this.opts.port, host, exclusive: true }, () => {
-            server.off('error', reject);
-            resolve();
-          });
+    const [first, ...rest] = this.opts.hosts ?? ['127.0.0.1', '::1'];
+    await this.bind(first!, true);
+    if (rest.length === 0) return;
+    this.lateBound = new Promise<void>((resolve) => {
+      let started = false;
+      const timer = setTimeout(() => this.bindLate?.(), LATE_BIND_MS);
+      this.bindLate = () => {
+        if (started) return;
+        started = true;
+        this.bindLate = undefined;
+        clearTimeout(timer);
+        if (this.closing) return resolve();
+        Promise.all(rest.map((h) => this.bind(h, false))).then(() => resolve());
+      };
+    });
+  }
+
+  /** Settles once every address is bound (or given up on). */
+  whenAllBound(): Promise<void> {
+    this.bindLate?.();
+    return this.lateBound ?? Promise.resolve();
+  }
+
+  private async bind(host: string, required: boolean): Promise<void> {
+    const server = this.makeServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port: this.opts.port, host, exclusive: true }, () => {
+          server.off('error', reject);
+          resolve();
         });
-        this.servers.push(server);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // No IPv6 on this host: 127.0.0.1 alone is fine.
-        if (host === '::1' && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
-        await this.close(0);
-        if (code === 'EADDRINUSE') {
-          throw new Error(
-            `port ${this.opts.port} on ${host} is already in use; set PARAMETERS_SECRETS_EXTENSION_HTTP_PORT to a free port`,
-          );
-        }
-        throw e;
+      });
+      if (this.closing) server.close();
+      else this.servers.push(server);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const inUse = `port ${this.opts.port} on ${host} is already in use; set PARAMETERS_SECRETS_EXTENSION_HTTP_PORT to a free port`;
+      if (required) throw code === 'EADDRINUSE' ? new Error(inUse) : e;
+      // No IPv6 on this host: 127.0.0.1 alone is fine.
+      if (code !== 'EADDRNOTAVAIL' && code !== 'EAFNOSUPPORT') {
+        this.opts.log.warn(code === 'EADDRINUSE' ? inUse : `could not listen on ${host}`, { code });
       }
     }
   }
 
   private makeServer(): Server {
-    const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, keepAliveTimeout: 5000 }, (req, res) =>
-      this.handle(req, res),
+    const server = createServer(
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        keepAliveTimeout: 5000,
+        // Node enforces headersTimeout/requestTimeout only when it checks, every 30 s by default.
+        connectionsCheckingInterval: 1000,
+        // A missing Host gets our JSON 400 (handle), not Node's bare one.
+        requireHostHeader: false,
+      },
+      (req, res) => this.handle(req, res),
     );
     // Slowloris: headers must arrive within 5 s, a whole request within 10 s.
     server.headersTimeout = 5000;
     server.requestTimeout = 10000;
+    // A client that half-closes after its request still gets the answer (Node would drop pending ones).
+    (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // Any Expect other than 100-continue: answer the request as usual rather than Node's bare 417.
+    server.on('checkExpectation', (req, res) => this.handle(req, res));
+    // CONNECT never reaches the request handler: answer it 405 like any other method.
+    server.on('connect', (_req, socket: Socket) => {
+      const body = JSON.stringify({ __type: 'MethodNotAllowed', message: 'only GET and HEAD are allowed' });
+      socket.on('error', () => {});
+      // Destroyed once written: Node hands the socket over paused, so a peer's close would go unseen.
+      socket.end(
+        `HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+    });
     server.on('connection', (socket: CountedSocket) => {
       this.connections++;
       if (this.connections > this.opts.maxInboundConnections) socket[OVER_LIMIT] = true;
@@ -138,6 +189,7 @@ export class PscacheServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.bindLate) setImmediate(this.bindLate);
     const ctx: Ctx = {
       req,
       res,
@@ -164,6 +216,9 @@ export class PscacheServer {
       const url = req.url ?? '/';
       if (url.length > MAX_URL_LENGTH)
         throw new HttpError(400, 'UriTooLong', `URL longer than ${MAX_URL_LENGTH}`);
+      if (req.headers.host === undefined && req.httpVersionMinor >= 1) {
+        throw new HttpError(400, 'BadHost', 'an HTTP/1.1 request needs a Host header');
+      }
       checkOrigin(req.headers);
       const q = url.indexOf('?');
       const route = findRoute(q === -1 ? url : url.slice(0, q));
@@ -284,6 +339,8 @@ export class PscacheServer {
    */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
+    this.bindLate?.();
+    await this.lateBound;
     const closed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of this.servers) s.closeIdleConnections();
     const deadline = Date.now() + graceMs;
