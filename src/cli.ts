@@ -1,8 +1,9 @@
 // Commands: serve (the daemon), dev (daemon + emulator), emulator. Bad flags and bad environment values
 // exit non-zero with one line naming the flag or variable, the value and what is allowed.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { nodeCrypto } from './builtins.ts';
+import { GET_USAGE, runGet } from './client/get-command.ts';
 import { type Config, ConfigError, ENV, lambdaSettings, loadConfig, requireToken } from './config.ts';
 import { startDaemon } from './daemon.ts';
 import { runExtension } from './lambda/lifecycle.ts';
@@ -19,6 +20,8 @@ Usage:
                                      run the daemon plus the built-in AWS emulator
   pscache emulator [--store FILE] [--port N]
                                      run the AWS emulator alone
+  pscache get parameter NAME | get secret ID [--json] ...
+                                     print one value from a running daemon
   pscache --version | --help         print the version or this help
   pscache COMMAND --help             help for one command
 
@@ -47,6 +50,7 @@ Point an AWS SDK or the AWS CLI at it with --endpoint-url or AWS_ENDPOINT_URL. I
 credentials (no signature check) unless started by 'pscache dev'.
   --store FILE          store to seed from (default: the example store shipped with pscache)
   --port N              port (default 2774)`,
+  get: GET_USAGE,
 };
 
 class UsageError extends Error {}
@@ -155,13 +159,13 @@ async function dev(args: string[]): Promise<number> {
   const userConfig = loadConfig(process.env);
 
   const credentials = {
-    accessKeyId: `AKIAPSCACHEDEV${randomBytes(3).toString('hex').toUpperCase()}`,
-    secretAccessKey: randomBytes(30).toString('base64'),
+    accessKeyId: `AKIAPSCACHEDEV${nodeCrypto().randomBytes(3).toString('hex').toUpperCase()}`,
+    secretAccessKey: nodeCrypto().randomBytes(30).toString('base64'),
   };
   const { startEmulator } = await import('./emulator/index.ts');
   const emu = await startEmulator({ port: emulatorPort, store, credentials: [credentials] });
   const ownToken = userConfig.tokenSource?.startsWith(ENV.token) ? userConfig.token : undefined;
-  const token = ownToken || randomBytes(24).toString('base64url');
+  const token = ownToken || nodeCrypto().randomBytes(24).toString('base64url');
   let config: Config;
   try {
     config = loadConfig({
@@ -219,6 +223,14 @@ Press Ctrl+C to stop.
 `;
 }
 
+/** The client command; its code, exit codes included, lives in src/client/get-command.ts. */
+function get(args: string[]): Promise<number> {
+  return runGet(args, process.env, {
+    stdout: (d) => process.stdout.write(d),
+    stderr: (d) => process.stderr.write(d),
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -241,6 +253,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === 'serve') return await serve(rest);
     if (command === 'dev') return await dev(rest);
+    if (command === 'get') return await get(rest);
     return await emulator(rest);
   } catch (e) {
     if (e instanceof ConfigError || e instanceof UsageError) {

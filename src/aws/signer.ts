@@ -1,7 +1,7 @@
 // AWS Signature Version 4 for the JSON POSTs pscache sends, on node:crypto alone.
 // Not @smithy/signature-v4: bundled it adds ~140 kB and ~50 ms / ~6 MB on first use, for what is four
 // HMACs and a hash here. test/aws.test.ts checks every signature against @smithy/signature-v4.
-import { createHash, createHmac } from 'node:crypto';
+import { nodeCrypto } from '../builtins.ts';
 
 export interface SigningCredentials {
   readonly accessKeyId: string;
@@ -36,10 +36,10 @@ let keyCache: { id: string; key: Buffer } | undefined;
 function signingKey(secret: string, shortDate: string, region: string, service: string): Buffer {
   const id = `${secret}\u0000${shortDate}\u0000${region}\u0000${service}`;
   if (keyCache?.id === id) return keyCache.key;
-  const kDate = createHmac('sha256', `AWS4${secret}`).update(shortDate).digest();
-  const kRegion = createHmac('sha256', kDate).update(region).digest();
-  const kService = createHmac('sha256', kRegion).update(service).digest();
-  const key = createHmac('sha256', kService).update('aws4_request').digest();
+  const kDate = nodeCrypto().createHmac('sha256', `AWS4${secret}`).update(shortDate).digest();
+  const kRegion = nodeCrypto().createHmac('sha256', kDate).update(region).digest();
+  const kService = nodeCrypto().createHmac('sha256', kRegion).update(service).digest();
+  const key = nodeCrypto().createHmac('sha256', kService).update('aws4_request').digest();
   keyCache = { id, key };
   return key;
 }
@@ -101,7 +101,7 @@ export function signRequest(req: SignableRequest, params: SigningParams): void {
     ...names.map((n) => `${n}:${canonical.get(n)}`),
     '',
     signedHeaders,
-    createHash('sha256').update(req.body, 'utf8').digest('hex'),
+    nodeCrypto().createHash('sha256').update(req.body, 'utf8').digest('hex'),
   ].join('\n');
 
   const scope = `${shortDate}/${region}/${service}/aws4_request`;
@@ -109,9 +109,10 @@ export function signRequest(req: SignableRequest, params: SigningParams): void {
     ALGORITHM,
     amzDate,
     scope,
-    createHash('sha256').update(canonicalRequest, 'utf8').digest('hex'),
+    nodeCrypto().createHash('sha256').update(canonicalRequest, 'utf8').digest('hex'),
   ].join('\n');
-  const signature = createHmac('sha256', signingKey(credentials.secretAccessKey, shortDate, region, service))
+  const signature = nodeCrypto()
+    .createHmac('sha256', signingKey(credentials.secretAccessKey, shortDate, region, service))
     .update(stringToSign, 'utf8')
     .digest('hex');
   req.headers['Authorization'] =

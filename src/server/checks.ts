@@ -1,6 +1,6 @@
 // Request checks that guard the cache: SSRF/DNS-rebinding defences and the token, compared in constant time.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { nodeCrypto } from '../builtins.ts';
 import { HttpError } from '../errors.ts';
 
 export const TOKEN_HEADER = 'x-aws-parameters-secrets-token';
@@ -50,11 +50,9 @@ function validPort(rest: string): boolean {
 
 /** Compares digests so neither the length nor a matching prefix of the expected token shows in timing. */
 export class TokenCheck {
-  private readonly expected: Buffer | undefined;
+  private expected: Buffer | undefined;
 
-  constructor(token: string | undefined) {
-    this.expected = token ? digest(token) : undefined;
-  }
+  constructor(private readonly token: string | undefined) {}
 
   check(headers: IncomingHttpHeaders): void {
     const raw = headers[TOKEN_HEADER];
@@ -64,12 +62,15 @@ export class TokenCheck {
       throw new HttpError(401, 'Unauthorized', 'missing X-Aws-Parameters-Secrets-Token header');
     }
     // A repeated token arrives joined ("t, t") and so never matches.
-    const ok = this.expected !== undefined && timingSafeEqual(digest(given), this.expected);
+    if (this.token === undefined) throw new HttpError(401, 'Unauthorized', 'no token is configured');
+    // Digested on first use, so node:crypto loads with the first request, not at start-up.
+    this.expected ??= digest(this.token);
+    const ok = nodeCrypto().timingSafeEqual(digest(given), this.expected);
     if (!ok)
       throw new HttpError(401, 'Unauthorized', 'the X-Aws-Parameters-Secrets-Token header is not valid');
   }
 }
 
 function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
+  return nodeCrypto().createHash('sha256').update(s).digest();
 }
