@@ -3,10 +3,14 @@ import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { compare, type Result, resultsTable, spreadTable, summarize } from './lib.ts';
+import { benchLambda } from './lambda.ts';
 import { benchStartup } from './startup.ts';
 
 /** Each suite is one exported function; add new ones here. */
-const SUITES: { name: string; run: () => Promise<Result[]> }[] = [{ name: 'startup', run: benchStartup }];
+const SUITES: { name: string; run: () => Promise<Result[]> }[] = [
+  { name: 'startup', run: benchStartup },
+  { name: 'lambda', run: benchLambda },
+];
 
 const OUT = new URL('./', import.meta.url);
 
@@ -78,7 +82,7 @@ writeFileSync(
         };
       }),
     },
-    null,
+    (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v),
     2,
   )}\n`,
 );

@@ -56,7 +56,7 @@ const NODE_DEFLATE_LEVEL = 6;
  */
 export const LAUNCHER = `#!/bin/sh
 # pscache Lambda extension launcher: runs the bundle next to it with the best node available.
-unset -f command cd pwd printf test 2>/dev/null
+unset -f command cd pwd printf test node 2>/dev/null
 fail() {
   case "\${AWS_LAMBDA_LOG_FORMAT:-}" in
     [Jj][Ss][Oo][Nn]) printf '{"level":"ERROR","logger":"pscache","message":"%s"}\\n' "$1" >&2 ;;
@@ -68,9 +68,10 @@ case "$0" in
   */*) here="\${0%/*}" ;;
   *) here=. ;;
 esac
-root=$(CDPATH='' cd -- "$here/.." && pwd -P) || fail "cannot find the layer directory from $0"
+# Messages carry no paths: they go out as JSON too, and sh has no cheap way to escape them.
+root=$(CDPATH='' cd -- "$here/.." && pwd -P) || fail "cannot find the layer directory"
 bundle="$root/pscache/pscache.cjs"
-test -f "$bundle" || fail "$bundle is missing: unpack the whole layer zip"
+test -f "$bundle" || fail "pscache/pscache.cjs is missing next to extensions/: unpack the whole layer zip"
 if test -f "$root/pscache/node" && test -x "$root/pscache/node"; then
   node="$root/pscache/node"
 elif test -f /var/lang/bin/node && test -x /var/lang/bin/node; then
@@ -90,17 +91,17 @@ exec "$node" "$bundle" serve --lambda-extension-name "\${0##*/}"
 // The bundle
 
 /**
- * The layer's bundle is dist/pscache.cjs minus what Lambda never runs, measured on Node 22: the
- * emulator (`dev`, `emulator`) is left out, and the SDK's container-credentials provider (SnapStart)
- * is embedded as a string compiled on first use. Compiling those ~210 KB at every start cost ~15 ms,
- * a third of Node's own start-up.
+ * The layer's bundle is dist/pscache.cjs, built with the same options. The layer ships that one file,
+ * so the CLI's import of the emulator (dist/emulator.cjs beside the npm bundle) becomes a stub that
+ * says where the emulator lives, instead of a "Cannot find module" error.
  */
 async function layerBundle() {
   const result = await build({
     ...bundleOptions,
     outfile: 'pscache.cjs',
     write: false,
-    plugins: [withoutEmulator, compiledOnFirstUse(['@aws-sdk/credential-provider-http'])],
+    // First, so that its answer for the emulator's path wins over build.mjs's own plugins.
+    plugins: [withoutEmulator, ...(bundleOptions.plugins ?? [])],
   });
   return Buffer.from(result.outputFiles[0].contents);
 }
@@ -108,7 +109,10 @@ async function layerBundle() {
 const withoutEmulator = {
   name: 'pscache-without-emulator',
   setup(b) {
-    b.onResolve({ filter: /[\\/]emulator[\\/]index\.ts$/ }, () => ({ path: 'emulator', namespace: 'pscache-stub' }));
+    b.onResolve({ filter: /[\\/]emulator[\\/]index\.ts$/ }, () => ({
+      path: 'emulator',
+      namespace: 'pscache-stub',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'pscache-stub' }, () => ({
       loader: 'js',
       contents: `export function startEmulator() {
@@ -117,37 +121,6 @@ const withoutEmulator = {
     }));
   },
 };
-
-function compiledOnFirstUse(specifiers) {
-  const escaped = specifiers.map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
-  return {
-    name: 'pscache-compiled-on-first-use',
-    setup(b) {
-      b.onResolve({ filter: new RegExp(`^(${escaped.join('|')})$`) }, (args) => ({
-        path: args.path,
-        namespace: 'pscache-lazy',
-      }));
-      b.onLoad({ filter: /.*/, namespace: 'pscache-lazy' }, async (args) => {
-        const sub = await build({
-          ...bundleOptions,
-          entryPoints: undefined,
-          outfile: 'lazy.cjs',
-          stdin: { contents: `module.exports = require(${JSON.stringify(args.path)});`, resolveDir: ROOT },
-          write: false,
-        });
-        const source = sub.outputFiles[0].text;
-        // A string literal costs V8 a scan, not a parse; vm.compileFunction runs it like a CJS module.
-        return {
-          loader: 'js',
-          resolveDir: ROOT,
-          contents: `const m = { exports: {} };
-require('node:vm').compileFunction(${JSON.stringify(source)}, ['exports', 'require', 'module', '__filename', '__dirname'], { filename: ${JSON.stringify(`pscache:${args.path}`)} })(m.exports, require, m, __filename, __dirname);
-module.exports = m.exports;`,
-        };
-      });
-    },
-  };
-}
 
 // ----------------------------------------------------------------------------------------------
 // Node binaries from the npm registry
@@ -172,12 +145,19 @@ async function tarball(pkg, integrity) {
   }
   const tmp = fs.mkdtempSync(path.join(CACHE, 'pack-'));
   try {
-    const npm = process.env.npm_execpath
-      ? [process.execPath, [process.env.npm_execpath]]
-      : ['npm', []];
+    const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
     const { stdout } = await promisify(execFile)(
       npm[0],
-      [...npm[1], 'pack', `${pkg}@${NODE.version}`, '--pack-destination', tmp, '--json', '--ignore-scripts', '--loglevel=error'],
+      [
+        ...npm[1],
+        'pack',
+        `${pkg}@${NODE.version}`,
+        '--pack-destination',
+        tmp,
+        '--json',
+        '--ignore-scripts',
+        '--loglevel=error',
+      ],
       { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
     );
     const name = JSON.parse(stdout)[0]?.filename;
@@ -244,7 +224,13 @@ async function nodeEntry(arch) {
   writeAtomic(`${base}.deflate`, deflated);
   writeAtomic(
     `${base}.json`,
-    JSON.stringify({ integrity, level: NODE_DEFLATE_LEVEL, crc: entry.crc, size: entry.size, sha256: sha256(deflated) }),
+    JSON.stringify({
+      integrity,
+      level: NODE_DEFLATE_LEVEL,
+      crc: entry.crc,
+      size: entry.size,
+      sha256: sha256(deflated),
+    }),
   );
   return entry;
 }
@@ -376,7 +362,7 @@ export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers 
   return results;
 }
 
-const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MB`;
+const mb = (n) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`);
 
 async function main(argv) {
   let out;
@@ -388,7 +374,9 @@ async function main(argv) {
     else if (a === '--json') json = true;
     else if (LAYERS.includes(a)) layers.push(a);
     else {
-      process.stderr.write(`layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [${LAYERS.join('] [')}]\n`);
+      process.stderr.write(
+        `layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [${LAYERS.join('] [')}]\n`,
+      );
       return 2;
     }
   }
@@ -405,7 +393,10 @@ async function main(argv) {
     }
   }
   if (json) process.stdout.write(`${JSON.stringify({ node: NODE.version, layers: results })}\n`);
-  else process.stdout.write(`bundle ${(results[0].bundle / 1024).toFixed(0)} KB, Node.js ${NODE.version}, ${Math.round(performance.now() - started)} ms\n`);
+  else
+    process.stdout.write(
+      `bundle ${(results[0].bundle / 1024).toFixed(0)} KB, Node.js ${NODE.version}, ${Math.round(performance.now() - started)} ms\n`,
+    );
   return ok ? 0 : 1;
 }
 

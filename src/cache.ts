@@ -145,9 +145,14 @@ export class ItemCache {
     return e.body;
   }
 
+  /** Taken before a batch or path fetch and passed to store(): a clear() meanwhile (SnapStart) wins. */
+  get epoch(): number {
+    return this.generation;
+  }
+
   /** Stores an item fetched by a batch or path route under its own single-item key. */
-  store(r: ItemRequest, loaded: Loaded, ttlMs = this.ttlFor(r)): void {
-    this.put(r, loaded, ttlMs, this.generation);
+  store(r: ItemRequest, loaded: Loaded, epoch: number): void {
+    this.put(r, loaded, this.ttlFor(r), epoch);
   }
 
   /**
@@ -229,7 +234,10 @@ export class ItemCache {
   private coalesce(key: string, run: () => Promise<Answer>): Promise<Answer> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
-    const p = run().finally(() => this.inflight.delete(key));
+    const p: Promise<Answer> = run().finally(() => {
+      // Only our own entry: clear() may have replaced it meanwhile.
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    });
     this.inflight.set(key, p);
     return p;
   }
@@ -297,5 +305,7 @@ export class ItemCache {
   clear(): void {
     this.generation++;
     this.lru?.clear();
+    // Later requests must not join a fetch started before the clear either: they get their own.
+    this.inflight.clear();
   }
 }

@@ -17,6 +17,8 @@ export interface Daemon {
   readonly metrics: Metrics;
   /** Settles when PARAMETERS_SECRETS_EXTENSION_PREFETCH has been fetched (failures are logged, not thrown). */
   readonly prefetched: Promise<void>;
+  /** Fetches PARAMETERS_SECRETS_EXTENSION_PREFETCH again (after a SnapStart restore). */
+  prefetch(): Promise<void>;
   /** Stops accepting, answers what is in flight (up to graceMs), logs the summary line. */
   stop(graceMs: number): Promise<void>;
 }
@@ -72,7 +74,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       max_inbound_connections: config.maxInboundConnections,
     });
   }
-  const prefetched = prefetch(config.prefetch, cache, log);
+  // Under SnapStart a prefetch before the snapshot would be thrown away at the first INVOKE (nothing
+  // fetched before it may stay cached); the lifecycle runs it then instead.
+  const runPrefetch = () => prefetch(config.prefetch, cache, log);
+  const prefetched = config.lambda.snapStart && config.lambda.runtimeApi ? Promise.resolve() : runPrefetch();
   let stopping: Promise<void> | undefined;
   return {
     server,
@@ -80,6 +85,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     upstream,
     metrics,
     prefetched,
+    prefetch: runPrefetch,
     stop(graceMs) {
       stopping ??= (async () => {
         await server.close(graceMs);

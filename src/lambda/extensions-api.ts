@@ -78,7 +78,12 @@ function parseJson(body: Buffer, what: string): Record<string, unknown> {
   } catch {
     throw new ExtensionsApiError(`${what} answered 200 with a body that is not JSON`, 'garbage', 200);
   }
-  if (!isObject(doc)) throw new ExtensionsApiError(`${what} answered 200 with a body that is not a JSON object`, 'garbage', 200);
+  if (!isObject(doc))
+    throw new ExtensionsApiError(
+      `${what} answered 200 with a body that is not a JSON object`,
+      'garbage',
+      200,
+    );
   return doc;
 }
 
@@ -203,7 +208,9 @@ export class ExtensionsApi {
       let responded = false;
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
-          req.destroy(new ExtensionsApiError(`${path.slice(1)}: no answer within ${timeoutMs} ms`, 'network'));
+          req.destroy(
+            new ExtensionsApiError(`${path.slice(1)}: no answer within ${timeoutMs} ms`, 'network'),
+          );
         }, timeoutMs);
       }
       const fail = (e: unknown) => {
@@ -230,7 +237,10 @@ export class ExtensionsApi {
           size += c.length;
           if (size > MAX_BODY_BYTES) {
             req.destroy(
-              new ExtensionsApiError(`${path.slice(1)}: answer larger than ${MAX_BODY_BYTES} bytes`, 'garbage'),
+              new ExtensionsApiError(
+                `${path.slice(1)}: answer larger than ${MAX_BODY_BYTES} bytes`,
+                'garbage',
+              ),
             );
             return;
           }

@@ -2,7 +2,12 @@
 import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
 import { type Daemon, startDaemon } from '../daemon.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { type ErrorReport, type ExtensionEvent, ExtensionsApi, ExtensionsApiError } from './extensions-api.ts';
+import {
+  type ErrorReport,
+  type ExtensionEvent,
+  ExtensionsApi,
+  ExtensionsApiError,
+} from './extensions-api.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -56,7 +61,7 @@ export async function runExtension(env: Env, name: string): Promise<number> {
       problem =
         e instanceof ConfigError
           ? { type: ERROR_TYPES.config, message: e.message, code: 2 }
-          : { type: ERROR_TYPES.start, message: (e as Error).message, code: 1 };
+          : { type: ERROR_TYPES.start, message: e instanceof Error ? e.message : String(e), code: 1 };
     }
   }
 
@@ -138,6 +143,7 @@ class Lifecycle {
           this.daemon.cache.clear();
           this.daemon.upstream.credentials.invalidate();
           this.log.info('first invoke after SnapStart restore: cache cleared');
+          void this.daemon.prefetch();
         }
       }
       this.log.debug('invoke', { request_id: event.requestId });

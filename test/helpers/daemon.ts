@@ -194,7 +194,8 @@ export function runPscache(
       child.kill('SIGKILL');
       reject(new Error(`pscache ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
     }, timeoutMs);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': only then has everything the child printed been read.
+    child.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

@@ -6,7 +6,7 @@ import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { assertNothingSensitive } from './daemon.ts';
 import { extractZip } from './lambda-zip.ts';
 
@@ -24,8 +24,12 @@ export interface Call {
 
 /** The variables Lambda gives external extensions (REFERENCE.md 8.4), for a function in us-east-1. */
 export function lambdaEnvironment(runtimeApi: string, functionEnv: Record<string, string>) {
+  // Lambda's PATH for extensions; the directory of the node running the tests is appended, standing for
+  // the Node.js runtimes' /var/lang/bin, so that the Node.js layer finds a node wherever it is installed.
+  const path = '/usr/local/bin:/usr/bin/:/bin:/opt/bin';
+  const nodeDir = dirname(process.execPath);
   const env: Record<string, string> = {
-    PATH: '/usr/local/bin:/usr/bin/:/bin:/opt/bin',
+    PATH: path.split(':').includes(nodeDir) ? path : `${path}:${nodeDir}`,
     LANG: 'en_US.UTF-8',
     TZ: ':UTC',
     LD_LIBRARY_PATH: '/lib64:/usr/lib64:/opt/lib',
@@ -49,7 +53,8 @@ export function lambdaEnvironment(runtimeApi: string, functionEnv: Record<string
   ]) {
     delete env[hidden];
   }
-  for (const k of Object.keys(env)) if (k.startsWith('AWS_XRAY_') || k.startsWith('_AWS_XRAY_')) delete env[k];
+  for (const k of Object.keys(env))
+    if (k.startsWith('AWS_XRAY_') || k.startsWith('_AWS_XRAY_')) delete env[k];
   return env;
 }
 
@@ -60,7 +65,7 @@ export interface Extension {
   /** performance.now() just before the launcher was executed. */
   readonly startedAt: number;
   output(): string;
-  /** Resolves on exit, with performance.now() of the exit. */
+  /** Resolves once it has exited and its output is read, with performance.now() of the exit. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   /** Kills it if still running, removes the unpacked layer, asserts nothing sensitive was printed. */
   dispose(): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>;
@@ -81,6 +86,8 @@ export class LambdaSim {
   readonly initErrors: Call[] = [];
   readonly exitErrors: Call[] = [];
   readonly extensionId = randomUUID();
+  /** Runs when a register call arrives, before it is answered (to look at the extension meanwhile). */
+  onRegister: (() => Promise<void>) | undefined;
   /** Answers for the next register / event/next calls, in order, before the normal behaviour. */
   readonly script: { register: Scripted[]; next: Scripted[] } = { register: [], next: [] };
   private readonly server = createServer((req, res) => this.handle(req, res));
@@ -150,13 +157,15 @@ export class LambdaSim {
 
   /**
    * Unpacks `zip` into a fresh directory (with a space in its path) and runs extensions/<name> from it
-   * with the environment Lambda gives extensions.
+   * with the environment Lambda gives extensions. Given a directory (from unpackLayer), runs from that
+   * and leaves it in place.
    */
-  launch(zip: string, opts: LaunchOptions): Extension {
-    const dir = mkdtempSync(join(tmpdir(), 'pscache lambda-'));
-    extractZip(zip, dir);
+  launch(zipOrDir: string, opts: LaunchOptions): Extension {
+    const owned = zipOrDir.endsWith('.zip');
+    const dir = owned ? unpackLayer(zipOrDir) : zipOrDir;
     const name = opts.name ?? EXTENSION_NAME;
-    if (name !== EXTENSION_NAME) renameSync(join(dir, 'extensions', EXTENSION_NAME), join(dir, 'extensions', name));
+    if (name !== EXTENSION_NAME)
+      renameSync(join(dir, 'extensions', EXTENSION_NAME), join(dir, 'extensions', name));
     const startedAt = performance.now();
     const child = spawn(join(dir, 'extensions', name), [], {
       cwd: dir,
@@ -170,8 +179,15 @@ export class LambdaSim {
     child.stderr!.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })),
+    // `at` is the exit itself; the promise waits for 'close' too, so that all output has been read.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+      (resolve) => {
+        let at = 0;
+        child.once('exit', () => {
+          at = performance.now();
+        });
+        child.once('close', (code, signal) => resolve({ code, signal, at: at || performance.now() }));
+      },
     );
     let done = false;
     void exited.then(() => {
@@ -186,9 +202,7 @@ export class LambdaSim {
       async dispose() {
         if (!done) child.kill('SIGKILL');
         const r = await exited;
-        // Let the pipes drain.
-        await new Promise((res) => setImmediate(res));
-        rmSync(dir, { recursive: true, force: true });
+        if (owned) rmSync(dir, { recursive: true, force: true });
         assertNothingSensitive(out);
         return { code: r.code, signal: r.signal, output: out };
       },
@@ -234,6 +248,21 @@ export class LambdaSim {
     });
   }
 
+  private answerRegister(req: IncomingMessage, res: ServerResponse): void {
+    const scripted = this.script.register.shift();
+    if (scripted) {
+      answer(req, res, scripted);
+      return;
+    }
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Lambda-Extension-Identifier': this.extensionId,
+    });
+    res.end(
+      JSON.stringify({ functionName: 'pscache-test', functionVersion: '$LATEST', handler: 'index.handler' }),
+    );
+  }
+
   private route(call: Call, req: IncomingMessage, res: ServerResponse): void {
     const base = '/2020-01-01/extension';
     const known = call.headers['lambda-extension-identifier'] === this.extensionId;
@@ -241,17 +270,23 @@ export class LambdaSim {
       json(res, 403, { errorMessage: 'Unknown extension identifier', errorType: 'Extension.Forbidden' });
     if (call.method === 'POST' && call.path === `${base}/register`) {
       this.registers.push(call);
-      const scripted = this.script.register.shift();
-      if (scripted) return answer(req, res, scripted);
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Lambda-Extension-Identifier': this.extensionId });
-      res.end(JSON.stringify({ functionName: 'pscache-test', functionVersion: '$LATEST', handler: 'index.handler' }));
+      const hook = this.onRegister;
+      this.onRegister = undefined;
+      if (hook) void hook().finally(() => this.answerRegister(req, res));
+      else this.answerRegister(req, res);
       return;
     }
     if (call.method === 'GET' && call.path === `${base}/event/next`) {
       this.nexts.push(call);
       const scripted = this.script.next.shift();
-      if (scripted) return answer(req, res, scripted);
-      if (!known) return forbidden();
+      if (scripted) {
+        answer(req, res, scripted);
+        return;
+      }
+      if (!known) {
+        forbidden();
+        return;
+      }
       // Long poll: held until an event is queued.
       this.waiting = res;
       res.on('close', () => {
@@ -260,10 +295,14 @@ export class LambdaSim {
       this.flush();
       return;
     }
-    if (call.method === 'POST' && (call.path === `${base}/init/error` || call.path === `${base}/exit/error`)) {
+    if (
+      call.method === 'POST' &&
+      (call.path === `${base}/init/error` || call.path === `${base}/exit/error`)
+    ) {
       (call.path.endsWith('/init/error') ? this.initErrors : this.exitErrors).push(call);
-      if (!known) return forbidden();
-      return json(res, 202, { status: 'OK' });
+      if (known) json(res, 202, { status: 'OK' });
+      else forbidden();
+      return;
     }
     json(res, 404, { errorMessage: `no route ${call.method} ${call.path}`, errorType: 'NotFound' });
   }
@@ -282,6 +321,13 @@ function answer(req: IncomingMessage, res: ServerResponse, s: Scripted): void {
   }
   res.writeHead(s.status, { 'Content-Type': 'application/json', ...s.headers });
   res.end(s.body ?? '');
+}
+
+/** Unpacks a layer zip into a fresh directory, as Lambda does into /opt; returns the directory. */
+export function unpackLayer(zip: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pscache lambda-'));
+  extractZip(zip, dir);
+  return dir;
 }
 
 export async function startSim(): Promise<LambdaSim> {

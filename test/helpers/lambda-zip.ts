@@ -24,7 +24,7 @@ export interface Zip {
 }
 
 let table: Uint32Array | undefined;
-/** An independent CRC-32 (the layer script uses zlib's where Node has it), fast path zlib for 120 MB. */
+/** CRC-32 of the zip format: zlib's where this Node has it (a 120 MB binary takes a second in JS). */
 export function crc32(data: Uint8Array, useZlib = true): number {
   if (useZlib && typeof zlib.crc32 === 'function') return zlib.crc32(data) >>> 0;
   if (!table) {

@@ -1,0 +1,176 @@
+// Lambda start-up suite: launcher exec → register received by the Runtime API stand-in, and → first /ping
+// 200, for the Node.js layer and the x86_64 standalone layer, each against `node -e 0` of the node it runs on.
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { freePort } from '../test/helpers/daemon.ts';
+import { buildLayers } from '../test/helpers/lambda-layer.ts';
+import { lambdaEnvironment, startSim, unpackLayer } from '../test/helpers/lambda-sim.ts';
+import { envInt, type Result, rawGetStatus, type Series, sleep, timeToExit } from './lib.ts';
+
+const SUITE = 'lambda';
+const TARGET = { kind: 'ratio', max: 1.3 } as const;
+/**
+ * The least any Node.js extension can do before registering: listen, register, poll. Run through the same
+ * launcher in place of the bundle, it shows how much of the time is Node's and the sandbox's own.
+ */
+const BARE_EXTENSION = `const http = require('http');
+const [host, port] = process.env.AWS_LAMBDA_RUNTIME_API.split(':');
+http.createServer((q, s) => s.end('healthy')).listen(+process.env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, '127.0.0.1', () => {
+  http.request({ host, port, method: 'POST', path: '/2020-01-01/extension/register',
+    headers: { 'Lambda-Extension-Name': 'pscache', 'Content-Type': 'application/json' } }, (res) => {
+    const id = res.headers['lambda-extension-identifier'];
+    res.resume();
+    const next = () => http.get({ host, port, path: '/2020-01-01/extension/event/next',
+      headers: { 'Lambda-Extension-Identifier': id } }, (r) => {
+      let b = '';
+      r.on('data', (d) => (b += d)).on('end', () => (JSON.parse(b).eventType === 'SHUTDOWN' ? process.exit(0) : next()));
+    });
+    next();
+  }).end('{"events":["INVOKE","SHUTDOWN"]}');
+});
+`;
+
+interface Launch {
+  register: number;
+  ping: number;
+}
+
+/** One cold start in a fresh stand-in: spawn of the launcher → register arrives, and → /ping answers 200. */
+async function launchOnce(dir: string): Promise<Launch> {
+  const sim = await startSim();
+  const port = await freePort();
+  try {
+    const ext = sim.launch(dir, {
+      env: {
+        AWS_ACCESS_KEY_ID: 'AKIAPSCACHEBENCH0001',
+        AWS_SECRET_ACCESS_KEY: 'bench-secret-access-key',
+        AWS_SESSION_TOKEN: 'bench-session-token',
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+      },
+    });
+    let exited = false;
+    void ext.exited.then(() => {
+      exited = true;
+    });
+    let ping = Number.NaN;
+    while (Number.isNaN(ping)) {
+      if (exited || performance.now() - ext.startedAt > 15_000) {
+        throw new Error(`no /ping 200 from the extension:\n${ext.output()}`);
+      }
+      try {
+        if ((await rawGetStatus(port, '/ping')) === 200) ping = performance.now() - ext.startedAt;
+      } catch {
+        // not listening yet
+      }
+      if (Number.isNaN(ping)) await sleep(1);
+    }
+    await sim.nextCalls(1);
+    const register = sim.registers[0]!.at - ext.startedAt;
+    await sim.shutdown();
+    const r = await ext.exited;
+    await ext.dispose();
+    if (r.code !== 0) throw new Error(`the extension exited ${r.code}:\n${ext.output()}`);
+    return { register, ping };
+  } finally {
+    await sim.close();
+  }
+}
+
+/** The node the Node.js layer finds on the PATH Lambda gives extensions (there is no /var/lang here). */
+function pathNode(): string {
+  for (const d of (lambdaEnvironment('', {})['PATH'] ?? '').split(':')) {
+    const candidate = join(d, 'node');
+    if (d.startsWith('/') && existsSync(candidate)) return candidate;
+  }
+  return process.execPath;
+}
+
+const series = (label: string, samples: number[] = []): Series => ({ label, unit: 'ms', samples });
+
+export async function benchLambda(): Promise<Result[]> {
+  const warmups = envInt('BENCH_WARMUPS', 2, 0);
+  const runs = envInt('BENCH_RUNS', 15);
+  const layers = await buildLayers();
+  const nodejs = unpackLayer(layers.nodejs.file);
+  const standaloneOk = process.arch === 'x64';
+  const standalone = standaloneOk ? unpackLayer(layers.x86_64.file) : undefined;
+  const bare = unpackLayer(layers.nodejs.file);
+  writeFileSync(join(bare, 'pscache', 'pscache.cjs'), BARE_EXTENSION);
+
+  const systemNode = pathNode();
+  const bundledNode = standalone ? join(standalone, 'pscache', 'node') : undefined;
+  const s = {
+    systemBase: series(`${systemNode} -e 0`),
+    nodejsRegister: series('pscache-nodejs.zip'),
+    nodejsPing: series('pscache-nodejs.zip'),
+    bareRegister: series('bare Node extension, same launcher'),
+    bundledBase: series('bundled node -e 0'),
+    standaloneRegister: series('pscache-x86_64.zip'),
+    standalonePing: series('pscache-x86_64.zip'),
+  };
+  try {
+    for (let round = 0; round < warmups + runs; round++) {
+      const keep = round >= warmups;
+      // Interleaved, so that a noisy moment hits every series alike.
+      const base = await timeToExit(systemNode, ['-e', '0']);
+      const n = await launchOnce(nodejs);
+      const floor = await launchOnce(bare);
+      let bundled: number | undefined;
+      let st: Launch | undefined;
+      if (standalone && bundledNode) {
+        bundled = await timeToExit(bundledNode, ['-e', '0']);
+        st = await launchOnce(standalone);
+      }
+      if (!keep) continue;
+      s.systemBase.samples.push(base);
+      s.nodejsRegister.samples.push(n.register);
+      s.nodejsPing.samples.push(n.ping);
+      s.bareRegister.samples.push(floor.register);
+      if (bundled !== undefined && st) {
+        s.bundledBase.samples.push(bundled);
+        s.standaloneRegister.samples.push(st.register);
+        s.standalonePing.samples.push(st.ping);
+      }
+    }
+  } finally {
+    for (const d of [nodejs, standalone, bare]) if (d) rmSync(d, { recursive: true, force: true });
+  }
+
+  const row = (figure: string, subject: Series, baseline: Series, note?: string): Result => ({
+    suite: SUITE,
+    figure,
+    subject,
+    baseline,
+    paired: true,
+    target: TARGET,
+    ...(note ? { note } : {}),
+  });
+  const results: Result[] = [
+    row('Lambda, Node.js layer: launcher exec → register', s.nodejsRegister, s.systemBase),
+    row('Lambda, Node.js layer: launcher exec → /ping 200', s.nodejsPing, s.systemBase),
+    {
+      suite: SUITE,
+      figure: 'Lambda, bare Node extension (listen + register only): exec → register',
+      subject: s.bareRegister,
+      baseline: s.systemBase,
+      paired: true,
+      note: 'reference only: the floor for any Node.js extension on this machine, launcher and stand-in included',
+    },
+  ];
+  if (standaloneOk) {
+    results.push(
+      row('Lambda, x86_64 layer: launcher exec → register', s.standaloneRegister, s.bundledBase),
+      row('Lambda, x86_64 layer: launcher exec → /ping 200', s.standalonePing, s.bundledBase),
+    );
+  } else {
+    results.push({
+      suite: SUITE,
+      figure: 'Lambda, x86_64 layer',
+      subject: null,
+      baseline: null,
+      note: `skipped: this machine is ${process.arch}`,
+    });
+  }
+  return results;
+}

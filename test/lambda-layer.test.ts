@@ -1,0 +1,190 @@
+// The layer zips as files: exact layout, modes and line endings read from the zip itself, the pinned
+// Node binaries, size limits, reproducible bytes, and what the launcher does outside Lambda.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ROOT } from './helpers/daemon.ts';
+import { buildLayers, type LayerInfo, type Layers } from './helpers/lambda-layer.ts';
+import { extractZip, readZip } from './helpers/lambda-zip.ts';
+
+let layers: Layers;
+let unpacked: string;
+const temps: string[] = [];
+
+function temp(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+
+before(async () => {
+  layers = await buildLayers();
+  unpacked = temp('pscache-layer-nodejs-');
+  extractZip(layers.nodejs.file, unpacked);
+});
+
+after(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
+
+const LIMIT_ZIPPED = 50 * 1024 * 1024;
+const LIMIT_UNZIPPED = 250 * 1024 * 1024;
+/** ELF e_machine of each architecture's node. */
+const MACHINE = { x86_64: 62, arm64: 183 } as const;
+
+describe('layout', () => {
+  for (const name of ['nodejs', 'x86_64', 'arm64'] as const) {
+    test(`pscache-${name}.zip holds exactly the launcher and pscache/, with their modes`, () => {
+      const info: LayerInfo = layers[name];
+      const zip = readZip(info.file);
+      const names = zip.entries.map((e) => e.name);
+      const expected = [
+        'extensions/',
+        'extensions/pscache',
+        'pscache/',
+        ...(name === 'nodejs' ? [] : ['pscache/node']),
+        'pscache/pscache.cjs',
+      ];
+      assert.deepEqual(names, expected);
+      assert.ok(!names.some((n) => n.includes('node_modules')));
+      const mode = Object.fromEntries(zip.entries.map((e) => [e.name, e.mode]));
+      for (const e of zip.entries) assert.equal(e.madeBy, 3, `${e.name}: modes are Unix modes`);
+      assert.equal(mode['extensions/'], 0o40755);
+      assert.equal(mode['pscache/'], 0o40755);
+      assert.equal(mode['extensions/pscache'], 0o100755);
+      assert.equal(mode['pscache/pscache.cjs'], 0o100644);
+
+      const launcher = zip.read('extensions/pscache').toString('utf8');
+      assert.ok(launcher.startsWith('#!/bin/sh\n'));
+      assert.ok(!launcher.includes('\r'), 'LF line endings only');
+      assert.ok(launcher.endsWith('\n'));
+      const bundle = zip.read('pscache/pscache.cjs');
+      assert.ok(bundle.length > 10_000);
+
+      if (name !== 'nodejs') {
+        assert.equal(mode['pscache/node'], 0o100755);
+        const node = zip.read('pscache/node');
+        assert.equal(node.readUInt32BE(0), 0x7f454c46, 'an ELF executable');
+        assert.equal(node.readUInt16LE(18), MACHINE[name], `built for ${name}`);
+      }
+      assert.equal(info.zipped, zip.size);
+      assert.equal(
+        info.unzipped,
+        zip.entries.reduce((n, e) => n + e.size, 0),
+      );
+      assert.ok(info.zipped < LIMIT_ZIPPED, `${name}: ${info.zipped} bytes zipped`);
+      assert.ok(info.unzipped < LIMIT_UNZIPPED, `${name}: ${info.unzipped} bytes unzipped`);
+    });
+  }
+
+  test('all three layers carry the same bundle and the same launcher', () => {
+    const read = (l: LayerInfo, n: string) => readZip(l.file).read(n);
+    for (const n of ['pscache/pscache.cjs', 'extensions/pscache']) {
+      assert.ok(read(layers.nodejs, n).equals(read(layers.x86_64, n)), n);
+      assert.ok(read(layers.nodejs, n).equals(read(layers.arm64, n)), n);
+    }
+  });
+
+  test('the same source gives the same zip, byte for byte', () => {
+    const out = temp('pscache-layer-again-');
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/layer.mjs'), '--out', out, 'nodejs'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(readFileSync(join(out, 'pscache-nodejs.zip')).equals(readFileSync(layers.nodejs.file)));
+  });
+});
+
+describe('the bundle', () => {
+  const bundle = () => join(unpacked, 'pscache', 'pscache.cjs');
+
+  test('runs, and leaves the emulator to the npm package', () => {
+    const version = spawnSync(process.execPath, [bundle(), '--version'], { encoding: 'utf8' });
+    assert.equal(version.status, 0);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(version.stdout.trim(), pkg.version);
+    const emulator = spawnSync(
+      process.execPath,
+      [bundle(), 'emulator', '--store', join(ROOT, 'examples/store.json'), '--port', '1'],
+      { encoding: 'utf8' },
+    );
+    assert.notEqual(emulator.status, 0);
+    assert.match(emulator.stderr, /the emulator is not part of the Lambda layer/);
+    assert.ok(!readFileSync(bundle(), 'utf8').includes('/__emulator/health'));
+  });
+});
+
+describe('launcher', () => {
+  const launcher = () => join(unpacked, 'extensions', 'pscache');
+  /** Runs the launcher outside Lambda: with no token source `serve` stops at once with a config error. */
+  const run = (env: Record<string, string>, shell?: string) =>
+    spawnSync(shell ?? launcher(), shell ? [launcher()] : [], { env, encoding: 'utf8', timeout: 10_000 });
+
+  test('is valid POSIX sh for dash and for bash in POSIX mode', () => {
+    for (const [sh, args] of [
+      ['dash', ['-n']],
+      ['bash', ['--posix', '-n']],
+    ] as const) {
+      if (spawnSync('sh', ['-c', `command -v ${sh}`]).status !== 0) continue;
+      const r = spawnSync(sh, [...args, launcher()], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${sh}: ${r.stderr}`);
+    }
+  });
+
+  test('with no node in the layer, at /var/lang/bin or on PATH: a clear message, exit 127', {
+    skip: existsSync('/var/lang/bin/node') && '/var/lang/bin/node exists here',
+  }, () => {
+    const empty = temp('pscache-no-node-');
+    const text = run({ PATH: empty });
+    assert.equal(text.status, 127);
+    assert.match(
+      text.stderr,
+      /^\[pscache\] ERROR no node found .*pscache-x86_64\.zip or pscache-arm64\.zip\n$/,
+    );
+    const json = run({ PATH: empty, AWS_LAMBDA_LOG_FORMAT: 'json' });
+    assert.equal(json.status, 127);
+    const doc = JSON.parse(json.stderr) as Record<string, string>;
+    assert.equal(doc['level'], 'ERROR');
+    assert.match(doc['message']!, /^no node found/);
+  });
+
+  test('NODE_OPTIONS cannot load other code into the extension', () => {
+    const dir = temp('pscache-node-options-');
+    const marker = join(dir, 'loaded');
+    const preload = join(dir, 'preload.cjs');
+    writeFileSync(preload, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x');`);
+    const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${preload}` };
+    // The same setting does load code into a plain node: the check below can fail.
+    spawnSync(process.execPath, ['-e', '0'], { env });
+    assert.ok(existsSync(marker));
+    rmSync(marker);
+    const r = run(env);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /no token source/);
+    assert.ok(!existsSync(marker), 'the preload ran inside the extension');
+  });
+
+  test('shell functions exported into the environment do not change what it runs', () => {
+    // On Amazon Linux /bin/sh is bash, which imports BASH_FUNC_name%% variables even as sh.
+    const dir = temp('pscache-bash-as-sh-');
+    const sh = join(dir, 'sh');
+    symlinkSync('/bin/bash', sh);
+    const evil = '() { echo EVIL; exit 99; }';
+    const r = run(
+      {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        'BASH_FUNC_cd%%': evil,
+        'BASH_FUNC_test%%': evil,
+        'BASH_FUNC_command%%': evil,
+        'BASH_FUNC_node%%': evil,
+      },
+      sh,
+    );
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('EVIL'), r.stdout);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /no token source/);
+  });
+});

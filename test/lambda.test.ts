@@ -1,0 +1,482 @@
+// pscache as a Lambda extension: the real layer zip, unpacked and launched the way Lambda does, against
+// the local Runtime API stand-in and the emulator, over real loopback sockets.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { type Emulator, startEmulator } from '../src/emulator/index.ts';
+import { freePort, httpGet, type Reply, SENSITIVE, TEST_CREDENTIALS } from './helpers/daemon.ts';
+import { buildLayers, type Layers } from './helpers/lambda-layer.ts';
+import { type Extension, type LambdaSim, type Scripted, startSim } from './helpers/lambda-sim.ts';
+
+const SESSION_TOKEN = 'lambda-session-token-3b9f2e-never-logged';
+const CONTAINER_TOKEN = 'container-authorization-token-81c4d0-never-logged';
+const DB_PASSWORD = 'lambda-db-password-value-5521';
+for (const s of [SESSION_TOKEN, CONTAINER_TOKEN, DB_PASSWORD]) SENSITIVE.add(s);
+
+let layers: Layers;
+let emu: Emulator;
+const sims = new Set<LambdaSim>();
+const extensions = new Set<Extension>();
+
+before(async () => {
+  [layers, emu] = await Promise.all([
+    buildLayers(),
+    startEmulator({
+      store: {
+        parameters: [
+          { name: '/app/endpoint', value: 'https://api.example.com' },
+          { name: '/app/db/password', value: DB_PASSWORD, type: 'SecureString' },
+          ...['init', 'a', 'b', 'c', 'snap/value', 'snap/slow', 'json', 'standalone'].map((n) => ({
+            name: `/app/${n}`,
+            value: `value of ${n}`,
+          })),
+        ],
+        secrets: [{ name: 'prod/db', secretString: DB_PASSWORD }],
+      },
+      credentials: [{ ...TEST_CREDENTIALS, sessionToken: SESSION_TOKEN }],
+      containerCredentials: { authToken: CONTAINER_TOKEN, ttlSeconds: 3600 },
+    }),
+  ]);
+});
+
+after(async () => {
+  for (const e of extensions) await e.dispose();
+  for (const s of sims) await s.close();
+  await emu?.close();
+});
+
+beforeEach(() => {
+  emu.clearFaults();
+  emu.resetCalls();
+});
+
+interface Started {
+  sim: LambdaSim;
+  ext: Extension;
+  port: number;
+  get(path: string, token?: string): Promise<Reply>;
+}
+
+/** Starts a stand-in, then launches the layer in it as a function with these variables would. */
+async function start(
+  opts: {
+    zip?: string;
+    env?: Record<string, string>;
+    name?: string;
+    credentials?: 'environment' | 'container';
+    prepare?: (sim: LambdaSim, port: number) => void;
+  } = {},
+): Promise<Started> {
+  const sim = await startSim();
+  sims.add(sim);
+  const port = await freePort();
+  const credentials: Record<string, string> =
+    opts.credentials === 'container'
+      ? // SnapStart: no keys in the environment, a credentials endpoint instead (REFERENCE.md 5).
+        {
+          AWS_CONTAINER_CREDENTIALS_FULL_URI: `${emu.url}/__emulator/container-credentials`,
+          AWS_CONTAINER_AUTHORIZATION_TOKEN: CONTAINER_TOKEN,
+        }
+      : {
+          AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+          AWS_SESSION_TOKEN: SESSION_TOKEN,
+        };
+  opts.prepare?.(sim, port);
+  const ext = sim.launch(opts.zip ?? layers.nodejs.file, {
+    env: {
+      ...credentials,
+      AWS_ENDPOINT_URL: emu.url,
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+      ...opts.env,
+    },
+    ...(opts.name ? { name: opts.name } : {}),
+  });
+  extensions.add(ext);
+  const token = opts.credentials === 'container' ? CONTAINER_TOKEN : SESSION_TOKEN;
+  return { sim, ext, port, get: (path, t = token) => httpGet(port, path, { token: t }) };
+}
+
+/** Sends SHUTDOWN, expects exit 0, and returns the output. */
+async function shutdown({ sim, ext }: Started, reason = 'SPINDOWN'): Promise<string> {
+  await sim.shutdown(reason);
+  const r = await ext.exited;
+  const { output } = await ext.dispose();
+  extensions.delete(ext);
+  assert.equal(r.code, 0, output);
+  return output;
+}
+
+const q = encodeURIComponent;
+const param = (name: string) => `/systemsmanager/parameters/get?name=${q(name)}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** SSM reads that reached the emulator, whether single or batched. */
+const ssmReads = () => (emu.calls()['GetParameter'] ?? 0) + (emu.calls()['GetParameters'] ?? 0);
+
+async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe('lifecycle', () => {
+  test('listens first, then registers with its file name for INVOKE and SHUTDOWN, then polls event/next', async () => {
+    let pingAtRegister = 0;
+    const s = await start({
+      prepare: (sim, port) => {
+        sim.onRegister = async () => {
+          pingAtRegister = (await httpGet(port, '/ping', { token: null })).status;
+        };
+      },
+    });
+    await s.sim.nextCalls(1);
+    assert.equal(s.sim.registers.length, 1);
+    const reg = s.sim.registers[0]!;
+    assert.equal(reg.headers['lambda-extension-name'], 'pscache');
+    assert.match(String(reg.headers['content-type']), /^application\/json/);
+    assert.deepEqual(JSON.parse(reg.body), { events: ['INVOKE', 'SHUTDOWN'] });
+    assert.equal(pingAtRegister, 200, 'the HTTP listener was up before register');
+    const next = s.sim.nexts[0]!;
+    assert.equal(next.method, 'GET');
+    assert.equal(next.headers['lambda-extension-identifier'], s.sim.extensionId);
+    // Each event is followed by the next poll, on the same identifier.
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    assert.equal(s.sim.nexts[1]!.headers['lambda-extension-identifier'], s.sim.extensionId);
+    // The Node.js layer runs the runtime's node, found on PATH here (there is no /var/lang/bin/node).
+    const exe = readlinkSync(`/proc/${s.ext.child.pid}/exe`);
+    assert.ok(!exe.startsWith(s.ext.dir), exe);
+    assert.match(exe, /\/node[^/]*$/);
+    await shutdown(s);
+  });
+
+  test('the name is whatever the launcher file is called', async () => {
+    const s = await start({ name: 'pscache-v2' });
+    await s.sim.nextCalls(1);
+    assert.equal(s.sim.registers[0]!.headers['lambda-extension-name'], 'pscache-v2');
+    await shutdown(s);
+  });
+
+  test('serves during INIT, and after INVOKE answers the same request from the cache', async () => {
+    const s = await start();
+    await s.sim.nextCalls(1);
+    // No INVOKE yet: this is the function's INIT phase.
+    const first = await s.get(param('/app/init'));
+    assert.equal(first.status, 200, first.body);
+    assert.equal(first.headers['x-pscache'], 'miss');
+    assert.equal(JSON.parse(first.body).Parameter.Value, 'value of init');
+    const secret = await s.get(`/secretsmanager/get?secretId=${q('prod/db')}`);
+    assert.equal(secret.status, 200);
+    assert.equal(JSON.parse(secret.body).SecretString, DB_PASSWORD);
+
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    const again = await s.get(param('/app/init'));
+    assert.equal(again.status, 200);
+    assert.equal(again.headers['x-pscache'], 'hit');
+    assert.equal(again.body, first.body);
+    assert.equal(ssmReads(), 1);
+    assert.equal((await s.get(param('/app/init'), 'not-the-session-token')).status, 401);
+    await shutdown(s);
+  });
+
+  test('SHUTDOWN: exits 0 within 500 ms with 20 requests in flight and upstream hanging', async () => {
+    const s = await start();
+    await s.sim.nextCalls(1);
+    const warm = await s.get(param('/app/endpoint'));
+    assert.equal(warm.status, 200);
+    emu.setFaults([{ error: 'hang' }]);
+    const inFlight = Array.from({ length: 20 }, (_, i) => s.get(param(`/app/hanging/${i}`)));
+    await until(() => ssmReads() >= 2, 'the hanging upstream calls');
+    await sleep(50);
+    const sentAt = await s.sim.shutdown('spindown');
+    const exit = await s.ext.exited;
+    const elapsed = exit.at - sentAt;
+    const { output } = await s.ext.dispose();
+    extensions.delete(s.ext);
+    assert.equal(exit.code, 0, output);
+    assert.ok(elapsed < 500, `exited ${Math.round(elapsed)} ms after SHUTDOWN`);
+    for (const r of await Promise.all(inFlight)) {
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['retry-after'], '1');
+    }
+    const summary = output.split('\n').filter((l) => l.includes(' summary'));
+    assert.equal(summary.length, 1, output);
+    assert.match(
+      summary[0]!,
+      /^\[pscache\] INFO summary .*hits=0 .*misses=21 .*upstream_calls=\d+ .*errors=\d+/,
+    );
+    assert.match(output, /\[pscache\] INFO shutdown reason=spindown/);
+  });
+
+  test('SHUTDOWN reasons are compared case-insensitively', async () => {
+    const s = await start();
+    await s.sim.nextCalls(1);
+    const output = await shutdown(s, 'Timeout');
+    assert.match(output, /\[pscache\] WARN shutdown reason=timeout/);
+  });
+
+  test('invalid configuration: registers, reports init/error naming the variable, exits non-zero', async () => {
+    const s = await start({ env: { PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: 'lots' } });
+    const exit = await s.ext.exited;
+    assert.notEqual(exit.code, 0);
+    assert.equal(s.sim.registers.length, 1);
+    assert.equal(s.sim.initErrors.length, 1);
+    assert.equal(s.sim.nexts.length, 0);
+    const report = s.sim.initErrors[0]!;
+    assert.ok(report.at >= s.sim.registers[0]!.at);
+    assert.equal(report.headers['lambda-extension-identifier'], s.sim.extensionId);
+    assert.equal(report.headers['lambda-extension-function-error-type'], 'Extension.ConfigInvalid');
+    const body = JSON.parse(report.body);
+    assert.equal(body.errorType, 'Extension.ConfigInvalid');
+    assert.match(body.errorMessage, /PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE="lots" is invalid/);
+    assert.deepEqual(body.stackTrace, []);
+    assert.match(s.ext.output(), /\[pscache\] ERROR PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE/);
+  });
+
+  const failures: [string, Scripted, RegExp][] = [
+    ['500', { status: 500, body: '{"errorType":"Extension.Unknown","errorMessage":"boom"}' }, /HTTP 500/],
+    ['403', { status: 403, body: '{}' }, /HTTP 403 \(forbidden\)/],
+    ['not HTTP', { raw: 'this is not HTTP\r\n\r\n' }, /not HTTP/],
+    [
+      '200 without an identifier',
+      { status: 200, body: '{}' },
+      /without a usable Lambda-Extension-Identifier/,
+    ],
+    [
+      '200 with a body that is not JSON',
+      { status: 200, body: '<html>', headers: { 'Lambda-Extension-Identifier': 'abc' } },
+      /not JSON/,
+    ],
+  ];
+
+  test('register failing (500, 403, garbage): one clear line, exit non-zero, no retries', async () => {
+    await Promise.all(
+      failures.map(async ([what, answer, message]) => {
+        const s = await start({ prepare: (sim) => sim.script.register.push(answer) });
+        const exit = await s.ext.exited;
+        const out = s.ext.output();
+        assert.notEqual(exit.code, 0, `${what}: ${out}`);
+        assert.ok(exit.at - s.ext.startedAt < 5000, what);
+        assert.equal(s.sim.registers.length, 1, what);
+        assert.equal(s.sim.nexts.length, 0, what);
+        const errors = out.split('\n').filter((l) => l.startsWith('[pscache] ERROR'));
+        assert.equal(errors.length, 1, `${what}: ${out}`);
+        assert.match(errors[0]!, /^\[pscache\] ERROR Lambda Extensions API register[: ].*; exiting/, what);
+        assert.match(errors[0]!, message, what);
+      }),
+    );
+  });
+
+  test('event/next failing (500, 403, garbage): exit non-zero after one call, never a loop', async () => {
+    await Promise.all(
+      failures.slice(0, 3).map(async ([what, answer, message]) => {
+        const s = await start({ prepare: (sim) => sim.script.next.push(answer) });
+        const exit = await s.ext.exited;
+        const out = s.ext.output();
+        assert.notEqual(exit.code, 0, `${what}: ${out}`);
+        assert.equal(s.sim.nexts.length, 1, what);
+        assert.match(out, /\[pscache\] ERROR Lambda Extensions API event\/next[: ].*; exiting/, what);
+        assert.match(out, message, what);
+        // Garbage is reported before going; after 403 or 500 the API takes nothing more.
+        assert.equal(s.sim.exitErrors.length, what === 'not HTTP' ? 1 : 0, what);
+        if (what === 'not HTTP') {
+          assert.equal(
+            s.sim.exitErrors[0]!.headers['lambda-extension-function-error-type'],
+            'Extension.RuntimeApiError',
+          );
+        }
+      }),
+    );
+  });
+});
+
+describe('SnapStart', () => {
+  test('nothing fetched before the first INVOKE stays cached, not even a fetch still in flight', async () => {
+    const s = await start({
+      credentials: 'container',
+      env: { AWS_LAMBDA_INITIALIZATION_TYPE: 'snap-start' },
+    });
+    await s.sim.nextCalls(1);
+    const before = await s.get(param('/app/snap/value'));
+    assert.equal(before.status, 200, before.body);
+    assert.equal(before.headers['x-pscache'], 'miss');
+    assert.equal((await s.get(param('/app/snap/value'))).headers['x-pscache'], 'hit');
+    emu.setFaults([{ name: '/app/snap/slow', latencyMs: 400, times: 1 }]);
+    const slow = s.get(param('/app/snap/slow'));
+    await until(() => ssmReads() >= 2, 'the slow fetch to start');
+
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    assert.equal((await slow).status, 200, 'a request in flight at INVOKE is still answered');
+    const after = await s.get(param('/app/snap/value'));
+    assert.equal(after.status, 200);
+    assert.equal(after.headers['x-pscache'], 'miss', 'fetched again after the first INVOKE');
+    assert.equal((await s.get(param('/app/snap/slow'))).headers['x-pscache'], 'miss');
+    assert.equal((await s.get(param('/app/snap/value'))).headers['x-pscache'], 'hit');
+    assert.equal(ssmReads(), 4);
+    // Credentials from before the snapshot are not reused either.
+    assert.equal(emu.calls()['ContainerCredentials'], 2);
+    await shutdown(s);
+  });
+
+  test('PREFETCH under SnapStart runs at the first INVOKE, not before the snapshot', async () => {
+    const s = await start({
+      credentials: 'container',
+      env: { AWS_LAMBDA_INITIALIZATION_TYPE: 'snap-start', PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/app/a' },
+    });
+    await s.sim.nextCalls(1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(ssmReads(), 0, 'nothing fetched during INIT');
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    await until(() => ssmReads() >= 1, 'the prefetch after INVOKE');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await s.get(param('/app/a'))).headers['x-pscache'], 'hit');
+    assert.equal(ssmReads(), 1);
+    await shutdown(s);
+  });
+
+  test('without SnapStart, INVOKE keeps the cache', async () => {
+    const s = await start();
+    await s.sim.nextCalls(1);
+    await s.get(param('/app/c'));
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    assert.equal((await s.get(param('/app/c'))).headers['x-pscache'], 'hit');
+    await shutdown(s);
+  });
+});
+
+describe('logs', () => {
+  test('AWS_LAMBDA_LOG_FORMAT=JSON: every line is one JSON object; AWS_LAMBDA_LOG_LEVEL is the fallback level', async () => {
+    const s = await start({ env: { AWS_LAMBDA_LOG_FORMAT: 'JSON', AWS_LAMBDA_LOG_LEVEL: 'DEBUG' } });
+    await s.sim.nextCalls(1);
+    assert.equal((await s.get(param('/app/json'))).status, 200);
+    assert.equal((await s.get(param('/app/db/password'))).status, 200);
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    const output = await shutdown(s);
+    const lines = output.split('\n').filter((l) => l !== '');
+    assert.ok(lines.length >= 5, output);
+    const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const d of docs) {
+      assert.match(String(d['level']), /^(DEBUG|INFO|WARN|ERROR)$/);
+      assert.equal(typeof d['message'], 'string');
+      assert.match(String(d['timestamp']), /^\d{4}-\d\d-\d\dT/);
+    }
+    assert.ok(
+      docs.some((d) => d['level'] === 'DEBUG'),
+      'AWS_LAMBDA_LOG_LEVEL=DEBUG applies',
+    );
+    const summary = docs.filter((d) => d['message'] === 'summary');
+    assert.equal(summary.length, 1);
+    assert.equal(summary[0]!['misses'], 2);
+    for (const k of ['hits', 'upstream_calls', 'errors', 'stale'])
+      assert.equal(typeof summary[0]![k], 'number', k);
+  });
+});
+
+/**
+ * A TCP relay to the emulator that can make its connections vanish the way a long freeze does: the far
+ * end forgets them without a word, and the first bytes written afterwards are answered with a reset.
+ */
+async function vanishingRelay(target: number) {
+  const pairs = new Set<{ client: Socket; upstream: Socket }>();
+  const all = new Set<Socket>();
+  const server = createNetServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      all.add(s);
+      s.once('close', () => all.delete(s));
+    }
+    const pair = { client, upstream };
+    pairs.add(pair);
+    client.pipe(upstream).pipe(client);
+    const drop = () => {
+      // Once vanished, the client side is left to draw its reset.
+      if (!pairs.delete(pair)) return;
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    vanish() {
+      for (const pair of pairs) {
+        pairs.delete(pair);
+        pair.client.unpipe(pair.upstream);
+        pair.upstream.destroy();
+        pair.client.on('data', () => pair.client.resetAndDestroy()).resume();
+      }
+    },
+    close: () => {
+      for (const s of all) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('freeze and thaw', () => {
+  test('SIGSTOP, upstream connections broken, SIGCONT: the next miss is still 200', async () => {
+    const relay = await vanishingRelay(emu.port);
+    try {
+      const s = await start({ env: { AWS_ENDPOINT_URL: relay.url } });
+      await s.sim.nextCalls(1);
+      const pid = s.ext.child.pid!;
+      // Leaves a kept-alive socket to upstream in the pool.
+      assert.equal((await s.get(param('/app/a'))).status, 200);
+      const thaw = async (breakConnections: () => void, name: string) => {
+        process.kill(pid, 'SIGSTOP');
+        try {
+          breakConnections();
+          // The function calls its extension as soon as both are thawed.
+          const during = s.get(param(name));
+          await sleep(100);
+          process.kill(pid, 'SIGCONT');
+          const r = await during;
+          assert.equal(r.status, 200, r.body);
+          assert.equal(r.headers['x-pscache'], 'miss');
+        } finally {
+          process.kill(pid, 'SIGCONT');
+        }
+      };
+      // The far end forgot the connections: writing on them draws a reset.
+      await thaw(() => relay.vanish(), '/app/init');
+      // The far end closed them while we were stopped.
+      await thaw(() => emu.dropConnections(), '/app/json');
+      await shutdown(s);
+    } finally {
+      await relay.close();
+    }
+  });
+});
+
+describe('standalone layer', () => {
+  test('pscache-x86_64.zip runs with PATH holding no node, on its own node', {
+    skip: process.arch !== 'x64' && 'needs an x86_64 machine',
+  }, async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'pscache-empty-path-'));
+    try {
+      const s = await start({ zip: layers.x86_64.file, env: { PATH: empty } });
+      await s.sim.nextCalls(1);
+      const exe = readlinkSync(`/proc/${s.ext.child.pid}/exe`);
+      assert.equal(exe, join(s.ext.dir, 'pscache', 'node'));
+      const r = await s.get(param('/app/standalone'));
+      assert.equal(r.status, 200, r.body);
+      assert.equal(JSON.parse(r.body).Parameter.Value, 'value of standalone');
+      await shutdown(s);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
