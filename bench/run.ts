@@ -2,8 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { compare, type Result, resultsTable, spreadTable, summarize } from './lib.ts';
 import { benchLambda } from './lambda.ts';
+import { compare, type Result, resultsTable, spreadTable, summarize } from './lib.ts';
 import { benchStartup } from './startup.ts';
 
 /** Each suite is one exported function; add new ones here. */

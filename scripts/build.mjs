@@ -6,16 +6,19 @@ import { build } from 'esbuild';
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 /**
- * The emulator (for `pscache dev` and `pscache emulator`) lives in its own file beside the daemon's bundle:
+ * The emulator (for `pscache dev` and `pscache emulator`) and `pscache get` live in their own files beside the daemon's bundle:
  * `pscache serve` never parses it, which keeps it off every cold start. The Lambda layer ships only the
  * daemon's bundle.
  * @type {import('esbuild').Plugin}
  */
-const emulatorApart = {
-  name: 'emulator-apart',
+const apart = {
+  name: 'apart',
   setup(b) {
     b.onResolve({ filter: /\/emulator\/index\.ts$/ }, (args) =>
       args.importer.endsWith('cli.ts') ? { path: './emulator.cjs', external: true } : undefined,
+    );
+    b.onResolve({ filter: /\/client\/get-command\.ts$/ }, (args) =>
+      args.importer.endsWith('cli.ts') ? { path: './get-command.cjs', external: true } : undefined,
     );
   },
 };
@@ -38,7 +41,7 @@ export const bundleOptions = {
   external: ['@aws-sdk/credential-provider-node'],
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
-  plugins: [emulatorApart],
+  plugins: [apart],
 };
 
 /** dist/emulator.cjs: loaded by the CLI only for `dev` and `emulator`. */
@@ -49,6 +52,14 @@ export const emulatorOptions = {
   plugins: [],
 };
 
+/** dist/get-command.cjs: loaded by the CLI only for `get`. */
+export const getCommandOptions = {
+  ...bundleOptions,
+  entryPoints: ['src/client/get-command.ts'],
+  outfile: 'dist/get-command.cjs',
+  plugins: [],
+};
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await Promise.all([build(bundleOptions), build(emulatorOptions)]);
+  await Promise.all([build(bundleOptions), build(emulatorOptions), build(getCommandOptions)]);
 }

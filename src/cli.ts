@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { nodeCrypto } from './builtins.ts';
-import { GET_USAGE, runGet } from './client/get-command.ts';
+import { GET_USAGE } from './client/get-usage.ts';
 import { type Config, ConfigError, ENV, lambdaSettings, loadConfig, requireToken } from './config.ts';
 import { startDaemon } from './daemon.ts';
 import { runExtension } from './lambda/lifecycle.ts';
@@ -224,7 +224,9 @@ Press Ctrl+C to stop.
 }
 
 /** The client command; its code, exit codes included, lives in src/client/get-command.ts. */
-function get(args: string[]): Promise<number> {
+async function get(args: string[]): Promise<number> {
+  // Loaded only for this command (dist/get-command.cjs beside the bundle): `serve` never parses it.
+  const { runGet } = await import('./client/get-command.ts');
   return runGet(args, process.env, {
     stdout: (d) => process.stdout.write(d),
     stderr: (d) => process.stderr.write(d),

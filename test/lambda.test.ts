@@ -328,7 +328,10 @@ describe('SnapStart', () => {
   test('PREFETCH under SnapStart runs at the first INVOKE, not before the snapshot', async () => {
     const s = await start({
       credentials: 'container',
-      env: { AWS_LAMBDA_INITIALIZATION_TYPE: 'snap-start', PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/app/a' },
+      env: {
+        AWS_LAMBDA_INITIALIZATION_TYPE: 'snap-start',
+        PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/app/a',
+      },
     });
     await s.sim.nextCalls(1);
     await new Promise((r) => setTimeout(r, 100));
