@@ -42,6 +42,7 @@ export class Collections {
   }
 
   private async parameterBatch(names: string[], withDecryption: boolean): Promise<Answer> {
+    const epoch = this.cache.epoch;
     const found = new Map<string, ParameterShape>();
     const missing: string[] = [];
     for (const name of new Set(names)) {
@@ -56,8 +57,12 @@ export class Collections {
     );
     for (const out of outs) {
       for (const p of out.Parameters) {
-        this.cache.store({ service: 'ssm', name: p.Name, withDecryption }, loadedParameter(p));
-        found.set(p.Name, parameterShape(p));
+        // An answer to `name:version` or `name:label` carries that Selector: it must not land under the
+        // bare name's key, which stands for the latest version.
+        if (p.Selector === undefined) {
+          this.cache.store({ service: 'ssm', name: p.Name, withDecryption }, loadedParameter(p), epoch);
+        }
+        found.set(`${p.Name}${p.Selector ?? ''}`, parameterShape(p));
       }
       invalid.push(...out.InvalidParameters);
     }
@@ -66,6 +71,7 @@ export class Collections {
   }
 
   private async secretBatch(ids: string[]): Promise<Answer> {
+    const epoch = this.cache.epoch;
     const unique = [...new Set(ids)];
     const found = new Map<string, SecretShape>();
     const missing: string[] = [];
@@ -87,7 +93,7 @@ export class Collections {
         // The answer names a secret by Name and ARN; it was asked for by either.
         const id = [s.Name, s.ARN].find((x) => x !== undefined && wanted.has(x));
         if (id === undefined) continue;
-        this.cache.store({ service: 'secretsmanager', secretId: id }, loadedSecret(s));
+        this.cache.store({ service: 'secretsmanager', secretId: id }, loadedSecret(s), epoch);
         found.set(id, secretShape(s));
       }
       for (const e of out.Errors) {
@@ -106,6 +112,7 @@ export class Collections {
   }
 
   private async path(path: string, recursive: boolean, withDecryption: boolean): Promise<Buffer> {
+    const epoch = this.cache.epoch;
     const all: WireParameter[] = [];
     let nextToken: string | undefined;
     do {
@@ -125,7 +132,7 @@ export class Collections {
       nextToken = page.NextToken;
     } while (nextToken !== undefined);
     for (const p of all) {
-      this.cache.store({ service: 'ssm', name: p.Name, withDecryption }, loadedParameter(p));
+      this.cache.store({ service: 'ssm', name: p.Name, withDecryption }, loadedParameter(p), epoch);
     }
     return Buffer.from(
       JSON.stringify({ NextToken: null, Parameters: all.map(parameterShape), ResultMetadata: {} }),

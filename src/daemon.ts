@@ -74,11 +74,32 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       max_inbound_connections: config.maxInboundConnections,
     });
   }
+  server.onFatal = (e) => {
+    log.error(`${e.message}; stopping`);
+    void stop(0).finally(() => process.exit(1));
+  };
   // Under SnapStart a prefetch before the snapshot would be thrown away at the first INVOKE (nothing
   // fetched before it may stay cached); the lifecycle runs it then instead.
   const runPrefetch = () => prefetch(config.prefetch, cache, log);
   const prefetched = config.lambda.snapStart && config.lambda.runtimeApi ? Promise.resolve() : runPrefetch();
   let stopping: Promise<void> | undefined;
+  const stop = (graceMs: number): Promise<void> => {
+    stopping ??= (async () => {
+      await server.close(graceMs);
+      upstream.close();
+      const s = cache.stats;
+      log.info('summary', {
+        requests: server.stats.requests,
+        hits: s.hits,
+        misses: s.misses,
+        upstream_calls: s.upstreamCalls,
+        errors: s.errors,
+        stale: s.stale,
+        evictions: s.evictions,
+      });
+    })();
+    return stopping;
+  };
   return {
     server,
     cache,
@@ -86,23 +107,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     metrics,
     prefetched,
     prefetch: runPrefetch,
-    stop(graceMs) {
-      stopping ??= (async () => {
-        await server.close(graceMs);
-        upstream.close();
-        const s = cache.stats;
-        log.info('summary', {
-          requests: server.stats.requests,
-          hits: s.hits,
-          misses: s.misses,
-          upstream_calls: s.upstreamCalls,
-          errors: s.errors,
-          stale: s.stale,
-          evictions: s.evictions,
-        });
-      })();
-      return stopping;
-    },
+    stop,
   };
 }
 

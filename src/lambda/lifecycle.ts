@@ -111,6 +111,7 @@ class Lifecycle {
     });
     // After registration every fatal error is reported through exit/error before we go.
     process.on('uncaughtException', (e) => this.crash(e));
+    this.daemon.server.onFatal = (e) => this.crash(e);
     process.on('unhandledRejection', (e) => this.crash(e));
     // Not sent by Lambda (it uses SHUTDOWN, then SIGKILL), but a local runner may: stop as on SHUTDOWN.
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -63,6 +63,10 @@ export class PscacheServer {
   private readonly pending = new Set<ServerResponse>();
   private closing = false;
   private readonly pingBody = Buffer.from('healthy');
+  /** Called when the server cannot go on (a loopback address taken by another process); the owner stops. */
+  onFatal: (e: Error) => void = (e) => {
+    throw e;
+  };
   /** Binds the remaining addresses; set until they are bound (see listen). */
   private bindLate: (() => void) | undefined;
   private lateBound: Promise<void> | undefined;
@@ -120,9 +124,14 @@ export class PscacheServer {
       const inUse = `port ${this.opts.port} on ${host} is already in use; set PARAMETERS_SECRETS_EXTENSION_HTTP_PORT to a free port`;
       if (required) throw code === 'EADDRINUSE' ? new Error(inUse) : e;
       // No IPv6 on this host: 127.0.0.1 alone is fine.
-      if (code !== 'EADDRNOTAVAIL' && code !== 'EAFNOSUPPORT') {
-        this.opts.log.warn(code === 'EADDRINUSE' ? inUse : `could not listen on ${host}`, { code });
+      if (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT') return;
+      if (code === 'EADDRINUSE') {
+        // Someone else holds [::1]:port: clients that try ::1 first for "localhost" would hand them the
+        // token. Stop rather than serve half the addresses.
+        this.onFatal(new Error(inUse));
+        return;
       }
+      this.opts.log.warn(`could not listen on ${host}`, { code });
     }
   }
 
@@ -143,7 +152,9 @@ export class PscacheServer {
     server.requestTimeout = 10000;
     // A client that half-closes after its request still gets the answer (Node would drop pending ones).
     (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    // Any Expect other than 100-continue: answer the request as usual rather than Node's bare 417.
+    // Expect: answer with the final status at once. Never Node's bare 417, nor a 100 Continue: no route
+    // reads a body, and Node writes that interim answer into the middle of pipelined responses.
+    server.on('checkContinue', (req, res) => this.handle(req, res));
     server.on('checkExpectation', (req, res) => this.handle(req, res));
     // CONNECT never reaches the request handler: answer it 405 like any other method.
     server.on('connect', (_req, socket: Socket) => {
