@@ -197,6 +197,12 @@ export function runPscache(
     // 'close', not 'exit': only then has everything the child printed been read.
     child.once('close', (code) => {
       clearTimeout(timer);
+      try {
+        assertNothingSensitive(stdout + stderr);
+      } catch (e) {
+        reject(e);
+        return;
+      }
       resolve({ code, stdout, stderr });
     });
   });
