@@ -6,27 +6,13 @@ import { Agent } from 'node:http';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { BatchGetSecretValueCommand, DeleteSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { GetParametersByPathCommand, GetParametersCommand } from '@aws-sdk/client-ssm';
-import { daemonEnv, freePort, type RunningProcess, spawnPscache } from './helpers/daemon.ts';
+import { Daemons, param, secret, sleep } from './helpers/daemon.ts';
 import { sensitive, startWorld, type World } from './helpers/world.ts';
 
 let world: World;
-const running = new Set<RunningProcess>();
+const daemons = new Daemons(() => world.emu.url);
 
-async function daemon(extra: Record<string, string> = {}): Promise<RunningProcess> {
-  const port = await freePort();
-  const d = await spawnPscache(['serve'], daemonEnv(world.emu.url, port, extra));
-  running.add(d);
-  return d;
-}
-async function stop(d: RunningProcess) {
-  running.delete(d);
-  return d.stop();
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = encodeURIComponent;
-const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;
-const secret = (id: string, extra = '') => `/secretsmanager/get?secretId=${q(id)}${extra}`;
 const calls = (op: string) => world.emu.calls()[op] ?? 0;
 const json = (body: string) => JSON.parse(body);
 
@@ -69,7 +55,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const d of running) await d.stop();
+  await daemons.stopAll();
   await world.close();
 });
 
@@ -81,7 +67,7 @@ beforeEach(() => {
 
 describe('batch and path routes', () => {
   test('parameter batch: GetParameters shape field by field, sorted, InvalidParameters', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const names = ['/svc/p03', '/svc/p01', '/nope/missing', '/svc/deep/two'];
     const r = await d.get(
       `/systemsmanager/parameters/batch?${names.map((n) => `name=${q(n)}`).join('&')}&withDecryption=true`,
@@ -110,11 +96,11 @@ describe('batch and path routes', () => {
     );
     assert.equal(again.headers['x-pscache'], 'hit');
     assert.equal(calls('GetParameter') + calls('GetParameters'), 0);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('cached items are not fetched again by a batch read', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     assert.equal((await d.get(param('/svc/p05'))).status, 200);
     // Deny the cached name: were it sent upstream, GetParameters would fail as a whole.
     world.emu.deny(['/svc/p05']);
@@ -125,20 +111,20 @@ describe('batch and path routes', () => {
       ['value-5', 'value-6'],
     );
     assert.equal(calls('GetParameters'), 1);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('more than 10 names go upstream 10 at a time', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const names = Array.from({ length: 12 }, (_, i) => `/svc/p${String(i).padStart(2, '0')}`);
     const r = await d.get(`/systemsmanager/parameters/batch?${names.map((n) => `name=${q(n)}`).join('&')}`);
     assert.equal(json(r.body).Parameters.length, 12);
     assert.equal(calls('GetParameters'), 2);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('path: every page of GetParametersByPath, recursive or not, shape field by field', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     for (const recursive of [false, true]) {
       const r = await d.get(
         `/systemsmanager/parameters/path?path=${q('/svc/')}&recursive=${recursive}&withDecryption=true`,
@@ -172,11 +158,11 @@ describe('batch and path routes', () => {
     assert.equal(item.headers['x-pscache'], 'hit');
     assert.equal(json(item.body).Parameter.Value, 'deep-secure-two');
     assert.equal(calls('GetParametersByPath') + calls('GetParameter'), 0);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('path over the item limit: 400 telling the caller to narrow it', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     // 60 parameters are within the limit (500); 510 are not.
     const ok = await d.get(`/systemsmanager/parameters/path?path=${q('/many/')}`);
     assert.equal(json(ok.body).Parameters.length, 60);
@@ -186,12 +172,12 @@ describe('batch and path routes', () => {
     const r = await d.get(`/systemsmanager/parameters/path?path=${q('/many/')}&recursive=true`);
     assert.equal(r.status, 400);
     assert.match(json(r.body).message, /more than 500 parameters; narrow the path/);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('secret batch: BatchGetSecretValue shape field by field, with Errors', async () => {
     world.emu.deny(['batch/denied']);
-    const d = await daemon();
+    const d = await daemons.start();
     const ids = ['batch/a', 'batch/missing', 'batch/denied', 'batch/b'];
     const r = await d.get(`/secretsmanager/batch?${ids.map((i) => `secretId=${q(i)}`).join('&')}`);
     assert.equal(r.status, 200);
@@ -213,11 +199,11 @@ describe('batch and path routes', () => {
     const single = await d.get(secret('batch/b'));
     assert.equal(single.headers['x-pscache'], 'hit');
     assert.equal(calls('GetSecretValue'), 0);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('batch and path queries are validated', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     for (const path of [
       '/systemsmanager/parameters/batch',
       '/systemsmanager/parameters/batch?name=',
@@ -230,20 +216,20 @@ describe('batch and path routes', () => {
       assert.equal(r.status, 400, path);
       assert.equal(json(r.body).__type, 'BadRequest');
     }
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('upstream batching', () => {
   test('50 concurrent single misses make at most 5 GetParameters calls, each answer as if alone', async () => {
     const names = Array.from({ length: 50 }, (_, i) => `/many/m${String(i).padStart(2, '0')}`);
-    const unbatched = await daemon({ PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' });
+    const unbatched = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' });
     const alone = await Promise.all(names.map((n) => unbatched.get(param(n))));
     assert.equal(calls('GetParameters'), 0);
     assert.equal(calls('GetParameter'), 50);
-    await stop(unbatched);
+    await daemons.stop(unbatched);
     world.emu.resetCalls();
-    const d = await daemon();
+    const d = await daemons.start();
     // 50 clients already connected (as 50 concurrent invocations would be), then all ask at once.
     const agent = new Agent({ keepAlive: true, maxSockets: 50 });
     await Promise.all(names.map(() => d.get('/ping', { token: null, agent })));
@@ -255,12 +241,12 @@ describe('upstream batching', () => {
       assert.equal(r.status, 200);
       assert.equal(r.body, alone[i]!.body, names[i]);
     });
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('one missing and one denied item: each request gets the status it would get alone', async () => {
     world.emu.deny(['batch/denied', '/svc/p09']);
-    const d = await daemon();
+    const d = await daemons.start();
     const [a, missing, denied] = await Promise.all([
       d.get(secret('batch/a')),
       d.get(secret('batch/missing')),
@@ -284,12 +270,12 @@ describe('upstream batching', () => {
     assert.equal(gone.status, 404);
     assert.equal(json(gone.body).__type, 'ParameterNotFound');
     assert.equal(no.status, 403);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('batch permission denied: fallback works and is remembered', async () => {
     world.emu.denyOperations(['GetParameters']);
-    const d = await daemon();
+    const d = await daemons.start();
     const first = await Promise.all(['/svc/p00', '/svc/p01', '/svc/p02'].map((n) => d.get(param(n))));
     assert.ok(first.every((r) => r.status === 200));
     assert.equal(calls('GetParameters'), 1);
@@ -298,23 +284,23 @@ describe('upstream batching', () => {
     assert.ok(second.every((r) => r.status === 200));
     assert.equal(calls('GetParameters'), 1, 'the batch call is not tried again');
     assert.equal(calls('GetParameter'), 5);
-    const { output } = await stop(d);
+    const { output } = await daemons.stop(d);
     assert.match(output, /batch call failed; using single calls/);
   });
 
   test('selectors never go into a batch', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     await Promise.all([d.get(param('/svc/p00', '&version=1')), d.get(param('/svc/p01', '&version=1'))]);
     assert.equal(calls('GetParameters'), 0);
     assert.equal(calls('GetParameter'), 2);
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
   test('refreshNow picks up a changed value; concurrent refreshNow make one call', async () => {
     await world.putParameter('/r/value', 'before');
-    const d = await daemon();
+    const d = await daemons.start();
     assert.equal(json((await d.get(param('/r/value'))).body).Parameter.Value, 'before');
     await world.putParameter('/r/value', 'after');
     assert.equal(json((await d.get(param('/r/value'))).body).Parameter.Value, 'before');
@@ -328,11 +314,11 @@ describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
     const after = await d.get(param('/r/value'));
     assert.equal(after.headers['x-pscache'], 'hit');
     assert.equal(json(after.body).Parameter.Value, 'after');
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('per-request ttl is honoured; ttl=0 always goes upstream', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     await d.get(secret('batch/a', '&ttl=1'));
     assert.equal((await d.get(secret('batch/a', '&ttl=1'))).headers['x-pscache'], 'hit');
     await sleep(1250);
@@ -345,11 +331,14 @@ describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
     for (let i = 0; i < 3; i++)
       assert.equal((await d.get(secret('batch/b', '&ttl=0'))).headers['x-pscache'], 'miss');
     assert.equal(calls('GetSecretValue'), 3);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('stale served during an outage, and not after the stale limit', async () => {
-    const d = await daemon({ SECRETS_MANAGER_TTL: '1', PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR: '2' });
+    const d = await daemons.start({
+      SECRETS_MANAGER_TTL: '1',
+      PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR: '2',
+    });
     const fresh = await d.get(secret('stale/secret'));
     const storedAt = Date.now();
     await sleep(1200);
@@ -377,12 +366,12 @@ describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
     const back = await d.get(secret('stale/secret'));
     assert.equal(back.status, 200);
     assert.equal(back.headers['x-pscache'], 'miss');
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('stale is never served after access is denied or the secret is deleted', async () => {
     await world.createSecret('stale/doomed', sensitive('doomed-secret-value'));
-    const d = await daemon({ SSM_PARAMETER_STORE_TTL: '1', SECRETS_MANAGER_TTL: '1' });
+    const d = await daemons.start({ SSM_PARAMETER_STORE_TTL: '1', SECRETS_MANAGER_TTL: '1' });
     assert.equal((await d.get(param('/svc/p10'))).status, 200);
     assert.equal((await d.get(secret('stale/doomed'))).status, 200);
     await sleep(1200);
@@ -397,11 +386,11 @@ describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
     world.emu.setFaults([{ error: '500' }]);
     assert.equal((await d.get(param('/svc/p10'))).status, 502);
     assert.equal((await d.get(secret('stale/doomed'))).status, 502);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('refresh-ahead: a steadily read key never waits on upstream after the first read', async () => {
-    const d = await daemon({ SSM_PARAMETER_STORE_TTL: '1' });
+    const d = await daemons.start({ SSM_PARAMETER_STORE_TTL: '1' });
     assert.equal((await d.get(param('/svc/p11'))).headers['x-pscache'], 'miss');
     const sources: string[] = [];
     const end = Date.now() + 3000;
@@ -414,14 +403,14 @@ describe('refresh, ttl, stale-if-error, refresh-ahead', () => {
       calls('GetParameter') + calls('GetParameters') >= 3,
       'the entry was refreshed in the background',
     );
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('prefetch and metrics', () => {
   test('prefetch fills the cache before the first request and coalesces with it', async () => {
     world.emu.setFaults([{ latencyMs: 300 }]);
-    const d = await daemon({
+    const d = await daemons.start({
       PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/svc/p07, ssm:/svc/deep/two, secretsmanager:batch/b',
     });
     // Arrives while the prefetch is in flight: joins it instead of calling upstream again.
@@ -445,21 +434,21 @@ describe('prefetch and metrics', () => {
       Object.values(world.emu.calls()).reduce((a, b) => a + b, 0),
       0,
     );
-    const { output } = await stop(d);
+    const { output } = await daemons.stop(d);
     assert.match(output, /prefetch done items=3/);
   });
 
   test('a prefetch failure is logged, not fatal', async () => {
     world.emu.deny(['/svc/p06']);
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/svc/p06,ssm:/no/such' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/svc/p06,ssm:/no/such' });
     await sleep(200);
     assert.equal((await d.get('/ping', { token: null })).status, 200);
-    const { output } = await stop(d);
+    const { output } = await daemons.stop(d);
     assert.match(output, /WARN prefetch incomplete fetched=0 failed=2/);
   });
 
   test('metrics: token required; counters match the emulator after a scripted run', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     assert.equal((await d.get('/metrics', { token: null })).status, 401);
     await d.get(param('/svc/p00')); // miss
     await d.get(param('/svc/p00')); // hit
@@ -501,6 +490,6 @@ describe('prefetch and metrics', () => {
     assert.equal(m.get('pscache_request_duration_seconds_bucket{le="+Inf"}'), answered);
     assert.ok(!r.body.includes('batch-secret'), 'no values in metrics');
     assert.ok(!r.body.includes('/svc/p00'), 'no names in metrics');
-    await stop(d);
+    await daemons.stop(d);
   });
 });

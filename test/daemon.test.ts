@@ -2,28 +2,13 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { daemonEnv, freePort, type RunningProcess, spawnPscache, TEST_TOKEN } from './helpers/daemon.ts';
+import { Daemons, param, type RunningProcess, secret, sleep, TEST_TOKEN } from './helpers/daemon.ts';
 import { sensitive, startWorld, type World } from './helpers/world.ts';
 
 let world: World;
-const running = new Set<RunningProcess>();
+const daemons = new Daemons(() => world.emu.url);
 
-async function daemon(extra: Record<string, string> = {}): Promise<RunningProcess> {
-  const port = await freePort();
-  const d = await spawnPscache(['serve'], daemonEnv(world.emu.url, port, extra));
-  running.add(d);
-  return d;
-}
-
-async function stop(d: RunningProcess) {
-  running.delete(d);
-  return d.stop();
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = encodeURIComponent;
-const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;
-const secret = (id: string, extra = '') => `/secretsmanager/get?secretId=${q(id)}${extra}`;
 
 const DB_PASSWORD = sensitive('hunter2-db-password-value');
 const API_KEY = sensitive('sk_live_api_key_value_0042');
@@ -43,7 +28,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const d of running) await d.stop();
+  await daemons.stopAll();
   await world.close();
 });
 
@@ -57,7 +42,7 @@ const calls = (op: string) => world.emu.calls()[op] ?? 0;
 
 describe('cache', () => {
   test('a miss goes upstream once, then hits are served from the cache', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const first = await d.get(param('/app/endpoint'));
     assert.equal(first.status, 200);
     assert.equal(first.headers['x-pscache'], 'miss');
@@ -74,11 +59,11 @@ describe('cache', () => {
       assert.equal(again.body, first.body);
     }
     assert.equal(calls('GetParameter'), 1);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('TTL expiry picks up a changed value', async () => {
-    const d = await daemon({ SSM_PARAMETER_STORE_TTL: '1' });
+    const d = await daemons.start({ SSM_PARAMETER_STORE_TTL: '1' });
     await world.putParameter('/ttl/value', 'old');
     assert.equal(JSON.parse((await d.get(param('/ttl/value'))).body).Parameter.Value, 'old');
     await world.putParameter('/ttl/value', 'new');
@@ -89,38 +74,38 @@ describe('cache', () => {
     const fresh = await d.get(param('/ttl/value'));
     assert.equal(fresh.headers['x-pscache'], 'miss');
     assert.equal(JSON.parse(fresh.body).Parameter.Value, 'new');
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('CACHE_ENABLED=false goes upstream every time', async () => {
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED: 'false' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED: 'false' });
     for (let i = 0; i < 3; i++)
       assert.equal((await d.get(param('/app/endpoint'))).headers['x-pscache'], 'miss');
     assert.equal(calls('GetParameter'), 3);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('a TTL of 0 disables caching for that service only', async () => {
-    const d = await daemon({ SECRETS_MANAGER_TTL: '0' });
+    const d = await daemons.start({ SECRETS_MANAGER_TTL: '0' });
     for (let i = 0; i < 3; i++) {
       assert.equal((await d.get(secret('prod/api/key'))).status, 200);
       await d.get(param('/app/endpoint'));
     }
     assert.equal(calls('GetSecretValue'), 3);
     assert.equal(calls('GetParameter'), 1);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('CACHE_SIZE=0 disables the cache', async () => {
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '0' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '0' });
     await d.get(param('/app/endpoint'));
     await d.get(param('/app/endpoint'));
     assert.equal(calls('GetParameter'), 2);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('LRU eviction at CACHE_SIZE', async () => {
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '2' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '2' });
     await d.get(param('/lru/a'));
     await d.get(param('/lru/b'));
     await d.get(param('/lru/a')); // a is now the most recently used
@@ -129,34 +114,34 @@ describe('cache', () => {
     assert.equal((await d.get(param('/lru/c'))).headers['x-pscache'], 'hit');
     assert.equal((await d.get(param('/lru/b'))).headers['x-pscache'], 'miss');
     assert.equal(calls('GetParameter'), 4);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('the byte limit (MAX_CACHE_SIZE, MB) evicts the least recently used items', async () => {
     // 20 secrets of 60 KB = 1.2 MB, over a 1 MB budget: the oldest must go, the newest must stay.
     const big = 'x'.repeat(60 * 1024);
     for (let i = 0; i < 20; i++) await world.createSecret(`big/${i}`, `${i}${big}`);
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE: '1' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE: '1' });
     for (let i = 0; i < 20; i++) assert.equal((await d.get(secret(`big/${i}`))).status, 200);
     world.emu.resetCalls();
     assert.equal((await d.get(secret('big/19'))).headers['x-pscache'], 'hit');
     assert.equal((await d.get(secret('big/0'))).headers['x-pscache'], 'miss');
     assert.equal(calls('GetSecretValue'), 1);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('100 concurrent requests for one cold key make exactly one upstream call', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     world.emu.setFaults([{ operation: 'GetSecretValue', latencyMs: 150 }]);
     const replies = await Promise.all(Array.from({ length: 100 }, () => d.get(secret('prod/api/key'))));
     assert.ok(replies.every((r) => r.status === 200));
     assert.ok(replies.every((r) => JSON.parse(r.body).SecretString === API_KEY));
     assert.equal(calls('GetSecretValue'), 1);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('concurrent misses that fail all get the error, and the error is not cached', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     world.emu.setFaults([{ operation: 'GetParameter', latencyMs: 100, error: '500', times: 3 }]);
     const replies = await Promise.all(Array.from({ length: 20 }, () => d.get(param('/app/endpoint'))));
     assert.ok(replies.every((r) => r.status === 502));
@@ -164,13 +149,13 @@ describe('cache', () => {
     const ok = await d.get(param('/app/endpoint'));
     assert.equal(ok.status, 200);
     assert.equal(ok.headers['x-pscache'], 'miss');
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('selectors reach upstream and are cached separately', () => {
   test('version, label and withDecryption', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const paths = [
       param('/app/versions'),
       param('/app/versions', '&version=1'),
@@ -196,11 +181,11 @@ describe('selectors reach upstream and are cached separately', () => {
     assert.equal(bodies[4].Value, SECURE_V1);
     for (const p of paths) assert.equal((await d.get(p)).headers['x-pscache'], 'hit', p);
     assert.equal(calls('GetParameter'), 5);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('versionStage and versionId', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const current = JSON.parse((await d.get(secret('prod/db/password'))).body);
     const previous = JSON.parse((await d.get(secret('prod/db/password', '&versionStage=AWSPREVIOUS'))).body);
     assert.equal(current.SecretString, 'hunter2-db-password-v2');
@@ -215,38 +200,38 @@ describe('selectors reach upstream and are cached separately', () => {
       'hit',
     );
     assert.equal(calls('GetSecretValue'), 3);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('binary secrets come back as base64 in SecretBinary', async () => {
     const bytes = new Uint8Array([0, 1, 2, 250, 251, 252]);
     await world.createSecret('bin/key', bytes);
-    const d = await daemon();
+    const d = await daemons.start();
     const body = JSON.parse((await d.get(secret('bin/key'))).body);
     assert.equal(body.SecretString, null);
     assert.equal(body.SecretBinary, Buffer.from(bytes).toString('base64'));
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test("the source article's aliases /parameters/get and /secrets/get", async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const p = await d.get(`/parameters/get?name=${q('/app/endpoint')}`);
     assert.equal(JSON.parse(p.body).Parameter.Value, 'https://api.example.com');
     const s = await d.get(`/secrets/get?name=${q('prod/api/key')}`);
     assert.equal(JSON.parse(s.body).SecretString, API_KEY);
     const s2 = await d.get(`/secrets/get?secretId=${q('prod/api/key')}`);
     assert.equal(s2.headers['x-pscache'], 'hit');
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('errors table', () => {
   let d: RunningProcess;
   before(async () => {
-    d = await daemon({ SSM_PARAMETER_STORE_TIMEOUT_MILLIS: '150' });
+    d = await daemons.start({ SSM_PARAMETER_STORE_TIMEOUT_MILLIS: '150' });
   });
   after(async () => {
-    await stop(d);
+    await daemons.stop(d);
   });
   const expectError = async (path: string, status: number, type?: string, opts = {}) => {
     const r = await d.get(path, opts);
@@ -367,7 +352,7 @@ describe('errors table', () => {
 
 describe('limits and lifecycle', () => {
   test('429 beyond the inbound connection limit', async () => {
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_MAX_INBOUND_CONNECTIONS: '2' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_MAX_INBOUND_CONNECTIONS: '2' });
     const idle: Socket[] = [];
     for (let i = 0; i < 2; i++) {
       const s = connect(d.port, '127.0.0.1');
@@ -381,15 +366,15 @@ describe('limits and lifecycle', () => {
     for (const s of idle) s.destroy();
     await sleep(50);
     assert.equal((await d.get(param('/app/endpoint'))).status, 200);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('SIGTERM answers in-flight requests and exits 0', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     world.emu.setFaults([{ operation: 'GetParameter', latencyMs: 300 }]);
     const inflight = d.get(param('/app/endpoint'));
     await sleep(100);
-    const stopped = stop(d);
+    const stopped = daemons.stop(d);
     const r = await inflight;
     assert.equal(r.status, 200);
     const { code, output } = await stopped;
@@ -398,11 +383,10 @@ describe('limits and lifecycle', () => {
   });
 
   test('SIGINT also exits 0; a request left hanging on upstream gets 503 with Retry-After', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     world.emu.setFaults([{ operation: 'GetParameter', error: 'hang' }]);
     const inflight = d.get(param('/hang/forever'));
     await sleep(100);
-    running.delete(d);
     const stopped = d.stop('SIGINT');
     const r = await inflight;
     assert.equal(r.status, 503);
@@ -411,7 +395,7 @@ describe('limits and lifecycle', () => {
   });
 
   test('listens on loopback only, IPv4 and IPv6', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     await sleep(150); // ::1 is bound just after the first request (the /ping that said it was up)
     const { readFileSync } = await import('node:fs');
     const hex = d.port.toString(16).toUpperCase().padStart(4, '0');
@@ -431,18 +415,18 @@ describe('limits and lifecycle', () => {
         `listening address ${local} is loopback`,
       );
     }
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('logs', () => {
   test('DEBUG logs a line per request with name and hit/miss, never the values or the token', async () => {
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug' });
     await d.get(secret('prod/db/password'));
     await d.get(secret('prod/db/password'));
     await d.get(param('/app/secure', '&withDecryption=true'));
     await d.get(param('/app/endpoint'), { token: 'wrong-token' });
-    const { output } = await stop(d);
+    const { output } = await daemons.stop(d);
     assert.match(output, /DEBUG request route=secretsmanager name=prod\/db\/password result=miss status=200/);
     assert.match(output, /DEBUG request route=secretsmanager name=prod\/db\/password result=hit status=200/);
     assert.match(output, /upstream_ms=/);
@@ -453,18 +437,18 @@ describe('logs', () => {
     assert.ok(!output.includes('wrong-token'));
   });
   test('INFO logs no names', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     await d.get(secret('prod/db/password'));
     world.emu.setFaults([{ operation: 'GetSecretValue', error: '500' }]);
     await d.get(secret('prod/api/key', '&versionId=abc'));
-    const { output } = await stop(d);
+    const { output } = await daemons.stop(d);
     assert.ok(!output.includes('prod/db/password'));
     assert.ok(!output.includes('prod/api/key'));
     assert.match(output, /WARN upstream request failed/);
   });
   test('JSON log format', async () => {
-    const d = await daemon({ AWS_LAMBDA_LOG_FORMAT: 'JSON' });
-    const { output } = await stop(d);
+    const d = await daemons.start({ AWS_LAMBDA_LOG_FORMAT: 'JSON' });
+    const { output } = await daemons.stop(d);
     const lines = output.trim().split('\n');
     assert.ok(lines.length >= 2);
     for (const line of lines) {

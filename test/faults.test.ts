@@ -7,42 +7,28 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { DeleteParameterCommand } from '@aws-sdk/client-ssm';
 import type { FaultKind } from '../src/emulator/index.ts';
 import {
-  daemonEnv,
-  freePort,
+  Daemons,
+  param,
   type Reply,
   type RunningProcess,
-  spawnPscache,
+  secret,
+  sleep,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
 import { rssKiB } from './helpers/fuzz-http.ts';
 import { sensitive, startWorld, type World } from './helpers/world.ts';
 
 let world: World;
-const running = new Set<RunningProcess>();
+const daemons = new Daemons(() => world.emu.url);
 
-async function daemon(
-  extra: Record<string, string> = {},
-  base?: Record<string, string>,
-): Promise<RunningProcess> {
-  const port = await freePort();
-  const env = base
-    ? { ...base, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port), ...extra }
-    : daemonEnv(world.emu.url, port, extra);
-  const d = await spawnPscache(['serve'], env);
-  running.add(d);
-  return d;
-}
-async function stop(d: RunningProcess) {
-  running.delete(d);
-  const r = await d.stop();
+/** Stops a daemon and asserts it exited cleanly after the faults it went through. */
+async function stopClean(d: RunningProcess) {
+  const r = await daemons.stop(d);
   assert.equal(r.code, 0, 'exits cleanly after the faults');
   return r;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = encodeURIComponent;
-const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;
-const secret = (id: string, extra = '') => `/secretsmanager/get?secretId=${q(id)}${extra}`;
 const calls = (...ops: string[]) => ops.reduce((n, op) => n + (world.emu.calls()[op] ?? 0), 0);
 const json = (r: Reply) => JSON.parse(r.body) as Record<string, unknown>;
 
@@ -110,7 +96,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const d of running) await d.stop();
+  await daemons.stopAll();
   await world.close();
 });
 
@@ -123,7 +109,7 @@ beforeEach(() => {
 
 describe('every fault kind on both services', () => {
   test('status per SPEC.md, bounded attempts, nothing cached; the next read is a miss with the right body', async (t) => {
-    const d = await daemon(TIMEOUTS);
+    const d = await daemons.start(TIMEOUTS);
     const pid = d.child.pid!;
     const injected: Record<string, number> = {};
     for (const service of ['ssm', 'secretsmanager'] as const) {
@@ -159,11 +145,11 @@ describe('every fault kind on both services', () => {
       }
     }
     t.diagnostic(`upstream attempts answered with a fault, by kind: ${JSON.stringify(injected)}`);
-    await stop(d);
+    await stopClean(d);
   });
 
   test('batch and path routes: a fault fails the whole answer and caches none of its items', async () => {
-    const d = await daemon(TIMEOUTS);
+    const d = await daemons.start(TIMEOUTS);
     const cases: Array<[FaultKind, number]> = [
       ['reset-mid-body', 502],
       ['malformed', 502],
@@ -206,13 +192,13 @@ describe('every fault kind on both services', () => {
           assert.equal((await d.get(single(n))).headers['x-pscache'], 'hit', `${what}: ${n}`);
       }
     }
-    await stop(d);
+    await stopClean(d);
   });
 });
 
 describe('stale-if-error', () => {
   test('an expired entry is served stale, whole, in one attempt, through every transient fault kind', async () => {
-    const d = await daemon({
+    const d = await daemons.start({
       ...TIMEOUTS,
       SSM_PARAMETER_STORE_TTL: '1',
       SECRETS_MANAGER_TTL: '1',
@@ -246,13 +232,13 @@ describe('stale-if-error', () => {
         assert.equal(valueIn(service, r), expectedValue(service, k.error));
       }
     }
-    await stop(d);
+    await stopClean(d);
   });
 
   test('while serving stale, a NotFound or AccessDenied evicts at once: later outages answer 502, not the old value', async () => {
     await world.putParameter('/stale/deleted', sensitive('stale-deleted-parameter-value'));
     await world.createSecret('stale/revoked', sensitive('stale-revoked-secret-value'));
-    const d = await daemon({
+    const d = await daemons.start({
       SSM_PARAMETER_STORE_TTL: '1',
       SECRETS_MANAGER_TTL: '1',
       PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR: '60',
@@ -280,12 +266,12 @@ describe('stale-if-error', () => {
       assert.equal(r.status, 502, `${p}: the entry was evicted`);
       assert.ok(!r.body.includes('stale-'), 'no old value');
     }
-    await stop(d);
+    await stopClean(d);
   });
 
   test('refreshNow that meets NotFound evicts the fresh entry too', async () => {
     await world.putParameter('/stale/refreshed', sensitive('stale-refreshed-parameter-value'));
-    const d = await daemon();
+    const d = await daemons.start();
     assert.equal((await d.get(param('/stale/refreshed'))).status, 200);
     assert.equal((await d.get(param('/stale/refreshed'))).headers['x-pscache'], 'hit');
     await world.ssm.send(new DeleteParameterCommand({ Name: '/stale/refreshed' }));
@@ -293,7 +279,7 @@ describe('stale-if-error', () => {
     world.emu.setFaults([{ error: '500' }]);
     const r = await d.get(param('/stale/refreshed'));
     assert.equal(r.status, 502, 'no longer served from the cache');
-    await stop(d);
+    await stopClean(d);
   });
 });
 
@@ -302,7 +288,7 @@ describe('storms', () => {
     const names = Array.from({ length: 30 }, (_, i) => `/storm/p${String(i).padStart(2, '0')}`);
     await Promise.all(names.map((n, i) => world.putParameter(n, `storm-value-${i}`)));
     // Batching off: 30 distinct single calls against a limit of 5 a second.
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' });
     world.emu.resetCalls();
     world.emu.setRateLimit({ ssmTps: 5 });
     // 60 concurrent requests, two per name: coalesced, then mostly throttled.
@@ -333,11 +319,11 @@ describe('storms', () => {
       assert.equal(r.status, 200);
       if (ok200.has(n)) assert.equal(r.headers['x-pscache'], 'hit', n);
     }
-    await stop(d);
+    await stopClean(d);
   });
 
   test('every call throttled: 40 distinct misses at once make at most 3 attempts per call', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     world.emu.setFaults([{ error: 'throttle' }]);
     const names = Array.from({ length: 40 }, (_, i) => `/storm/throttled/${i}`);
     const replies = await Promise.all(names.map((n) => d.get(param(n))));
@@ -345,13 +331,13 @@ describe('storms', () => {
     const attempts = calls('GetParameter', 'GetParameters');
     assert.ok(attempts >= 3 && attempts <= 3 * names.length, `${attempts} attempts`);
     assert.equal((await d.get('/ping', { token: null })).status, 200);
-    await stop(d);
+    await stopClean(d);
   });
 });
 
 describe('endpoint and credentials', () => {
   test('DNS failure for the endpoint: 502 quickly, every time, and the daemon stays up', async () => {
-    const d = await daemon({ AWS_ENDPOINT_URL: 'http://does-not-exist.invalid:1' });
+    const d = await daemons.start({ AWS_ENDPOINT_URL: 'http://does-not-exist.invalid:1' });
     for (let i = 0; i < 3; i++) {
       const t0 = Date.now();
       const r = await d.get(param('/app/anything', `&version=${i + 1}`));
@@ -361,7 +347,7 @@ describe('endpoint and credentials', () => {
     const s = await d.get(secret('any/secret'));
     assertFailure(s, 502, undefined, 'dns secret');
     assert.equal((await d.get('/ping', { token: null })).status, 200);
-    await stop(d);
+    await stopClean(d);
   });
 
   test('container credentials expiring every second: requests keep working across several expiries', async () => {
@@ -369,16 +355,16 @@ describe('endpoint and credentials', () => {
     await world.putParameter('/creds/value', sensitive('creds-parameter-value-1337'));
     world.emu.setContainerCredentials({ authToken, ttlSeconds: 1 });
     try {
-      const port = await freePort();
-      const d = await daemon(
+      const d = await daemons.start(
         {},
         {
-          AWS_REGION: 'us-east-1',
-          AWS_ENDPOINT_URL: world.emu.url,
-          AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
-          AWS_CONTAINER_AUTHORIZATION_TOKEN: authToken,
-          PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
-          PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+          env: {
+            AWS_REGION: 'us-east-1',
+            AWS_ENDPOINT_URL: world.emu.url,
+            AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
+            AWS_CONTAINER_AUTHORIZATION_TOKEN: authToken,
+            PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
+          },
         },
       );
       world.emu.resetCalls();
@@ -402,7 +388,7 @@ describe('endpoint and credentials', () => {
         `${fetches} credential fetches for ${requests + 1} requests: fetched ahead, not per request`,
       );
       assert.equal(calls('GetParameter'), requests + 1, 'no request needed a second attempt');
-      await stop(d);
+      await stopClean(d);
     } finally {
       world.emu.setContainerCredentials(undefined);
     }
@@ -415,16 +401,16 @@ describe('endpoint and credentials', () => {
     });
     const wrong = sensitive('a-wrong-container-token-4411');
     try {
-      const port = await freePort();
-      const d = await daemon(
+      const d = await daemons.start(
         {},
         {
-          AWS_REGION: 'us-east-1',
-          AWS_ENDPOINT_URL: world.emu.url,
-          AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
-          AWS_CONTAINER_AUTHORIZATION_TOKEN: wrong,
-          PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
-          PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+          env: {
+            AWS_REGION: 'us-east-1',
+            AWS_ENDPOINT_URL: world.emu.url,
+            AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
+            AWS_CONTAINER_AUTHORIZATION_TOKEN: wrong,
+            PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
+          },
         },
       );
       world.emu.resetCalls();
@@ -438,7 +424,7 @@ describe('endpoint and credentials', () => {
         `${calls('ContainerCredentials')} fetches for 3 requests`,
       );
       assert.equal(calls('GetParameter'), 0, 'nothing unsigned went upstream');
-      await stop(d);
+      await stopClean(d);
     } finally {
       world.emu.setContainerCredentials(undefined);
     }

@@ -9,12 +9,16 @@ import { networkInterfaces } from 'node:os';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import {
   assertNothingSensitive,
+  Daemons,
   daemonEnv,
   freePort,
+  param,
   type Reply,
   type RunningProcess,
   runPscache,
   SENSITIVE,
+  secret,
+  sleep,
   spawnPscache,
   TEST_CREDENTIALS,
   TEST_TOKEN,
@@ -22,23 +26,9 @@ import {
 import { sensitive, startWorld, type World } from './helpers/world.ts';
 
 let world: World;
-const running = new Set<RunningProcess>();
+const daemons = new Daemons(() => world.emu.url);
 
-async function daemon(extra: Record<string, string> = {}, args = ['serve']): Promise<RunningProcess> {
-  const port = await freePort();
-  const d = await spawnPscache(args, daemonEnv(world.emu.url, port, extra), { port });
-  running.add(d);
-  return d;
-}
-async function stop(d: RunningProcess) {
-  running.delete(d);
-  return d.stop();
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = encodeURIComponent;
-const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;
-const secret = (id: string, extra = '') => `/secretsmanager/get?secretId=${q(id)}${extra}`;
 const calls = (...ops: string[]) => ops.reduce((n, op) => n + (world.emu.calls()[op] ?? 0), 0);
 const json = (r: Reply) => JSON.parse(r.body) as Record<string, unknown>;
 const valueFor = (r: Reply) => (json(r)['Parameter'] as Record<string, unknown>)['Value'];
@@ -70,7 +60,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const d of running) await d.stop();
+  await daemons.stopAll();
   await world.close();
 });
 
@@ -131,7 +121,7 @@ describe('nothing sensitive in logs or error bodies', () => {
     ['none', 'Text'],
   ] as const) {
     test(`log level ${level}, ${format} format`, async () => {
-      const d = await daemon({
+      const d = await daemons.start({
         PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: level,
         AWS_LAMBDA_LOG_FORMAT: format,
       });
@@ -145,7 +135,7 @@ describe('nothing sensitive in logs or error bodies', () => {
       }
       assert.ok(replies.some((r) => r.status === 401) && replies.some((r) => r.status === 502));
       // stop() fails on any registered value, the token and its near misses anywhere in the output.
-      const { output } = await stop(d);
+      const { output } = await daemons.stop(d);
       if (level === 'debug') assert.match(output, /DEBUG/);
       if (level === 'none') assert.equal(output, '');
       for (const line of output.split('\n')) assert.ok(line.length < 4096, 'a log line over 4 KB');
@@ -234,7 +224,7 @@ describe('a malicious upstream answer', () => {
       },
       { port },
     );
-    running.add(d);
+    daemons.track(d);
     for (const path of [
       param('/evil/x'),
       secret('evil/y'),
@@ -250,7 +240,7 @@ describe('a malicious upstream answer', () => {
       seen.some((r) => r.headers['x-amz-security-token'] === SESSION),
       'the upstream did get the token',
     );
-    const { output } = await stop(d);
+    const { output } = await daemons.stop(d);
     assert.doesNotMatch(output, /^\[pscache\] ERROR forged/m, 'a forged log line');
   });
 
@@ -270,7 +260,7 @@ describe('a malicious upstream answer', () => {
     };
     const port = await freePort();
     const d = await spawnPscache(['serve'], daemonEnv(evilUrl, port), { port });
-    running.add(d);
+    daemons.track(d);
     for (; i < bodies.length; i++) {
       const r = await d.get(i === bodies.length - 1 ? secret('evil/y') : param('/evil/x'));
       assert.equal(r.status, 502, `body ${i}: ${r.status} ${r.body.slice(0, 200)}`);
@@ -285,7 +275,7 @@ describe('a malicious upstream answer', () => {
     assert.equal(ok.status, 200);
     assert.equal(ok.headers['x-pscache'], 'miss');
     assert.equal((await d.get('/ping', { token: null })).status, 200);
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
@@ -324,7 +314,7 @@ describe('sockets', () => {
     /^0000000000000000FFFF0000[0-9A-F]{6}7F$/.test(a);
 
   test('the daemon listens on loopback only, IPv4 and IPv6, and on nothing else', async (t) => {
-    const d = await daemon();
+    const d = await daemons.start();
     await d.get('/ping', { token: null }); // ::1 is bound after the first request
     await sleep(100);
     const socks = socketsOf(d.child.pid!);
@@ -360,7 +350,7 @@ describe('sockets', () => {
       });
       assert.equal(refused, 'ECONNREFUSED', `connecting via ${other.address}`);
     }
-    await stop(d);
+    await daemons.stop(d);
   });
 
   /** Holds host:port with a process that is not pscache, as a squatter would. */
@@ -398,10 +388,10 @@ describe('sockets', () => {
         () => undefined,
       );
       if (d) {
-        running.add(d);
+        daemons.track(d);
         await d.get('/ping', { token: null }).catch(() => undefined);
         const exited = await Promise.race([d.exited.then(() => true), sleep(2000).then(() => false)]);
-        const { code, output } = await stop(d);
+        const { code, output } = await daemons.stop(d);
         assert.ok(exited, 'pscache kept serving on 127.0.0.1 alone while [::1] answers for another process');
         assert.notEqual(code, 0);
         assert.match(output, /ERROR port \d+ on ::1 is already in use/);
@@ -419,7 +409,7 @@ describe('sockets', () => {
       { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN },
       { port },
     );
-    running.add(d);
+    daemons.track(d);
     await d.get('/ping', { token: null });
     await sleep(100);
     const listening = socketsOf(d.child.pid!).filter((s) => s.state === '0A');
@@ -428,13 +418,13 @@ describe('sockets', () => {
       'the emulator is in this process',
     );
     for (const s of listening) assert.ok(LOOPBACK(s.local), `${s.proto} listening on ${s.local}:${s.port}`);
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
 describe('the cache keeps what must differ apart', () => {
   test('a SecureString read without decryption never returns the plaintext, whatever was read before', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const plain = await d.get(param('/sec/secure', '&withDecryption=true'));
     assert.equal(valueFor(plain), SECURE);
     const cipher = await d.get(param('/sec/secure'));
@@ -457,11 +447,11 @@ describe('the cache keeps what must differ apart', () => {
       );
     }
     assert.equal(valueFor(await d.get(param('/sec/secure', '&withDecryption=TRUE'))), SECURE);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('decrypted batch, path and prefetch answers do not serve undecrypted reads', async () => {
-    const d = await daemon({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/sec/secure' });
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/sec/secure' });
     await sleep(200);
     const path = await d.get(`/systemsmanager/parameters/path?path=${q('/sec/')}&withDecryption=true`);
     assert.ok(path.body.includes(SECURE));
@@ -482,11 +472,11 @@ describe('the cache keeps what must differ apart', () => {
       assert.ok(!r.body.includes(SECURE), `${p}: plaintext from a decrypted entry`);
     }
     assert.equal(calls('GetParameters', 'GetParametersByPath'), 2);
-    await stop(d);
+    await daemons.stop(d);
   });
 
   test('a batch read of name:version or name:label never replaces the latest version in the cache', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     for (const sel of ['/sec/rotated:1', '/sec/rotated:Old']) {
       const b = await d.get(`/systemsmanager/parameters/batch?name=${q(sel)}`);
       assert.equal(b.status, 200);
@@ -505,7 +495,7 @@ describe('the cache keeps what must differ apart', () => {
     );
     const values = (json(both)['Parameters'] as Array<Record<string, unknown>>).map((p) => p['Value']).sort();
     assert.deepEqual(values, [ROTATED_NEW, ROTATED_OLD].sort());
-    await stop(d);
+    await daemons.stop(d);
   });
 });
 
@@ -564,7 +554,7 @@ describe('SnapStart', () => {
     await world.putParameter('/snap/a', sensitive('snap-value-a-before-invoke'));
     await world.putParameter('/snap/b', sensitive('snap-value-b-before-invoke'));
     await world.createSecret('snap/s', sensitive('snap-secret-before-invoke'));
-    const d = await daemon({
+    const d = await daemons.start({
       AWS_LAMBDA_RUNTIME_API: runtimeApi,
       AWS_LAMBDA_INITIALIZATION_TYPE: 'snap-start',
     });
@@ -593,7 +583,7 @@ describe('SnapStart', () => {
       assert.equal(path.headers['x-pscache'], 'miss', 'the path listing from before INVOKE');
     } finally {
       api.deliver({ eventType: 'SHUTDOWN', shutdownReason: 'spindown', deadlineMs: Date.now() + 2000 });
-      const { code } = await stop(d);
+      const { code } = await daemons.stop(d);
       assert.equal(code, 0);
       await api.close();
     }
@@ -602,7 +592,7 @@ describe('SnapStart', () => {
 
 describe('/ping, / and /metrics reveal nothing', () => {
   test('after every kind of request, health answers are constant and metrics hold no name or value', async () => {
-    const d = await daemon();
+    const d = await daemons.start();
     const names = ['/sec/secure', '/sec/plain', '/sec/rotated', '/no/such/name'];
     for (const n of names) {
       await d.get(param(n, '&withDecryption=true'));
@@ -645,6 +635,6 @@ describe('/ping, / and /metrics reveal nothing', () => {
       );
     }
     assert.equal((await d.get('/metrics', { token: null })).status, 401);
-    await stop(d);
+    await daemons.stop(d);
   });
 });

@@ -207,3 +207,47 @@ export function runPscache(
     });
   });
 }
+
+/**
+ * The daemons one test file starts: each `serve` on a free port against the emulator, all stopped (and
+ * their output scanned) by stopAll() in the file's `after`.
+ */
+export class Daemons {
+  private readonly running = new Set<RunningProcess>();
+
+  constructor(private readonly emulatorUrl: () => string) {}
+
+  /** `pscache serve` (or `args`) with the test environment plus `extra`, or exactly `env` plus a port. */
+  async start(
+    extra: Record<string, string> = {},
+    opts: { args?: string[]; env?: Record<string, string> } = {},
+  ): Promise<RunningProcess> {
+    const port = await freePort();
+    const env = opts.env
+      ? { ...opts.env, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port), ...extra }
+      : daemonEnv(this.emulatorUrl(), port, extra);
+    return this.track(await spawnPscache(opts.args ?? ['serve'], env, { port }));
+  }
+
+  /** Adopts a process started some other way, so stopAll() stops it too. */
+  track(d: RunningProcess): RunningProcess {
+    this.running.add(d);
+    return d;
+  }
+
+  stop(d: RunningProcess, signal?: NodeJS.Signals) {
+    this.running.delete(d);
+    return d.stop(signal);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const d of this.running) await d.stop();
+    this.running.clear();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const q = encodeURIComponent;
+/** The official single-item routes, with the name URL-encoded and `extra` appended as is. */
+export const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;
+export const secret = (id: string, extra = '') => `/secretsmanager/get?secretId=${q(id)}${extra}`;
