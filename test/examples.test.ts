@@ -2,7 +2,7 @@
 // TypeScript handler on the built pscache/client package (type-checked as ESM and CommonJS), the plain
 // Node.js handler, the Python helpers and handler, and the curl script; with faults from a proxy.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import {
   freePort,
   ROOT,
   type RunningProcess,
+  runCommand,
   spawnPscache,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
@@ -70,28 +71,8 @@ async function proxy(): Promise<FaultProxy> {
 }
 
 /** Runs a command to completion whatever its exit code; its output must hold no secret or token. */
-function exec(cmd: string, args: string[], e: Record<string, string>, cwd = ROOT) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(cmd, args, { env: e, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not exit:\n${stdout}${stderr}`));
-    }, 20000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      assert.ok(!stderr.includes(TEST_TOKEN) && !stdout.includes(TEST_TOKEN), 'the token was printed');
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const exec = (cmd: string, args: string[], e: Record<string, string>, cwd = ROOT) =>
+  runCommand(cmd, args, e, { cwd, timeoutMs: 20000 });
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pscache-examples-'));

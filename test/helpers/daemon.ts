@@ -171,15 +171,27 @@ export async function spawnPscache(
   throw new Error(`pscache did not answer /ping within 15 s:\n${out}`);
 }
 
-/** Runs pscache to completion (for commands that should fail fast). */
-export function runPscache(
+export interface Completed {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to completion whatever its exit code, with exactly `env` (plus PATH unless given);
+ * rejects if it outlives `timeoutMs` or prints the token or a registered secret value.
+ */
+export function runCommand(
+  cmd: string,
   args: string[],
   env: Record<string, string>,
-  timeoutMs = 10000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  opts: { cwd?: string; timeoutMs?: number } = {},
+): Promise<Completed> {
+  const timeoutMs = opts.timeoutMs ?? 10000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BUNDLE, ...args], {
+    const child = spawn(cmd, args, {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      cwd: opts.cwd ?? ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -192,7 +204,7 @@ export function runPscache(
     });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`pscache ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
+      reject(new Error(`${cmd} ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
     }, timeoutMs);
     // 'close', not 'exit': only then has everything the child printed been read.
     child.once('close', (code) => {
@@ -207,6 +219,10 @@ export function runPscache(
     });
   });
 }
+
+/** Runs the bundled pscache to completion (for commands that should fail fast). */
+export const runPscache = (args: string[], env: Record<string, string>, timeoutMs = 10000) =>
+  runCommand(process.execPath, [BUNDLE, ...args], env, { timeoutMs });
 
 /**
  * The daemons one test file starts: each `serve` on a free port against the emulator, all stopped (and
