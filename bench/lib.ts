@@ -1,8 +1,11 @@
 // Shared benchmark helpers: child spawning and timing, RSS reading, statistics, results and table printing.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import type { Job, LoadResult } from './loadgen.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Statistics
@@ -46,7 +49,7 @@ export function summarize(samples: readonly number[]): Summary {
 // ---------------------------------------------------------------------------------------------
 // Results
 
-export type Unit = 'ms' | 'MiB' | 'KiB' | 'count';
+export type Unit = 'ms' | 'MiB' | 'KiB' | 'count' | 'req/s' | 'calls/s';
 
 /** Raw samples of one measured thing. */
 export interface Series {
@@ -58,13 +61,19 @@ export interface Series {
 /**
  * What a figure must meet, judged on medians:
  * - `ratio`: subject / baseline ≤ max (per-round ratios when paired)
+ * - `minRatio`: subject / baseline ≥ min, for figures where more is better (requests/s)
+ * - `affine`: median(subject) ≤ ratio × median(baseline) + plus, in the series' unit
  * - `delta`: subject − baseline ≤ max, in the series' unit (per-round differences when paired)
- * - `value`: subject ≤ max
+ * - `value`: subject ≤ max (`worst`: every sample, not the median)
+ * - `equal`: every sample is exactly `value`
  */
 export type Target =
   | { kind: 'ratio'; max: number }
+  | { kind: 'minRatio'; min: number }
+  | { kind: 'affine'; ratio: number; plus: number }
   | { kind: 'delta'; max: number }
-  | { kind: 'value'; max: number };
+  | { kind: 'value'; max: number; worst?: boolean }
+  | { kind: 'equal'; value: number };
 
 export interface Result {
   suite: string;
@@ -107,8 +116,12 @@ export function compare(r: Result): Comparison {
   let met: boolean | null = null;
   const t = r.target;
   if (t?.kind === 'ratio' && ratio) met = ratio.median <= t.max;
+  else if (t?.kind === 'minRatio' && ratio) met = ratio.median >= t.min;
+  else if (t?.kind === 'affine' && s.length > 0 && b.length > 0)
+    met = median(s) <= t.ratio * median(b) + t.plus;
   else if (t?.kind === 'delta' && delta) met = delta.median <= t.max;
-  else if (t?.kind === 'value' && s.length > 0) met = median(s) <= t.max;
+  else if (t?.kind === 'value' && s.length > 0) met = (t.worst ? max(s) : median(s)) <= t.max;
+  else if (t?.kind === 'equal' && s.length > 0) met = s.every((x) => x === t.value);
   return { ratio, delta, met };
 }
 
@@ -126,10 +139,14 @@ export function fmt(v: number, unit: Unit): string {
       return v.toFixed(1);
     case 'count':
       return Number.isInteger(v) ? String(v) : v.toFixed(1);
+    case 'req/s':
+      return String(Math.round(v));
+    case 'calls/s':
+      return v < 10 ? v.toFixed(2) : v.toFixed(1);
   }
 }
 
-const withUnit = (v: number, unit: Unit): string =>
+export const withUnit = (v: number, unit: Unit): string =>
   unit === 'count' ? fmt(v, unit) : `${fmt(v, unit)} ${unit}`;
 
 /** "median (p25–p75)", or just the value for a single sample. */
@@ -145,8 +162,11 @@ function targetText(r: Result): string {
   if (!t) return '—';
   const unit = r.subject?.unit ?? 'count';
   if (t.kind === 'ratio') return `≤ ${t.max} ×`;
+  if (t.kind === 'minRatio') return `≥ ${t.min} ×`;
+  if (t.kind === 'affine') return `≤ ${t.ratio} × baseline + ${withUnit(t.plus, unit)}`;
   if (t.kind === 'delta') return `≤ baseline + ${withUnit(t.max, unit)}`;
-  return `≤ ${withUnit(t.max, unit)}`;
+  if (t.kind === 'equal') return `= ${withUnit(t.value, unit)}, every run`;
+  return `≤ ${withUnit(t.max, unit)}${t.worst ? ', every run' : ''}`;
 }
 
 function ratioText(c: Comparison): string {
@@ -162,6 +182,10 @@ function metText(r: Result, c: Comparison): string {
   if (r.target?.kind === 'delta' && c.delta && r.subject) {
     const d = c.delta.median;
     return `${yes} (${d >= 0 ? '+' : ''}${withUnit(d, r.subject.unit)})`;
+  }
+  if (r.target?.kind === 'affine' && r.subject && r.baseline) {
+    const limit = r.target.ratio * median(r.baseline.samples) + r.target.plus;
+    return `${yes} (limit ${withUnit(limit, r.subject.unit)})`;
   }
   return yes;
 }
@@ -359,4 +383,154 @@ export function envInt(name: string, fallback: number, least = 1): number {
   const raw = process.env[name];
   const v = Number(raw);
   return raw !== undefined && raw !== '' && Number.isInteger(v) && v >= least ? v : fallback;
+}
+
+/** A Series from its parts. */
+export const series = (label: string, unit: Unit, samples: number[] = []): Series => ({
+  label,
+  unit,
+  samples,
+});
+
+// ---------------------------------------------------------------------------------------------
+// CPU time, HTTP timing, metrics, plots, load generator
+
+let ticks: number | undefined;
+/** User + system CPU time a live process has used, in ms (from /proc/PID/stat; 10 ms resolution). */
+export function cpuMs(pid: number): number {
+  if (ticks === undefined) {
+    try {
+      ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+    } catch {
+      ticks = 100;
+    }
+  }
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / ticks;
+}
+
+export interface Timed {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  /** request() → last byte of the body, ms. */
+  ms: number;
+}
+
+/** One GET through `agent` (keep-alive, as a function's HTTP client would be), timed to the last body byte. */
+export function timedGet(
+  port: number,
+  path: string,
+  agent: Agent,
+  headers: Record<string, string>,
+): Promise<Timed> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = request({ host: '127.0.0.1', port, path, agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+          ms: performance.now() - t0,
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The value of an unlabelled metric in Prometheus text, or NaN. */
+export function metricValue(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+export const OUT_DIR = new URL('./', import.meta.url);
+export const PLOTS_DIR = new URL('./plots/', import.meta.url);
+
+/** Writes an SVG under bench/plots/; returns its path relative to the repository root. */
+export function writePlot(file: string, svg: string): string {
+  mkdirSync(PLOTS_DIR, { recursive: true });
+  writeFileSync(new URL(file, PLOTS_DIR), svg);
+  return `bench/plots/${file}`;
+}
+
+export interface Loadgen {
+  run(job: Job): Promise<LoadResult>;
+  close(): void;
+}
+
+/** Forks bench/loadgen.ts: the load generator gets its own process (and core), never the server's. */
+export function startLoadgen(): Loadgen {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const child = fork(fileURLToPath(new URL('./loadgen.ts', import.meta.url)), [], {
+    cwd: root,
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let next = 0;
+  const waiting = new Map<number, { resolve: (r: LoadResult) => void; reject: (e: Error) => void }>();
+  child.on('message', (m: { id: number; result?: LoadResult; error?: string }) => {
+    const w = waiting.get(m.id);
+    if (!w) return;
+    waiting.delete(m.id);
+    if (m.result) w.resolve(m.result);
+    else w.reject(new Error(`load generator: ${m.error}`));
+  });
+  child.on('exit', (code) => {
+    for (const w of waiting.values()) w.reject(new Error(`load generator exited (${code})`));
+    waiting.clear();
+  });
+  return {
+    run(job) {
+      const id = next++;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        child.send({ id, job });
+      });
+    },
+    close() {
+      if (child.connected) child.disconnect();
+    },
+  };
+}
+
+/** Least-squares slope of y over x. */
+export function slope(xs: readonly number[], ys: readonly number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+/** A seeded PRNG (mulberry32): uniform in [0, 1), the same sequence for the same seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Extra Markdown sections (title, body) a suite adds to the report after the main table. */
+export const sections: { title: string; body: string }[] = [];
+export function addSection(title: string, body: string): void {
+  sections.push({ title, body });
 }

@@ -73,7 +73,7 @@ const series = (label: string, unit: Series['unit'], samples: number[] = []): Se
 export async function benchStartup(): Promise<Result[]> {
   const warmups = envInt('BENCH_WARMUPS', 2);
   const runs = envInt('BENCH_RUNS', 15);
-  const loadRuns = envInt('BENCH_LOAD_RUNS', 5);
+  const loadRuns = envInt('BENCH_LOAD_RUNS', 3);
   const requests = envInt('BENCH_LOAD_REQUESTS', 1000);
   const pollMs = envInt('BENCH_POLL_MS', 1, 0);
 
