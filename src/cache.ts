@@ -30,6 +30,8 @@ interface Entry {
   ttlMs: number;
   /** Last time a refetch of this expired entry failed transiently; set while it is being served stale. */
   failedAt?: number;
+  /** Last time a refresh-ahead of this entry failed: it is not tried again for a second. */
+  refreshFailedAt?: number;
 }
 
 export interface CacheStats {
@@ -71,7 +73,12 @@ export interface CacheOptions {
   staleIfErrorMs: number;
   load: Loader;
   now?: () => number;
-  /** TTL multiplier; default uniform in [0.9, 1.1) so environments started together do not refresh in step. */
+  /**
+   * TTL multiplier, drawn once per process (and again on clear()); default uniform in [0.9, 1.1). Per
+   * process, not per entry: environments started together then refresh at different times, while the
+   * entries of one environment, fetched together, still expire together and refresh in one batch call
+   * (the fleet model in BENCHMARKS.md: per-entry jitter tripled upstream calls at N = 1000).
+   */
   jitter?: () => number;
   /** Background refresh failures (logged by the owner; never thrown at a caller). */
   onBackgroundError?: (e: unknown, r: ItemRequest) => void;
@@ -102,12 +109,14 @@ export class ItemCache {
   private readonly inflight = new Map<string, Promise<Answer>>();
   private readonly now: () => number;
   private readonly jitter: () => number;
+  private jitterFactor: number;
   /** Bumped by clear(): a fetch started before a clear never lands in the cache after it (SnapStart). */
   private generation = 0;
 
   constructor(private readonly opts: CacheOptions) {
     this.now = opts.now ?? Date.now;
     this.jitter = opts.jitter ?? (() => 0.9 + Math.random() * 0.2);
+    this.jitterFactor = this.jitter();
     if (opts.enabled && opts.maxItems > 0) {
       this.lru = new LRUCache<string, Entry>({
         max: opts.maxItems,
@@ -195,8 +204,12 @@ export class ItemCache {
     if (e !== undefined) {
       if (now < e.expiresAt) {
         this.stats.hits++;
-        if (now >= e.expiresAt - e.ttlMs * REFRESH_AHEAD_FRACTION && !this.inflight.has(cacheKey(r))) {
-          this.background(r, ttl);
+        if (
+          now >= e.expiresAt - e.ttlMs * REFRESH_AHEAD_FRACTION &&
+          !this.inflight.has(cacheKey(r)) &&
+          (e.refreshFailedAt === undefined || now - e.refreshFailedAt >= STALE_RETRY_INTERVAL_MS)
+        ) {
+          this.background(r, ttl, e);
         }
         return { body: e.body, source: 'hit' };
       }
@@ -243,11 +256,13 @@ export class ItemCache {
   }
 
   /** Refresh-ahead. A failure leaves the entry to expire normally; the next read after that tries again. */
-  private background(r: ItemRequest, ttl: number): void {
+  private background(r: ItemRequest, ttl: number, e: Entry): void {
     this.stats.refreshes++;
-    this.coalesce(cacheKey(r), () => this.fetch(r, ttl, true)).catch((err: unknown) =>
-      this.opts.onBackgroundError?.(err, r),
-    );
+    this.coalesce(cacheKey(r), () => this.fetch(r, ttl, true)).catch((err: unknown) => {
+      // Without a pause every read in the window would start another refresh: a storm against the quota.
+      e.refreshFailedAt = this.now();
+      this.opts.onBackgroundError?.(err, r);
+    });
   }
 
   /** One load from upstream; with `store`, the answer replaces the entry (unless the cache was cleared meanwhile). */
@@ -284,7 +299,7 @@ export class ItemCache {
 
   private putKey(key: string, loaded: Loaded, ttl: number, generation: number): void {
     if (!this.lru || ttl <= 0 || generation !== this.generation) return;
-    const ttlMs = Math.max(1, Math.round(ttl * this.jitter()));
+    const ttlMs = Math.max(1, Math.round(ttl * this.jitterFactor));
     // Keep expired entries only as long as they may be served stale.
     this.lru.set(
       key,
@@ -304,6 +319,8 @@ export class ItemCache {
   /** Drops every entry, and every fetch still in flight from landing (SnapStart's first INVOKE). */
   clear(): void {
     this.generation++;
+    // Environments restored from one SnapStart snapshot must not share the factor drawn before it.
+    this.jitterFactor = this.jitter();
     this.lru?.clear();
     // Later requests must not join a fetch started before the clear either: they get their own.
     this.inflight.clear();
