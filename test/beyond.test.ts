@@ -3,11 +3,11 @@
 
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { BatchGetSecretValueCommand, DeleteSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { GetParametersByPathCommand, GetParametersCommand } from '@aws-sdk/client-ssm';
 import { Daemons, param, secret, sleep } from './helpers/daemon.ts';
-import { sensitive, startWorld, type World } from './helpers/world.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
@@ -54,16 +54,7 @@ before(async () => {
   await world.createSecret('stale/secret', sensitive('stale-secret-v1'));
 });
 
-after(async () => {
-  await daemons.stopAll();
-  await world.close();
-});
-
-beforeEach(() => {
-  world.emu.clearFaults();
-  world.emu.clearDeny();
-  world.emu.resetCalls();
-});
+worldHooks(() => world, daemons);
 
 describe('batch and path routes', () => {
   test('parameter batch: GetParameters shape field by field, sorted, InvalidParameters', async () => {

@@ -1,9 +1,9 @@
 // End to end: the bundled daemon as a real process, over real loopback sockets, against the emulator.
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { Daemons, param, type RunningProcess, secret, sleep, TEST_TOKEN } from './helpers/daemon.ts';
-import { sensitive, startWorld, type World } from './helpers/world.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
@@ -27,16 +27,7 @@ before(async () => {
   for (const name of ['a', 'b', 'c', 'd']) await world.putParameter(`/lru/${name}`, `value-${name}`);
 });
 
-after(async () => {
-  await daemons.stopAll();
-  await world.close();
-});
-
-beforeEach(() => {
-  world.emu.clearFaults();
-  world.emu.clearDeny();
-  world.emu.resetCalls();
-});
+worldHooks(() => world, daemons);
 
 const calls = (op: string) => world.emu.calls()[op] ?? 0;
 

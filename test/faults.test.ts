@@ -3,7 +3,7 @@
 // container credentials. The status must follow SPEC.md 3.3, retries stay bounded, nothing partial is
 // cached, and NotFound/AccessDenied are never answered from a stale entry.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { DeleteParameterCommand } from '@aws-sdk/client-ssm';
 import type { FaultKind } from '../src/emulator/index.ts';
 import {
@@ -16,7 +16,7 @@ import {
   TEST_TOKEN,
 } from './helpers/daemon.ts';
 import { rssKiB } from './helpers/fuzz-http.ts';
-import { sensitive, startWorld, type World } from './helpers/world.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
@@ -95,17 +95,7 @@ before(async () => {
   }
 });
 
-after(async () => {
-  await daemons.stopAll();
-  await world.close();
-});
-
-beforeEach(() => {
-  world.emu.clearFaults();
-  world.emu.clearDeny();
-  world.emu.setRateLimit(undefined);
-  world.emu.resetCalls();
-});
+worldHooks(() => world, daemons);
 
 describe('every fault kind on both services', () => {
   test('status per SPEC.md, bounded attempts, nothing cached; the next read is a miss with the right body', async (t) => {

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import {
   assertNothingSensitive,
   Daemons,
@@ -23,7 +23,7 @@ import {
   TEST_CREDENTIALS,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
-import { sensitive, startWorld, type World } from './helpers/world.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
@@ -59,16 +59,7 @@ before(async () => {
   await world.createSecret('sec/secret', SECRET);
 });
 
-after(async () => {
-  await daemons.stopAll();
-  await world.close();
-});
-
-beforeEach(() => {
-  world.emu.clearFaults();
-  world.emu.clearDeny();
-  world.emu.resetCalls();
-});
+worldHooks(() => world, daemons);
 
 describe('nothing sensitive in logs or error bodies', () => {
   /** Requests that log at every level: reads, misses, denials, faults, wrong tokens in every place. */

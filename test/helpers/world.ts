@@ -1,5 +1,7 @@
 // A test world: the emulator (in this process, on a real loopback port) plus official AWS SDK clients
 // pointed at it, used as an independent way to seed and change data.
+
+import { after, beforeEach } from 'node:test';
 import {
   CreateSecretCommand,
   PutSecretValueCommand,
@@ -7,7 +9,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { LabelParameterVersionCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { type Emulator, startEmulator } from '../../src/emulator/index.ts';
-import { SENSITIVE, TEST_CREDENTIALS } from './daemon.ts';
+import { type Daemons, SENSITIVE, TEST_CREDENTIALS } from './daemon.ts';
 
 export interface World {
   emu: Emulator;
@@ -17,6 +19,8 @@ export interface World {
   label(name: string, version: number, labels: string[]): Promise<void>;
   createSecret(name: string, value: string | Uint8Array): Promise<string>;
   putSecretValue(name: string, value: string): Promise<string>;
+  /** Clears faults, deny lists and rate limits, and zeroes the call counters: a clean emulator per test. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -24,6 +28,18 @@ export interface World {
 export function sensitive<T extends string>(value: T): T {
   SENSITIVE.add(value);
   return value;
+}
+
+/**
+ * The hooks every end-to-end file registers: after the file, stop its daemons (their output scanned) and
+ * the emulator; before each test, a clean emulator.
+ */
+export function worldHooks(world: () => World, daemons: Daemons): void {
+  after(async () => {
+    await daemons.stopAll();
+    await world().close();
+  });
+  beforeEach(() => world().reset());
 }
 
 export async function startWorld(): Promise<World> {
@@ -68,6 +84,12 @@ export async function startWorld(): Promise<World> {
     async putSecretValue(name, value) {
       const r = await sm.send(new PutSecretValueCommand({ SecretId: name, SecretString: value }));
       return r.VersionId!;
+    },
+    reset() {
+      emu.clearFaults();
+      emu.clearDeny();
+      emu.setRateLimit(undefined);
+      emu.resetCalls();
     },
     async close() {
       ssm.destroy();
