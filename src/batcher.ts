@@ -40,8 +40,6 @@ export class Batcher {
   private readonly open = new Map<string, Group>();
   /** Date.now() until which batching is off, per service (the role may lack the batch permission). */
   private readonly offUntil: Record<Service, number> = { ssm: 0, secretsmanager: 0 };
-  /** Batch calls made, for metrics and tests. */
-  readonly stats = { batches: 0, fallbacks: 0 };
 
   constructor(
     private readonly upstream: Upstream,
@@ -89,7 +87,6 @@ export class Batcher {
       this.single(w.r).then(w.resolve, w.reject);
       return;
     }
-    this.stats.batches++;
     const run = g.service === 'ssm' ? this.parameters(g) : this.secrets(g);
     run.catch((e: unknown) => this.wholeBatchFailed(g, e));
   }
@@ -152,7 +149,6 @@ export class Batcher {
   }
 
   private fallback(ws: Waiter[]): void {
-    this.stats.fallbacks += ws.length;
     for (const w of ws) this.single(w.r).then(w.resolve, w.reject);
   }
 }

@@ -5,7 +5,6 @@ import { getSecretValue } from './aws/secretsmanager.ts';
 import { getParameter } from './aws/ssm.ts';
 import type { WireParameter, WireSecretValue } from './aws/types.ts';
 import { Batcher } from './batcher.ts';
-import type { Service } from './config.ts';
 import type { Logger } from './log.ts';
 import { parameterBody, secretBody } from './shapes.ts';
 
@@ -53,8 +52,6 @@ export function plainKey(r: ItemRequest): string | undefined {
 export function itemName(r: ItemRequest): string {
   return r.service === 'ssm' ? r.name : r.secretId;
 }
-
-export const serviceOf = (r: ItemRequest): Service => r.service;
 
 /** A loaded item: the rendered drop-in body. */
 export interface Loaded {

@@ -32,13 +32,6 @@ export class Metrics {
     this.upstream.set(k, (this.upstream.get(k) ?? 0) + 1);
   };
 
-  /** Upstream attempts so far for one operation (all outcomes). */
-  upstreamCalls(operation: string): number {
-    let n = 0;
-    for (const [k, v] of this.upstream) if (k.startsWith(`${operation}\u0000`)) n += v;
-    return n;
-  }
-
   render(cache: ItemCache): string {
     const s = cache.stats;
     const lines: string[] = [];

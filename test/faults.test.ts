@@ -21,6 +21,15 @@ import { sensitive, startWorld, type World, worldHooks } from './helpers/world.t
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
 
+/** A daemon environment whose only credentials come from the emulator's container credentials endpoint. */
+const containerEnv = (authToken: string) => ({
+  AWS_REGION: 'us-east-1',
+  AWS_ENDPOINT_URL: world.emu.url,
+  AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
+  AWS_CONTAINER_AUTHORIZATION_TOKEN: authToken,
+  PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
+});
+
 /** Stops a daemon and asserts it exited cleanly after the faults it went through. */
 async function stopClean(d: RunningProcess) {
   const r = await daemons.stop(d);
@@ -345,18 +354,7 @@ describe('endpoint and credentials', () => {
     await world.putParameter('/creds/value', sensitive('creds-parameter-value-1337'));
     world.emu.setContainerCredentials({ authToken, ttlSeconds: 1 });
     try {
-      const d = await daemons.start(
-        {},
-        {
-          env: {
-            AWS_REGION: 'us-east-1',
-            AWS_ENDPOINT_URL: world.emu.url,
-            AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
-            AWS_CONTAINER_AUTHORIZATION_TOKEN: authToken,
-            PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
-          },
-        },
-      );
+      const d = await daemons.start({}, { env: containerEnv(authToken) });
       world.emu.resetCalls();
       let requests = 0;
       const t0 = Date.now();
@@ -391,18 +389,7 @@ describe('endpoint and credentials', () => {
     });
     const wrong = sensitive('a-wrong-container-token-4411');
     try {
-      const d = await daemons.start(
-        {},
-        {
-          env: {
-            AWS_REGION: 'us-east-1',
-            AWS_ENDPOINT_URL: world.emu.url,
-            AWS_CONTAINER_CREDENTIALS_FULL_URI: `${world.emu.url}/__emulator/container-credentials`,
-            AWS_CONTAINER_AUTHORIZATION_TOKEN: wrong,
-            PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
-          },
-        },
-      );
+      const d = await daemons.start({}, { env: containerEnv(wrong) });
       world.emu.resetCalls();
       for (let i = 0; i < 3; i++) {
         const r = await d.get(param('/creds/value', `&version=1&ttl=${i}`));

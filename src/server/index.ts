@@ -32,7 +32,6 @@ export interface ServerOptions {
 
 export interface RequestStats {
   requests: number;
-  byStatus: Map<number, number>;
 }
 
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } as const;
@@ -56,7 +55,7 @@ const OVER_LIMIT = Symbol('pscache.overLimit');
 type CountedSocket = Socket & { [OVER_LIMIT]?: boolean };
 
 export class PscacheServer {
-  readonly stats: RequestStats = { requests: 0, byStatus: new Map() };
+  readonly stats: RequestStats = { requests: 0 };
   private readonly servers: Server[] = [];
   private readonly tokenCheck: TokenCheck;
   private connections = 0;
@@ -343,7 +342,6 @@ export class PscacheServer {
 
   private count(ctx: Ctx, status: number): void {
     this.stats.requests++;
-    this.stats.byStatus.set(status, (this.stats.byStatus.get(status) ?? 0) + 1);
     this.opts.metrics.request(ctx.route, status, (performance.now() - ctx.started) / 1000);
   }
 

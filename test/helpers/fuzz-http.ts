@@ -187,27 +187,22 @@ export class Conn {
   }
 
   /** Resolves once `count` responses arrived, the peer closed, or `timeoutMs` passed (then false). */
-  async waitFor(count: number, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.reader.responses.length < count && !this.closed && this.reader.error === undefined) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-    return true;
+  waitFor(count: number, timeoutMs: number): Promise<boolean> {
+    return this.waitUntil(
+      () => this.reader.responses.length >= count || this.closed || this.reader.error !== undefined,
+      timeoutMs,
+    );
   }
 
   /** Resolves when the peer closes, or after `timeoutMs` (then false). */
-  async waitClosed(timeoutMs: number): Promise<boolean> {
+  waitClosed(timeoutMs: number): Promise<boolean> {
+    return this.waitUntil(() => this.closed, timeoutMs);
+  }
+
+  /** Sleeps until `done()` holds (re-checked whenever data or a close wakes us), or the deadline passes. */
+  private async waitUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.closed) {
+    while (!done()) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {
