@@ -1,10 +1,11 @@
 // A deterministic simulated clock, a rate-limited upstream and an execution environment whose cache is the
-// real ItemCache (src/cache.ts) on that clock; the batcher and the client's retries are modelled here.
+// real ItemCache (src/cache/index.ts) on that clock; the batcher and the client's retries are modelled here.
 
-import { UpstreamError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache } from '../src/cache.ts';
-import type { Service } from '../src/config.ts';
-import type { ItemRequest, Loaded, LoadOptions } from '../src/items.ts';
+import { type Service, UpstreamError } from '../src/aws/types.ts';
+import { type Answer, type CacheOptions, ItemCache } from '../src/cache/index.ts';
+import type { Clock } from '../src/clock.ts';
+import type { ItemRequest, Loaded } from '../src/items.ts';
+import type { Loader } from '../src/loader/index.ts';
 
 /** Event-driven clock: events run in time order; between two instants every pending promise settles. */
 export class SimClock {
@@ -33,6 +34,24 @@ export class SimClock {
 
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.after(ms, resolve));
+  }
+
+  /** This clock as the cache takes it. */
+  asClock(): Clock {
+    return {
+      now: () => this.now,
+      setTimeout: (fn, ms) => {
+        let cancelled = false;
+        this.after(ms, () => {
+          if (!cancelled) fn();
+        });
+        return {
+          cancel: () => {
+            cancelled = true;
+          },
+        };
+      },
+    };
   }
 
   private less(a: number, b: number): boolean {
@@ -174,14 +193,29 @@ export class SimEnv {
     random: () => number,
     ttlMs = 300_000,
   ) {
+    const loader: Loader = {
+      one: (r, ctx) => this.load(r, ctx?.attempts),
+      many: (rs, ctx) =>
+        Promise.all(
+          rs.map((r) =>
+            this.load(r, ctx?.attempts).then(
+              (loaded) => ({ ok: true as const, loaded }),
+              (error: unknown) => ({ ok: false as const, error }),
+            ),
+          ),
+        ),
+      path: () => Promise.reject(new Error('the fleet model reads no paths')),
+    };
     const opts: CacheOptions = {
       enabled: true,
       maxItems: 1000,
       maxBytes: 1 << 30,
       ttlMs: { ssm: ttlMs, secretsmanager: ttlMs },
       staleIfErrorMs: policy.staleIfError ? 300_000 : 0,
-      load: (r, o) => this.load(r, o),
-      now: () => this.clock.now,
+      loader,
+      // Far beyond any modelled call: the deadline is a safety net, and its timers would crowd the heap.
+      waitLimitMs: { ssm: 3_600_000, secretsmanager: 3_600_000 },
+      clock: clock.asClock(),
       jitter: SimEnv.jitter(policy, random),
     };
     this.cache = new ItemCache(opts);
@@ -203,8 +237,8 @@ export class SimEnv {
   }
 
   /** As createLoader: stale-if-error refetches (attempts set) and unbatched policies go alone. */
-  private load(r: ItemRequest, o?: LoadOptions): Promise<Loaded> {
-    if (!this.policy.batching || o?.attempts !== undefined) return this.single(r, o?.attempts);
+  private load(r: ItemRequest, attempts?: number): Promise<Loaded> {
+    if (!this.policy.batching || attempts !== undefined) return this.single(r, attempts);
     return new Promise<Loaded>((resolve, reject) => {
       const s = r.service;
       let g = this.open.get(s);

@@ -1,16 +1,10 @@
-// Batch and path reads (pscache extensions): GetParameters, GetParametersByPath and BatchGetSecretValue
-// answers built from the same cache the single-item routes use; cached items are not fetched again.
-import type { Upstream } from './aws/index.ts';
-import { batchGetSecretValue } from './aws/secretsmanager.ts';
-import { getParameters, getParametersByPath } from './aws/ssm.ts';
-import type { WireParameter } from './aws/types.ts';
-import type { Answer, ItemCache } from './cache.ts';
-import { badRequest } from './errors.ts';
-import { loadedParameter, loadedSecret } from './items.ts';
-import { parameterShape, secretShape } from './shapes.ts';
+// Batch and path reads (pscache extensions): GetParameters-, BatchGetSecretValue- and GetParametersByPath-
+// shaped answers put together from the cache's per-item results. Nothing here calls upstream: every item
+// goes through the cache's state machine like a single read.
+import { UpstreamError } from './aws/types.ts';
+import type { Answer, ItemCache, ItemResult, Source } from './cache/index.ts';
+import type { ItemRequest } from './items.ts';
 
-/** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
-export const PATH_ITEM_LIMIT = 500;
 /** Most names or ids in one batch request (sent upstream 10 or 20 at a time). */
 export const BATCH_REQUEST_LIMIT = 100;
 
@@ -19,130 +13,81 @@ export type CollectionRequest =
   | { kind: 'ssm-path'; path: string; recursive: boolean; withDecryption: boolean }
   | { kind: 'secrets-batch'; ids: string[] };
 
-type ParameterShape = ReturnType<typeof parameterShape>;
-type SecretShape = ReturnType<typeof secretShape>;
+/** What GetParameter answers for a name that does not exist: such names go to InvalidParameters. */
+const NOT_FOUND = new Set(['ParameterNotFound', 'ParameterVersionNotFound']);
 
-const chunks = <T>(items: T[], size: number): T[][] =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, i * size + size));
+/** `miss` when any item waited on upstream, else `stale` when any was stale, else `hit`. */
+function sourceOf(answers: Answer[]): { source: Source; upstreamMs?: number } {
+  const waited = answers.filter((a) => a.upstreamMs !== undefined).map((a) => a.upstreamMs!);
+  const upstreamMs = waited.length > 0 ? Math.max(...waited) : undefined;
+  const source: Source = answers.some((a) => a.source === 'miss')
+    ? 'miss'
+    : answers.some((a) => a.source === 'stale')
+      ? 'stale'
+      : 'hit';
+  return upstreamMs === undefined ? { source } : { source, upstreamMs };
+}
+
+const render = (doc: object, answers: Answer[]): Answer => ({
+  body: Buffer.from(JSON.stringify({ ...doc, ResultMetadata: {} })),
+  ...sourceOf(answers),
+});
 
 export class Collections {
-  constructor(
-    private readonly cache: ItemCache,
-    private readonly upstream: Upstream,
-  ) {}
+  constructor(private readonly cache: ItemCache) {}
 
   get(c: CollectionRequest): Answer | Promise<Answer> {
+    if (c.kind === 'ssm-path') {
+      return this.cache.getPath({ path: c.path, recursive: c.recursive, withDecryption: c.withDecryption });
+    }
     if (c.kind === 'ssm-batch') return this.parameterBatch(c.names, c.withDecryption);
-    if (c.kind === 'secrets-batch') return this.secretBatch(c.ids);
-    return this.cache.getCollection(
-      `ssmpath\u0000${c.path}\u0000${c.recursive ? 1 : 0}\u0000${c.withDecryption ? 1 : 0}`,
-      'ssm',
-      () => this.path(c.path, c.recursive, c.withDecryption),
-    );
+    return this.secretBatch(c.ids);
   }
 
   private async parameterBatch(names: string[], withDecryption: boolean): Promise<Answer> {
-    const epoch = this.cache.epoch;
-    const found = new Map<string, ParameterShape>();
-    const missing: string[] = [];
-    for (const name of new Set(names)) {
-      const body = this.cache.lookup({ service: 'ssm', name, withDecryption });
-      if (body) found.set(name, JSON.parse(body.toString()).Parameter);
-      else missing.push(name);
-    }
-    const invalid: string[] = [];
-    const started = performance.now();
-    const outs = await Promise.all(
-      chunks(missing, 10).map((c) => getParameters(this.upstream.ssm, c, withDecryption)),
+    const unique = [...new Set(names)];
+    const results = await this.cache.getMany(
+      unique.map((name): ItemRequest => ({ service: 'ssm', name, withDecryption })),
     );
-    for (const out of outs) {
-      for (const p of out.Parameters) {
-        // An answer to `name:version` or `name:label` carries that Selector: it must not land under the
-        // bare name's key, which stands for the latest version.
-        if (p.Selector === undefined) {
-          this.cache.store({ service: 'ssm', name: p.Name, withDecryption }, loadedParameter(p), epoch);
-        }
-        found.set(`${p.Name}${p.Selector ?? ''}`, parameterShape(p));
+    const parameters: Array<{ Name: string }> = [];
+    const invalid: string[] = [];
+    const answers: Answer[] = [];
+    results.forEach((x, i) => {
+      if (x.ok) {
+        answers.push(x.answer);
+        parameters.push(JSON.parse(x.answer.body.toString()).Parameter);
+      } else if (x.error instanceof UpstreamError && NOT_FOUND.has(x.error.code)) {
+        invalid.push(unique[i]!);
+      } else {
+        // GetParameters has no per-item error: the read fails as a whole, as the call would have.
+        throw x.error;
       }
-      invalid.push(...out.InvalidParameters);
-    }
-    const parameters = [...found.values()].sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
-    return answer({ InvalidParameters: invalid, Parameters: parameters }, missing.length, started);
+    });
+    parameters.sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
+    return render({ InvalidParameters: invalid, Parameters: parameters }, answers);
   }
 
   private async secretBatch(ids: string[]): Promise<Answer> {
-    const epoch = this.cache.epoch;
     const unique = [...new Set(ids)];
-    const found = new Map<string, SecretShape>();
-    const missing: string[] = [];
-    for (const secretId of unique) {
-      const body = this.cache.lookup({ service: 'secretsmanager', secretId });
-      if (body) {
-        const { ResultMetadata: _, ...shape } = JSON.parse(body.toString());
-        found.set(secretId, shape);
-      } else missing.push(secretId);
-    }
-    const errors: Array<{ ErrorCode: string | null; Message: string | null; SecretId: string | null }> = [];
-    const started = performance.now();
-    const outs = await Promise.all(
-      chunks(missing, 20).map((c) => batchGetSecretValue(this.upstream.secretsmanager, c)),
+    const results = await this.cache.getMany(
+      unique.map((secretId): ItemRequest => ({ service: 'secretsmanager', secretId })),
     );
-    const wanted = new Set(missing);
-    for (const out of outs) {
-      for (const s of out.SecretValues) {
-        // The answer names a secret by Name and ARN; it was asked for by either.
-        const id = [s.Name, s.ARN].find((x) => x !== undefined && wanted.has(x));
-        if (id === undefined) continue;
-        this.cache.store({ service: 'secretsmanager', secretId: id }, loadedSecret(s), epoch);
-        found.set(id, secretShape(s));
+    const values: object[] = [];
+    const errors: Array<{ ErrorCode: string; Message: string | null; SecretId: string }> = [];
+    const answers: Answer[] = [];
+    results.forEach((x: ItemResult, i) => {
+      if (x.ok) {
+        answers.push(x.answer);
+        const { ResultMetadata: _, ...shape } = JSON.parse(x.answer.body.toString());
+        values.push(shape);
+      } else if (x.error instanceof UpstreamError && x.error.kind === 'aws') {
+        // What BatchGetSecretValue reports per secret (not found, denied, cannot decrypt).
+        errors.push({ ErrorCode: x.error.code, Message: x.error.message || null, SecretId: unique[i]! });
+      } else {
+        // Throttling, 5xx, timeouts: the read fails as a whole, so the caller retries it.
+        throw x.error;
       }
-      for (const e of out.Errors) {
-        errors.push({
-          ErrorCode: e.ErrorCode ?? null,
-          Message: e.Message ?? null,
-          SecretId: e.SecretId ?? null,
-        });
-      }
-    }
-    const values = unique.flatMap((id) => {
-      const v = found.get(id);
-      return v ? [v] : [];
     });
-    return answer({ Errors: errors, NextToken: null, SecretValues: values }, missing.length, started);
+    return render({ Errors: errors, NextToken: null, SecretValues: values }, answers);
   }
-
-  private async path(path: string, recursive: boolean, withDecryption: boolean): Promise<Buffer> {
-    const epoch = this.cache.epoch;
-    const all: WireParameter[] = [];
-    let nextToken: string | undefined;
-    do {
-      const page = await getParametersByPath(this.upstream.ssm, {
-        path,
-        recursive,
-        withDecryption,
-        maxResults: 10,
-        ...(nextToken !== undefined ? { nextToken } : {}),
-      });
-      all.push(...page.Parameters);
-      if (all.length > PATH_ITEM_LIMIT) {
-        throw badRequest(
-          `path ${path} holds more than ${PATH_ITEM_LIMIT} parameters; narrow the path${recursive ? ' or drop recursive=true' : ''}`,
-        );
-      }
-      nextToken = page.NextToken;
-    } while (nextToken !== undefined);
-    for (const p of all) {
-      this.cache.store({ service: 'ssm', name: p.Name, withDecryption }, loadedParameter(p), epoch);
-    }
-    return Buffer.from(
-      JSON.stringify({ NextToken: null, Parameters: all.map(parameterShape), ResultMetadata: {} }),
-    );
-  }
-}
-
-function answer(doc: object, fetched: number, started: number): Answer {
-  const body = Buffer.from(JSON.stringify({ ...doc, ResultMetadata: {} }));
-  return fetched === 0
-    ? { body, source: 'hit' }
-    : { body, source: 'miss', upstreamMs: performance.now() - started };
 }

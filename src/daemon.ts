@@ -1,10 +1,12 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
+import { ATTEMPT_CEILING_MS, BACKOFF_CAP_MS, DEFAULT_ATTEMPTS } from './aws/client.ts';
 import { createUpstream, type Upstream } from './aws/index.ts';
 import { type CallObserver, UpstreamError } from './aws/types.ts';
-import { cacheOptionsFrom, ItemCache } from './cache.ts';
+import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
 import type { Config, PrefetchItem } from './config.ts';
-import { createLoader, type ItemRequest, itemName } from './items.ts';
+import { type ItemRequest, itemName } from './items.ts';
+import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { PscacheServer } from './server/index.ts';
@@ -34,10 +36,19 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     : metrics.observer;
   const upstream = createUpstream(config, log, observer);
   const cache = new ItemCache({
-    ...cacheOptionsFrom(config, createLoader(upstream, { batchWindowMs: config.batchWindowMs, log })),
-    onBackgroundError: (e, r) =>
+    enabled: config.cacheEnabled,
+    maxItems: config.cacheSize,
+    maxBytes: config.cacheMaxBytes,
+    ttlMs: config.ttlMs,
+    staleIfErrorMs: config.staleIfErrorMs,
+    loader: createLoader(upstream, { batchWindowMs: config.batchWindowMs, log }),
+    waitLimitMs: {
+      ssm: waitLimitMs(config.timeoutMs.ssm),
+      secretsmanager: waitLimitMs(config.timeoutMs.secretsmanager),
+    },
+    onBackgroundError: (e, name) =>
       log.debug('background refresh failed', {
-        name: itemName(r),
+        name,
         code: e instanceof UpstreamError ? e.code : 'InternalError',
       }),
   });
@@ -46,7 +57,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     token: config.token,
     maxInboundConnections: config.maxInboundConnections,
     cache,
-    collections: new Collections(cache, upstream),
+    collections: new Collections(cache),
     metrics,
     log,
     version: VERSION,
@@ -92,7 +103,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         requests: server.stats.requests,
         hits: s.hits,
         misses: s.misses,
-        upstream_calls: s.upstreamCalls,
+        upstream_loads: s.loads,
+        upstream_calls: metrics.upstreamAttempts,
         errors: s.errors,
         stale: s.stale,
         evictions: s.evictions,
@@ -123,12 +135,12 @@ async function prefetch(items: PrefetchItem[], cache: ItemCache, log: Logger): P
       ? { service: 'ssm', name: i.id, withDecryption: true }
       : { service: 'secretsmanager', secretId: i.id },
   );
-  const results = await Promise.allSettled(requests.map((r) => cache.get(r)));
+  const results = await cache.getMany(requests);
   let failed = 0;
   results.forEach((res, i) => {
-    if (res.status === 'fulfilled') return;
+    if (res.ok) return;
     failed++;
-    const e = res.reason;
+    const e = res.error;
     log.debug('prefetch failed', {
       name: itemName(requests[i]!),
       code: e instanceof UpstreamError ? e.code : 'InternalError',
@@ -136,4 +148,14 @@ async function prefetch(items: PrefetchItem[], cache: ItemCache, log: Logger): P
   });
   if (failed > 0) log.warn('prefetch incomplete', { fetched: items.length - failed, failed });
   else log.info('prefetch done', { items: items.length });
+}
+
+/**
+ * Longest a read waits on upstream before it is answered 504: every attempt to its ceiling, the backoffs
+ * between them, and a credentials fetch. Loads are bounded by the same sum, so this only ever fires on a
+ * fault of pscache's own; it is there so that nothing waits forever.
+ */
+export function waitLimitMs(timeoutMs: number): number {
+  const attempt = timeoutMs > 0 ? Math.min(timeoutMs, ATTEMPT_CEILING_MS) : ATTEMPT_CEILING_MS;
+  return DEFAULT_ATTEMPTS * attempt + (DEFAULT_ATTEMPTS - 1) * BACKOFF_CAP_MS + 3000;
 }

@@ -1,5 +1,6 @@
-// Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (SPEC.md 3.3).
+// Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (docs/http-api.md).
 import { UpstreamError } from './aws/types.ts';
+import { PathTooLargeError } from './loader/index.ts';
 
 /** A failure with the status and body the client gets. Messages never hold secret values or the token. */
 export class HttpError extends Error {
@@ -54,9 +55,32 @@ export function fromUpstream(e: UpstreamError): HttpError {
   }
 }
 
-/** Any thrown value -> HttpError; unknown errors are a 502 without internal detail. */
+/** A fault inside pscache itself (a bug): never disguised as an upstream failure. */
+export class InternalError extends HttpError {
+  constructor(readonly fault: unknown) {
+    super(500, 'InternalError', 'pscache failed on this request (a bug: its log has the details)');
+  }
+}
+
+/** Any thrown value -> HttpError; anything unexpected is an InternalError (500), whose cause the owner logs. */
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof UpstreamError) return fromUpstream(e);
-  return new HttpError(502, 'InternalError', 'pscache could not complete the request');
+  if (e instanceof PathTooLargeError) return badRequest(e.message);
+  return new InternalError(e);
+}
+
+/**
+ * An unexpected error for a log line: its name, message and stack frames. Quoted parts of the message go:
+ * JSON.parse and friends quote their input, which could be a secret value.
+ */
+export function describeInternal(e: unknown): { error: string; stack: string } {
+  if (!(e instanceof Error)) return { error: typeof e, stack: '' };
+  const message = e.message.replace(/"[^"]*"|'[^']*'|`[^`]*`/g, '"..."').slice(0, 300);
+  const frames = (e.stack ?? '')
+    .split('\n')
+    .filter((l) => l.trimStart().startsWith('at '))
+    .map((l) => l.trim())
+    .slice(0, 12);
+  return { error: `${e.name}: ${message}`, stack: frames.join(' | ') };
 }

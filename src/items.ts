@@ -1,15 +1,11 @@
-// What a single-item request asks for, its cache key, and how it is loaded from upstream (alone, or
-// batched with others that arrive within the batch window).
-import type { Upstream } from './aws/index.ts';
-import { getSecretValue } from './aws/secretsmanager.ts';
-import { getParameter } from './aws/ssm.ts';
+// What a read asks for (an item, or a path listing), the cache key each maps to, and the one function that
+// tells which asked-for ids a batch answer item stands for.
 import type { WireParameter, WireSecretValue } from './aws/types.ts';
-import { Batcher } from './batcher.ts';
-import type { Logger } from './log.ts';
 import { parameterBody, secretBody } from './shapes.ts';
 
 export interface ParameterRequest {
   service: 'ssm';
+  /** A name, an ARN, or (batch route only) `name:version` / `name:label` as given. */
   name: string;
   /** At most one selector: the first of version/label in the query string (as the original). */
   version?: string;
@@ -26,15 +22,23 @@ export interface SecretRequest {
 
 export type ItemRequest = ParameterRequest | SecretRequest;
 
+/** GET /systemsmanager/parameters/path: every parameter under `path`. */
+export interface PathRequest {
+  path: string;
+  recursive: boolean;
+  withDecryption: boolean;
+}
+
 // NUL cannot appear in a name (the server rejects control characters), so it separates key parts.
 const SEP = '\u0000';
 
+const selectorPart = (r: ParameterRequest) =>
+  r.version !== undefined ? `v${r.version}` : r.label !== undefined ? `l${r.label}` : '';
+
 /** service + name/secretId + selector + decryption flag: each combination answers differently. */
 export function cacheKey(r: ItemRequest): string {
-  if (r.service === 'ssm') {
-    const sel = r.version !== undefined ? `v${r.version}` : r.label !== undefined ? `l${r.label}` : '';
-    return `ssm${SEP}${r.name}${SEP}${sel}${SEP}${r.withDecryption ? 1 : 0}`;
-  }
+  if (r.service === 'ssm')
+    return `ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`;
   return `sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
 }
 
@@ -44,8 +48,12 @@ export function cacheKey(r: ItemRequest): string {
  */
 export function plainKey(r: ItemRequest): string | undefined {
   if (r.service !== 'ssm') return undefined;
-  const sel = r.version !== undefined ? `v${r.version}` : r.label !== undefined ? `l${r.label}` : '';
-  return `ssm${SEP}${r.name}${SEP}${sel}${SEP}*`;
+  return `ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`;
+}
+
+/** A path listing's own key: its items are also stored under their single-item keys. */
+export function pathKey(p: PathRequest): string {
+  return `ssmpath${SEP}${p.path}${SEP}${p.recursive ? 1 : 0}${SEP}${p.withDecryption ? 1 : 0}`;
 }
 
 /** The name a request is about, for DEBUG logs. */
@@ -60,14 +68,6 @@ export interface Loaded {
   plain?: boolean;
 }
 
-export interface LoadOptions {
-  /** Upstream attempts; stale-if-error refetches use 1 and serve the old value on failure. */
-  attempts?: number;
-}
-
-/** Loads one item from upstream and renders the drop-in response body. */
-export type Loader = (r: ItemRequest, opts?: LoadOptions) => Promise<Loaded>;
-
 export function loadedParameter(p: WireParameter): Loaded {
   const body = Buffer.from(parameterBody(p));
   return p.Type === 'SecureString' ? { body } : { body, plain: true };
@@ -75,7 +75,7 @@ export function loadedParameter(p: WireParameter): Loaded {
 
 export const loadedSecret = (s: WireSecretValue): Loaded => ({ body: Buffer.from(secretBody(s)) });
 
-/** True when a request may share a batch call: no selector, and a plain name the batch answer echoes. */
+/** True when a single read may share a batch call: no selector, and a plain name. */
 export function batchable(r: ItemRequest): boolean {
   if (r.service === 'ssm') {
     return (
@@ -85,34 +85,38 @@ export function batchable(r: ItemRequest): boolean {
   return r.versionId === undefined && r.versionStage === undefined;
 }
 
-export function createLoader(upstream: Upstream, opts: { batchWindowMs: number; log: Logger }): Loader {
-  const single: Loader = async (r, o) => {
-    const call = o?.attempts !== undefined ? { maxAttempts: o.attempts } : undefined;
-    if (r.service === 'ssm') {
-      const p = await getParameter(
-        upstream.ssm,
-        {
-          name: r.name,
-          ...(r.version !== undefined ? { version: r.version } : {}),
-          ...(r.label !== undefined ? { label: r.label } : {}),
-          withDecryption: r.withDecryption,
-        },
-        call,
-      );
-      return loadedParameter(p);
-    }
-    const s = await getSecretValue(
-      upstream.secretsmanager,
-      {
-        secretId: r.secretId,
-        ...(r.versionId !== undefined ? { versionId: r.versionId } : {}),
-        ...(r.versionStage !== undefined ? { versionStage: r.versionStage } : {}),
-      },
-      call,
-    );
-    return loadedSecret(s);
-  };
-  if (opts.batchWindowMs <= 0) return single;
-  const batcher = new Batcher(upstream, opts.batchWindowMs, single, opts.log);
-  return (r, o) => (o?.attempts === undefined && batchable(r) ? batcher.load(r) : single(r, o));
+/** `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf`: the random suffix is `-` and 6 characters. */
+const SECRET_SUFFIX = 7;
+
+/**
+ * Whether a batch answer's item is the one asked for as `id`: the id as given (a name, or for SSM also
+ * `name:version`/`name:label`), the item's full ARN, or for secrets a partial ARN (the ARN without its
+ * random suffix). Used by the upstream batcher and the batch routes alike; an id that matches nothing is
+ * then asked for with a single call, never guessed.
+ */
+export function answers(service: 'ssm', item: WireParameter, id: string): boolean;
+export function answers(service: 'secretsmanager', item: WireSecretValue, id: string): boolean;
+export function answers(service: ItemRequest['service'], item: WireParameter | WireSecretValue, id: string) {
+  if (service === 'ssm') {
+    const p = item as WireParameter;
+    const selector = p.Selector ?? '';
+    return id === `${p.Name}${selector}` || (p.ARN !== undefined && id === `${p.ARN}${selector}`);
+  }
+  const s = item as WireSecretValue;
+  if (id === s.Name || id === s.ARN) return true;
+  return (
+    s.ARN !== undefined &&
+    id.startsWith('arn:') &&
+    s.ARN.length === id.length + SECRET_SUFFIX &&
+    s.ARN.startsWith(id) &&
+    s.ARN[id.length] === '-'
+  );
+}
+
+/** The id a request stands for in a batch call (GetParameters Names, BatchGetSecretValue SecretIdList). */
+export function batchId(r: ItemRequest): string {
+  if (r.service === 'secretsmanager') return r.secretId;
+  if (r.version !== undefined) return `${r.name}:${r.version}`;
+  if (r.label !== undefined) return `${r.name}:${r.label}`;
+  return r.name;
 }

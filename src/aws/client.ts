@@ -17,7 +17,7 @@ export interface AwsJsonClientOptions {
   credentials: CredentialSource;
   /** Most sockets open to this endpoint at once. */
   maxConnections: number;
-  /** Per attempt, covering queueing, connect, response and body; 0 = none. */
+  /** Per attempt, covering queueing, connect, response and body; 0 = none of the user's (ATTEMPT_CEILING_MS). */
   timeoutMs: number;
   /** Attempts per call, the first included. Default 3, as the AWS SDKs' standard retry mode. */
   maxAttempts?: number;
@@ -27,20 +27,34 @@ export interface AwsJsonClientOptions {
   userAgent?: string;
 }
 
-/** Larger bodies are cut off: no answer of these operations comes close (a secret is at most 64 KB). */
 /** Per-call overrides. */
 export interface CallOptions {
   /** Attempts for this call (stale-if-error refetches use 1: the caller is served the old value instead). */
   maxAttempts?: number;
+  /** Abandons the call: the attempt in flight is destroyed and no other is made. */
+  signal?: AbortSignal;
+  /** Told when an attempt failed and another follows: a caller holding a stale value stops waiting. */
+  onRetry?: (error: UpstreamError) => void;
+  /** Sign only with credentials fetched at or after this time (Date.now ms): the SnapStart restore window. */
+  credentialsSince?: number;
 }
 
+/** Larger bodies are cut off: no answer of these operations comes close (a secret is at most 64 KB). */
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * No attempt lives longer than this, whatever *_TIMEOUT_MILLIS says (0 included): a hung socket (a peer
+ * that accepted and went silent, a connection frozen with the Lambda environment) must never hold a key.
+ */
+export const ATTEMPT_CEILING_MS = 10_000;
 
 const TARGET_PREFIX: Record<Service, string> = { ssm: 'AmazonSSM', secretsmanager: 'secretsmanager' };
 /** Idle pooled sockets close after this long, so a frozen-and-thawed Lambda rarely meets a dead one. */
 const FREE_SOCKET_TIMEOUT_MS = 4000;
 const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 1500;
+export const BACKOFF_CAP_MS = 1500;
+/** Attempts per call unless told otherwise, as the AWS SDKs' standard retry mode. */
+export const DEFAULT_ATTEMPTS = 3;
 const MAX_MESSAGE_CHARS = 1000;
 
 // The throttling codes the AWS SDKs retry (smithy's THROTTLING_ERROR_CODES, less the non-JSON services').
@@ -109,6 +123,9 @@ function codeForStatus(status: number): string {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A call nobody waits for any more (superseded by a newer read, or pscache is stopping). */
+const abandoned = () => new UpstreamError('Abandoned', 'nobody waits for this answer any more', 'network');
+
 export class AwsJsonClient {
   readonly service: Service;
   private readonly url: URL;
@@ -138,8 +155,8 @@ export class AwsJsonClient {
     this.region = opts.region;
     this.credentials = opts.credentials;
     this.maxConnections = Math.max(1, opts.maxConnections);
-    this.timeoutMs = Math.max(0, opts.timeoutMs);
-    this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+    this.timeoutMs = opts.timeoutMs > 0 ? Math.min(opts.timeoutMs, ATTEMPT_CEILING_MS) : ATTEMPT_CEILING_MS;
+    this.maxAttempts = Math.max(1, opts.maxAttempts ?? DEFAULT_ATTEMPTS);
     this.observer = opts.observer;
     this.log = opts.log ?? silentLogger;
     this.userAgent = opts.userAgent ?? `pscache/${VERSION}`;
@@ -154,18 +171,17 @@ export class AwsJsonClient {
     let credentialRetryLeft = true;
     for (;;) {
       if (this.closed) throw new UpstreamError('ClientClosed', 'pscache is shutting down', 'network');
+      if (opts.signal?.aborted) throw abandoned();
       attempt++;
       const started = performance.now();
       let r: Attempt;
       try {
-        r = await this.attempt(operation, body);
+        r = await this.attempt(operation, body, opts);
       } catch (e) {
+        // Anything but an UpstreamError is a fault of pscache's own: it must surface as one, not as a 502.
+        if (!(e instanceof UpstreamError)) throw e;
         // Credentials could not be had: the provider did its own retries, so ours would only add delay.
-        const error =
-          e instanceof UpstreamError
-            ? e
-            : new UpstreamError('InternalError', 'the request could not be sent', 'network');
-        r = { ok: false, error, retryable: false };
+        r = { ok: false, error: e, retryable: false };
       }
       this.observe(operation, r, performance.now() - started, attempt);
       if (r.ok) return r.value as T;
@@ -193,7 +209,8 @@ export class AwsJsonClient {
         this.log.info('upstream says the credentials expired; fetching new ones', { service: this.service });
         continue;
       }
-      if (!r.retryable || attempt >= maxAttempts) throw error;
+      if (!r.retryable || attempt >= maxAttempts || opts.signal?.aborted) throw error;
+      opts.onRetry?.(error);
       // Full jitter (AWS architecture blog "Exponential Backoff And Jitter").
       const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
       this.log.debug('upstream retry', {
@@ -248,8 +265,13 @@ export class AwsJsonClient {
     return this.transportPromise;
   }
 
-  private async attempt(operation: string, body: string): Promise<Attempt> {
-    const [transport, creds] = await Promise.all([this.transport(), this.credentials.get()]);
+  private async attempt(operation: string, body: string, opts: CallOptions): Promise<Attempt> {
+    const [transport, creds] = await Promise.all([
+      this.transport(),
+      this.credentials.get(
+        opts.credentialsSince !== undefined ? { since: opts.credentialsSince } : undefined,
+      ),
+    ]);
     const headers: Record<string, string> = {
       Host: this.url.host,
       'Content-Type': 'application/x-amz-json-1.1',
@@ -261,7 +283,7 @@ export class AwsJsonClient {
       { method: 'POST', path: this.path, headers, body },
       { credentials: creds, region: this.region, service: this.service },
     );
-    return this.send(transport, headers, body, creds);
+    return this.send(transport, headers, body, creds, opts.signal);
   }
 
   private send(
@@ -269,15 +291,18 @@ export class AwsJsonClient {
     headers: Record<string, string>,
     body: string,
     creds: AwsCredentials,
+    signal: AbortSignal | undefined,
   ): Promise<Attempt> {
     return new Promise<Attempt>((resolve) => {
       let settled = false;
       let responded = false;
       let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => fail({ ok: false, error: abandoned(), retryable: false });
       const finish = (r: Attempt) => {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         resolve(r);
       };
       const req = transport.request({
@@ -293,19 +318,19 @@ export class AwsJsonClient {
         finish(r);
         req.destroy();
       };
-      if (this.timeoutMs > 0) {
-        timer = setTimeout(() => {
-          fail({
-            ok: false,
-            error: new UpstreamError(
-              'TimeoutError',
-              `no complete answer within ${this.timeoutMs} ms`,
-              'timeout',
-            ),
-            retryable: true,
-          });
-        }, this.timeoutMs);
-      }
+      // The socket is destroyed with the request: a hung connection never returns to the pool.
+      timer = setTimeout(() => {
+        fail({
+          ok: false,
+          error: new UpstreamError(
+            'TimeoutError',
+            `no complete answer within ${this.timeoutMs} ms`,
+            'timeout',
+          ),
+          retryable: true,
+        });
+      }, this.timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'NetworkingError';
         const hangUp = err.message === 'socket hang up';

@@ -15,9 +15,16 @@ export interface AwsCredentials extends SigningCredentials {
 export interface CredentialSource {
   /** For logs: `environment`, `container`, `default chain` or `static`. */
   readonly name: string;
-  /** Current credentials; fetches or refreshes when needed. Rejects with UpstreamError (CredentialsProviderError). */
-  get(): Promise<AwsCredentials>;
-  /** Forgets the cached credentials after the service called them expired. True when a new fetch may help. */
+  /**
+   * Current credentials; fetches or refreshes when needed. With `since`, only credentials whose fetch
+   * started at or after that time (Date.now ms) will do (the SnapStart restore window). Rejects with
+   * UpstreamError (CredentialsProviderError).
+   */
+  get(opts?: { since?: number }): Promise<AwsCredentials>;
+  /**
+   * Forgets the cached credentials (the service called them expired, or a SnapStart restore). A fetch in
+   * flight at that moment still answers its own callers but is never cached. True when a new fetch may help.
+   */
   invalidate(): boolean;
 }
 
@@ -31,6 +38,8 @@ export function staticCredentials(creds: AwsCredentials, name = 'static'): Crede
 
 interface Cached {
   creds: AwsCredentials;
+  /** When the fetch that produced them started. */
+  fetchedAt: number;
   /** From here on a background refresh starts. */
   refreshAt: number;
   /** From here on callers wait for fresh credentials. */
@@ -46,9 +55,11 @@ interface Cached {
  */
 export class RefreshingCredentials implements CredentialSource {
   private cached: Cached | undefined;
-  private inflight: Promise<AwsCredentials> | undefined;
+  private inflight: { promise: Promise<AwsCredentials>; startedAt: number } | undefined;
   private lastFailure = Number.NEGATIVE_INFINITY;
   private loaded = false;
+  /** Bumped by invalidate(): a fetch started before it never lands in `cached` after it. */
+  private generation = 0;
 
   constructor(
     readonly name: string,
@@ -57,9 +68,10 @@ export class RefreshingCredentials implements CredentialSource {
     private readonly now: () => number = Date.now,
   ) {}
 
-  get(): Promise<AwsCredentials> {
+  get(opts?: { since?: number }): Promise<AwsCredentials> {
+    const since = opts?.since ?? Number.NEGATIVE_INFINITY;
     const c = this.cached;
-    if (c) {
+    if (c && c.fetchedAt >= since) {
       const t = this.now();
       if (t < c.refreshAt) return Promise.resolve(c.creds);
       if (t < c.usableUntil) {
@@ -67,21 +79,28 @@ export class RefreshingCredentials implements CredentialSource {
         return Promise.resolve(c.creds);
       }
     }
-    return this.refresh();
+    return this.refresh(since);
   }
 
   invalidate(): boolean {
     this.cached = undefined;
+    this.inflight = undefined;
+    this.generation++;
     return true;
   }
 
-  private refresh(): Promise<AwsCredentials> {
-    if (this.inflight) return this.inflight;
+  private refresh(since = Number.NEGATIVE_INFINITY): Promise<AwsCredentials> {
+    if (this.inflight && this.inflight.startedAt >= since) return this.inflight.promise;
     const started = this.now();
+    const generation = this.generation;
     // Once we have had credentials, a refresh must bypass any cache inside the provider itself.
     const p = this.fetch(this.loaded).then(
       (creds) => {
         this.loaded = true;
+        // Fetched before an invalidate(): good for the callers that asked then, never kept.
+        if (generation !== this.generation) return creds;
+        // Two fetches can overlap (a `since` read does not join an older one): the later-started wins.
+        if (this.cached && this.cached.fetchedAt > started) return creds;
         this.cached = windowFor(creds, started);
         this.log.debug('credentials loaded', {
           source: this.name,
@@ -96,9 +115,9 @@ export class RefreshingCredentials implements CredentialSource {
         throw err;
       },
     );
-    this.inflight = p;
+    this.inflight = { promise: p, startedAt: started };
     const clear = () => {
-      if (this.inflight === p) this.inflight = undefined;
+      if (this.inflight?.promise === p) this.inflight = undefined;
     };
     p.then(clear, clear);
     return p;
@@ -121,11 +140,12 @@ function windowFor(creds: AwsCredentials, fetchedAt: number): Cached {
   const exp = creds.expiration?.getTime();
   if (exp === undefined || Number.isNaN(exp)) {
     const never = Number.POSITIVE_INFINITY;
-    return { creds, refreshAt: never, usableUntil: never, lifetime: never };
+    return { creds, fetchedAt, refreshAt: never, usableUntil: never, lifetime: never };
   }
   const lifetime = Math.max(0, exp - fetchedAt);
   return {
     creds,
+    fetchedAt,
     refreshAt: exp - Math.min(FIVE_MINUTES, lifetime / 2),
     usableUntil: exp - Math.min(10_000, lifetime / 10),
     lifetime,

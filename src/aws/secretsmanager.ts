@@ -63,11 +63,16 @@ export async function getSecretValue(
 export async function batchGetSecretValue(
   client: AwsJsonClient,
   secretIds: readonly string[],
+  opts?: CallOptions,
 ): Promise<BatchGetSecretValueOutput> {
   if (secretIds.length < 1 || secretIds.length > 20) {
     throw new RangeError(`BatchGetSecretValue takes 1 to 20 ids, got ${secretIds.length}`);
   }
-  const out = await client.call<Record<string, unknown>>('BatchGetSecretValue', { SecretIdList: secretIds });
+  const out = await client.call<Record<string, unknown>>(
+    'BatchGetSecretValue',
+    { SecretIdList: secretIds },
+    opts,
+  );
   const values = out['SecretValues'] ?? [];
   const errors = out['Errors'] ?? [];
   if (!Array.isArray(values) || !values.every(isSecretValue)) {

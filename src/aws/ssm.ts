@@ -83,14 +83,16 @@ export async function getParameters(
   client: AwsJsonClient,
   names: readonly string[],
   withDecryption: boolean,
+  opts?: CallOptions,
 ): Promise<GetParametersOutput> {
   if (names.length < 1 || names.length > 10) {
     throw new RangeError(`GetParameters takes 1 to 10 names, got ${names.length}`);
   }
-  const out = await client.call<Record<string, unknown>>('GetParameters', {
-    Names: names,
-    WithDecryption: withDecryption,
-  });
+  const out = await client.call<Record<string, unknown>>(
+    'GetParameters',
+    { Names: names, WithDecryption: withDecryption },
+    opts,
+  );
   const invalid = out['InvalidParameters'] ?? [];
   if (!Array.isArray(invalid) || !invalid.every((n) => typeof n === 'string')) {
     throw malformed('GetParameters', 'has an InvalidParameters list that is not a list of names');
@@ -102,14 +104,19 @@ export async function getParameters(
 export async function getParametersByPath(
   client: AwsJsonClient,
   input: GetParametersByPathInput,
+  opts?: CallOptions,
 ): Promise<GetParametersByPathOutput> {
-  const out = await client.call<Record<string, unknown>>('GetParametersByPath', {
-    Path: input.path,
-    Recursive: input.recursive,
-    WithDecryption: input.withDecryption,
-    ...(input.maxResults !== undefined ? { MaxResults: input.maxResults } : {}),
-    ...(input.nextToken !== undefined ? { NextToken: input.nextToken } : {}),
-  });
+  const out = await client.call<Record<string, unknown>>(
+    'GetParametersByPath',
+    {
+      Path: input.path,
+      Recursive: input.recursive,
+      WithDecryption: input.withDecryption,
+      ...(input.maxResults !== undefined ? { MaxResults: input.maxResults } : {}),
+      ...(input.nextToken !== undefined ? { NextToken: input.nextToken } : {}),
+    },
+    opts,
+  );
   const next = out['NextToken'];
   if (next !== undefined && next !== null && typeof next !== 'string') {
     throw malformed('GetParametersByPath', 'has a NextToken that is not a string');

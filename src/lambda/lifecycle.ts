@@ -125,6 +125,10 @@ class Lifecycle {
   }
 
   private async loop(): Promise<void> {
+    // Under SnapStart the snapshot is taken once every extension has called event/next: from here on the
+    // process may be a restored copy, whose first requests can arrive before we have seen the INVOKE.
+    // Until then reads bypass the cache and sign with credentials fetched after they arrived.
+    if (this.snapStart) this.daemon.cache.restoreWindow();
     while (!this.done) {
       let event: ExtensionEvent;
       try {
@@ -139,10 +143,10 @@ class Lifecycle {
         this.invoked = true;
         if (this.snapStart) {
           // Whatever was fetched before the first INVOKE may have been frozen into the snapshot: drop it
-          // (fetches still in flight never land: clear() bumps the cache's generation), and with it the
-          // credentials, so that each restored environment fetches its own.
-          this.daemon.cache.clear();
+          // (loads still in flight never land: clear() raises the cache's floor), and with it the
+          // credentials, so that each restored environment fetches its own (a fetch in flight never lands).
           this.daemon.upstream.credentials.invalidate();
+          this.daemon.cache.clear();
           this.log.info('first invoke after SnapStart restore: cache cleared');
           void this.daemon.prefetch();
         }

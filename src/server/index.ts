@@ -3,9 +3,9 @@
 // method (405), route (404), query (400).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Answer, ItemCache } from '../cache.ts';
+import type { Answer, ItemCache } from '../cache/index.ts';
 import type { Collections } from '../collections.ts';
-import { HttpError, toHttpError } from '../errors.ts';
+import { describeInternal, HttpError, InternalError, toHttpError } from '../errors.ts';
 import { itemName } from '../items.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -316,7 +316,10 @@ export class PscacheServer {
     res.end(req.method === 'HEAD' ? undefined : body);
     this.count(ctx, e.status);
     const log = this.opts.log;
-    if (ctx.upstream && e.status >= 500) {
+    if (e instanceof InternalError) {
+      // Logged once, here, with where it happened; never a value (describeInternal drops quoted text).
+      log.error('internal error', { route: ctx.route, ...describeInternal(e.fault) });
+    } else if (ctx.upstream && e.status >= 500) {
       log.warn('upstream request failed', { route: ctx.route, status: e.status, code: e.type });
     }
     if (log.enabled('debug')) {

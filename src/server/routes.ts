@@ -1,5 +1,5 @@
 // Route table and query parsing: a request target -> a typed ItemRequest, or an HttpError (404/400).
-import type { GetOptions } from '../cache.ts';
+import type { ReadOptions } from '../cache/index.ts';
 import { BATCH_REQUEST_LIMIT, type CollectionRequest } from '../collections.ts';
 import { LIMITS } from '../config.ts';
 import { badRequest, HttpError } from '../errors.ts';
@@ -10,7 +10,7 @@ export const MAX_NAME_LENGTH = 2048;
 /** A single-item request and its per-request cache options (refreshNow, ttl). */
 export interface ItemQuery {
   item: ItemRequest;
-  opts: GetOptions | undefined;
+  opts: ReadOptions | undefined;
 }
 
 export type Route =
@@ -97,7 +97,7 @@ function boolean(value: string | undefined, param: string): boolean {
 /** refreshNow and ttl, taken by every single-item route. */
 const CACHE_PARAMS = ['refreshNow', 'ttl'] as const;
 
-function cacheOptions(m: Map<string, string>): GetOptions | undefined {
+function cacheOptions(m: Map<string, string>): ReadOptions | undefined {
   const refresh = m.has('refreshNow') ? boolean(m.get('refreshNow'), 'refreshNow') : false;
   const ttl = m.get('ttl');
   if (ttl !== undefined && (!/^\d{1,6}$/.test(ttl) || Number(ttl) > LIMITS.ttlSeconds)) {

@@ -1,0 +1,258 @@
+// The only caller of upstream: single reads, batches of reads (GetParameters / BatchGetSecretValue, shared
+// by concurrent misses through the batch window), and path listings (every page of GetParametersByPath).
+// It turns answers into rendered drop-in bodies and knows nothing of the cache.
+
+import type { CallOptions } from '../aws/client.ts';
+import type { Upstream } from '../aws/index.ts';
+import { batchGetSecretValue, getSecretValue } from '../aws/secretsmanager.ts';
+import { getParameter, getParameters, getParametersByPath } from '../aws/ssm.ts';
+import { type Service, UpstreamError, type WireParameter } from '../aws/types.ts';
+import { type Clock, systemClock } from '../clock.ts';
+import {
+  answers,
+  batchable,
+  batchId,
+  type ItemRequest,
+  type Loaded,
+  loadedParameter,
+  loadedSecret,
+  type ParameterRequest,
+  type PathRequest,
+} from '../items.ts';
+import type { Logger } from '../log.ts';
+import { parameterShape } from '../shapes.ts';
+import { Batcher } from './batcher.ts';
+import type { LoadContext, Outcome } from './types.ts';
+
+export type { LoadContext, Outcome } from './types.ts';
+
+/** A path listing: its rendered body, and each item as a single read would have answered it. */
+export interface PathListing {
+  body: Buffer;
+  items: Array<{ request: ParameterRequest; loaded: Loaded }>;
+}
+
+/** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
+export const PATH_ITEM_LIMIT = 500;
+/** Ids in one upstream batch call. */
+export const BATCH_LIMIT: Record<Service, number> = { ssm: 10, secretsmanager: 20 };
+/** After a batch call is refused as a whole (permission, unknown operation), single calls for this long. */
+export const BATCH_BACKOFF_MS = 5 * 60 * 1000;
+
+/** A path holding more than PATH_ITEM_LIMIT parameters: an answer like a value, cached as one. */
+export class PathTooLargeError extends Error {
+  constructor(path: string, recursive: boolean) {
+    super(
+      `path ${path} holds more than ${PATH_ITEM_LIMIT} parameters; narrow the path${recursive ? ' or drop recursive=true' : ''}`,
+    );
+    this.name = 'PathTooLargeError';
+  }
+}
+
+export interface Loader {
+  /** One item; batched with others that arrive within the batch window when it can be. */
+  one(r: ItemRequest, ctx?: LoadContext): Promise<Loaded>;
+  /** Several items as batch calls (a batch route, prefetch, the batch window): each gets its own outcome. */
+  many(rs: readonly ItemRequest[], ctx?: LoadContext): Promise<Outcome[]>;
+  /** Every page of a path, stopping as soon as it holds more than PATH_ITEM_LIMIT parameters. */
+  path(p: PathRequest, ctx?: LoadContext): Promise<PathListing>;
+}
+
+export interface LoaderOptions {
+  /** How long a single miss waits for others to share one batch call (ms); 0 = no batch window. */
+  batchWindowMs: number;
+  log: Logger;
+  clock?: Clock;
+}
+
+const callOptions = (ctx: LoadContext | undefined): CallOptions | undefined => {
+  if (!ctx) return undefined;
+  const o: CallOptions = {};
+  if (ctx.attempts !== undefined) o.maxAttempts = ctx.attempts;
+  if (ctx.signal) o.signal = ctx.signal;
+  if (ctx.onRetry) o.onRetry = ctx.onRetry;
+  if (ctx.credentialsSince !== undefined) o.credentialsSince = ctx.credentialsSince;
+  return o;
+};
+
+const settle = (p: Promise<Loaded>): Promise<Outcome> =>
+  p.then(
+    (loaded) => ({ ok: true, loaded }),
+    (error: unknown) => ({ ok: false, error }),
+  );
+
+/** Groups requests that may share one batch call: same service and decryption flag, in arrival order. */
+function groups(rs: readonly ItemRequest[]): Array<{ service: Service; indexes: number[] }> {
+  const out = new Map<string, { service: Service; indexes: number[] }>();
+  rs.forEach((r, i) => {
+    const k = r.service === 'ssm' ? `ssm:${r.withDecryption}` : 'secretsmanager';
+    let g = out.get(k);
+    if (!g) {
+      g = { service: r.service, indexes: [] };
+      out.set(k, g);
+    }
+    g.indexes.push(i);
+  });
+  return [...out.values()];
+}
+
+export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
+  const clock = opts.clock ?? systemClock;
+  /** Clock time until which batch calls are off, per service (the role may lack the batch permission). */
+  const batchesOffUntil: Record<Service, number> = { ssm: 0, secretsmanager: 0 };
+
+  const single = async (r: ItemRequest, ctx?: LoadContext): Promise<Loaded> => {
+    const call = callOptions(ctx);
+    if (r.service === 'ssm') {
+      const p = await getParameter(
+        upstream.ssm,
+        {
+          name: r.name,
+          ...(r.version !== undefined ? { version: r.version } : {}),
+          ...(r.label !== undefined ? { label: r.label } : {}),
+          withDecryption: r.withDecryption,
+        },
+        call,
+      );
+      return loadedParameter(p);
+    }
+    const s = await getSecretValue(
+      upstream.secretsmanager,
+      {
+        secretId: r.secretId,
+        ...(r.versionId !== undefined ? { versionId: r.versionId } : {}),
+        ...(r.versionStage !== undefined ? { versionStage: r.versionStage } : {}),
+      },
+      call,
+    );
+    return loadedSecret(s);
+  };
+
+  /** One batch call for 2..LIMIT requests of one group; ids the answer does not name go as single calls. */
+  const batchCall = async (
+    service: Service,
+    rs: readonly ItemRequest[],
+    ctx: LoadContext | undefined,
+  ): Promise<Outcome[]> => {
+    const ids = rs.map(batchId);
+    const unique = [...new Set(ids)];
+    let found: (id: string) => Outcome | undefined;
+    try {
+      if (service === 'ssm') {
+        const withDecryption = rs[0]!.service === 'ssm' && rs[0]!.withDecryption;
+        const out = await getParameters(upstream.ssm, unique, withDecryption, callOptions(ctx));
+        const invalid = new Set(out.InvalidParameters);
+        found = (id) => {
+          const p = out.Parameters.find((x) => answers('ssm', x, id));
+          if (p) return { ok: true, loaded: loadedParameter(p) };
+          // What GetParameter answers for a name that does not exist.
+          if (invalid.has(id))
+            return { ok: false, error: new UpstreamError('ParameterNotFound', '', 'aws', 400) };
+          return undefined;
+        };
+      } else {
+        const out = await batchGetSecretValue(upstream.secretsmanager, unique, callOptions(ctx));
+        found = (id) => {
+          const s = out.SecretValues.find((x) => answers('secretsmanager', x, id));
+          if (s) return { ok: true, loaded: loadedSecret(s) };
+          const e = out.Errors.find((x) => x.SecretId === id);
+          if (!e) return undefined;
+          const code = e.ErrorCode ?? 'UnknownError';
+          return { ok: false, error: new UpstreamError(code, e.Message ?? '', 'aws', 400) };
+        };
+      }
+    } catch (e) {
+      if (!(e instanceof UpstreamError)) throw e;
+      if (e.kind !== 'aws' && e.httpStatus !== 501) {
+        // Throttling, 5xx, timeouts, resets, garbage: the batch call already had its retries, and single
+        // calls to a failing service would only multiply the load. Everyone gets what they would have got.
+        return rs.map(() => ({ ok: false, error: e }));
+      }
+      // Refused as a whole (the role lacks the batch permission, the endpoint lacks the operation):
+      // single calls answer these, and batches rest for a while.
+      batchesOffUntil[service] = clock.now() + BATCH_BACKOFF_MS;
+      opts.log.info('batch call failed; using single calls for a while', {
+        service,
+        code: e.code,
+        minutes: BATCH_BACKOFF_MS / 60000,
+      });
+      return Promise.all(rs.map((r) => settle(single(r, ctx))));
+    }
+    // Ids the answer does not name (nothing matched, a partial ARN it spelled otherwise): ask singly.
+    return Promise.all(rs.map((r, i) => found(ids[i]!) ?? settle(single(r, ctx))));
+  };
+
+  const many = async (rs: readonly ItemRequest[], ctx?: LoadContext): Promise<Outcome[]> => {
+    const out = new Array<Outcome>(rs.length);
+    const calls: Array<Promise<void>> = [];
+    for (const g of groups(rs)) {
+      const limit = BATCH_LIMIT[g.service];
+      for (let i = 0; i < g.indexes.length; i += limit) {
+        const chunk = g.indexes.slice(i, i + limit);
+        const requests = chunk.map((j) => rs[j]!);
+        const run =
+          clock.now() < batchesOffUntil[g.service]
+            ? Promise.all(requests.map((r) => settle(single(r, ctx))))
+            : batchCall(g.service, requests, ctx);
+        calls.push(
+          run.then((results) => {
+            results.forEach((o, k) => {
+              out[chunk[k]!] = o;
+            });
+          }),
+        );
+      }
+    }
+    await Promise.all(calls);
+    return out;
+  };
+
+  const path = async (p: PathRequest, ctx?: LoadContext): Promise<PathListing> => {
+    const all: WireParameter[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await getParametersByPath(
+        upstream.ssm,
+        {
+          path: p.path,
+          recursive: p.recursive,
+          withDecryption: p.withDecryption,
+          maxResults: 10,
+          ...(nextToken !== undefined ? { nextToken } : {}),
+        },
+        callOptions(ctx),
+      );
+      all.push(...page.Parameters);
+      // Stop paging at once: the rest would only be thrown away, and each page costs quota.
+      if (all.length > PATH_ITEM_LIMIT) throw new PathTooLargeError(p.path, p.recursive);
+      nextToken = page.NextToken;
+    } while (nextToken !== undefined);
+    const body = Buffer.from(
+      JSON.stringify({ NextToken: null, Parameters: all.map(parameterShape), ResultMetadata: {} }),
+    );
+    // Each item also stands for a single read of its name, when the answer provably names it: a plain
+    // name under the path asked for, without a selector.
+    const items = all
+      .filter((x) => x.Selector === undefined && x.Name.startsWith(p.path))
+      .map((x) => ({
+        request: { service: 'ssm' as const, name: x.Name, withDecryption: p.withDecryption },
+        loaded: loadedParameter(x),
+      }));
+    return { body, items };
+  };
+
+  const batcher =
+    opts.batchWindowMs > 0 ? new Batcher(opts.batchWindowMs, { one: single, many }, clock) : undefined;
+
+  return {
+    one(r, ctx) {
+      // A load with its own attempt count or credentials rule cannot share a batch call.
+      if (batcher && batchable(r) && ctx?.attempts === undefined && ctx?.credentialsSince === undefined) {
+        return batcher.load(r, ctx);
+      }
+      return single(r, ctx);
+    },
+    many,
+    path,
+  };
+}

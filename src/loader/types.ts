@@ -1,0 +1,19 @@
+// What a load is asked to do and what one item of a batch comes back as: shared by the loader and the
+// batch window.
+import type { UpstreamError } from '../aws/types.ts';
+import type { Loaded } from '../items.ts';
+
+/** How one load is to be made. */
+export interface LoadContext {
+  /** Aborted when nobody waits for the result any more. */
+  signal?: AbortSignal;
+  /** Upstream attempts (stale-if-error refetches use 1); default: the client's (3). */
+  attempts?: number;
+  /** Told when an attempt failed and another follows. */
+  onRetry?: (e: UpstreamError) => void;
+  /** Sign only with credentials fetched at or after this time (Date.now ms): the SnapStart restore window. */
+  credentialsSince?: number;
+}
+
+/** One item's result inside a batch. */
+export type Outcome = { ok: true; loaded: Loaded } | { ok: false; error: unknown };
