@@ -1,6 +1,6 @@
 // Builds the Lambda layer zips under dist/layer/ (SPEC.md 7): pscache-nodejs.zip uses the runtime's node;
 // pscache-x86_64.zip and pscache-arm64.zip carry a pinned Node.js 22 binary from the npm registry.
-// Pure Node (esbuild, node:zlib): no zip, unzip or tar binaries needed.
+// Node and npm packages only (esbuild, fflate, node:zlib): no zip, unzip or tar binaries needed.
 //
 //   node scripts/layer.mjs [--out DIR] [--json] [nodejs] [x86_64] [arm64]    (default: all, dist/layer)
 import { execFile } from 'node:child_process';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { build } from 'esbuild';
+import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { bundleOptions } from './build.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -220,7 +221,12 @@ async function nodeEntry(arch) {
     throw new Error(`${pkg}@${NODE.version}: bin/node is not a Linux ${arch} executable`);
   }
   const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
-  const entry = { deflated, crc: crc32(node), size: node.length };
+  if (typeof zlib.crc32 !== 'function') {
+    throw new Error(
+      `building the standalone layers needs Node.js 20.15 or later (zlib.crc32); this is ${process.version}`,
+    );
+  }
+  const entry = { deflated, crc: zlib.crc32(node) >>> 0, size: node.length };
   writeAtomic(`${base}.deflate`, deflated);
   writeAtomic(
     `${base}.json`,
@@ -236,100 +242,59 @@ async function nodeEntry(arch) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Zip writer (PKWARE APPNOTE: local headers, central directory, end record; no zip64 needed < 4 GB)
-
-let crcTable;
-function crc32(data) {
-  if (typeof zlib.crc32 === 'function') return zlib.crc32(data) >>> 0;
-  crcTable ??= Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+// Zip writing (fflate: it takes an entry deflated beforehand, so the cached node binary is not deflated
+// again on every build)
 
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
-/** Version made by: 3 = UNIX, so readers (Lambda, unzip) take the mode from the external attributes. */
-const MADE_BY = (3 << 8) | 20;
-/** Every entry is dated 1980-01-01 00:00 (the DOS epoch): the same input gives the same bytes. */
-const DOS_TIME = 0;
-const DOS_DATE = (0 << 9) | (1 << 5) | 1;
+/** "Version made by" host 3 = UNIX, so readers (Lambda, unzip) take the mode from the external attributes. */
+const UNIX = 3;
+/** MS-DOS directory bit, kept in the low byte beside the Unix mode as zip tools conventionally write it. */
+const DOS_DIR = 0x10;
+/**
+ * Every entry is dated 1980-01-01 00:00, the DOS epoch: the same input gives the same bytes. A local
+ * date, since fflate writes the DOS fields from local time: the bytes do not depend on the time zone.
+ */
+const MTIME = new Date(1980, 0, 1);
 
 /** entries: {name, mode, data} (deflated here) or {name, mode, deflated, crc, size}; names ending in / are directories. */
-export function writeZip(file, entries) {
-  const parts = [];
-  const central = [];
-  let offset = 0;
-  for (const e of entries) {
-    const dir = e.name.endsWith('/');
-    let method = 0;
-    let body = Buffer.alloc(0);
-    let crc = 0;
-    let size = 0;
-    if (e.deflated) {
-      method = 8;
-      body = e.deflated;
-      crc = e.crc;
-      size = e.size;
-    } else if (!dir) {
-      size = e.data.length;
-      crc = crc32(e.data);
-      const d = zlib.deflateRawSync(e.data, { level: 9 });
-      [method, body] = d.length < e.data.length ? [8, d] : [0, e.data];
+export async function writeZip(file, entries) {
+  const chunks = [];
+  const written = new Promise((resolve, reject) => {
+    const zip = new Zip((err, chunk, final) => {
+      if (err) return reject(err);
+      chunks.push(chunk);
+      if (final) resolve();
+    });
+    for (const e of entries) {
+      const dir = e.name.endsWith('/');
+      const input = e.deflated
+        ? { filename: e.name, size: e.size, crc: e.crc, compression: 8 }
+        : dir
+          ? new ZipPassThrough(e.name)
+          : new ZipDeflate(e.name, { level: 9 });
+      input.os = UNIX;
+      input.mtime = MTIME;
+      input.attrs = (((dir ? S_IFDIR : S_IFREG) | e.mode) * 0x10000 + (dir ? DOS_DIR : 0)) >>> 0;
+      zip.add(input);
+      if (e.deflated) input.ondata(null, e.deflated, true);
+      else input.push(dir ? new Uint8Array(0) : e.data, true);
     }
-    const name = Buffer.from(e.name, 'utf8');
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x0800, 6); // names are UTF-8
-    local.writeUInt16LE(method, 8);
-    local.writeUInt16LE(DOS_TIME, 10);
-    local.writeUInt16LE(DOS_DATE, 12);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(size, 22);
-    local.writeUInt16LE(name.length, 26);
-    local.writeUInt16LE(0, 28);
-    const cd = Buffer.alloc(46);
-    cd.writeUInt32LE(0x02014b50, 0);
-    cd.writeUInt16LE(MADE_BY, 4);
-    cd.writeUInt16LE(20, 6);
-    cd.writeUInt16LE(0x0800, 8);
-    cd.writeUInt16LE(method, 10);
-    cd.writeUInt16LE(DOS_TIME, 12);
-    cd.writeUInt16LE(DOS_DATE, 14);
-    cd.writeUInt32LE(crc, 16);
-    cd.writeUInt32LE(body.length, 20);
-    cd.writeUInt32LE(size, 24);
-    cd.writeUInt16LE(name.length, 28);
-    // extra, comment, disk number, internal attributes: 0
-    cd.writeUInt32LE((((dir ? S_IFDIR : S_IFREG) | e.mode) * 0x10000 + (dir ? 0x10 : 0)) >>> 0, 38);
-    cd.writeUInt32LE(offset, 42);
-    parts.push(local, name, body);
-    central.push(cd, name);
-    offset += local.length + name.length + body.length;
-  }
-  const cdSize = central.reduce((n, b) => n + b.length, 0);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cdSize, 12);
-  end.writeUInt32LE(offset, 16);
+    zip.end();
+  });
+  await written;
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    for (const b of [...parts, ...central, end]) fs.writeSync(fd, b);
+    for (const c of chunks) fs.writeSync(fd, c);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  const unzipped = entries.reduce((n, e) => n + (e.size ?? e.data?.length ?? 0), 0);
-  return { zipped: offset + cdSize + end.length, unzipped };
+  return {
+    zipped: chunks.reduce((n, c) => n + c.length, 0),
+    unzipped: entries.reduce((n, e) => n + (e.size ?? e.data?.length ?? 0), 0),
+  };
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -356,7 +321,7 @@ export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers 
       { name: 'pscache/pscache.cjs', mode: 0o644, data: bundle },
     ];
     const file = path.join(out, `pscache-${layer}.zip`);
-    const sizes = writeZip(file, entries);
+    const sizes = await writeZip(file, entries);
     results.push({ layer, file, ...sizes, bundle: bundle.length });
   }
   return results;

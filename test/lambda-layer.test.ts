@@ -1,14 +1,26 @@
-// The layer zips as files: exact layout, modes and line endings read from the zip itself, the pinned
-// Node binaries, size limits, reproducible bytes, and what the launcher does outside Lambda.
+// The layer zips as files, read by Python's zipfile and unzip (no code shared with the writer): exact
+// layout, modes and line endings, the pinned Node binaries, size limits, reproducible bytes, what unzip
+// unpacks, and what the launcher does outside Lambda.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ROOT } from './helpers/daemon.ts';
 import { buildLayers, type LayerInfo, type Layers } from './helpers/lambda-layer.ts';
-import { extractZip, readZip } from './helpers/lambda-zip.ts';
+import { unpackLayer } from './helpers/lambda-sim.ts';
+import { listZip, readEntry, testZip } from './helpers/lambda-zip.ts';
 
 let layers: Layers;
 let unpacked: string;
@@ -22,8 +34,8 @@ function temp(prefix: string): string {
 
 before(async () => {
   layers = await buildLayers();
-  unpacked = temp('pscache-layer-nodejs-');
-  extractZip(layers.nodejs.file, unpacked);
+  unpacked = unpackLayer(layers.nodejs.file);
+  temps.push(unpacked);
 });
 
 after(() => {
@@ -39,7 +51,9 @@ describe('layout', () => {
   for (const name of ['nodejs', 'x86_64', 'arm64'] as const) {
     test(`pscache-${name}.zip holds exactly the launcher and pscache/, with their modes`, () => {
       const info: LayerInfo = layers[name];
-      const zip = readZip(info.file);
+      const zip = listZip(info.file);
+      assert.equal(zip.firstBad, null, 'zipfile.testzip() found a bad entry');
+      assert.match(testZip(info.file), /No errors detected/);
       const names = zip.entries.map((e) => e.name);
       const expected = [
         'extensions/',
@@ -51,26 +65,29 @@ describe('layout', () => {
       assert.deepEqual(names, expected);
       assert.ok(!names.some((n) => n.includes('node_modules')));
       const mode = Object.fromEntries(zip.entries.map((e) => [e.name, e.mode]));
-      for (const e of zip.entries) assert.equal(e.madeBy, 3, `${e.name}: modes are Unix modes`);
+      for (const e of zip.entries) {
+        assert.equal(e.system, 3, `${e.name}: modes are Unix modes`);
+        assert.deepEqual(e.dateTime, [1980, 1, 1, 0, 0, 0], `${e.name}: a fixed date`);
+      }
       assert.equal(mode['extensions/'], 0o40755);
       assert.equal(mode['pscache/'], 0o40755);
       assert.equal(mode['extensions/pscache'], 0o100755);
       assert.equal(mode['pscache/pscache.cjs'], 0o100644);
 
-      const launcher = zip.read('extensions/pscache').toString('utf8');
+      const launcher = readEntry(info.file, 'extensions/pscache').toString('utf8');
       assert.ok(launcher.startsWith('#!/bin/sh\n'));
       assert.ok(!launcher.includes('\r'), 'LF line endings only');
       assert.ok(launcher.endsWith('\n'));
-      const bundle = zip.read('pscache/pscache.cjs');
-      assert.ok(bundle.length > 10_000);
+      const bundle = zip.entries.find((e) => e.name === 'pscache/pscache.cjs')!;
+      assert.ok(bundle.size > 10_000);
 
       if (name !== 'nodejs') {
         assert.equal(mode['pscache/node'], 0o100755);
-        const node = zip.read('pscache/node');
+        const node = Buffer.from(zip.entries.find((e) => e.name === 'pscache/node')!.head, 'base64');
         assert.equal(node.readUInt32BE(0), 0x7f454c46, 'an ELF executable');
         assert.equal(node.readUInt16LE(18), MACHINE[name], `built for ${name}`);
       }
-      assert.equal(info.zipped, zip.size);
+      assert.equal(info.zipped, statSync(info.file).size);
       assert.equal(
         info.unzipped,
         zip.entries.reduce((n, e) => n + e.size, 0),
@@ -81,20 +98,59 @@ describe('layout', () => {
   }
 
   test('all three layers carry the same bundle and the same launcher', () => {
-    const read = (l: LayerInfo, n: string) => readZip(l.file).read(n);
+    const hashes = (l: LayerInfo) =>
+      Object.fromEntries(listZip(l.file).entries.map((e) => [e.name, e.sha256]));
+    const [nodejs, x86, arm] = [layers.nodejs, layers.x86_64, layers.arm64].map(hashes);
     for (const n of ['pscache/pscache.cjs', 'extensions/pscache']) {
-      assert.ok(read(layers.nodejs, n).equals(read(layers.x86_64, n)), n);
-      assert.ok(read(layers.nodejs, n).equals(read(layers.arm64, n)), n);
+      assert.equal(nodejs![n], x86![n], n);
+      assert.equal(nodejs![n], arm![n], n);
     }
   });
 
-  test('the same source gives the same zip, byte for byte', () => {
+  test('unzip unpacks exactly the entries, with their modes and bytes: what the Lambda stand-in runs', () => {
+    const zip = listZip(layers.x86_64.file);
+    const dir = unpackLayer(layers.x86_64.file);
+    temps.push(dir);
+    const found: string[] = [];
+    const walk = (rel: string) => {
+      for (const d of readdirSync(join(dir, rel), { withFileTypes: true })) {
+        const name = `${rel}${d.name}${d.isDirectory() ? '/' : ''}`;
+        found.push(name);
+        if (d.isDirectory()) walk(name);
+      }
+    };
+    walk('');
+    assert.deepEqual(found.sort(), zip.entries.map((e) => e.name).sort());
+    for (const e of zip.entries) {
+      const st = statSync(join(dir, e.name));
+      assert.equal(st.mode & 0o170777, e.mode, `${e.name}: mode on disk`);
+      if (e.name.endsWith('/')) continue;
+      const sha = createHash('sha256')
+        .update(readFileSync(join(dir, e.name)))
+        .digest('hex');
+      assert.equal(sha, e.sha256, `${e.name}: bytes on disk`);
+    }
+    // The unpacked node is the one the launcher runs: it starts and reports the pinned version.
+    if (process.arch === 'x64') {
+      const v = spawnSync(join(dir, 'pscache', 'node'), ['--version'], { encoding: 'utf8' });
+      assert.equal(v.stdout.trim(), `v${layers.node}`);
+    }
+  });
+
+  test('the same source gives the same zips, byte for byte, in another time zone', () => {
     const out = temp('pscache-layer-again-');
-    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/layer.mjs'), '--out', out, 'nodejs'], {
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/layer.mjs'), '--out', out], {
       encoding: 'utf8',
+      env: {
+        ...process.env,
+        TZ: process.env['TZ'] === 'Pacific/Kiritimati' ? 'America/St_Johns' : 'Pacific/Kiritimati',
+      },
     });
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(readFileSync(join(out, 'pscache-nodejs.zip')).equals(readFileSync(layers.nodejs.file)));
+    for (const l of [layers.nodejs, layers.x86_64, layers.arm64]) {
+      const again = join(out, basename(l.file));
+      assert.ok(readFileSync(again).equals(readFileSync(l.file)), `${basename(l.file)} differs`);
+    }
   });
 });
 

@@ -226,9 +226,10 @@ export function createCredentialSource(
           try {
             mod = await import('@aws-sdk/credential-provider-node');
           } catch {
-            // A build may leave the SDK chain out (it is never needed inside Lambda): say what to set instead.
+            // An optional peer dependency, absent from a default install and from the Lambda layer (never
+            // needed there): say how to get it, or what to set instead.
             throw new Error(
-              'the SDK default chain is not available in this build; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_CONTAINER_CREDENTIALS_FULL_URI',
+              'the SDK default chain is not installed; run `npm install @aws-sdk/credential-provider-node` next to pscache, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_CONTAINER_CREDENTIALS_FULL_URI',
             );
           }
           provider = mod.defaultProvider({

@@ -323,7 +323,7 @@ function answer(req: IncomingMessage, res: ServerResponse, s: Scripted): void {
   res.end(s.body ?? '');
 }
 
-/** Unpacks a layer zip into a fresh directory, as Lambda does into /opt; returns the directory. */
+/** Unpacks a layer zip into a fresh directory with unzip, as Lambda does into /opt; returns the directory. */
 export function unpackLayer(zip: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'pscache lambda-'));
   extractZip(zip, dir);

@@ -1,110 +1,96 @@
-// Reads the layer zips in plain JS (central directory, modes, contents) and unpacks them as Lambda does.
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, normalize } from 'node:path';
-import * as zlib from 'node:zlib';
+// Reads the layer zips with tools that share no code with the writer: Python's zipfile lists and checks
+// them, Info-ZIP's unzip tests them and unpacks them as Lambda does.
+import { spawnSync } from 'node:child_process';
 
 export interface ZipEntry {
   name: string;
   /** Host system of "version made by": 3 = UNIX (the mode is in the external attributes). */
-  madeBy: number;
+  system: number;
   /** Unix mode from the external attributes, file type bits included (0o100755, 0o040755). */
   mode: number;
-  method: number;
-  crc: number;
+  /** The whole external attributes field (Unix mode above, MS-DOS attributes in the low byte). */
+  externalAttr: number;
+  /** Year, month, day, hour, minute, second as stored. */
+  dateTime: number[];
+  size: number;
   compressedSize: number;
-  size: number;
-  localOffset: number;
+  /** SHA-256 of the inflated contents, hex. */
+  sha256: string;
+  /** The first 64 bytes of the contents, base64. */
+  head: string;
 }
 
-export interface Zip {
-  size: number;
+export interface ZipListing {
+  /** Python's testzip(): the first entry whose CRC or header is wrong, or null. */
+  firstBad: string | null;
   entries: ZipEntry[];
-  /** The entry's bytes, inflated and checked against its CRC-32 and size. */
-  read(entry: ZipEntry | string): Buffer;
 }
 
-let table: Uint32Array | undefined;
-/** CRC-32 of the zip format: zlib's where this Node has it (a 120 MB binary takes a second in JS). */
-export function crc32(data: Uint8Array, useZlib = true): number {
-  if (useZlib && typeof zlib.crc32 === 'function') return zlib.crc32(data) >>> 0;
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
+const LIST = `
+import base64, hashlib, json, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    bad = z.testzip()
+    entries = []
+    for i in z.infolist():
+        sha, head = hashlib.sha256(), b''
+        with z.open(i) as f:
+            while chunk := f.read(1 << 20):
+                head = head or chunk[:64]
+                sha.update(chunk)
+        entries.append({
+            'name': i.filename, 'system': i.create_system, 'mode': i.external_attr >> 16,
+            'externalAttr': i.external_attr, 'dateTime': list(i.date_time), 'size': i.file_size,
+            'compressedSize': i.compress_size, 'sha256': sha.hexdigest(),
+            'head': base64.b64encode(head).decode(),
+        })
+json.dump({'firstBad': bad, 'entries': entries}, sys.stdout)
+`;
+
+const READ = `
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    sys.stdout.buffer.write(z.read(sys.argv[2]))
+`;
+
+function run(cmd: string, args: string[], what: string): Buffer {
+  const r = spawnSync(cmd, args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    throw new Error(`${cmd} is not installed: the layer tests need it (Debian: apt-get install ${cmd})`);
   }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  if (r.error) throw r.error;
+  if (r.status !== 0)
+    throw new Error(`${what} failed (${r.status}): ${r.stderr.toString()}${r.stdout.toString()}`);
+  return r.stdout;
 }
 
-export function readZip(file: string): Zip {
-  const buf = readFileSync(file);
-  // The end record is the last thing in the file, followed by a comment of up to 64 KB.
-  let eocd = -1;
-  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
-    if (buf.readUInt32LE(i) === 0x06054b50) {
-      eocd = i;
-      break;
-    }
+const listings = new Map<string, ZipListing>();
+
+/**
+ * Entries, modes and content hashes as Python's zipfile reads them, and its CRC check of every entry.
+ * Once per file and process: a standalone layer takes a second to inflate.
+ */
+export function listZip(file: string): ZipListing {
+  let listing = listings.get(file);
+  if (!listing) {
+    listing = JSON.parse(
+      run('python3', ['-c', LIST, file], `zipfile on ${file}`).toString('utf8'),
+    ) as ZipListing;
+    listings.set(file, listing);
   }
-  if (eocd < 0) throw new Error(`${file}: no end of central directory record`);
-  const count = buf.readUInt16LE(eocd + 10);
-  let p = buf.readUInt32LE(eocd + 16);
-  const entries: ZipEntry[] = [];
-  for (let i = 0; i < count; i++) {
-    if (buf.readUInt32LE(p) !== 0x02014b50) throw new Error(`${file}: bad central directory entry ${i}`);
-    const nameLen = buf.readUInt16LE(p + 28);
-    const extraLen = buf.readUInt16LE(p + 30);
-    const commentLen = buf.readUInt16LE(p + 32);
-    entries.push({
-      name: buf.toString('utf8', p + 46, p + 46 + nameLen),
-      madeBy: buf.readUInt16LE(p + 4) >> 8,
-      mode: buf.readUInt32LE(p + 38) >>> 16,
-      method: buf.readUInt16LE(p + 10),
-      crc: buf.readUInt32LE(p + 16),
-      compressedSize: buf.readUInt32LE(p + 20),
-      size: buf.readUInt32LE(p + 24),
-      localOffset: buf.readUInt32LE(p + 42),
-    });
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  const read = (which: ZipEntry | string): Buffer => {
-    const e = typeof which === 'string' ? entries.find((x) => x.name === which) : which;
-    if (!e) throw new Error(`${file}: no entry ${String(which)}`);
-    const l = e.localOffset;
-    if (buf.readUInt32LE(l) !== 0x04034b50) throw new Error(`${file}: bad local header for ${e.name}`);
-    const start = l + 30 + buf.readUInt16LE(l + 26) + buf.readUInt16LE(l + 28);
-    const raw = buf.subarray(start, start + e.compressedSize);
-    const data =
-      e.method === 8
-        ? zlib.inflateRawSync(raw)
-        : e.method === 0
-          ? Buffer.from(raw)
-          : (() => {
-              throw new Error(`${e.name}: compression method ${e.method}`);
-            })();
-    if (data.length !== e.size || crc32(data) !== e.crc) throw new Error(`${file}: ${e.name} is corrupt`);
-    return data;
-  };
-  return { size: buf.length, entries, read };
+  return listing;
 }
 
-/** Unpacks into `dir` with the modes stored in the zip, as Lambda unpacks a layer into /opt. */
+/** One entry's contents, inflated by Python's zipfile. */
+export function readEntry(file: string, name: string): Buffer {
+  return run('python3', ['-c', READ, file, name], `zipfile reading ${name} from ${file}`);
+}
+
+/** `unzip -t`: every entry inflates and matches its CRC. Returns unzip's report. */
+export function testZip(file: string): string {
+  return run('unzip', ['-t', file], `unzip -t ${file}`).toString('utf8');
+}
+
+/** Unpacks into `dir` with unzip, which restores the Unix modes stored in the zip, as Lambda does into /opt. */
 export function extractZip(file: string, dir: string): void {
-  const zip = readZip(file);
-  for (const e of zip.entries) {
-    const target = join(dir, normalize(e.name));
-    if (!target.startsWith(dir)) throw new Error(`${e.name} escapes the target directory`);
-    if (e.name.endsWith('/')) {
-      mkdirSync(target, { recursive: true });
-      chmodSync(target, e.mode & 0o7777);
-      continue;
-    }
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, zip.read(e));
-    chmodSync(target, e.mode & 0o7777);
-  }
+  run('unzip', ['-q', '-o', file, '-d', dir], `unzip ${file}`);
 }
