@@ -166,7 +166,8 @@ interface Target {
   lookup(): Entry | undefined;
   load(ctx: LoadContext): Promise<LoadResult>;
   store(result: LoadResult, ttlMs: number, seq: number): void;
-  evict(): void;
+  /** Drops the entry; with `gone`, leaves a tombstone numbered `gone` in its place. */
+  evict(gone?: number): void;
 }
 
 type Mode = 'read' | 'refresh' | 'uncached';
@@ -205,6 +206,8 @@ export class ItemCache {
   private readonly slots = new Map<string, Slot>();
   /** Outcomes of recent refresh loads, by key (bounded; each lives REFRESH_SHARE_MS). */
   private readonly recent: LRUCache<string, Recent>;
+  /** Keys found gone, by the number of the load that found it: older loads may not store there. */
+  private readonly tombs: LRUCache<string, number>;
   private readonly clock: Clock;
   private readonly jitter: () => number;
   private jitterFactor: number;
@@ -220,6 +223,9 @@ export class ItemCache {
     this.jitterFactor = this.jitter();
     const perf = { now: () => this.clock.now() };
     this.recent = new LRUCache<string, Recent>({ max: 1000, ttl: REFRESH_SHARE_MS, perf });
+    // As long as a load started before the deletion may still be in flight.
+    const tombTtl = Math.max(opts.waitLimitMs.ssm, opts.waitLimitMs.secretsmanager);
+    this.tombs = new LRUCache<string, number>({ max: Math.max(1000, opts.maxItems), ttl: tombTtl, perf });
     if (opts.enabled && opts.maxItems > 0) {
       this.lru = new LRUCache<string, Entry>({
         max: opts.maxItems,
@@ -291,6 +297,7 @@ export class ItemCache {
     this.jitterFactor = this.jitter();
     this.lru?.clear();
     this.recent.clear();
+    this.tombs.clear();
   }
 
   get entries(): number {
@@ -567,7 +574,7 @@ export class ItemCache {
           // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
           if (newest) this.put(t.key, undefined, err, f.ttlMs, f.seq);
         } else if (isGone(err)) {
-          t.evict();
+          t.evict(f.seq);
         } else if (isTransient(err)) {
           const e = t.lookup();
           if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
@@ -638,6 +645,19 @@ export class ItemCache {
     });
   }
 
+  /**
+   * Removes `key`. With `gone` (NotFound/AccessDenied from load number `gone`), no load numbered below it
+   * may store there afterwards: a load of the other decryption flag, or a path listing, that started
+   * before the deletion would otherwise bring the old value back.
+   */
+  private drop(key: string, gone: number | undefined): void {
+    if (!this.lru) return;
+    const e = this.lru.get(key, { allowStale: true });
+    if (gone !== undefined && e !== undefined && e.seq > gone) return;
+    this.lru.delete(key);
+    if (gone !== undefined) this.tombs.set(key, gone);
+  }
+
   private put(
     key: string,
     body: Buffer | undefined,
@@ -647,8 +667,10 @@ export class ItemCache {
   ): void {
     if (!this.lru || ttl <= 0) return;
     const existing = this.lru.get(key, { allowStale: true });
-    // A newer load (of another key sharing this entry, or a path listing) already stored it.
+    // A newer load (of another key sharing this entry, or a path listing) already stored it, or found it gone.
     if (existing !== undefined && existing.seq > seq) return;
+    if ((this.tombs.get(key) ?? 0) > seq) return;
+    this.tombs.delete(key);
     const ttlMs = Math.max(1, Math.round(ttl * this.jitterFactor));
     const now = this.clock.now();
     // Kept past expiry only as long as it may be served stale.
@@ -681,16 +703,14 @@ export class ItemCache {
       name: itemName(r),
       request: r,
       lookup: () => {
-        if (!this.lru) return undefined;
-        const own = this.lru.get(key, { allowStale: true });
-        if (own !== undefined || plain === undefined) return own;
-        return this.lru.get(plain, { allowStale: true });
+        const own = this.lru?.get(key, { allowStale: true });
+        return own !== undefined || plain === undefined ? own : this.lru?.get(plain, { allowStale: true });
       },
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
       store: (res, ttl, seq) => this.putItem(r, res.loaded, ttl, seq),
-      evict: () => {
-        this.lru?.delete(key);
-        if (plain !== undefined) this.lru?.delete(plain);
+      evict: (gone) => {
+        this.drop(key, gone);
+        if (plain !== undefined) this.drop(plain, gone);
       },
     };
   }
@@ -713,7 +733,7 @@ export class ItemCache {
           this.putItem(item.request, item.loaded, this.ttlFor('ssm'), seq);
         }
       },
-      evict: () => this.lru?.delete(key),
+      evict: (gone) => this.drop(key, gone),
     };
   }
 }

@@ -1,0 +1,234 @@
+// The loader (the only caller of upstream) on a fake clock over a scripted AWS client: the batch window,
+// the one id-matching function, the whole-batch failure policy and path paging.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { AwsJsonClient, CallOptions } from '../src/aws/client.ts';
+import type { Upstream } from '../src/aws/index.ts';
+import { UpstreamError, type WireParameter, type WireSecretValue } from '../src/aws/types.ts';
+import { answers, type ItemRequest } from '../src/items.ts';
+import { BATCH_BACKOFF_MS, createLoader, PATH_ITEM_LIMIT, PathTooLargeError } from '../src/loader/index.ts';
+import { silentLogger } from '../src/log.ts';
+import { FakeClock, settle } from './helpers/fake-time.ts';
+
+interface Call {
+  operation: string;
+  input: Record<string, unknown>;
+  opts: CallOptions | undefined;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+/** An AWS JSON client whose every call waits for the test. */
+class ScriptedAws {
+  readonly calls: Call[] = [];
+  call<T>(operation: string, input: unknown, opts?: CallOptions): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.calls.push({
+        operation,
+        input: input as Record<string, unknown>,
+        opts,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+    });
+  }
+  ops(): string[] {
+    return this.calls.map((c) => c.operation);
+  }
+}
+
+function setup(batchWindowMs = 2) {
+  const clock = new FakeClock();
+  const ssm = new ScriptedAws();
+  const sm = new ScriptedAws();
+  const upstream = {
+    ssm: ssm as unknown as AwsJsonClient,
+    secretsmanager: sm as unknown as AwsJsonClient,
+  } as Upstream;
+  const loader = createLoader(upstream, { batchWindowMs, log: silentLogger, clock });
+  return { clock, ssm, sm, loader };
+}
+
+const p = (Name: string, Value = `value of ${Name}`): WireParameter => ({
+  Name,
+  Type: 'String',
+  Value,
+  ARN: `arn:aws:ssm:us-east-1:123456789012:parameter${Name}`,
+});
+const param = (name: string): ItemRequest => ({ service: 'ssm', name, withDecryption: false });
+const secret = (secretId: string): ItemRequest => ({ service: 'secretsmanager', secretId });
+const parameterValue = (b: Buffer) => JSON.parse(b.toString()).Parameter.Value as string;
+const outcome = async (x: Promise<unknown>) =>
+  x.then(
+    (v) => (v as { body: Buffer }).body.toString(),
+    (e: unknown) => (e instanceof UpstreamError ? e.code : String(e)),
+  );
+
+describe('one id-matching function', () => {
+  const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf';
+  const s: WireSecretValue = { Name: 'prod/db', ARN: arn, SecretString: 'x' };
+  for (const [id, expected] of [
+    ['prod/db', true],
+    [arn, true],
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db', true], // partial ARN
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/d', false],
+    ['arn:aws:secretsmanager:us-east-1:123456789012:secret:prod', false],
+    ['prod/db-AbCdEf', false],
+    ['prod', false],
+  ] as const) {
+    test(`secret ${id} -> ${expected}`, () => assert.equal(answers('secretsmanager', s, id), expected));
+  }
+  const latest = p('/app/x');
+  const v3: WireParameter = { ...p('/app/x'), Selector: ':3' };
+  for (const [item, id, expected] of [
+    [latest, '/app/x', true],
+    [latest, 'arn:aws:ssm:us-east-1:123456789012:parameter/app/x', true],
+    [latest, '/app/x:3', false],
+    [v3, '/app/x:3', true],
+    [v3, 'arn:aws:ssm:us-east-1:123456789012:parameter/app/x:3', true],
+    [v3, '/app/x', false],
+    [latest, '/app/y', false],
+  ] as const) {
+    test(`parameter ${item.Name}${item.Selector ?? ''} answers ${id}: ${expected}`, () =>
+      assert.equal(answers('ssm', item, id), expected));
+  }
+});
+
+describe('the batch window', () => {
+  test('concurrent single misses share one GetParameters; each gets its own body, or NotFound', async () => {
+    const { clock, ssm, loader } = setup();
+    const reads = ['/a', '/b', '/missing'].map((n) => outcome(loader.one(param(n))));
+    await settle();
+    assert.equal(ssm.calls.length, 0, 'waits for the window');
+    await clock.advance(2);
+    assert.deepEqual(ssm.ops(), ['GetParameters']);
+    assert.deepEqual(ssm.calls[0]!.input['Names'], ['/a', '/b', '/missing']);
+    ssm.calls[0]!.resolve({ Parameters: [p('/b'), p('/a')], InvalidParameters: ['/missing'] });
+    const [a, b, missing] = await Promise.all(reads);
+    assert.equal(parameterValue(Buffer.from(a!)), 'value of /a');
+    assert.equal(parameterValue(Buffer.from(b!)), 'value of /b');
+    assert.equal(missing, 'ParameterNotFound');
+  });
+
+  test('a lone miss makes the single call; selectors never share a batch', async () => {
+    const { clock, ssm, loader } = setup();
+    void loader.one(param('/a'));
+    void loader.one({ service: 'ssm', name: '/b', version: '2', withDecryption: false });
+    await clock.advance(2);
+    assert.deepEqual(ssm.ops().sort(), ['GetParameter', 'GetParameter']);
+  });
+
+  test('the window slides with each arrival, never past five windows; a full batch goes at once', async () => {
+    const { clock, ssm, sm, loader } = setup();
+    for (let i = 0; i < 6; i++) {
+      void loader.one(param(`/p${i}`));
+      await clock.advance(1.5);
+    }
+    // Opened at 0, arrivals every 1.5 ms: the group may wait at most 5 windows (10 ms).
+    assert.equal(ssm.calls.length, 0);
+    await clock.advance(1);
+    assert.equal(ssm.calls.length, 1, 'sent once the last arrival window closed');
+    for (let i = 0; i < 20; i++) void loader.one(secret(`s${i}`));
+    await settle();
+    assert.deepEqual(sm.ops(), ['BatchGetSecretValue'], 'twenty ids: sent without waiting');
+  });
+
+  test('ids a batch answer does not name are asked for alone, never guessed', async () => {
+    const { clock, sm, loader } = setup();
+    const partial = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app/a';
+    const reads = [partial, 'app/b', 'app/c'].map((id) => outcome(loader.one(secret(id))));
+    await clock.advance(2);
+    sm.calls[0]!.resolve({
+      SecretValues: [
+        { Name: 'app/a', ARN: `${partial}-Xy12Z9`, SecretString: 'A' },
+        {
+          Name: 'app/b',
+          ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app/b-Qq11Qq',
+          SecretString: 'B',
+        },
+      ],
+      Errors: [],
+    });
+    await settle();
+    assert.deepEqual(sm.ops(), ['BatchGetSecretValue', 'GetSecretValue']);
+    assert.equal(sm.calls[1]!.input['SecretId'], 'app/c');
+    sm.calls[1]!.resolve({ Name: 'app/c', SecretString: 'C' });
+    const got = (await Promise.all(reads)).map((b) => JSON.parse(b).SecretString);
+    assert.deepEqual(got, ['A', 'B', 'C']);
+  });
+
+  test('a batch refused as a whole: single calls, and no batch for five minutes', async () => {
+    const { clock, ssm, loader } = setup();
+    const reads = ['/a', '/b'].map((n) => outcome(loader.one(param(n))));
+    await clock.advance(2);
+    ssm.calls[0]!.reject(new UpstreamError('AccessDeniedException', 'no batch for you', 'aws', 400));
+    await settle();
+    assert.deepEqual(ssm.ops(), ['GetParameters', 'GetParameter', 'GetParameter']);
+    ssm.calls[1]!.resolve({ Parameter: p('/a') });
+    ssm.calls[2]!.resolve({ Parameter: p('/b') });
+    assert.deepEqual(
+      (await Promise.all(reads)).map((b) => parameterValue(Buffer.from(b))),
+      ['value of /a', 'value of /b'],
+    );
+    for (const n of ['/c', '/d']) void loader.one(param(n));
+    await clock.advance(2);
+    assert.deepEqual(ssm.ops().slice(3), ['GetParameter', 'GetParameter'], 'batches rest');
+    await clock.advance(BATCH_BACKOFF_MS);
+    for (const n of ['/e', '/f']) void loader.one(param(n));
+    await clock.advance(2);
+    assert.deepEqual(ssm.ops().slice(5), ['GetParameters'], 'and come back');
+  });
+
+  test('a batch failing transiently (after its retries): every item gets that error, no single calls', async () => {
+    const { clock, sm, loader } = setup();
+    const reads = ['a', 'b'].map((id) => outcome(loader.one(secret(id))));
+    await clock.advance(2);
+    sm.calls[0]!.opts?.onRetry?.(new UpstreamError('InternalFailure', 'x', 'server', 500));
+    sm.calls[0]!.reject(new UpstreamError('ThrottlingException', 'slow down', 'throttled', 400));
+    assert.deepEqual(await Promise.all(reads), ['ThrottlingException', 'ThrottlingException']);
+    assert.deepEqual(sm.ops(), ['BatchGetSecretValue']);
+  });
+
+  test('a failed attempt of a shared batch call is told to each of its readers', async () => {
+    const { clock, sm, loader } = setup();
+    const told: string[] = [];
+    for (const id of ['a', 'b']) void loader.one(secret(id), { onRetry: () => told.push(id) });
+    await clock.advance(2);
+    sm.calls[0]!.opts?.onRetry?.(new UpstreamError('InternalFailure', 'x', 'server', 500));
+    assert.deepEqual(told, ['a', 'b']);
+  });
+});
+
+describe('path paging', () => {
+  test('stops as soon as the listing holds more than the limit', async () => {
+    const { ssm, loader } = setup();
+    const listing = loader.path({ path: '/big/', recursive: true, withDecryption: false }).then(
+      () => 'ok',
+      (e: unknown) => (e instanceof PathTooLargeError ? 'too large' : String(e)),
+    );
+    for (let page = 0; ; page++) {
+      await settle();
+      const c = ssm.calls[page];
+      if (!c) break;
+      c.resolve({
+        Parameters: Array.from({ length: 10 }, (_, i) => p(`/big/p${page * 10 + i}`)),
+        NextToken: `t${page}`,
+      });
+    }
+    assert.equal(await listing, 'too large');
+    assert.equal(ssm.calls.length, PATH_ITEM_LIMIT / 10 + 1, 'one page past the limit, not every page');
+  });
+
+  test('items stand for single reads only when the answer names them under the path, without a selector', async () => {
+    const { ssm, loader } = setup();
+    const listing = loader.path({ path: '/app/', recursive: false, withDecryption: true });
+    await settle();
+    ssm.calls[0]!.resolve({ Parameters: [p('/app/a'), { ...p('/app/b'), Selector: ':2' }, p('/other/c')] });
+    const l = await listing;
+    assert.deepEqual(
+      l.items.map((i) => i.request),
+      [{ service: 'ssm', name: '/app/a', withDecryption: true }],
+    );
+    assert.equal(JSON.parse(l.body.toString()).Parameters.length, 3);
+  });
+});
