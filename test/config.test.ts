@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { runPscache, TEST_TOKEN } from './helpers/daemon.ts';
 
-const base = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, AWS_REGION: 'us-east-1' };
+const region = { AWS_REGION: 'us-east-1' };
+const base = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, ...region };
 
 describe('config defaults', () => {
   test('match the official extension', () => {
@@ -73,13 +74,19 @@ describe('config precedence and aliases', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pscache-cfg-'));
     const file = join(dir, 'token');
     writeFileSync(file, 'from-file\n');
-    assert.equal(loadConfig({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }).token, 'from-file');
-    assert.equal(loadConfig({ PARAMETERS_SECRETS_EXTENSION_TOKEN: 'a', AWS_SESSION_TOKEN: 'b' }).token, 'a');
-    const s = loadConfig({ AWS_SESSION_TOKEN: 'b', AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' });
+    assert.equal(
+      loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }).token,
+      'from-file',
+    );
+    assert.equal(
+      loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: 'a', AWS_SESSION_TOKEN: 'b' }).token,
+      'a',
+    );
+    const s = loadConfig({ ...region, AWS_SESSION_TOKEN: 'b', AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' });
     assert.equal(s.token, 'b');
     assert.equal(s.tokenSource, 'AWS_SESSION_TOKEN');
-    assert.equal(loadConfig({ AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' }).token, 'c');
-    assert.equal(loadConfig({}).token, undefined);
+    assert.equal(loadConfig({ ...region, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' }).token, 'c');
+    assert.equal(loadConfig(region).token, undefined);
   });
   test('endpoint overrides: per service over the general one', () => {
     const c = loadConfig({
