@@ -72,5 +72,10 @@ export const tomlOptions = {
 };
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await Promise.all([build(bundleOptions), build(emulatorOptions), build(getCommandOptions), build(tomlOptions)]);
+  await Promise.all([
+    build(bundleOptions),
+    build(emulatorOptions),
+    build(getCommandOptions),
+    build(tomlOptions),
+  ]);
 }

@@ -2,17 +2,24 @@
 // plus a [pscache] table -> the file values loadConfig validates. Only the shape is checked here: unknown
 // keys and mixed forms. The TOML parser is loaded only when a file is given (dist/toml.cjs in the bundle).
 import { readFile } from 'node:fs/promises';
-import { ConfigError, type ConfigFile, type FileValue, SETTING_LIST, type SettingId } from './settings.ts';
+import {
+  ConfigError,
+  type ConfigFile,
+  type FileValue,
+  inPscacheTable,
+  SETTING_LIST,
+  type SettingId,
+} from './settings.ts';
 
 /** Nested keys (full paths) and flat keys (at the root) -> the setting they give. */
 const NESTED = new Map<string, SettingId>();
 const FLAT = new Map<string, SettingId>();
-/** [pscache] keys: variables of settings the provider's schema has no key for (tokens and AWS's own excluded). */
+/** [pscache] keys: the variables of settings the provider's schema has no key for. */
 const OWN = new Map<string, SettingId>();
 for (const [id, s] of SETTING_LIST) {
   if (s.toml !== undefined) NESTED.set(s.toml, id);
   if (s.flat !== undefined) FLAT.set(s.flat, id);
-  if (s.env !== undefined && s.toml === undefined && !s.secret && s.origin !== 'aws') OWN.set(s.env, id);
+  if (inPscacheTable(s)) OWN.set(s.env, id);
 }
 
 /** Tables whose contents pscache accepts without acting on them. */

@@ -414,7 +414,8 @@ export const SETTINGS = {
     default: undefined,
     defaultText: '—',
     allowed: 'a value, or file:///path to read it from',
-    meaning: 'the token clients must send; checked before the variables of TOKEN_VARIABLES',
+    meaning:
+      'the token clients must send; read before the variables of PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES',
     parse: (raw: string) => raw,
     secret: true,
   } satisfies Setting<string | undefined>,
@@ -486,7 +487,7 @@ export const SETTINGS = {
     toml: 'logging.log_to_file',
     flat: 'log_to_file',
     origin: 'provider',
-    default: false,
+    default: true,
     allowed: 'true or false',
     meaning: 'accepted and ignored: pscache logs to stderr',
     fromFile: (v) => parseBool(String(v)),
@@ -648,3 +649,11 @@ export interface ConfigFile {
 
 /** The settings as a list, for the docs and the --config schema. */
 export const SETTING_LIST = Object.entries(SETTINGS) as Array<[SettingId, Setting<unknown>]>;
+
+/**
+ * Whether a --config file's [pscache] table takes this setting under its variable's name: every setting
+ * with a variable that the provider's schema has no key for, except the token and AWS's own variables.
+ */
+export function inPscacheTable(s: Setting<unknown>): s is Setting<unknown> & { env: string } {
+  return s.env !== undefined && s.toml === undefined && !s.secret && s.origin !== 'aws';
+}
