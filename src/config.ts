@@ -10,6 +10,7 @@ import {
   type LogLevel,
   type PrefetchItem,
   type PrefetchTag,
+  SETTING_LIST,
   SETTINGS,
   type Setting,
   type SettingId,
@@ -305,6 +306,8 @@ export function requireToken(config: Config): string {
  */
 export function loadConfig(env: Env, file?: ConfigFile): Config {
   const r = new Reader(env, file);
+  // Every setting is checked, including those accepted and ignored (the provider's log_to_file).
+  for (const [id] of SETTING_LIST) r.find(id);
   const notes: string[] = [...(file?.notes ?? [])];
   const cacheSize = r.get('cacheSize');
   const cacheEnabled = r.get('cacheEnabled') && cacheSize > 0;
