@@ -39,16 +39,15 @@ function defaultOf(s: Setting<unknown>): string {
   return s.default === undefined ? '—' : String(s.default);
 }
 
-/** The Markdown table of every setting, in the table's order. */
+/** The Markdown table of every setting, in the table's order, with columns aligned as the formatter does. */
 export function renderSettingsTable(): string {
+  const head = ['variable', '`--config` key', 'default', 'allowed', 'meaning', 'whose'];
   const rows = SETTING_LIST.map(([, s]) =>
-    [variable(s), fileKey(s), defaultOf(s), s.allowed, s.meaning, WHOSE[s.origin]].map(cell).join(' | '),
+    [variable(s), fileKey(s), defaultOf(s), s.allowed, s.meaning, WHOSE[s.origin]].map(cell),
   );
-  return [
-    '| variable | `--config` key | default | allowed | meaning | whose |',
-    '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r} |`),
-  ].join('\n');
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 /** The page with the text between the markers replaced by a freshly generated table. */
