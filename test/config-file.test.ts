@@ -278,7 +278,7 @@ describe('bad files stop start-up with one line naming the key', () => {
       'hide the route /secretsmanager/',
     ],
     [
-      'the same setting twice',
+      'a near miss of a [pscache] name',
       '[pscache]\nPARAMETERS_SECRETS_EXTENSION_CROSS_REGION = true\nPARAMETERS_SECRETS_EXTENSION_CROSS_REGION_X = 1\n',
       'pscache.PARAMETERS_SECRETS_EXTENSION_CROSS_REGION_X',
       'not a pscache setting',

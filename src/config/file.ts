@@ -8,6 +8,8 @@ import {
   type FileValue,
   inPscacheTable,
   SETTING_LIST,
+  SETTINGS,
+  type Setting,
   type SettingId,
 } from './settings.ts';
 
@@ -67,18 +69,12 @@ export function configFromToml(doc: Table, path: string): ConfigFile {
   const nested = 'logging' in doc || 'capabilities' in doc;
   const keys = nested ? NESTED : FLAT;
 
-  const set = (key: string, id: SettingId, value: unknown) => {
-    const before = values.get(id);
-    if (before) throw fail(key, `sets what ${before.key} already sets; keep one`);
-    values.set(id, { key, value });
-  };
-
   const walk = (table: Table, prefix: string) => {
     for (const [name, value] of Object.entries(table)) {
       const key = prefix === '' ? name : `${prefix}.${name}`;
       const id = keys.get(key);
       if (id !== undefined) {
-        set(key, id, value);
+        values.set(id, { key, value });
         continue;
       }
       if (IGNORED[key] !== undefined) {
@@ -90,13 +86,12 @@ export function configFromToml(doc: Table, path: string): ConfigFile {
         for (const [variable, v] of Object.entries(value)) {
           const own = OWN.get(variable);
           if (own === undefined) throw fail(`pscache.${variable}`, unknownOwn(variable));
-          set(`pscache.${variable}`, own, v);
+          values.set(own, { key: `pscache.${variable}`, value: v });
         }
         continue;
       }
       if (nested && FLAT.has(key)) {
-        const id = FLAT.get(key)!;
-        const full = [...NESTED].find(([, i]) => i === id)?.[0];
+        const full = (SETTINGS[FLAT.get(key)!] as Setting<unknown>).toml;
         throw fail(
           key,
           `is a flat key, which cannot be combined with [logging] or [capabilities]; use ${full}`,
