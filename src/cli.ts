@@ -4,7 +4,15 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { nodeCrypto } from './builtins.ts';
 import { GET_USAGE } from './client/get-usage.ts';
-import { type Config, ConfigError, ENV, lambdaSettings, loadConfig, requireToken } from './config.ts';
+import {
+  type Config,
+  ConfigError,
+  type ConfigFile,
+  lambdaSettings,
+  loadConfig,
+  requireToken,
+  SETTINGS,
+} from './config.ts';
 import { startDaemon } from './daemon.ts';
 import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -15,8 +23,8 @@ const USAGE: Record<string, string> = {
 drop-in compatible with the AWS Parameters and Secrets Lambda Extension.
 
 Usage:
-  pscache serve                      run the daemon (configured by environment variables)
-  pscache dev [--store FILE] [--port N] [--emulator-port N]
+  pscache serve [--config FILE]      run the daemon (configured by environment variables)
+  pscache dev [--store FILE] [--port N] [--emulator-port N] [--config FILE]
                                      run the daemon plus the built-in AWS emulator
   pscache emulator [--store FILE] [--port N]
                                      run the AWS emulator alone
@@ -25,24 +33,28 @@ Usage:
   pscache --version | --help         print the version or this help
   pscache COMMAND --help             help for one command
 
-See README.md for the HTTP API and every environment variable.`,
-  serve: `pscache serve [--lambda-extension-name NAME]
+See README.md for the HTTP API and docs/configuration.md for every setting.`,
+  serve: `pscache serve [--config FILE] [--lambda-extension-name NAME]
 
 Runs the daemon on 127.0.0.1 (and ::1) port PARAMETERS_SECRETS_EXTENSION_HTTP_PORT (default 2773).
-Configuration comes from environment variables only (see README.md). A token source is required:
-PARAMETERS_SECRETS_EXTENSION_TOKEN (a value or file:///path), else AWS_SESSION_TOKEN, else
-AWS_CONTAINER_AUTHORIZATION_TOKEN. Stops cleanly on SIGTERM or SIGINT.
+Configuration comes from environment variables (see docs/configuration.md) and, with --config, a TOML
+file in the AWS Workload Credentials Provider's schema plus a [pscache] table; variables override the
+file. A token source is required: PARAMETERS_SECRETS_EXTENSION_TOKEN, else AWS_TOKEN, else
+AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN (each a value or file:///path).
+Stops cleanly on SIGTERM or SIGINT.
 When AWS_LAMBDA_RUNTIME_API is set it also runs the Lambda Extensions API lifecycle, registering as
-NAME (the layer's launcher passes its own file name; default pscache).
+NAME (the layer's launcher passes its own file name; default pscache); --config is not read there.
+  --config FILE                  TOML configuration file (provider schema)
   --lambda-extension-name NAME   the extension's file name in /opt/extensions`,
-  dev: `pscache dev [--store FILE] [--port N] [--emulator-port N]
+  dev: `pscache dev [--store FILE] [--port N] [--emulator-port N] [--config FILE]
 
 Runs the daemon together with the built-in AWS emulator seeded from FILE (default: the example store
 shipped with pscache), with generated credentials and a generated token (unless
 PARAMETERS_SECRETS_EXTENSION_TOKEN is set), and prints ready-to-paste curl lines. No AWS account needed.
   --store FILE          emulator store (JSON)
   --port N              daemon port (default PARAMETERS_SECRETS_EXTENSION_HTTP_PORT or 2773)
-  --emulator-port N     emulator port (default: any free port)`,
+  --emulator-port N     emulator port (default: any free port)
+  --config FILE         TOML configuration file, as for serve (its region and token are dev's own)`,
   emulator: `pscache emulator [--store FILE] [--port N]
 
 Runs the AWS JSON 1.1 emulator for SSM Parameter Store and Secrets Manager on 127.0.0.1.
@@ -121,8 +133,16 @@ function untilSignal(stop: () => Promise<void>, log: Logger): Promise<number> {
 
 const SIDECAR_GRACE_MS = 3000;
 
+/** The --config file, read and checked; undefined without the flag. The TOML parser loads only here. */
+async function configFile(flags: Flags): Promise<ConfigFile | undefined> {
+  const path = flags['--config'];
+  if (path === undefined) return undefined;
+  const { readConfigFile } = await import('./config/file.ts');
+  return readConfigFile(path);
+}
+
 async function serve(args: string[]): Promise<number> {
-  const flags = parseFlags(args, ['--lambda-extension-name']);
+  const flags = parseFlags(args, ['--config', '--lambda-extension-name']);
   const name = flags['--lambda-extension-name'] ?? 'pscache';
   // A file name, sent as a header: no path separators, no control characters.
   if (!/^[\x20-\x7e]{1,255}$/.test(name) || name.includes('/') || name.trim() !== name) {
@@ -131,8 +151,13 @@ async function serve(args: string[]): Promise<number> {
     );
   }
   // In Lambda even an invalid configuration must register first, to report itself through init/error.
-  if (lambdaSettings(process.env).runtimeApi !== undefined) return runExtension(process.env, name);
-  const config = loadConfig(process.env);
+  if (lambdaSettings(process.env).runtimeApi !== undefined) {
+    if (flags['--config'] !== undefined) {
+      throw new UsageError('--config is not read inside Lambda; set environment variables on the function');
+    }
+    return runExtension(process.env, name);
+  }
+  const config = loadConfig(process.env, await configFile(flags));
   const log = createLogger(config.logLevel, config.logFormat);
   requireToken(config);
   const daemon = await startDaemon(config, log);
@@ -151,12 +176,14 @@ async function emulator(args: string[]): Promise<number> {
 }
 
 async function dev(args: string[]): Promise<number> {
-  const flags = parseFlags(args, ['--store', '--port', '--emulator-port']);
+  const flags = parseFlags(args, ['--store', '--port', '--emulator-port', '--config']);
   const store = storeFlag(flags);
   const port = portFlag(flags, '--port');
   const emulatorPort = portFlag(flags, '--emulator-port') ?? 0;
-  // Validate the user's environment first, so a bad value is reported before anything starts.
-  const userConfig = loadConfig(process.env);
+  const file = await configFile(flags);
+  // Validate the user's configuration first, so a bad value is reported before anything starts. The
+  // Region is dev's own (the emulator's), so none is needed here.
+  const userConfig = loadConfig({ ...process.env, AWS_REGION: 'us-east-1' }, file);
 
   const credentials = {
     accessKeyId: `AKIAPSCACHEDEV${nodeCrypto().randomBytes(3).toString('hex').toUpperCase()}`,
@@ -164,24 +191,27 @@ async function dev(args: string[]): Promise<number> {
   };
   const { startEmulator } = await import('./emulator/index.ts');
   const emu = await startEmulator({ port: emulatorPort, store, credentials: [credentials] });
-  const ownToken = userConfig.tokenSource?.startsWith(ENV.token) ? userConfig.token : undefined;
+  const ownToken = userConfig.tokenSource?.startsWith(SETTINGS.token.env) ? userConfig.token : undefined;
   const token = ownToken || nodeCrypto().randomBytes(24).toString('base64url');
   let config: Config;
   try {
-    config = loadConfig({
-      ...process.env,
-      ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
-      PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_SESSION_TOKEN: undefined,
-      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
-      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
-      AWS_ENDPOINT_URL: emu.url,
-      AWS_ENDPOINT_URL_SSM: undefined,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
-    });
+    config = loadConfig(
+      {
+        ...process.env,
+        ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
+        PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        AWS_SESSION_TOKEN: undefined,
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+        AWS_ENDPOINT_URL: emu.url,
+        AWS_ENDPOINT_URL_SSM: undefined,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
+      },
+      file,
+    );
   } catch (e) {
     await emu.close();
     throw e;

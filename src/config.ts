@@ -1,32 +1,33 @@
-// Environment -> validated Config. The only module that reads environment variables.
+// Environment (and an optional --config file) -> validated Config. The only module that reads environment
+// variables; every name, default and limit comes from the table in src/config/settings.ts.
 import { readFileSync } from 'node:fs';
+import type { AwsConfig, Service } from './aws/types.ts';
+import {
+  ConfigError,
+  type ConfigFile,
+  Invalid,
+  type LogFormat,
+  type LogLevel,
+  type PrefetchItem,
+  type PrefetchTag,
+  SETTING_LIST,
+  SETTINGS,
+  type Setting,
+  type SettingId,
+  type ValueOf,
+} from './config/settings.ts';
+import { pathPrefixCollision } from './server/routes.ts';
 
-export type Service = 'ssm' | 'secretsmanager';
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
-export type LogFormat = 'text' | 'json';
-
-export interface PrefetchItem {
-  service: Service;
-  /** Parameter name or secret id, exactly as given after the `ssm:` / `secretsmanager:` prefix. */
-  id: string;
-}
-
-export interface AwsConfig {
-  /** Region used for signing and for the default endpoints; undefined when no variable names one. */
-  region: string | undefined;
-  /** Static credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN. */
-  envCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
-  /** Container credentials endpoint (Lambda SnapStart, ECS, EKS Pod Identity). */
-  containerCredentials:
-    | { fullUri?: string; relativeUri?: string; authToken?: string; authTokenFile?: string }
-    | undefined;
-  /** Endpoint overrides per service (AWS_ENDPOINT_URL_SSM, ..._SECRETS_MANAGER, then AWS_ENDPOINT_URL). */
-  endpoints: { ssm: string | undefined; secretsmanager: string | undefined };
-  useFips: boolean;
-  useDualstack: boolean;
-  /** AWS_PROFILE, passed to the SDK's default chain for sidecars. */
-  profile: string | undefined;
-}
+export type { AwsConfig, Service };
+export {
+  ConfigError,
+  type ConfigFile,
+  type LogFormat,
+  type LogLevel,
+  type PrefetchItem,
+  type PrefetchTag,
+  SETTINGS,
+};
 
 export interface Config {
   port: number;
@@ -44,16 +45,33 @@ export interface Config {
   maxConnections: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** Fetched at start: PARAMETERS_SECRETS_EXTENSION_PREFETCH, then the file's prefetch.secrets (with roleArn). */
   prefetch: PrefetchItem[];
+  /** Tag keys whose secrets are fetched at start (the file's prefetch.filter_tags). */
+  prefetchTags: PrefetchTag[];
+  /** Most of the cache (0.1..1) that prefetching may fill. */
+  prefetchBufferRatio: number;
+  /** Prefetching first waits a random 0..this many milliseconds. */
+  prefetchMaxJitterMs: number;
   /** How long past expiry an entry may be served while upstream fails transiently (ms); 0 = off. */
   staleIfErrorMs: number;
   maxInboundConnections: number;
   /** How long a miss waits for others to share one batch call (ms); 0 = batching off. */
   batchWindowMs: number;
-  /** Expected value of X-Aws-Parameters-Secrets-Token; undefined when no source is set. */
+  /** Expected token value; undefined when no source is set. */
   token: string | undefined;
   /** Name of the variable the token came from (never the value). */
   tokenSource: string | undefined;
+  /** Variables read for the token after PARAMETERS_SECRETS_EXTENSION_TOKEN, in order. */
+  tokenVariables: string[];
+  /** Request headers that carry the token, as configured (compared case-insensitively). */
+  tokenHeaders: string[];
+  /** Path-style secret reads: this prefix + the URL-encoded secret id. Starts and ends with `/`. */
+  pathPrefix: string;
+  /** Most roles live at once for roleArn reads. */
+  maxRoles: number;
+  /** An ARN naming another Region is read from that Region. */
+  crossRegion: boolean;
   aws: AwsConfig;
   lambda: {
     /** host:port of the Lambda Runtime API when running as an extension. */
@@ -61,61 +79,11 @@ export interface Config {
     snapStart: boolean;
     functionMemoryMb: number | undefined;
   };
-  /** Notes worth logging at start (clamps, aliases used). Never contain values of secrets. */
+  /** Notes worth logging at start (clamps, ignored keys). Never contain values of secrets. */
   notes: string[];
 }
 
-/** A configuration value that cannot be used. The message names the variable, the value and what is allowed. */
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    readonly value: string | undefined,
-    readonly allowed: string,
-    /** False for values that must not be echoed (tokens). */
-    showValue = true,
-  ) {
-    super(
-      value === undefined
-        ? `${variable} is not set: ${allowed}`
-        : `${variable}=${showValue ? JSON.stringify(value) : '(hidden)'} is invalid: ${allowed}`,
-    );
-    this.name = 'ConfigError';
-  }
-}
-
 type Env = Record<string, string | undefined>;
-
-export const ENV = {
-  cacheEnabled: 'PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED',
-  cacheSize: 'PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE',
-  maxCacheSize: 'PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE',
-  ssmTtl: 'SSM_PARAMETER_STORE_TTL',
-  smTtl: 'SECRETS_MANAGER_TTL',
-  ttlSecs: 'PARAMETERS_SECRETS_EXTENSION_TTL_SECS',
-  ssmTimeout: 'SSM_PARAMETER_STORE_TIMEOUT_MILLIS',
-  smTimeout: 'SECRETS_MANAGER_TIMEOUT_MILLIS',
-  port: 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT',
-  maxConnections: 'PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS',
-  logLevel: 'PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL',
-  lambdaLogLevel: 'AWS_LAMBDA_LOG_LEVEL',
-  lambdaLogFormat: 'AWS_LAMBDA_LOG_FORMAT',
-  prefetch: 'PARAMETERS_SECRETS_EXTENSION_PREFETCH',
-  staleIfError: 'PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR',
-  maxInbound: 'PARAMETERS_SECRETS_EXTENSION_MAX_INBOUND_CONNECTIONS',
-  batchWindow: 'PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS',
-  token: 'PARAMETERS_SECRETS_EXTENSION_TOKEN',
-} as const;
-
-export const LIMITS = {
-  cacheSize: 100_000,
-  ttlSeconds: 86_400,
-  maxCacheMb: 1_048_576,
-  timeoutMillis: 2_147_483_647,
-  maxConnections: 1_000,
-  staleIfErrorSeconds: 86_400,
-  maxInbound: 65_535,
-  batchWindowMillis: 100,
-} as const;
 
 /** Reads an env var; empty or all-blank values count as unset (`VAR=` in a shell or console). */
 function read(env: Env, name: string): string | undefined {
@@ -123,137 +91,110 @@ function read(env: Env, name: string): string | undefined {
   return v === undefined || v.trim() === '' ? undefined : v;
 }
 
-function int(env: Env, name: string, min: number, max: number, fallback: number): number {
-  const raw = read(env, name);
-  if (raw === undefined) return fallback;
-  const t = raw.trim();
-  const allowed = `must be a whole number from ${min} to ${max}`;
-  if (!/^\d+$/.test(t)) throw new ConfigError(name, raw, allowed);
-  const n = Number(t);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(name, raw, allowed);
-  return n;
+/** Where a value came from: a variable, or a key of the --config file. */
+interface Found<T> {
+  value: T;
+  variable?: string;
+  raw?: string;
+  fileKey?: string;
 }
 
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = read(env, name);
-  if (raw === undefined) return fallback;
-  const t = raw.trim().toLowerCase();
-  if (t === 'true') return true;
-  if (t === 'false') return false;
-  throw new ConfigError(name, raw, 'must be true or false (any case)');
-}
+/** Looks settings up: the variable (then its aliases), else the --config file, else the default. */
+class Reader {
+  constructor(
+    private readonly env: Env,
+    private readonly file: ConfigFile | undefined,
+  ) {}
 
-const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'none'];
-/** Lambda's advanced logging controls use TRACE..FATAL; map them onto ours. */
-const LAMBDA_LEVELS: Record<string, LogLevel> = {
-  trace: 'debug',
-  debug: 'debug',
-  info: 'info',
-  warn: 'warn',
-  error: 'error',
-  fatal: 'error',
-};
-
-function logLevel(env: Env): LogLevel {
-  const own = read(env, ENV.logLevel);
-  if (own !== undefined) {
-    const t = own.trim().toLowerCase();
-    if ((LEVELS as readonly string[]).includes(t)) return t as LogLevel;
-    throw new ConfigError(ENV.logLevel, own, `must be one of ${LEVELS.join(', ')} (any case)`);
-  }
-  const lambda = read(env, ENV.lambdaLogLevel);
-  if (lambda !== undefined) {
-    const mapped = LAMBDA_LEVELS[lambda.trim().toLowerCase()];
-    if (mapped) return mapped;
-    throw new ConfigError(
-      ENV.lambdaLogLevel,
-      lambda,
-      'must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL (any case)',
-    );
-  }
-  return 'info';
-}
-
-function logFormat(env: Env): LogFormat {
-  const raw = read(env, ENV.lambdaLogFormat);
-  if (raw === undefined) return 'text';
-  const t = raw.trim().toLowerCase();
-  if (t === 'json') return 'json';
-  if (t === 'text') return 'text';
-  throw new ConfigError(ENV.lambdaLogFormat, raw, 'must be JSON or Text (any case)');
-}
-
-function prefetch(env: Env): PrefetchItem[] {
-  const raw = read(env, ENV.prefetch);
-  if (raw === undefined) return [];
-  const items: PrefetchItem[] = [];
-  for (const part of raw.split(',')) {
-    const entry = part.trim();
-    if (entry === '') continue;
-    const m = /^(ssm|secretsmanager):(.+)$/.exec(entry);
-    if (!m || m[2]!.length > 2048) {
-      throw new ConfigError(
-        ENV.prefetch,
-        raw,
-        `entry ${JSON.stringify(entry)} must be ssm:NAME or secretsmanager:ID (names up to 2048 characters), comma-separated`,
-      );
-    }
-    items.push({ service: m[1] as Service, id: m[2]! });
-  }
-  return items;
-}
-
-function endpoint(env: Env, name: string): string | undefined {
-  const raw = read(env, name);
-  if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw.trim());
-  } catch {
-    throw new ConfigError(name, raw, 'must be an absolute http:// or https:// URL');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(name, raw, 'must be an absolute http:// or https:// URL');
-  }
-  return url.toString();
-}
-
-function token(env: Env): { token: string | undefined; source: string | undefined } {
-  const own = env[ENV.token];
-  if (own !== undefined && own !== '') {
-    if (own.startsWith('file://')) {
-      let path: string;
+  find<K extends SettingId>(id: K): Found<ValueOf<K>> | undefined {
+    const s = SETTINGS[id] as Setting<ValueOf<K>>;
+    for (const name of s.env === undefined ? [] : [s.env, ...(s.aliases ?? [])]) {
+      const raw = read(this.env, name);
+      if (raw === undefined) continue;
       try {
-        path = decodeURIComponent(new URL(own).pathname);
-      } catch {
-        throw new ConfigError(ENV.token, own, 'a file:// value must be a file URL such as file:///run/token');
-      }
-      let text: string;
-      try {
-        text = readFileSync(path, 'utf8');
+        return { value: s.parse(raw), variable: name, raw };
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? 'error';
-        throw new ConfigError(ENV.token, own, `the token file could not be read (${code})`);
+        throw this.rethrow(e, { variable: name, raw }, s.secret);
       }
-      const value = text.replace(/\r?\n$/, '');
-      if (value === '') throw new ConfigError(ENV.token, own, 'the token file is empty');
-      return { token: value, source: `${ENV.token} (file)` };
     }
-    return { token: own, source: ENV.token };
+    const f = this.file?.values.get(id);
+    if (f === undefined) return undefined;
+    const at = { fileKey: f.key, raw: shown(f.value) };
+    try {
+      return { value: s.fromFile ? s.fromFile(f.value) : s.parse(scalarText(f.value, s)), ...at };
+    } catch (e) {
+      throw this.rethrow(e, at);
+    }
   }
-  for (const name of ['AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN']) {
+
+  get<K extends SettingId>(id: K): ValueOf<K> {
+    const found = this.find(id);
+    return found === undefined ? (SETTINGS[id].default as ValueOf<K>) : found.value;
+  }
+
+  /** The error for a value that parsed but cannot be used, naming where it came from. */
+  invalid(at: Omit<Found<unknown>, 'value'>, allowed: string): ConfigError {
+    if (at.fileKey !== undefined && this.file) {
+      return ConfigError.inFile(this.file.path, at.fileKey, `= ${at.raw} is invalid: ${allowed}`);
+    }
+    return new ConfigError(at.variable ?? '?', at.raw, allowed);
+  }
+
+  private rethrow(e: unknown, at: Omit<Found<unknown>, 'value'>, secret = false): unknown {
+    if (!(e instanceof Invalid)) return e;
+    if (at.fileKey === undefined) return new ConfigError(at.variable ?? '?', at.raw, e.message, !secret);
+    return this.invalid(at, e.message);
+  }
+}
+
+/** A file scalar as the text a variable would hold; anything else is refused with what is allowed. */
+function scalarText(value: unknown, s: Setting<unknown>): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value)))
+    return String(value);
+  throw new Invalid(`must be ${s.allowed}`);
+}
+
+/** A file value as an error message shows it (TOML-like: strings quoted, numbers and booleans bare). */
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}
+
+function readTokenFile(name: string, value: string): string {
+  let path: string;
+  try {
+    path = decodeURIComponent(new URL(value).pathname);
+  } catch {
+    throw new ConfigError(name, value, 'a file:// value must be a file URL such as file:///run/token');
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(name, value, `the token file could not be read (${code})`);
+  }
+  const token = text.replace(/\r?\n$/, '');
+  if (token === '') throw new ConfigError(name, value, 'the token file is empty');
+  return token;
+}
+
+/** The first set variable of PARAMETERS_SECRETS_EXTENSION_TOKEN then `variables`; each a value or file://. */
+function token(
+  env: Env,
+  variables: readonly string[],
+): { token: string | undefined; source: string | undefined } {
+  for (const name of [SETTINGS.token.env, ...variables]) {
     const v = env[name];
-    if (v !== undefined && v !== '') return { token: v, source: name };
+    if (v === undefined || v === '') continue;
+    if (!v.startsWith('file://')) return { token: v, source: name };
+    return { token: readTokenFile(name, v), source: `${name} (file)` };
   }
   return { token: undefined, source: undefined };
 }
 
-function awsConfig(env: Env): AwsConfig {
-  const region = read(env, 'AWS_REGION') ?? read(env, 'AWS_DEFAULT_REGION');
-  if (region !== undefined && !/^[a-z0-9-]{1,64}$/.test(region.trim())) {
-    const name = read(env, 'AWS_REGION') !== undefined ? 'AWS_REGION' : 'AWS_DEFAULT_REGION';
-    throw new ConfigError(name, region, 'must be a Region name such as us-east-1');
-  }
+function awsConfig(env: Env, r: Reader): AwsConfig {
   const akid = read(env, 'AWS_ACCESS_KEY_ID');
   const secret = read(env, 'AWS_SECRET_ACCESS_KEY');
   if ((akid === undefined) !== (secret === undefined)) {
@@ -267,9 +208,9 @@ function awsConfig(env: Env): AwsConfig {
   const sessionToken = read(env, 'AWS_SESSION_TOKEN');
   const fullUri = read(env, 'AWS_CONTAINER_CREDENTIALS_FULL_URI');
   const relativeUri = read(env, 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI');
-  const fallback = endpoint(env, 'AWS_ENDPOINT_URL');
-  return {
-    region: region?.trim(),
+  const fallback = r.get('endpoint');
+  const aws: AwsConfig = {
+    region: r.get('region'),
     envCredentials:
       akid !== undefined && secret !== undefined
         ? {
@@ -292,13 +233,28 @@ function awsConfig(env: Env): AwsConfig {
           }
         : undefined,
     endpoints: {
-      ssm: endpoint(env, 'AWS_ENDPOINT_URL_SSM') ?? fallback,
-      secretsmanager: endpoint(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER') ?? fallback,
+      ssm: r.get('endpointSsm') ?? fallback,
+      secretsmanager: r.get('endpointSecrets') ?? fallback,
     },
-    useFips: bool(env, 'AWS_USE_FIPS_ENDPOINT', false),
-    useDualstack: bool(env, 'AWS_USE_DUALSTACK_ENDPOINT', false),
+    useFips: r.get('useFips'),
+    useDualstack: r.get('useDualstack'),
     profile: read(env, 'AWS_PROFILE'),
   };
+  for (const service of ['ssm', 'secretsmanager'] as const) {
+    if (aws.region === undefined && aws.endpoints[service] === undefined) {
+      throw new ConfigError(
+        'AWS_REGION',
+        undefined,
+        'set AWS_REGION (or AWS_DEFAULT_REGION) to the Region of your parameters and secrets, e.g. us-east-1',
+      );
+    }
+  }
+  return aws;
+}
+
+/** PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL (or the file's log_level), else AWS_LAMBDA_LOG_LEVEL, else info. */
+function logLevel(r: Reader): LogLevel {
+  return r.find('logLevel')?.value ?? r.get('lambdaLogLevel');
 }
 
 export interface LambdaSettings {
@@ -315,6 +271,7 @@ export interface LambdaSettings {
  * throws; a bad log variable falls back to the default here and is reported by loadConfig.
  */
 export function lambdaSettings(env: Env): LambdaSettings {
+  const r = new Reader(env, undefined);
   const fallback = <T>(f: () => T, value: T): T => {
     try {
       return f();
@@ -325,8 +282,8 @@ export function lambdaSettings(env: Env): LambdaSettings {
   return {
     runtimeApi: read(env, 'AWS_LAMBDA_RUNTIME_API')?.trim(),
     snapStart: read(env, 'AWS_LAMBDA_INITIALIZATION_TYPE')?.trim().toLowerCase() === 'snap-start',
-    logLevel: fallback(() => logLevel(env), 'info'),
-    logFormat: fallback(() => logFormat(env), 'text'),
+    logLevel: fallback(() => logLevel(r), 'info'),
+    logFormat: fallback(() => r.get('lambdaLogFormat'), 'text'),
   };
 }
 
@@ -334,60 +291,81 @@ export function lambdaSettings(env: Env): LambdaSettings {
 export function requireToken(config: Config): string {
   if (config.token === undefined) {
     throw new ConfigError(
-      ENV.token,
+      SETTINGS.token.env,
       undefined,
-      'no token source: set PARAMETERS_SECRETS_EXTENSION_TOKEN to a value or file:///path (inside Lambda, AWS_SESSION_TOKEN is used)',
+      `no token source: set PARAMETERS_SECRETS_EXTENSION_TOKEN to a value or file:///path (also read, in order: ${config.tokenVariables.join(', ')}; inside Lambda, AWS_SESSION_TOKEN is set)`,
     );
   }
   return config.token;
 }
 
-/** Turns an environment into a Config, or throws ConfigError naming the first bad variable. */
-export function loadConfig(env: Env): Config {
-  const notes: string[] = [];
-  const cacheSize = int(env, ENV.cacheSize, 0, LIMITS.cacheSize, 1000);
-  const cacheEnabled = bool(env, ENV.cacheEnabled, true) && cacheSize > 0;
+/**
+ * Turns an environment (and a --config file) into a Config, or throws ConfigError naming the first bad
+ * variable or key. Per setting, a variable overrides the file; then a per-service TTL overrides the single
+ * TTL, wherever each came from.
+ */
+export function loadConfig(env: Env, file?: ConfigFile): Config {
+  const r = new Reader(env, file);
+  // Every setting is checked, including those accepted and ignored (the provider's log_to_file).
+  for (const [id] of SETTING_LIST) r.find(id);
+  const notes: string[] = [...(file?.notes ?? [])];
+  const cacheSize = r.get('cacheSize');
+  const cacheEnabled = r.get('cacheEnabled') && cacheSize > 0;
 
-  // Per-service TTL variables win over the article's single TTL.
-  const sharedTtl = int(env, ENV.ttlSecs, 0, LIMITS.ttlSeconds, 300);
-  const ssmTtl = int(env, ENV.ssmTtl, 0, LIMITS.ttlSeconds, sharedTtl);
-  const smTtl = int(env, ENV.smTtl, 0, LIMITS.ttlSeconds, sharedTtl);
+  const sharedTtl = r.get('ttl');
+  const ssmTtl = r.find('ssmTtl')?.value ?? sharedTtl;
+  const smTtl = r.find('secretsTtl')?.value ?? sharedTtl;
 
-  const memoryRaw = read(env, 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE');
-  const functionMemoryMb =
-    memoryRaw === undefined ? undefined : int(env, 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 1, 1_048_576, 0);
-  let maxMb = int(env, ENV.maxCacheSize, 1, LIMITS.maxCacheMb, 1000);
+  const functionMemoryMb = r.find('functionMemory')?.value;
+  const maxCache = r.find('maxCacheSize');
+  let maxMb = maxCache?.value ?? SETTINGS.maxCacheSize.default;
   if (functionMemoryMb !== undefined && maxMb > functionMemoryMb / 2) {
     const clamped = Math.max(1, Math.floor(functionMemoryMb / 2));
-    if (read(env, ENV.maxCacheSize) !== undefined) {
-      notes.push(`${ENV.maxCacheSize}=${maxMb} is over half the function memory; using ${clamped} MB`);
+    if (maxCache !== undefined) {
+      notes.push(
+        `${SETTINGS.maxCacheSize.env}=${maxMb} is over half the function memory; using ${clamped} MB`,
+      );
     }
     maxMb = clamped;
   }
 
-  const { token: tok, source } = token(env);
+  const tokenVariables = [...r.get('tokenVariables')];
+  const { token: tok, source } = token(env, tokenVariables);
   const lambda = lambdaSettings(env);
 
+  const prefix = r.find('pathPrefix');
+  const collision = prefix && pathPrefixCollision(prefix.value);
+  if (prefix && collision) throw r.invalid(prefix, `it would hide the route ${collision}`);
+
+  // The provider's ignore_transient_errors = false means no stale serving; the variable still wins.
+  const staleIfError =
+    r.find('staleIfError')?.value ?? (r.get('ignoreTransientErrors') ? SETTINGS.staleIfError.default : 0);
+
   return {
-    port: int(env, ENV.port, 1, 65535, 2773),
+    port: r.get('port'),
     cacheEnabled,
     cacheSize,
     cacheMaxBytes: maxMb * 1024 * 1024,
     ttlMs: { ssm: ssmTtl * 1000, secretsmanager: smTtl * 1000 },
-    timeoutMs: {
-      ssm: int(env, ENV.ssmTimeout, 0, LIMITS.timeoutMillis, 0),
-      secretsmanager: int(env, ENV.smTimeout, 0, LIMITS.timeoutMillis, 0),
-    },
-    maxConnections: int(env, ENV.maxConnections, 1, LIMITS.maxConnections, 3),
-    logLevel: logLevel(env),
-    logFormat: logFormat(env),
-    prefetch: prefetch(env),
-    staleIfErrorMs: int(env, ENV.staleIfError, 0, LIMITS.staleIfErrorSeconds, 300) * 1000,
-    maxInboundConnections: int(env, ENV.maxInbound, 1, LIMITS.maxInbound, 1024),
-    batchWindowMs: int(env, ENV.batchWindow, 0, LIMITS.batchWindowMillis, 2),
+    timeoutMs: { ssm: r.get('ssmTimeout'), secretsmanager: r.get('secretsTimeout') },
+    maxConnections: r.get('maxConnections'),
+    logLevel: logLevel(r),
+    logFormat: r.get('lambdaLogFormat'),
+    prefetch: [...r.get('prefetch'), ...r.get('prefetchSecrets')],
+    prefetchTags: [...r.get('prefetchTags')],
+    prefetchBufferRatio: r.get('prefetchBufferRatio'),
+    prefetchMaxJitterMs: r.get('prefetchJitter') * 1000,
+    staleIfErrorMs: staleIfError * 1000,
+    maxInboundConnections: r.get('maxInbound'),
+    batchWindowMs: r.get('batchWindow'),
     token: tok,
     tokenSource: source,
-    aws: awsConfig(env),
+    tokenVariables,
+    tokenHeaders: [...r.get('tokenHeaders')],
+    pathPrefix: prefix?.value ?? SETTINGS.pathPrefix.default,
+    maxRoles: r.get('maxRoles'),
+    crossRegion: r.get('crossRegion'),
+    aws: awsConfig(env, r),
     lambda: {
       runtimeApi: lambda.runtimeApi,
       snapStart: lambda.snapStart,

@@ -55,6 +55,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const server = new PscacheServer({
     port: config.port,
     token: config.token,
+    tokenHeaders: config.tokenHeaders,
+    pathPrefix: config.pathPrefix,
     maxInboundConnections: config.maxInboundConnections,
     cache,
     collections: new Collections(cache),

@@ -4,10 +4,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { parseRoleArn } from '../src/arn.ts';
+import { SETTING_LIST, type Setting, type SettingId } from '../src/config/settings.ts';
+import { ConfigError, loadConfig, requireToken } from '../src/config.ts';
 import { runPscache, TEST_TOKEN } from './helpers/daemon.ts';
 
-const base = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, AWS_REGION: 'us-east-1' };
+const region = { AWS_REGION: 'us-east-1' };
+const base = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, ...region };
 
 describe('config defaults', () => {
   test('match the official extension', () => {
@@ -73,13 +76,19 @@ describe('config precedence and aliases', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pscache-cfg-'));
     const file = join(dir, 'token');
     writeFileSync(file, 'from-file\n');
-    assert.equal(loadConfig({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }).token, 'from-file');
-    assert.equal(loadConfig({ PARAMETERS_SECRETS_EXTENSION_TOKEN: 'a', AWS_SESSION_TOKEN: 'b' }).token, 'a');
-    const s = loadConfig({ AWS_SESSION_TOKEN: 'b', AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' });
+    assert.equal(
+      loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }).token,
+      'from-file',
+    );
+    assert.equal(
+      loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: 'a', AWS_SESSION_TOKEN: 'b' }).token,
+      'a',
+    );
+    const s = loadConfig({ ...region, AWS_SESSION_TOKEN: 'b', AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' });
     assert.equal(s.token, 'b');
     assert.equal(s.tokenSource, 'AWS_SESSION_TOKEN');
-    assert.equal(loadConfig({ AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' }).token, 'c');
-    assert.equal(loadConfig({}).token, undefined);
+    assert.equal(loadConfig({ ...region, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' }).token, 'c');
+    assert.equal(loadConfig(region).token, undefined);
   });
   test('endpoint overrides: per service over the general one', () => {
     const c = loadConfig({
@@ -194,5 +203,217 @@ describe('pscache serve refuses to start on bad configuration', () => {
     const top = await runPscache(['--help'], {});
     assert.equal(top.code, 0);
     assert.match(top.stdout, /pscache serve/);
+  });
+});
+
+describe('every setting of the table is validated from it', () => {
+  // Bounds for every whole-number setting with a variable: both ends accepted, one past each refused.
+  const ints = SETTING_LIST.filter(
+    (e): e is [SettingId, Setting<unknown> & { env: string; max: number }] =>
+      e[1].env !== undefined && typeof (e[1] as { max?: unknown }).max === 'number',
+  );
+  for (const [id, s] of ints) {
+    const min = Number(/from (\d+)/.exec(s.allowed)![1]);
+    test(`${s.env}: ${min} and ${s.max} accepted, ${min - 1} and ${s.max + 1} refused`, () => {
+      for (const ok of [min, s.max]) {
+        assert.doesNotThrow(() => loadConfig({ ...base, [s.env]: String(ok) }), `${s.env}=${ok}`);
+      }
+      for (const bad of [min - 1, s.max + 1, `${min}.5`]) {
+        assert.throws(
+          () => loadConfig({ ...base, [s.env]: String(bad) }),
+          (e: unknown) =>
+            e instanceof ConfigError &&
+            e.variable === s.env &&
+            e.message === `${s.env}=${JSON.stringify(String(bad))} is invalid: must be ${s.allowed}`,
+          `${id}: ${bad}`,
+        );
+      }
+    });
+  }
+  test('booleans: true/false in any case; anything else refused', () => {
+    const bools = SETTING_LIST.filter(([, s]) => s.env !== undefined && s.allowed === 'true or false');
+    assert.ok(bools.length >= 4);
+    for (const [, s] of bools) {
+      assert.doesNotThrow(() => loadConfig({ ...base, [s.env!]: 'TRUE' }));
+      assert.doesNotThrow(() => loadConfig({ ...base, [s.env!]: 'false' }));
+      assert.throws(() => loadConfig({ ...base, [s.env!]: 'yes' }), /must be true or false/);
+    }
+  });
+  test('defaults of the new settings', () => {
+    const c = loadConfig(base);
+    assert.deepEqual(c.tokenHeaders, ['X-Aws-Parameters-Secrets-Token', 'X-Vault-Token']);
+    assert.deepEqual(c.tokenVariables, [
+      'AWS_TOKEN',
+      'AWS_SESSION_TOKEN',
+      'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+    ]);
+    assert.equal(c.pathPrefix, '/v1/');
+    assert.equal(c.maxRoles, 20);
+    assert.equal(c.crossRegion, true);
+    assert.deepEqual(c.prefetchTags, []);
+    assert.equal(c.prefetchBufferRatio, 0.8);
+    assert.equal(c.prefetchMaxJitterMs, 0);
+  });
+  test('the new variables: max roles, cross-Region, path prefix, token headers and variables', () => {
+    const c = loadConfig({
+      ...base,
+      PARAMETERS_SECRETS_EXTENSION_MAX_ROLES: '3',
+      PARAMETERS_SECRETS_EXTENSION_CROSS_REGION: 'False',
+      PARAMETERS_SECRETS_EXTENSION_PATH_PREFIX: '/secrets/v2/',
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_HEADERS: 'X-My-Token, x-other',
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN',
+    });
+    assert.equal(c.maxRoles, 3);
+    assert.equal(c.crossRegion, false);
+    assert.equal(c.pathPrefix, '/secrets/v2/');
+    assert.deepEqual(c.tokenHeaders, ['X-My-Token', 'x-other']);
+    assert.deepEqual(c.tokenVariables, ['MY_TOKEN']);
+  });
+  test('a path prefix must start and end with / and must not hide a route', () => {
+    for (const bad of ['v1/', '/v1', '/', '/v 1/', '/v1//x/', '/a?b/']) {
+      assert.throws(
+        () => loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_PATH_PREFIX: bad }),
+        /PARAMETERS_SECRETS_EXTENSION_PATH_PREFIX=.* is invalid: must start and end with \//,
+        bad,
+      );
+    }
+    for (const [prefix, route] of [
+      ['/secretsmanager/', '/secretsmanager/'],
+      ['/ping/', '/ping'],
+      ['/systemsmanager/parameters/', '/systemsmanager/parameters/'],
+    ]) {
+      assert.throws(
+        () => loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_PATH_PREFIX: prefix }),
+        (e: unknown) => e instanceof ConfigError && e.message.includes(`it would hide the route ${route}`),
+        prefix,
+      );
+    }
+  });
+  test('token header and variable lists refuse empty lists and bad names', () => {
+    assert.throws(
+      () => loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_TOKEN_HEADERS: ' , ' }),
+      /PARAMETERS_SECRETS_EXTENSION_TOKEN_HEADERS=" , " is invalid: must be a non-empty list of header names/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_TOKEN_HEADERS: 'X Token' }),
+      /"X Token" is not a header name/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY-TOKEN' }),
+      /"MY-TOKEN" is not a variable name/,
+    );
+  });
+  test('no Region and not every endpoint overridden: the error names AWS_REGION', () => {
+    const keys = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN };
+    for (const env of [keys, { ...keys, AWS_ENDPOINT_URL_SSM: 'http://127.0.0.1:1/' }]) {
+      assert.throws(
+        () => loadConfig(env),
+        (e: unknown) =>
+          e instanceof ConfigError && e.variable === 'AWS_REGION' && /set AWS_REGION/.test(e.message),
+      );
+    }
+    assert.equal(loadConfig({ ...keys, AWS_ENDPOINT_URL: 'http://127.0.0.1:1/' }).aws.region, undefined);
+    assert.equal(loadConfig({ ...keys, AWS_DEFAULT_REGION: 'eu-west-1' }).aws.region, 'eu-west-1');
+  });
+});
+
+describe('the token: PARAMETERS_SECRETS_EXTENSION_TOKEN, then AWS_TOKEN, AWS_SESSION_TOKEN, the container token', () => {
+  const all = {
+    PARAMETERS_SECRETS_EXTENSION_TOKEN: 'own',
+    AWS_TOKEN: 'provider',
+    AWS_SESSION_TOKEN: 'session',
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container',
+  };
+  test('each variable in order, the first set one wins', () => {
+    const order = Object.keys(all) as Array<keyof typeof all>;
+    for (let i = 0; i < order.length; i++) {
+      const env: Record<string, string> = { ...region };
+      for (const name of order.slice(i)) env[name] = all[name];
+      const c = loadConfig(env);
+      assert.equal(c.token, all[order[i]!]);
+      assert.equal(c.tokenSource, order[i]);
+    }
+  });
+  test('AWS_TOKEN=file:///path is read once, its trailing newline dropped; an empty file names AWS_TOKEN', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pscache-cfg-'));
+    writeFileSync(join(dir, 'awssmatoken'), 'from-provider-file\n');
+    writeFileSync(join(dir, 'empty'), '');
+    const c = loadConfig({ ...region, AWS_TOKEN: `file://${dir}/awssmatoken`, AWS_SESSION_TOKEN: 's' });
+    assert.equal(c.token, 'from-provider-file');
+    assert.equal(c.tokenSource, 'AWS_TOKEN (file)');
+    assert.throws(
+      () => loadConfig({ ...region, AWS_TOKEN: `file://${dir}/empty` }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.variable === 'AWS_TOKEN' && /the token file is empty/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ ...region, AWS_TOKEN: `file://${dir}/missing` }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.variable === 'AWS_TOKEN' &&
+        /could not be read \(ENOENT\)/.test(e.message),
+    );
+  });
+  test('the variable list is configurable: only the listed variables are read, in their order', () => {
+    const c = loadConfig({
+      ...region,
+      ...all,
+      PARAMETERS_SECRETS_EXTENSION_TOKEN: undefined,
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN,AWS_SESSION_TOKEN',
+      MY_TOKEN: 'mine',
+    });
+    assert.equal(c.token, 'mine');
+    const d = loadConfig({
+      ...region,
+      ...all,
+      PARAMETERS_SECRETS_EXTENSION_TOKEN: undefined,
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN',
+    });
+    assert.equal(d.token, undefined);
+    assert.throws(() => requireToken(d), /also read, in order: MY_TOKEN/);
+    // PARAMETERS_SECRETS_EXTENSION_TOKEN is always read first.
+    assert.equal(
+      loadConfig({ ...region, ...all, PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN' }).token,
+      'own',
+    );
+  });
+});
+
+describe('parseRoleArn', () => {
+  test('role ARNs of every partition, with and without a path', () => {
+    assert.deepEqual(parseRoleArn('arn:aws:iam::123456789012:role/MyRole'), {
+      partition: 'aws',
+      account: '123456789012',
+      path: '/',
+      name: 'MyRole',
+      arn: 'arn:aws:iam::123456789012:role/MyRole',
+    });
+    assert.equal(
+      parseRoleArn('arn:aws-cn:iam::123456789012:role/team/app/Reader+x=y,z.w@v-u_t')?.path,
+      '/team/app/',
+    );
+    for (const p of ['aws-us-gov', 'aws-iso', 'aws-iso-b', 'aws-iso-e', 'aws-iso-f']) {
+      assert.ok(parseRoleArn(`arn:${p}:iam::123456789012:role/R`), p);
+    }
+  });
+  test('anything else is refused', () => {
+    for (const bad of [
+      'notAnArn',
+      'arn:aws:iam::123456789012:user/SomeUser',
+      'arn:aws:iam::12345:role/Admin',
+      'arn:aws:iam::1234567890123:role/Admin',
+      'arn:aws:iam::12345678901a:role/Admin',
+      'arn:aws:iam:::role/Admin',
+      'arn:aws:iam::123456789012:role/',
+      'arn:aws:iam:us-east-1:123456789012:role/Admin',
+      'arn:aws:sts::123456789012:role/Admin',
+      'arn:azure:iam::123456789012:role/Admin',
+      'arn:aws:iam::123456789012:role/test","injected":"value',
+      'arn:aws:iam::123456789012:role//double/Name',
+      `arn:aws:iam::123456789012:role/${'n'.repeat(65)}`,
+      ' arn:aws:iam::123456789012:role/Admin',
+    ]) {
+      assert.equal(parseRoleArn(bad), undefined, bad);
+    }
   });
 });

@@ -212,7 +212,11 @@ describe('launcher', () => {
     const marker = join(dir, 'loaded');
     const preload = join(dir, 'preload.cjs');
     writeFileSync(preload, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x');`);
-    const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${preload}` };
+    const env = {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      AWS_REGION: 'us-east-1',
+      NODE_OPTIONS: `--require ${preload}`,
+    };
     // The same setting does load code into a plain node: the check below can fail.
     spawnSync(process.execPath, ['-e', '0'], { env });
     assert.ok(existsSync(marker));
@@ -232,6 +236,7 @@ describe('launcher', () => {
     const r = run(
       {
         PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        AWS_REGION: 'us-east-1',
         'BASH_FUNC_cd%%': evil,
         'BASH_FUNC_test%%': evil,
         'BASH_FUNC_command%%': evil,

@@ -1,12 +1,11 @@
 // One AWS JSON 1.1 service endpoint: signed POSTs over a small keep-alive socket pool, with retries,
 // per-attempt timeouts and a cap on response size. No AWS SDK code runs here.
 import type { Agent, ClientRequest, IncomingHttpHeaders, RequestOptions } from 'node:http';
-import type { Service } from '../config.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { VERSION } from '../version.ts';
 import type { AwsCredentials, CredentialSource } from './credentials.ts';
 import { signRequest } from './signer.ts';
-import { type CallObserver, type FailureKind, UpstreamError } from './types.ts';
+import { type CallObserver, type FailureKind, type Service, UpstreamError } from './types.ts';
 
 export interface AwsJsonClientOptions {
   service: Service;

@@ -3,7 +3,7 @@
 // one-file bundle and ~20 ms to every cold start (measured), for one GET and a JSON parse.
 import { readFile } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import type { AwsCredentials } from './credentials.ts';
+import type { AwsCredentials } from './types.ts';
 
 export interface ContainerEndpoint {
   fullUri?: string;

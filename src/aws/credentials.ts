@@ -1,16 +1,11 @@
 // Where signing credentials come from (environment -> container endpoint -> SDK default chain), cached
 // and refreshed before they expire. SDK providers are imported only when that source is the one in use.
 
-import type { AwsConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { fetchContainerCredentials } from './container-credentials.ts';
-import type { SigningCredentials } from './signer.ts';
-import { UpstreamError } from './types.ts';
+import { type AwsConfig, type AwsCredentials, UpstreamError } from './types.ts';
 
-export interface AwsCredentials extends SigningCredentials {
-  /** When they stop working; undefined for long-term keys. */
-  readonly expiration?: Date;
-}
+export type { AwsCredentials };
 
 export interface CredentialSource {
   /** For logs: `environment`, `container`, `default chain` or `static`. */

@@ -1,7 +1,7 @@
 // Where each service lives: the configured override, else the AWS SDK v3 endpoint rules for the Region.
 // The rules below are transcribed from the SDK's generated rule sets (client-ssm, client-secrets-manager)
 // and partition table; test/aws.test.ts compares them with the SDK's own resolver.
-import type { Service } from '../config.ts';
+import type { Service } from './types.ts';
 
 interface Partition {
   name: string;

@@ -1,10 +1,9 @@
 // The upstream layer as the rest of pscache sees it: one signed JSON client per service, built from Config.
-import { type Config, ConfigError } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { AwsJsonClient } from './client.ts';
 import { type CredentialSource, createCredentialSource } from './credentials.ts';
 import { resolveEndpoint } from './endpoints.ts';
-import type { CallObserver, Service } from './types.ts';
+import type { CallObserver, Service, UpstreamConfig } from './types.ts';
 
 export { AwsJsonClient, type AwsJsonClientOptions, type CallOptions, MAX_RESPONSE_BYTES } from './client.ts';
 export type { AwsCredentials, CredentialSource } from './credentials.ts';
@@ -32,25 +31,16 @@ export interface UpstreamOptions {
 }
 
 /**
- * Builds both clients. Nothing is fetched, imported or connected until the first call.
- * Throws ConfigError when a service has neither a Region nor an endpoint override.
+ * Builds both clients. Nothing is fetched, imported or connected until the first call. loadConfig has
+ * made sure each service has a Region or an endpoint override.
  */
 export function createUpstream(
-  config: Config,
+  config: UpstreamConfig,
   log: Logger,
   observer?: CallObserver,
   options: UpstreamOptions = {},
 ): Upstream {
   const aws = config.aws;
-  for (const service of ['ssm', 'secretsmanager'] as const) {
-    if (aws.region === undefined && aws.endpoints[service] === undefined) {
-      throw new ConfigError(
-        'AWS_REGION',
-        undefined,
-        'set AWS_REGION (or AWS_DEFAULT_REGION) to the Region of your parameters and secrets, e.g. us-east-1',
-      );
-    }
-  }
   const region = aws.region ?? FALLBACK_SIGNING_REGION;
   const credentials = createCredentialSource(aws, log);
   const client = (service: Service) =>

@@ -1,7 +1,40 @@
-// Shapes shared between the upstream clients and the layers above them.
-import type { Service } from '../config.ts';
+// Shapes shared between the upstream clients and the layers above them. Imports nothing from config:
+// src/config.ts builds these shapes from the environment and hands them down.
+import type { SigningCredentials } from './signer.ts';
 
-export type { Service };
+export type Service = 'ssm' | 'secretsmanager';
+
+export interface AwsConfig {
+  /** Region used for signing and for the default endpoints; undefined when no variable names one. */
+  region: string | undefined;
+  /** Static credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN. */
+  envCredentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined;
+  /** Container credentials endpoint (Lambda SnapStart, ECS, EKS Pod Identity). */
+  containerCredentials:
+    | { fullUri?: string; relativeUri?: string; authToken?: string; authTokenFile?: string }
+    | undefined;
+  /** Endpoint overrides per service (AWS_ENDPOINT_URL_SSM, ..._SECRETS_MANAGER, then AWS_ENDPOINT_URL). */
+  endpoints: { ssm: string | undefined; secretsmanager: string | undefined };
+  useFips: boolean;
+  useDualstack: boolean;
+  /** AWS_PROFILE, passed to the SDK's default chain for sidecars. */
+  profile: string | undefined;
+}
+
+/** What createUpstream needs; the daemon's Config has these fields. */
+export interface UpstreamConfig {
+  aws: AwsConfig;
+  /** Outbound keep-alive sockets per upstream service. */
+  maxConnections: number;
+  /** Per-attempt upstream timeout in milliseconds; 0 means none. */
+  timeoutMs: Record<Service, number>;
+}
+
+/** Signing credentials with their expiry (shared by the credential sources and the container fetcher). */
+export interface AwsCredentials extends SigningCredentials {
+  /** When they stop working; undefined for long-term keys. */
+  readonly expiration?: Date;
+}
 
 /** How an upstream call failed; decides the status pscache answers with and whether to retry. */
 export type FailureKind =

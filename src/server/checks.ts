@@ -3,7 +3,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { nodeCrypto } from '../builtins.ts';
 import { HttpError } from '../errors.ts';
 
-export const TOKEN_HEADER = 'x-aws-parameters-secrets-token';
+/** The official extension's token header; the daemon also accepts X-Vault-Token unless configured otherwise. */
+export const TOKEN_HEADER = 'X-Aws-Parameters-Secrets-Token';
 
 const FORWARDING = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
 
@@ -48,26 +49,49 @@ function validPort(rest: string): boolean {
   return /^:\d{1,5}$/.test(rest) && Number(rest.slice(1)) <= 65535;
 }
 
-/** Compares digests so neither the length nor a matching prefix of the expected token shows in timing. */
+/**
+ * The token may come in any of the configured headers (any case). Every one a request carries must hold the
+ * token: a request with one right and one wrong token header is refused, so no header can smuggle a guess
+ * past another. An empty header counts as absent. Digests are compared, so neither the length nor a
+ * matching prefix of the expected token shows in timing.
+ */
 export class TokenCheck {
   private expected: Buffer | undefined;
+  /** Lower-case, as Node keys incoming headers. */
+  private readonly keys: string[];
+  private readonly missing: string;
 
-  constructor(private readonly token: string | undefined) {}
+  constructor(
+    private readonly token: string | undefined,
+    private readonly headers: readonly string[] = [TOKEN_HEADER],
+  ) {
+    this.keys = headers.map((h) => h.toLowerCase());
+    const [first, ...rest] = headers;
+    this.missing = `missing ${first} header${rest.length > 0 ? ` (or ${rest.join(', ')})` : ''}`;
+  }
 
   check(headers: IncomingHttpHeaders): void {
-    const raw = headers[TOKEN_HEADER];
-    // Node joins repeated custom headers with ", "; an array would only come from set-cookie-like headers.
-    const given = Array.isArray(raw) ? raw.join(', ') : raw;
-    if (given === undefined || given === '') {
-      throw new HttpError(401, 'Unauthorized', 'missing X-Aws-Parameters-Secrets-Token header');
+    let present = 0;
+    let ok = true;
+    let wrong: string | undefined;
+    for (let i = 0; i < this.keys.length; i++) {
+      const raw = headers[this.keys[i]!];
+      // Node joins repeated custom headers with ", " (so a repeated token never matches); an array would
+      // only come from set-cookie-like headers.
+      const given = Array.isArray(raw) ? raw.join(', ') : raw;
+      if (given === undefined || given === '') continue;
+      present++;
+      if (this.token === undefined) continue;
+      // Digested on first use, so node:crypto loads with the first request, not at start-up.
+      this.expected ??= digest(this.token);
+      if (!nodeCrypto().timingSafeEqual(digest(given), this.expected)) {
+        ok = false;
+        wrong ??= this.headers[i];
+      }
     }
-    // A repeated token arrives joined ("t, t") and so never matches.
+    if (present === 0) throw new HttpError(401, 'Unauthorized', this.missing);
     if (this.token === undefined) throw new HttpError(401, 'Unauthorized', 'no token is configured');
-    // Digested on first use, so node:crypto loads with the first request, not at start-up.
-    this.expected ??= digest(this.token);
-    const ok = nodeCrypto().timingSafeEqual(digest(given), this.expected);
-    if (!ok)
-      throw new HttpError(401, 'Unauthorized', 'the X-Aws-Parameters-Secrets-Token header is not valid');
+    if (!ok) throw new HttpError(401, 'Unauthorized', `the ${wrong} header is not valid`);
   }
 }
 

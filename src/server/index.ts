@@ -20,6 +20,10 @@ export const MAX_HEADER_BYTES = 16384;
 export interface ServerOptions {
   port: number;
   token: string | undefined;
+  /** Headers that carry the token; default X-Aws-Parameters-Secrets-Token only. */
+  tokenHeaders?: readonly string[];
+  /** Prefix of path-style secret reads; default /v1/. */
+  pathPrefix?: string;
   maxInboundConnections: number;
   cache: ItemCache;
   collections: Collections;
@@ -72,7 +76,7 @@ export class PscacheServer {
   private readonly rootBody: Buffer;
 
   constructor(private readonly opts: ServerOptions) {
-    this.tokenCheck = new TokenCheck(opts.token);
+    this.tokenCheck = new TokenCheck(opts.token, opts.tokenHeaders);
     this.rootBody = Buffer.from(`healthy\npscache ${opts.version}\n`);
   }
 
@@ -231,7 +235,7 @@ export class PscacheServer {
       }
       checkOrigin(req.headers);
       const q = url.indexOf('?');
-      const route = findRoute(q === -1 ? url : url.slice(0, q));
+      const route = findRoute(q === -1 ? url : url.slice(0, q), this.opts.pathPrefix);
       const isGet = req.method === 'GET' || req.method === 'HEAD';
       if (route?.kind === 'ping' || route?.kind === 'root') {
         ctx.route = route.kind;

@@ -1,7 +1,7 @@
 // Route table and query parsing: a request target -> a typed ItemRequest, or an HttpError (404/400).
 import type { ReadOptions } from '../cache/index.ts';
 import { BATCH_REQUEST_LIMIT, type CollectionRequest } from '../collections.ts';
-import { LIMITS } from '../config.ts';
+import { DEFAULT_PATH_PREFIX, MAX_TTL_SECONDS } from '../config/settings.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { ItemRequest } from '../items.ts';
 
@@ -100,8 +100,8 @@ const CACHE_PARAMS = ['refreshNow', 'ttl'] as const;
 function cacheOptions(m: Map<string, string>): ReadOptions | undefined {
   const refresh = m.has('refreshNow') ? boolean(m.get('refreshNow'), 'refreshNow') : false;
   const ttl = m.get('ttl');
-  if (ttl !== undefined && (!/^\d{1,6}$/.test(ttl) || Number(ttl) > LIMITS.ttlSeconds)) {
-    throw badRequest(`query parameter ttl must be a whole number of seconds from 0 to ${LIMITS.ttlSeconds}`);
+  if (ttl !== undefined && (!/^\d{1,6}$/.test(ttl) || Number(ttl) > MAX_TTL_SECONDS)) {
+    throw badRequest(`query parameter ttl must be a whole number of seconds from 0 to ${MAX_TTL_SECONDS}`);
   }
   if (!refresh && ttl === undefined) return undefined;
   return { ...(refresh ? { refresh } : {}), ...(ttl !== undefined ? { ttlMs: Number(ttl) * 1000 } : {}) };
@@ -139,7 +139,9 @@ function parseParameter(q: Query): ItemQuery {
   };
 }
 
-const SECRET_PARAMS = ['secretId', 'versionId', 'versionStage', ...CACHE_PARAMS] as const;
+/** What a secret read takes besides its id, on every secret route (query or path style). */
+const SECRET_OPTIONS = ['versionId', 'versionStage', ...CACHE_PARAMS] as const;
+const SECRET_PARAMS = ['secretId', ...SECRET_OPTIONS] as const;
 
 function secretRequest(secretId: string, m: Map<string, string>): ItemQuery {
   const versionId = optional(m.get('versionId'), 'versionId', 64);
@@ -166,6 +168,24 @@ function parseSecretAlias(q: Query): ItemQuery {
   if (m.has('name') && m.has('secretId')) throw badRequest('give either name or secretId, not both');
   const id = m.has('name') ? name(m.get('name'), 'name') : name(m.get('secretId'), 'secretId');
   return secretRequest(id, m);
+}
+
+/**
+ * The Workload Credentials Provider's path-style read: PREFIX + the secret id, URL-decoded strictly (a
+ * malformed escape is a 400, `+` stays `+`). Same ItemRequest as /secretsmanager/get, so the same cache entry.
+ */
+function parseSecretPath(rawId: string, q: Query): ItemQuery {
+  let id: string;
+  try {
+    id = decodeURIComponent(rawId);
+  } catch {
+    throw badRequest('the secret id in the path has a malformed percent-encoding');
+  }
+  if (id === '') throw badRequest('the path must name a secret after the prefix');
+  if (id.length > MAX_NAME_LENGTH)
+    throw badRequest(`the secret id is longer than ${MAX_NAME_LENGTH} characters`);
+  if (CONTROL.test(id)) throw badRequest('the secret id contains control characters');
+  return secretRequest(id, single(q, SECRET_OPTIONS));
 }
 
 /** Repeated `param` values (1..BATCH_REQUEST_LIMIT), plus the single-valued `others`. */
@@ -228,11 +248,26 @@ const ROUTES = new Map<string, Route>([
   ['/secrets/get', { kind: 'item', route: 'secretsmanager-alias', parse: parseSecretAlias }],
 ]);
 
-/** Looks a path up; a single trailing slash is accepted on every route (AWS's own samples use one). */
-export function findRoute(path: string): Route | undefined {
+/**
+ * Looks a path up; a single trailing slash is accepted on every route (AWS's own samples use one). Paths
+ * under `pathPrefix` are path-style secret reads; the exact routes are looked up first, at the same cost.
+ */
+export function findRoute(path: string, pathPrefix: string = DEFAULT_PATH_PREFIX): Route | undefined {
   const exact = ROUTES.get(path);
   if (exact) return exact;
+  if (path.startsWith(pathPrefix)) {
+    const rawId = path.slice(pathPrefix.length);
+    return { kind: 'item', route: 'secretsmanager-path', parse: (q) => parseSecretPath(rawId, q) };
+  }
   if (path.length > 1 && path.endsWith('/')) return ROUTES.get(path.slice(0, -1));
+  return undefined;
+}
+
+/** The route a path prefix would hide (a route, or its trailing-slash form, under the prefix); else undefined. */
+export function pathPrefixCollision(prefix: string): string | undefined {
+  for (const route of ROUTES.keys()) {
+    if (`${route}/`.startsWith(prefix) || route.startsWith(prefix)) return route;
+  }
   return undefined;
 }
 

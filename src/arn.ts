@@ -1,0 +1,32 @@
+// IAM role ARNs: one strict parser shared by the --config file (prefetch role_arn) and the roleArn query parameter.
+
+export interface RoleArn {
+  /** aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, ... */
+  partition: string;
+  /** 12 digits. */
+  account: string;
+  /** `/` or `/a/b/`: the role's path. */
+  path: string;
+  /** The role's name, without its path. */
+  name: string;
+  /** The ARN as given. */
+  arn: string;
+}
+
+/** How a role ARN must look, for error messages. */
+export const ROLE_ARN_FORMAT =
+  'an IAM role ARN such as arn:aws:iam::123456789012:role/NAME (partition aws, aws-cn, aws-us-gov or aws-iso*)';
+
+// IAM limits: a role name is 1-64 of [\w+=,.@-]; a path is `/` or /segments/ of printable ASCII, 512 at most.
+const ROLE_ARN =
+  /^arn:(aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):iam::(\d{12}):role(\/(?:[\x21-\x7e]*\/)?)([\w+=,.@-]{1,64})$/;
+
+/** Parses `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`; undefined when it is anything else. */
+export function parseRoleArn(s: string): RoleArn | undefined {
+  if (s.length > 2048) return undefined;
+  const m = ROLE_ARN.exec(s);
+  if (!m) return undefined;
+  const path = m[3]!;
+  if (path.length > 512 || path.includes('//')) return undefined;
+  return { partition: m[1]!, account: m[2]!, path, name: m[4]!, arn: s };
+}
