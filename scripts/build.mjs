@@ -6,7 +6,7 @@ import { build } from 'esbuild';
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 /**
- * The emulator (for `pscache dev` and `pscache emulator`) and `pscache get` live in their own files beside the daemon's bundle:
+ * The emulator (for `pscache dev` and `pscache emulator`), `pscache get` and `pscache token` live in their own files beside the daemon's bundle:
  * `pscache serve` never parses it, which keeps it off every cold start. The Lambda layer ships only the
  * daemon's bundle.
  * @type {import('esbuild').Plugin}
@@ -19,6 +19,9 @@ const apart = {
     );
     b.onResolve({ filter: /\/client\/get-command\.ts$/ }, (args) =>
       args.importer.endsWith('cli.ts') ? { path: './get-command.cjs', external: true } : undefined,
+    );
+    b.onResolve({ filter: /\/token-command\.ts$/ }, (args) =>
+      args.importer.endsWith('cli.ts') ? { path: './token-command.cjs', external: true } : undefined,
     );
   },
 };
@@ -60,6 +63,19 @@ export const getCommandOptions = {
   plugins: [],
 };
 
+/** dist/token-command.cjs: loaded by the CLI only for `token`. */
+export const tokenCommandOptions = {
+  ...bundleOptions,
+  entryPoints: ['src/token-command.ts'],
+  outfile: 'dist/token-command.cjs',
+  plugins: [],
+};
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await Promise.all([build(bundleOptions), build(emulatorOptions), build(getCommandOptions)]);
+  await Promise.all([
+    build(bundleOptions),
+    build(emulatorOptions),
+    build(getCommandOptions),
+    build(tokenCommandOptions),
+  ]);
 }
