@@ -1,7 +1,7 @@
 # pscache as a sidecar container: docker build -t pscache . (deploy/README.md shows Compose, ECS and EKS).
 #
 # Base: node:20-alpine. pscache is bundled JavaScript with no native modules, so musl makes no difference
-# to it, and the Alpine image is about a third of node:20-slim's size with fewer packages to patch.
+# to it, and the Alpine image is smaller than node:20-slim, with fewer packages to patch.
 
 FROM node:20-alpine AS build
 WORKDIR /src

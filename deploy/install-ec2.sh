@@ -55,14 +55,29 @@ UNIT=$HERE/pscache.service
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo sh $0)"
 command -v systemctl >/dev/null 2>&1 || die "systemd is needed (systemctl not found)"
-command -v npm >/dev/null 2>&1 || die "npm is needed (it comes with Node.js)"
 [ -f "$UNIT" ] || die "$UNIT not found: run the script from pscache's deploy directory"
 if [ -z "$NODE" ]; then
-  NODE=$(command -v node) || die "Node.js 20 or later is needed (Amazon Linux 2023: sudo dnf install -y nodejs20), or pass --node PATH"
+  NODE=$(command -v node) || die "Node.js 20 or later is needed (Amazon Linux 2023: sudo dnf install -y nodejs20 nodejs20-npm), or pass --node PATH"
 fi
 [ -x "$NODE" ] || die "--node $NODE is not an executable"
+# The real file, not an alternatives link that may later point at another version.
+NODE=$(readlink -f "$NODE")
+case $NODE in
+  /home/* | /root/*) die "$NODE is in a home directory, which the service cannot see (ProtectHome=yes): install Node.js system-wide" ;;
+esac
 MAJOR=$("$NODE" -p 'process.versions.node.split(".")[0]') || die "$NODE does not run"
-[ "$MAJOR" -ge 20 ] || die "$NODE is Node.js $MAJOR; pscache needs 20 or later"
+[ "$MAJOR" -ge 20 ] || die "$NODE is Node.js $MAJOR; pscache needs 20 or later (pass --node PATH, e.g. --node /usr/bin/node-20)"
+# npm beside that node: Amazon Linux 2023 names them node-20 and npm-20.
+NPM=
+for candidate in "$(dirname "$NODE")/npm-$MAJOR" "$(dirname "$NODE")/npm"; do
+  if [ -x "$candidate" ]; then
+    NPM=$candidate
+    break
+  fi
+done
+if [ -z "$NPM" ]; then
+  NPM=$(command -v npm) || die "npm is needed (Amazon Linux 2023: sudo dnf install -y nodejs20-npm)"
+fi
 if [ -n "$CONFIG" ]; then
   [ -f "$CONFIG" ] || die "--config $CONFIG: no such file"
 fi
@@ -73,7 +88,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 if [ -d "$PACKAGE" ]; then
   [ -f "$PACKAGE/dist/pscache.cjs" ] || die "$PACKAGE has no dist/pscache.cjs: run npm ci && npm run build there first"
-  (cd "$PACKAGE" && npm pack --silent --pack-destination "$WORK" >/dev/null) || die "npm pack failed in $PACKAGE"
+  (cd "$PACKAGE" && PATH=$(dirname "$NODE"):$PATH "$NPM" pack --silent --pack-destination "$WORK" >/dev/null) || die "npm pack failed in $PACKAGE"
   PACKAGE=$(ls "$WORK"/*.tgz)
 elif [ -f "$PACKAGE" ]; then
   PACKAGE=$(cd "$(dirname "$PACKAGE")" && pwd)/$(basename "$PACKAGE")
@@ -90,12 +105,12 @@ id -u pscache >/dev/null 2>&1 ||
 echo "install-ec2.sh: installing $PACKAGE into $PREFIX"
 mkdir -p "$PREFIX/bin"
 [ -f "$PREFIX/package.json" ] || printf '{"private":true}\n' >"$PREFIX/package.json"
-PATH=$(dirname "$NODE"):$PATH npm install --prefix "$PREFIX" --omit=dev --no-audit --no-fund "$PACKAGE"
+PATH=$(dirname "$NODE"):$PATH "$NPM" install --prefix "$PREFIX" --omit=dev --no-audit --no-fund "$PACKAGE"
 # The SDK's default chain (instance profile through IMDS, profiles) is an optional peer of pscache:
 # install the version range pscache declares.
 RANGE=$("$NODE" -p "const p = require('$PREFIX/node_modules/pscache/package.json');
   (p.peerDependencies || {})['$SDK_CHAIN'] || (p.dependencies || {})['$SDK_CHAIN'] || 'latest'")
-PATH=$(dirname "$NODE"):$PATH npm install --prefix "$PREFIX" --omit=dev --no-audit --no-fund "$SDK_CHAIN@$RANGE"
+PATH=$(dirname "$NODE"):$PATH "$NPM" install --prefix "$PREFIX" --omit=dev --no-audit --no-fund "$SDK_CHAIN@$RANGE"
 ln -sf "$NODE" "$PREFIX/bin/node"
 ln -sf "$PREFIX/node_modules/.bin/pscache" /usr/local/bin/pscache
 

@@ -704,6 +704,9 @@ describe('deploy/pscache.service and deploy/install-ec2.sh', () => {
     };
     for (const [k, v] of Object.entries(want)) assert.equal(one(k), v, k);
     assert.equal(svc['MemoryDenyWriteExecute'], undefined, 'V8 needs writable executable memory');
+    // V8 calls pkey_alloc at start-up, outside @system-service: allowed, and anything else fails softly.
+    assert.deepEqual(one('SystemCallFilter').split(' ').sort(), ['@pkey', '@system-service']);
+    assert.equal(one('SystemCallErrorNumber'), 'EPERM');
     assert.deepEqual(unit['Install']?.['WantedBy'], ['multi-user.target']);
   });
 
