@@ -268,7 +268,7 @@ describe('Dockerfile', () => {
     assert.match(build, /"\$\(node deploy\/sdk-chain-spec\.mjs\)"/);
   });
 
-  test('the ENTRYPOINT, run as PID 1 from the image layout, serves and exits 0 within 1 s of SIGTERM', async () => {
+  test('the ENTRYPOINT, run as PID 1 from the image layout, serves and exits 0 within 1 s of SIGTERM', async (t) => {
     const app = imageLayout();
     const port = await freePort();
     const env = { ...imageEnv(), ...daemonEnv(world.emu.url, port) };
@@ -295,6 +295,7 @@ describe('Dockerfile', () => {
     const ms = Date.now() - t0;
     assert.equal(code, 0);
     assert.ok(ms < 1000, `exit took ${ms} ms`);
+    t.diagnostic(`PID 1 exited ${ms} ms after SIGTERM`);
     assert.equal((await ping(port)).code, 1, 'the HEALTHCHECK command passes with no daemon');
   });
 
