@@ -6,9 +6,9 @@ import { build } from 'esbuild';
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 /**
- * The emulator (for `pscache dev` and `pscache emulator`), `pscache get` and the TOML parser (for
- * `--config`, ~20 KB) live in their own files beside the daemon's bundle: `pscache serve` never parses
- * them, which keeps them off every cold start. The Lambda layer ships only the daemon's bundle.
+ * The emulator (for `pscache dev` and `pscache emulator`), `pscache get`, `pscache token` and the TOML
+ * parser (for `--config`, ~20 KB) live in their own files beside the daemon's bundle: `pscache serve` never
+ * parses them, which keeps them off every cold start. The Lambda layer ships only the daemon's bundle.
  * @type {import('esbuild').Plugin}
  */
 const apart = {
@@ -22,6 +22,9 @@ const apart = {
     );
     b.onResolve({ filter: /^smol-toml$/ }, (args) =>
       args.importer.endsWith('file.ts') ? { path: './toml.cjs', external: true } : undefined,
+    );
+    b.onResolve({ filter: /\/token-command\.ts$/ }, (args) =>
+      args.importer.endsWith('cli.ts') ? { path: './token-command.cjs', external: true } : undefined,
     );
   },
 };
@@ -71,11 +74,20 @@ export const tomlOptions = {
   plugins: [],
 };
 
+/** dist/token-command.cjs: loaded by the CLI only for `token`. */
+export const tokenCommandOptions = {
+  ...bundleOptions,
+  entryPoints: ['src/token-command.ts'],
+  outfile: 'dist/token-command.cjs',
+  plugins: [],
+};
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   await Promise.all([
     build(bundleOptions),
     build(emulatorOptions),
     build(getCommandOptions),
     build(tomlOptions),
+    build(tokenCommandOptions),
   ]);
 }

@@ -1,4 +1,4 @@
-// Commands: serve (the daemon), dev (daemon + emulator), emulator. Bad flags and bad environment values
+// Commands: serve (the daemon), dev (daemon + emulator), emulator, get, token. Bad flags and bad environment values
 // exit non-zero with one line naming the flag or variable, the value and what is allowed.
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -30,6 +30,8 @@ Usage:
                                      run the AWS emulator alone
   pscache get parameter NAME | get secret ID [--json] ...
                                      print one value from a running daemon
+  pscache token [--write FILE [--group GROUP] [--force | --if-absent]]
+                                     print a new random token, or write it to FILE
   pscache --version | --help         print the version or this help
   pscache COMMAND --help             help for one command
 
@@ -63,6 +65,17 @@ credentials (no signature check) unless started by 'pscache dev'.
   --store FILE          store to seed from (default: the example store shipped with pscache)
   --port N              port (default 2774)`,
   get: GET_USAGE,
+  token: `pscache token [--write FILE [--group GROUP] [--force | --if-absent]]
+
+Makes a random token (32 bytes, base64url) for PARAMETERS_SECRETS_EXTENSION_TOKEN. Without --write it
+prints the token. With --write it writes it to FILE with mode 0640, never printing it, and prints the
+line to give the daemon: PARAMETERS_SECRETS_EXTENSION_TOKEN=file:///path/to/FILE. The file appears
+whole or not at all.
+  --write FILE     write the token to FILE; refuses to replace an existing FILE
+  --group GROUP    give FILE to GROUP (a name or a number) so its members can read it; needs root or
+                   membership of GROUP
+  --force          replace an existing FILE with a new token
+  --if-absent      leave an existing FILE as it is and exit 0 (for service start-up scripts)`,
 };
 
 class UsageError extends Error {}
@@ -263,6 +276,15 @@ async function get(args: string[]): Promise<number> {
   });
 }
 
+/** `pscache token`, in src/token-command.ts; loaded only for this command (dist/token-command.cjs). */
+async function token(args: string[]): Promise<number> {
+  const { runToken } = await import('./token-command.ts');
+  return runToken(args, {
+    stdout: (d) => process.stdout.write(d),
+    stderr: (d) => process.stderr.write(d),
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
@@ -286,6 +308,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'serve') return await serve(rest);
     if (command === 'dev') return await dev(rest);
     if (command === 'get') return await get(rest);
+    if (command === 'token') return await token(rest);
     return await emulator(rest);
   } catch (e) {
     if (e instanceof ConfigError || e instanceof UsageError) {

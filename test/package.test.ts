@@ -49,6 +49,7 @@ describe('npm pack', () => {
       'dist/emulator.cjs',
       'dist/get-command.cjs',
       'dist/pscache.cjs',
+      'dist/token-command.cjs',
       'dist/toml.cjs',
       'examples/store.json',
       'package.json',

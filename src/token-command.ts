@@ -1,0 +1,209 @@
+// `pscache token`: a fresh random token on stdout, or written to a file (mode 0640, optionally group-owned) for sidecars.
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  fchownSync,
+  fsyncSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { nodeCrypto } from './builtins.ts';
+
+export interface TokenIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** A failure the user can act on: exit 2 with one line naming the flag, file or group. */
+class TokenError extends Error {}
+
+interface TokenArgs {
+  write?: string;
+  group?: string;
+  force: boolean;
+  ifAbsent: boolean;
+}
+
+const FLAGS = ['--write', '--group', '--force', '--if-absent'];
+
+function parseArgs(args: string[]): TokenArgs {
+  const out: TokenArgs = { force: false, ifAbsent: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    const name = eq === -1 ? a : a.slice(0, eq);
+    if (name === '--force' || name === '--if-absent') {
+      if (eq !== -1) throw new TokenError(`${name} takes no value`);
+      if (name === '--force') out.force = true;
+      else out.ifAbsent = true;
+      continue;
+    }
+    if (name !== '--write' && name !== '--group') {
+      throw new TokenError(`unknown argument ${JSON.stringify(a)}; allowed: ${FLAGS.join(', ')}`);
+    }
+    const value = eq === -1 ? args[++i] : a.slice(eq + 1);
+    if (value === undefined || value === '') throw new TokenError(`${name} needs a value`);
+    if (name === '--write') out.write = value;
+    else out.group = value;
+  }
+  if (out.write === undefined && (out.group !== undefined || out.force || out.ifAbsent)) {
+    throw new TokenError('--group, --force and --if-absent need --write FILE');
+  }
+  if (out.force && out.ifAbsent)
+    throw new TokenError('--force and --if-absent contradict each other: pick one');
+  return out;
+}
+
+/** 32 random bytes, base64url: 43 characters, safe in a header, a file and a shell variable. */
+export function newToken(): string {
+  return nodeCrypto().randomBytes(32).toString('base64url');
+}
+
+/** A group name or number to a gid: /etc/group first, then NSS (LDAP, SSSD) through getent. */
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) {
+    const gid = Number(group);
+    if (gid > 4294967294)
+      throw new TokenError(`--group ${group} is invalid: a group id is at most 4294967294`);
+    return gid;
+  }
+  // Names never start with '-' (getent would take it for an option) and never hold ':' or spaces.
+  if (!/^[A-Za-z0-9_.][A-Za-z0-9_.$-]{0,255}$/.test(group)) {
+    throw new TokenError(
+      `--group ${JSON.stringify(group)} is invalid: must be a group name or a numeric group id`,
+    );
+  }
+  const fromLine = (line: string): number | undefined => {
+    const [name, , gid] = line.split(':');
+    return name === group && gid !== undefined && /^\d+$/.test(gid) ? Number(gid) : undefined;
+  };
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const gid = fromLine(line);
+      if (gid !== undefined) return gid;
+    }
+  } catch {
+    // no /etc/group: NSS may still know the group
+  }
+  try {
+    const out = execFileSync('getent', ['group', group], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    });
+    const gid = fromLine(out.trim());
+    if (gid !== undefined) return gid;
+  } catch {
+    // getent missing, or the group unknown to it
+  }
+  throw new TokenError(`--group ${JSON.stringify(group)}: no such group`);
+}
+
+const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? 'error';
+
+/**
+ * Writes the token so that no reader ever sees a partial file or a file with looser permissions: a
+ * temporary file in the same directory (O_EXCL, mode 0600), its group set, then mode 0640, then moved
+ * into place: link(2) when the file must not exist (fails atomically if it does), rename(2) with --force.
+ */
+function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): number {
+  const path = resolve(args.write);
+  const dir = dirname(path);
+  const kept = () => {
+    io.stderr(`pscache: ${path} already exists; kept it (--if-absent)\n`);
+    io.stdout(`PARAMETERS_SECRETS_EXTENSION_TOKEN=${pathToFileURL(path).href}\n`);
+    return 0;
+  };
+  const exists = () =>
+    new TokenError(`${path} already exists; pass --force to replace it (or --if-absent to keep it)`);
+  if (!args.force && existsSync(path)) {
+    if (args.ifAbsent) return kept();
+    throw exists();
+  }
+  const gid = args.group === undefined ? undefined : groupId(args.group);
+  const tmp = join(dir, `.${basename(path)}.${nodeCrypto().randomBytes(6).toString('hex')}.tmp`);
+  let fd: number;
+  try {
+    fd = openSync(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o600,
+    );
+  } catch (e) {
+    throw new TokenError(`cannot create the token file in ${dir} (${errCode(e)})`);
+  }
+  try {
+    try {
+      writeSync(fd, newToken());
+      if (gid !== undefined) {
+        try {
+          fchownSync(fd, -1, gid);
+        } catch (e) {
+          throw new TokenError(
+            `--group ${args.group}: cannot give ${path} to that group (${errCode(e)}); run as root or as a member of it`,
+          );
+        }
+      }
+      fchmodSync(fd, 0o640);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (args.force) {
+      renameSync(tmp, path);
+    } else {
+      try {
+        linkSync(tmp, path);
+      } catch (e) {
+        if (errCode(e) === 'EEXIST') {
+          if (args.ifAbsent) return kept();
+          throw exists();
+        }
+        // A file system without hard links: the existence check above has to do.
+        if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(errCode(e))) throw e;
+        if (existsSync(path)) throw exists();
+        renameSync(tmp, path);
+      }
+    }
+  } catch (e) {
+    if (e instanceof TokenError) throw e;
+    throw new TokenError(`cannot write ${path} (${errCode(e)})`);
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // already renamed into place
+    }
+  }
+  const group = args.group === undefined ? '' : `, group ${args.group}`;
+  io.stderr(`pscache: wrote a new token to ${path} (mode 0640${group})\n`);
+  io.stdout(`PARAMETERS_SECRETS_EXTENSION_TOKEN=${pathToFileURL(path).href}\n`);
+  return 0;
+}
+
+/** Returns the exit code: 0 done, 2 bad arguments or a file or group problem (named on stderr). */
+export function runToken(args: string[], io: TokenIo): number {
+  try {
+    const parsed = parseArgs(args);
+    if (parsed.write === undefined) {
+      io.stdout(`${newToken()}\n`);
+      return 0;
+    }
+    return writeTokenFile({ ...parsed, write: parsed.write }, io);
+  } catch (e) {
+    if (e instanceof TokenError) {
+      io.stderr(`pscache: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,238 @@
+// `pscache token` through the real bundle: a printed token, a token file made atomically with mode 0640
+// and the group asked for, clear refusals (exit 2), and a daemon that accepts the token from that file.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { BUNDLE, Daemons, runPscache, secret } from './helpers/daemon.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
+
+let world: World;
+const daemons = new Daemons(() => world.emu.url);
+worldHooks(() => world, daemons);
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'pscache-token-'));
+  dirs.push(d);
+  return d;
+};
+
+before(async () => {
+  world = await startWorld();
+  await world.createSecret('token/app', sensitive('token-test-secret-value'));
+});
+
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `pscache token ...`, optionally as another user (root only), with a bounded wait. */
+function token(args: string[], opts: { uid?: number; gid?: number } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BUNDLE, 'token', ...args], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...opts,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pscache token ${args.join(' ')} did not exit`));
+    }, 10000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
+const isRoot = process.getuid?.() === 0;
+const NOBODY = 65534;
+
+/** A group other than `gid`, from /etc/group, to prove the file's group is set rather than inherited. */
+function otherGroup(gid: number): { name: string; gid: number } | undefined {
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [name, , id] = line.split(':');
+    if (name && id && /^\d+$/.test(id) && Number(id) !== gid) return { name, gid: Number(id) };
+  }
+  return undefined;
+}
+
+/** The token file's text, checked: whole, 43 base64url characters, no newline, mode 0640. */
+function readTokenFile(path: string): string {
+  const st = statSync(path);
+  assert.equal(st.mode & 0o777, 0o640, `mode is ${(st.mode & 0o777).toString(8)}`);
+  const text = readFileSync(path, 'utf8');
+  assert.match(text, TOKEN);
+  return text;
+}
+
+/** Nothing but the token file itself is left in the directory (no temporary file after success or failure). */
+const entries = (dir: string) => readdirSync(dir).sort();
+
+test('pscache token prints a fresh 43-character base64url token each time', async () => {
+  const a = await token([]);
+  const b = await token([]);
+  assert.equal(a.code, 0);
+  assert.match(a.stdout, /^[A-Za-z0-9_-]{43}\n$/);
+  assert.notEqual(a.stdout, b.stdout);
+  assert.equal(a.stderr, '');
+});
+
+test('--write makes a 0640 file holding the token, and prints its path and the variable, not the token', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'token');
+  const r = await token(['--write', path]);
+  assert.equal(r.code, 0, r.stderr);
+  const text = readTokenFile(path);
+  assert.equal(r.stdout, `PARAMETERS_SECRETS_EXTENSION_TOKEN=file://${path}\n`);
+  assert.match(r.stderr, new RegExp(`wrote a new token to ${path}`));
+  assert.ok(!r.stdout.includes(text) && !r.stderr.includes(text), 'the token was printed');
+  assert.deepEqual(entries(dir), ['token']);
+});
+
+test('--group with the primary group sets the file gid; as root any group is given', async () => {
+  const dir = tempDir();
+  const gid = process.getgid!();
+  const r = await token(['--write', join(dir, 'token'), '--group', String(gid)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(join(dir, 'token')).gid, gid);
+  assert.match(r.stderr, new RegExp(`group ${gid}`));
+
+  // By name, and a group the file would not get by default.
+  const other = isRoot ? otherGroup(gid) : undefined;
+  if (other) {
+    const r2 = await token(['--write', join(dir, 'other'), '--group', other.name]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(statSync(join(dir, 'other')).gid, other.gid);
+    readTokenFile(join(dir, 'other'));
+  }
+});
+
+test('a group that does not exist: exit 2 naming it, and no file left behind', async () => {
+  const dir = tempDir();
+  const r = await token(['--write', join(dir, 'token'), '--group', 'no-such-group-pscache']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'pscache: --group "no-such-group-pscache": no such group\n');
+  assert.equal(r.stdout, '');
+  assert.deepEqual(entries(dir), []);
+});
+
+test('an existing file is refused without --force, replaced with it, kept with --if-absent', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'token');
+  writeFileSync(path, 'existing-token-kept');
+  const refused = await token(['--write', path]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, new RegExp(`${path} already exists; pass --force`));
+  assert.equal(readFileSync(path, 'utf8'), 'existing-token-kept');
+
+  const kept = await token(['--write', path, '--if-absent']);
+  assert.equal(kept.code, 0);
+  assert.equal(kept.stdout, `PARAMETERS_SECRETS_EXTENSION_TOKEN=file://${path}\n`);
+  assert.equal(readFileSync(path, 'utf8'), 'existing-token-kept');
+
+  const forced = await token(['--write', path, '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  readTokenFile(path);
+  assert.deepEqual(entries(dir), ['token']);
+});
+
+test('a directory that cannot be written: exit 2 naming the directory', async () => {
+  const missing = join(tempDir(), 'no', 'such');
+  const r = await token(['--write', join(missing, 'token')]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `pscache: cannot create the token file in ${missing} (ENOENT)\n`);
+});
+
+test('as an unprivileged user: a read-only directory and a group it is not in are refused (exit 2)', {
+  skip: isRoot ? false : 'needs root to run the command as another user',
+}, async () => {
+  const locked = tempDir();
+  chmodSync(locked, 0o755);
+  const denied = await token(['--write', join(locked, 'token')], { uid: NOBODY, gid: NOBODY });
+  assert.equal(denied.code, 2);
+  assert.equal(denied.stderr, `pscache: cannot create the token file in ${locked} (EACCES)\n`);
+
+  const open = tempDir();
+  chmodSync(open, 0o777);
+  const notMember = await token(['--write', join(open, 'token'), '--group', '0'], {
+    uid: NOBODY,
+    gid: NOBODY,
+  });
+  assert.equal(notMember.code, 2);
+  assert.match(
+    notMember.stderr,
+    /^pscache: --group 0: cannot give .* to that group \(EPERM\); run as root or as a member of it\n$/,
+  );
+  assert.deepEqual(entries(open), []);
+
+  const own = await token(['--write', join(open, 'token'), '--group', String(NOBODY)], {
+    uid: NOBODY,
+    gid: NOBODY,
+  });
+  assert.equal(own.code, 0, own.stderr);
+  assert.equal(statSync(join(open, 'token')).uid, NOBODY);
+});
+
+test('bad arguments: exit 2 with one line naming them', async () => {
+  const cases: [string[], string][] = [
+    [['--group', 'x'], '--group, --force and --if-absent need --write FILE'],
+    [['--force'], '--group, --force and --if-absent need --write FILE'],
+    [['--write'], '--write needs a value'],
+    [['--bogus'], 'unknown argument "--bogus"; allowed: --write, --group, --force, --if-absent'],
+    [
+      ['--write', '/tmp/x', '--force', '--if-absent'],
+      '--force and --if-absent contradict each other: pick one',
+    ],
+    [
+      ['--write', '/tmp/x', '--group', '-x'],
+      '--group "-x" is invalid: must be a group name or a numeric group id',
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await token(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.stderr, `pscache: ${message}\n`);
+  }
+});
+
+test('help: pscache --help lists token, pscache token --help describes it', async () => {
+  const main = await runPscache(['--help'], {});
+  assert.match(main.stdout, /pscache token \[--write FILE/);
+  const help = await token(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--if-absent/);
+});
+
+test('a daemon given PARAMETERS_SECRETS_EXTENSION_TOKEN=file://FILE accepts the token written there', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'token');
+  const r = await token(['--write', path]);
+  assert.equal(r.code, 0, r.stderr);
+  const line = r.stdout.trim();
+  const value = sensitive(readTokenFile(path));
+  const [name, url] = line.split('=') as [string, string];
+  const d = await daemons.start({ [name]: url });
+  const ok = await d.get(secret('token/app'), { token: value });
+  assert.equal(ok.status, 200);
+  assert.equal(JSON.parse(ok.body).SecretString, 'token-test-secret-value');
+  assert.equal((await d.get(secret('token/app'))).status, 401, 'the test token must no longer work');
+});
