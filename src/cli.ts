@@ -143,7 +143,7 @@ async function emulator(args: string[]): Promise<number> {
   const flags = parseFlags(args, ['--store', '--port']);
   const port = portFlag(flags, '--port') ?? 2774;
   const store = storeFlag(flags);
-  const { startEmulator } = await import('./emulator/index.ts');
+  const { startEmulator } = await import('../packages/emulator/index.ts');
   const emu = await startEmulator({ port, store });
   process.stdout.write(`pscache emulator listening on ${emu.url} (store: ${store})\n`);
   const log = createLogger('info', 'text');
@@ -162,7 +162,7 @@ async function dev(args: string[]): Promise<number> {
     accessKeyId: `AKIAPSCACHEDEV${nodeCrypto().randomBytes(3).toString('hex').toUpperCase()}`,
     secretAccessKey: nodeCrypto().randomBytes(30).toString('base64'),
   };
-  const { startEmulator } = await import('./emulator/index.ts');
+  const { startEmulator } = await import('../packages/emulator/index.ts');
   const emu = await startEmulator({ port: emulatorPort, store, credentials: [credentials] });
   const ownToken = userConfig.tokenSource?.startsWith(ENV.token) ? userConfig.token : undefined;
   const token = ownToken || nodeCrypto().randomBytes(24).toString('base64url');

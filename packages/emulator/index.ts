@@ -10,8 +10,9 @@
 //   PUT    /__emulator/ratelimit              {"ssmTps":40,"secretsTps":N} | null   DELETE clears
 //   PUT    /__emulator/container-credentials  {"authToken","ttlSeconds"} | null
 //   GET    /__emulator/container-credentials  (header Authorization: <authToken>) mints a credential set
-export { startEmulator } from './server.ts';
-export { loadStoreFile, validateStore } from './store.ts';
+export { startEmulator } from './src/server.ts';
+export { loadStoreFile, validateStore } from './src/store.ts';
+export { FAULT_KINDS } from './src/types.ts';
 export type {
   ContainerCredentialsOptions,
   Emulator,
@@ -25,4 +26,4 @@ export type {
   StoreParameter,
   StoreSecret,
   StoreSecretValue,
-} from './types.ts';
+} from './src/types.ts';

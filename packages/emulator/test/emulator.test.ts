@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   BatchGetSecretValueCommand,
   CreateSecretCommand,
@@ -28,10 +29,11 @@ import {
   SSMClient,
   type SSMClientConfig,
 } from '@aws-sdk/client-ssm';
-import { type Emulator, loadStoreFile, startEmulator } from '../src/emulator/index.ts';
+import { type Emulator, loadStoreFile, startEmulator } from '../index.ts';
 import { awsCall, rawRequest, signedCall } from './helpers/emulator-raw.ts';
 
-const STORE = 'examples/store.json';
+/** The example store shipped with pscache, at the root of the repository. */
+const STORE = fileURLToPath(new URL('../../../examples/store.json', import.meta.url));
 const CREDS = { accessKeyId: 'AKIDEMULATORTEST01', secretAccessKey: 'emulator-test-secret-key' };
 
 const clients: { destroy(): void }[] = [];
