@@ -12,7 +12,6 @@
 //   GET    /__emulator/container-credentials  (header Authorization: <authToken>) mints a credential set
 export { startEmulator } from './src/server.ts';
 export { loadStoreFile, validateStore } from './src/store.ts';
-export { FAULT_KINDS } from './src/types.ts';
 export type {
   ContainerCredentialsOptions,
   Emulator,
@@ -27,3 +26,4 @@ export type {
   StoreSecret,
   StoreSecretValue,
 } from './src/types.ts';
+export { FAULT_KINDS } from './src/types.ts';
