@@ -971,7 +971,7 @@ describe('HTTP control endpoint and robustness', () => {
     rawRequest(emu.url, {
       method,
       path,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-emulator-control-token': emu.controlToken },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
 
@@ -1033,7 +1033,14 @@ describe('HTTP control endpoint and robustness', () => {
     assert.equal(wrongMethod.status, 405);
     assert.ok(JSON.parse(wrongMethod.body).error);
     assert.equal(
-      (await rawRequest(emu.url, { method: 'PUT', path: '/__emulator/faults', body: '{nope' })).status,
+      (
+        await rawRequest(emu.url, {
+          method: 'PUT',
+          path: '/__emulator/faults',
+          headers: { 'x-emulator-control-token': emu.controlToken },
+          body: '{nope',
+        })
+      ).status,
       400,
     );
   });
