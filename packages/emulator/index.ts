@@ -2,7 +2,6 @@
 // emulator. The routes, options and store file format are in README.md.
 export { CONTROL_TOKEN_HEADER } from './src/control.ts';
 export { startEmulator } from './src/server.ts';
-export { generateCredentials } from './src/state.ts';
 export { loadStoreFile, validateStore } from './src/store.ts';
 export type {
   CallRecord,

@@ -95,14 +95,6 @@ export function randomAlnum(n: number): string {
   return out;
 }
 
-/** A long-term key pair shaped like IAM's (AKIA + 16 upper-case letters and digits; a 40-character secret). */
-export function generateCredentials(): { accessKeyId: string; secretAccessKey: string } {
-  return {
-    accessKeyId: `AKIA${randomAlnum(16).toUpperCase()}`,
-    secretAccessKey: randomBytes(30).toString('base64'),
-  };
-}
-
 /** All parameters and secrets of one emulator, plus the names that identify its account. */
 export class State {
   readonly params = new Map<string, Param>();
