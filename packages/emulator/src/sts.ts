@@ -188,8 +188,9 @@ export function parseQueryBody(body: Buffer): { action: string; input: Input } {
   return { action, input: new Input(params) };
 }
 
+/** Text content: only these three need escaping there. */
 const escapeXml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' }[c]};`);
+  s.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
 
 function toXml(v: unknown): string {
   if (v === null || v === undefined) return '';
