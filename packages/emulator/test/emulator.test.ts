@@ -30,6 +30,7 @@ import {
   type SSMClientConfig,
 } from '@aws-sdk/client-ssm';
 import { type Emulator, loadStoreFile, startEmulator } from '../index.ts';
+import { rejects } from './helpers/assert.ts';
 import { awsCall, rawRequest, signedCall } from './helpers/emulator-raw.ts';
 
 /** The example store shipped with pscache, at the root of the repository. */
@@ -53,18 +54,6 @@ function sm(emu: Emulator, extra: Partial<SecretsManagerClientConfig> = {}): Sec
   });
   clients.push(c);
   return c;
-}
-
-/** Runs `fn`, expecting it to throw an error named `name`; returns the error for further checks. */
-async function rejects(fn: () => Promise<unknown>, name: string): Promise<Error & Record<string, unknown>> {
-  try {
-    await fn();
-  } catch (err) {
-    const e = err as Error & Record<string, unknown>;
-    assert.equal(e.name, name, `expected ${name}, got ${e.name}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected ${name}, but the call succeeded`);
 }
 
 after(() => {

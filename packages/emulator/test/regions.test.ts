@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { type Emulator, startEmulator, validateStore } from '../index.ts';
+import { rejects } from './helpers/assert.ts';
 
 const CREDS = { accessKeyId: 'AKIAREGIONTEST000001', secretAccessKey: 'region-test-secret-key' };
 const EU = 'eu-west-1';
@@ -29,13 +30,6 @@ function ssm(region: string): SSMClient {
   const c = new SSMClient({ endpoint: emu.url, region, credentials: CREDS, maxAttempts: 1 });
   clients.push(c);
   return c;
-}
-
-async function rejects(fn: () => Promise<unknown>, name: string): Promise<void> {
-  await assert.rejects(fn, (e: Error) => {
-    assert.equal(e.name, name, e.message);
-    return true;
-  });
 }
 
 before(async () => {

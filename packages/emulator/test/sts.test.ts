@@ -5,6 +5,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { type Emulator, startEmulator } from '../index.ts';
+import { rejects } from './helpers/assert.ts';
 import { rawRequest, signedQuery } from './helpers/emulator-raw.ts';
 
 const BASE = { accessKeyId: 'AKIASTSTESTBASE00001', secretAccessKey: 'sts-test-base-secret-key' };
@@ -54,18 +55,6 @@ async function assume(roleArn: string, extra: { DurationSeconds?: number } = {},
       sessionToken: c.SessionToken!,
     },
   };
-}
-
-/** Runs `fn`, expecting an error named `name`. */
-async function rejects(fn: () => Promise<unknown>, name: string): Promise<Error & Record<string, unknown>> {
-  try {
-    await fn();
-  } catch (err) {
-    const e = err as Error & Record<string, unknown>;
-    assert.equal(e.name, name, `expected ${name}, got ${e.name}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected ${name}, but the call succeeded`);
 }
 
 const status = (e: Record<string, unknown>) => (e['$metadata'] as { httpStatusCode?: number }).httpStatusCode;
