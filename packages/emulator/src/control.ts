@@ -1,5 +1,4 @@
-// The control API under /__emulator/: plain JSON, no SigV4, answered only for a loopback Host and the
-// control token (X-Emulator-Control-Token); the container credentials endpoint keeps its own token.
+// The control API (/__emulator/*): plain JSON, for a loopback Host and the control token only.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Core } from './core.ts';
 import { parseFaultRules } from './faults.ts';

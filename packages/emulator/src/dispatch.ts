@@ -1,5 +1,4 @@
-// The AWS side: which service and operation a request is (X-Amz-Target or Action), the checks in order
-// (Host, faults, SigV4, rate limit, denials), the handler, and the answer in the service's protocol.
+// The AWS side: service and operation of a request, its checks in order, the handler, the answer.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { accessDenied, type Caller, type Handler, type OpContext, principalArn } from './context.ts';
@@ -112,7 +111,12 @@ function callerOf(core: Core, accessKeyId: string | undefined): Caller {
   return { principal: accessKeyId ?? null, arn: principalArn(core.accountId) };
 }
 
-/** Answers one AWS call. `url` is the request target, `path` the part before `?`. */
+/**
+ * Answers one AWS call. `url` is the request target, `path` the part before `?`. Checks, in order:
+ * loopback Host (403), POST (405), body size (413), known service (UnknownOperation), fault rules,
+ * SigV4, known operation, rate limit, denied operation, request shape; the handler then applies the
+ * resource deny lists (narrowed by the role's allow list for a role session).
+ */
 export async function dispatch(
   core: Core,
   req: IncomingMessage,

@@ -1,5 +1,4 @@
-// The emulator's HTTP server: its lifecycle, its state, and the Emulator methods; requests go to the
-// control API (control.ts) or to the AWS side (dispatch.ts).
+// The emulator's HTTP server: lifecycle, state and the Emulator methods; requests go to control or dispatch.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
