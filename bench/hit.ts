@@ -2,7 +2,7 @@
 // under the same load generator in its own process, keep-alive and a new connection per request.
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import {
   daemonEnv,
   freePort,

@@ -1,7 +1,7 @@
 // Memory suite: RSS with 1000 cached 4 KB secrets vs idle (and vs the same traffic with the cache off), and
 // RSS at checkpoints over a million requests for 10 000 rotating names with CACHE_SIZE 1000 (no leak).
 import { Agent } from 'node:http';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import { daemonEnv, freePort, spawnPscache, TEST_CREDENTIALS, TEST_TOKEN } from '../test/helpers/daemon.ts';
 import {
   envInt,

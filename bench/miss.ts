@@ -2,7 +2,7 @@
 // against the emulator with 20 ms of injected latency, with the batch window at its default and at 0.
 import { Agent } from 'node:http';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import {
   daemonEnv,
   freePort,

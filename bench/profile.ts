@@ -3,7 +3,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type BuildOptions, build } from 'esbuild';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import { daemonEnv, freePort, httpGet, ROOT, TEST_CREDENTIALS, TEST_TOKEN } from '../test/helpers/daemon.ts';
 import { envInt, markdownTable, spawnChild, startLoadgen, waitFor200 } from './lib.ts';
 

@@ -1,7 +1,7 @@
 // Shutdown suite: SIGTERM → exit of `pscache serve`, and the Lambda SHUTDOWN event → exit of the Node.js
 // layer in the Runtime API stand-in, idle and with a request in flight on a slow upstream.
 import { rmSync } from 'node:fs';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import { BUNDLE, daemonEnv, freePort, httpGet } from '../test/helpers/daemon.ts';
 import { buildLayers } from '../test/helpers/lambda-layer.ts';
 import { startSim, unpackLayer } from '../test/helpers/lambda-sim.ts';

@@ -1,7 +1,7 @@
 // Start-up suite: spawn → first /ping 200, idle RSS and RSS under cached load, against a bare Node HTTP server.
 import { readFileSync, statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import {
   BUNDLE,
   daemonEnv,

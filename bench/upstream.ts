@@ -1,7 +1,7 @@
 // Upstream-calls suite: 1000 concurrent requests for one cold key, 50 concurrent misses for distinct
 // parameters, and an invocation stream (100/min, 5 values) in real time and on a simulated clock.
 import { Agent } from 'node:http';
-import { startEmulator } from '../src/emulator/index.ts';
+import { startEmulator } from '../packages/emulator/index.ts';
 import type { ItemRequest } from '../src/items.ts';
 import {
   daemonEnv,

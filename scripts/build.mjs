@@ -53,7 +53,7 @@ export const bundleOptions = {
 /** dist/emulator.cjs: loaded by the CLI only for `dev` and `emulator`. */
 export const emulatorOptions = {
   ...bundleOptions,
-  entryPoints: ['src/emulator/index.ts'],
+  entryPoints: ['packages/emulator/index.ts'],
   outfile: 'dist/emulator.cjs',
   plugins: [],
 };

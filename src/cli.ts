@@ -18,15 +18,17 @@ import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { VERSION } from './version.ts';
 
+const CONTROL_TOKEN_ENV = 'PSCACHE_EMULATOR_CONTROL_TOKEN';
+
 const USAGE: Record<string, string> = {
   main: `pscache ${VERSION}: a local cache for SSM parameters and Secrets Manager secrets,
 drop-in compatible with the AWS Parameters and Secrets Lambda Extension.
 
 Usage:
   pscache serve [--config FILE]      run the daemon (configured by environment variables)
-  pscache dev [--store FILE] [--port N] [--emulator-port N] [--config FILE]
+  pscache dev [--store FILE] [--port N] [--emulator-port N] [--control-token T] [--config FILE]
                                      run the daemon plus the built-in AWS emulator
-  pscache emulator [--store FILE] [--port N]
+  pscache emulator [--store FILE] [--port N] [--control-token T]
                                      run the AWS emulator alone
   pscache get parameter NAME | get secret ID [--json] ...
                                      print one value from a running daemon
@@ -48,22 +50,26 @@ When AWS_LAMBDA_RUNTIME_API is set it also runs the Lambda Extensions API lifecy
 NAME (the layer's launcher passes its own file name; default pscache); --config is not read there.
   --config FILE                  TOML configuration file (provider schema)
   --lambda-extension-name NAME   the extension's file name in /opt/extensions`,
-  dev: `pscache dev [--store FILE] [--port N] [--emulator-port N] [--config FILE]
+  dev: `pscache dev [--store FILE] [--port N] [--emulator-port N] [--control-token T] [--config FILE]
 
 Runs the daemon together with the built-in AWS emulator seeded from FILE (default: the example store
 shipped with pscache), with generated credentials and a generated token (unless
-PARAMETERS_SECRETS_EXTENSION_TOKEN is set), and prints ready-to-paste curl lines. No AWS account needed.
+PARAMETERS_SECRETS_EXTENSION_TOKEN is set), and prints ready-to-paste curl lines and the export line
+that points the AWS CLI and SDKs at the emulator. No AWS account needed.
   --store FILE          emulator store (JSON)
   --port N              daemon port (default PARAMETERS_SECRETS_EXTENSION_HTTP_PORT or 2773)
   --emulator-port N     emulator port (default: any free port)
+  --control-token T     the emulator's control API token (default ${CONTROL_TOKEN_ENV}, else generated)
   --config FILE         TOML configuration file, as for serve (its region and token are dev's own)`,
-  emulator: `pscache emulator [--store FILE] [--port N]
+  emulator: `pscache emulator [--store FILE] [--port N] [--control-token T]
 
-Runs the AWS JSON 1.1 emulator for SSM Parameter Store and Secrets Manager on 127.0.0.1.
-Point an AWS SDK or the AWS CLI at it with --endpoint-url or AWS_ENDPOINT_URL. It accepts any
-credentials (no signature check) unless started by 'pscache dev'.
+Runs the AWS emulator for SSM Parameter Store and Secrets Manager (AWS JSON 1.1) and STS (Query) on
+127.0.0.1. Point an AWS SDK or the AWS CLI at it with --endpoint-url or AWS_ENDPOINT_URL. It accepts
+any credentials (no signature check) unless started by 'pscache dev'. Its control API (/__emulator/)
+wants the printed control token in the X-Emulator-Control-Token header.
   --store FILE          store to seed from (default: the example store shipped with pscache)
-  --port N              port (default 2774)`,
+  --port N              port (default 2774)
+  --control-token T     control API token (default ${CONTROL_TOKEN_ENV}, else generated)`,
   get: GET_USAGE,
   token: `pscache token [--write FILE [--group GROUP] [--force | --if-absent]]
 
@@ -177,19 +183,86 @@ async function serve(args: string[]): Promise<number> {
   return untilSignal(() => daemon.stop(SIDECAR_GRACE_MS), log);
 }
 
+/** Loads the emulator (dist/emulator.cjs beside the bundle): `serve` never parses it. */
+const loadEmulator = () => import('../packages/emulator/index.ts');
+
+/**
+ * The control token from --control-token, else the environment; undefined lets the emulator make one.
+ * Checked here, before the emulator loads (the Lambda layer's stand-in for it has nothing but a refusal).
+ */
+function controlTokenOption(flags: Flags): { token?: string; source?: string } {
+  const flag = flags['--control-token'];
+  const env = process.env[CONTROL_TOKEN_ENV];
+  const [token, source] =
+    flag !== undefined ? [flag, '--control-token'] : env ? [env, CONTROL_TOKEN_ENV] : [undefined, undefined];
+  if (token === undefined) return {};
+  if (!/^[\x21-\x7e]{16,512}$/.test(token)) {
+    // Never echo the value: it is a secret.
+    throw new UsageError(
+      `${source} is invalid: must be 16 to 512 visible ASCII characters without spaces (got ${token.length} characters)`,
+    );
+  }
+  return { token, source };
+}
+
+const UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+/** A key pair shaped like IAM's (AKIA + 16 upper-case letters and digits, a 40-character secret). */
+function devCredentials(): { accessKeyId: string; secretAccessKey: string } {
+  const c = nodeCrypto();
+  const id = [...c.randomBytes(16)].map((b) => UPPER_ALNUM[b % UPPER_ALNUM.length]).join('');
+  return { accessKeyId: `AKIA${id}`, secretAccessKey: c.randomBytes(30).toString('base64') };
+}
+
 async function emulator(args: string[]): Promise<number> {
-  const flags = parseFlags(args, ['--store', '--port']);
+  const flags = parseFlags(args, ['--store', '--port', '--control-token']);
   const port = portFlag(flags, '--port') ?? 2774;
   const store = storeFlag(flags);
-  const { startEmulator } = await import('./emulator/index.ts');
-  const emu = await startEmulator({ port, store });
-  process.stdout.write(`pscache emulator listening on ${emu.url} (store: ${store})\n`);
+  const control = controlTokenOption(flags);
+  const { startEmulator } = await loadEmulator();
+  const emu = await startEmulator({ port, store, controlToken: control.token });
+  process.stdout.write(
+    `pscache emulator listening on ${emu.url} (store: ${store})
+Signatures are not checked: any credentials work, for example:
+  ${awsExports(emu.url, devCredentials(), emu.region)}
+${controlLine(emu.url, emu.controlToken, control.source)}
+`,
+  );
   const log = createLogger('info', 'text');
   return untilSignal(() => emu.close(), log);
 }
 
+/** A value as one shell word: bare when the shell would read it as is, else single-quoted. */
+function shellWord(v: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `'${v.replaceAll("'", "'\\''")}'`;
+}
+
+/** The line that points the AWS CLI and SDKs at the emulator, ready to paste into a POSIX shell. */
+function awsExports(
+  endpoint: string,
+  creds: { accessKeyId: string; secretAccessKey: string },
+  region: string,
+): string {
+  const vars = {
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_ACCESS_KEY_ID: creds.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+    AWS_REGION: region,
+    // The AWS CLI v1 (botocore) reads only this one.
+    AWS_DEFAULT_REGION: region,
+  };
+  return `export ${Object.entries(vars)
+    .map(([k, v]) => `${k}=${shellWord(v)}`)
+    .join(' ')}`;
+}
+
+function controlLine(url: string, token: string, source: string | undefined): string {
+  const shown = source === undefined ? token : `(from ${source})`;
+  return `Control API: ${url}/__emulator/ with header X-Emulator-Control-Token: ${shown}`;
+}
+
 async function dev(args: string[]): Promise<number> {
-  const flags = parseFlags(args, ['--store', '--port', '--emulator-port', '--config']);
+  const flags = parseFlags(args, ['--store', '--port', '--emulator-port', '--control-token', '--config']);
   const store = storeFlag(flags);
   const port = portFlag(flags, '--port');
   const emulatorPort = portFlag(flags, '--emulator-port') ?? 0;
@@ -197,13 +270,16 @@ async function dev(args: string[]): Promise<number> {
   // Validate the user's configuration first, so a bad value is reported before anything starts. The
   // Region is dev's own (the emulator's), so none is needed here.
   const userConfig = loadConfig({ ...process.env, AWS_REGION: 'us-east-1' }, file);
+  const control = controlTokenOption(flags);
 
-  const credentials = {
-    accessKeyId: `AKIAPSCACHEDEV${nodeCrypto().randomBytes(3).toString('hex').toUpperCase()}`,
-    secretAccessKey: nodeCrypto().randomBytes(30).toString('base64'),
-  };
-  const { startEmulator } = await import('./emulator/index.ts');
-  const emu = await startEmulator({ port: emulatorPort, store, credentials: [credentials] });
+  const credentials = devCredentials();
+  const { startEmulator } = await loadEmulator();
+  const emu = await startEmulator({
+    port: emulatorPort,
+    store,
+    credentials: [credentials],
+    controlToken: control.token,
+  });
   const ownToken = userConfig.tokenSource?.startsWith(SETTINGS.token.env) ? userConfig.token : undefined;
   const token = ownToken || nodeCrypto().randomBytes(24).toString('base64url');
   let config: Config;
@@ -213,7 +289,7 @@ async function dev(args: string[]): Promise<number> {
         ...process.env,
         ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
         PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
-        AWS_REGION: 'us-east-1',
+        AWS_REGION: emu.region,
         AWS_ACCESS_KEY_ID: credentials.accessKeyId,
         AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
         AWS_SESSION_TOKEN: undefined,
@@ -237,14 +313,27 @@ async function dev(args: string[]): Promise<number> {
     await emu.close();
     throw e;
   }
-  process.stdout.write(devBanner(config.port, emu.url, store, ownToken ? undefined : token));
+  process.stdout.write(
+    devBanner(config.port, emu.url, store, ownToken ? undefined : token, [
+      `Point the AWS CLI or an SDK at the emulator (it checks signatures against these credentials):`,
+      `  ${awsExports(emu.url, credentials, emu.region)}`,
+      `  aws ssm get-parameter --name /myapp/api-endpoint`,
+      controlLine(emu.url, emu.controlToken, control.source),
+    ]),
+  );
   return untilSignal(async () => {
     await daemon.stop(SIDECAR_GRACE_MS);
     await emu.close();
   }, log);
 }
 
-function devBanner(port: number, emulatorUrl: string, store: string, token: string | undefined): string {
+function devBanner(
+  port: number,
+  emulatorUrl: string,
+  store: string,
+  token: string | undefined,
+  emulatorLines: string[],
+): string {
   const t = token ?? '$PARAMETERS_SECRETS_EXTENSION_TOKEN';
   const base = `http://localhost:${port}`;
   const h = `-H "X-Aws-Parameters-Secrets-Token: ${t}"`;
@@ -261,7 +350,7 @@ Try:
   curl -s ${h} '${base}/secretsmanager/get?secretId=prod%2Frotating%2Ftoken&versionStage=AWSPREVIOUS'
   curl -si ${h} '${base}/secretsmanager/get?secretId=does-not-exist'
 
-Point an AWS SDK or CLI at the emulator with AWS_ENDPOINT_URL=${emulatorUrl}
+${emulatorLines.join('\n')}
 Press Ctrl+C to stop.
 `;
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { DeleteParameterCommand } from '@aws-sdk/client-ssm';
-import type { FaultKind } from '../src/emulator/index.ts';
+import type { FaultKind } from '../packages/emulator/index.ts';
 import {
   Daemons,
   param,

@@ -6,7 +6,7 @@ import { connect, createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { type Emulator, startEmulator } from '../src/emulator/index.ts';
+import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
 import { freePort, httpGet, type Reply, SENSITIVE, TEST_CREDENTIALS } from './helpers/daemon.ts';
 import { buildLayers, type Layers } from './helpers/lambda-layer.ts';
 import { type Extension, type LambdaSim, type Scripted, startSim } from './helpers/lambda-sim.ts';

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import fc from 'fast-check';
-import { FAULT_KINDS, type FaultKind, type FaultRule } from '../../src/emulator/types.ts';
+import { FAULT_KINDS, type FaultKind, type FaultRule } from '../../packages/emulator/index.ts';
 import {
   daemonEnv,
   freePort,

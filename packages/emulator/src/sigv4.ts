@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { AwsError } from './errors.ts';
+import { REGION } from './state.ts';
 import type { EmulatorCredential } from './types.ts';
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
@@ -41,6 +42,8 @@ class Sha256 {
 }
 
 const MAX_SKEW_MS = 15 * 60 * 1000;
+/** The signer's own region is never used: every check passes the request's signing Region. */
+const DEFAULT_SIGNER_REGION = 'us-east-1';
 
 const MISMATCH =
   'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.';
@@ -122,32 +125,43 @@ function parseAuthorization(auth: string): Parsed | AwsError {
   };
 }
 
-/** Accepted credentials and the check itself. A signer is kept per key so derived keys are cached. */
+/** The access key id and Region of a request's SigV4 credential scope, whether or not it verifies. */
+export function credentialScope(
+  headers: IncomingHttpHeaders,
+): { accessKeyId: string; region: string } | undefined {
+  const auth = header(headers, 'authorization');
+  const parsed = auth === undefined ? undefined : parseAuthorization(auth);
+  if (parsed === undefined || parsed instanceof AwsError) return undefined;
+  return { accessKeyId: parsed.accessKeyId, region: parsed.region };
+}
+
+/**
+ * Accepted credentials and the check itself. A signer is kept per key so derived keys are cached. Any
+ * Region is accepted in the scope: one emulator stands for every Region's endpoint.
+ */
 export class SigV4Verifier {
   private creds = new Map<string, { cred: EmulatorCredential; signer: SignatureV4 }>();
   private on = false;
-
-  constructor(private readonly region: string) {}
 
   get enabled(): boolean {
     return this.on;
   }
 
-  set(list: EmulatorCredential[] | undefined): void {
+  /** Replaces the accepted credentials and turns verification on or off. */
+  set(list: readonly EmulatorCredential[], enabled: boolean): void {
     this.creds.clear();
-    this.on = list !== undefined;
-    for (const c of list ?? []) this.add(c);
+    this.on = enabled;
+    for (const c of list) this.add(c);
   }
 
-  /** Adds one credential set (and turns verification on). */
+  /** Accepts one more credential set (minted ones); leaves verification on or off as it is. */
   add(c: EmulatorCredential): void {
     if (typeof c?.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string' || !c.accessKeyId) {
       throw new Error('a credential needs string accessKeyId and secretAccessKey');
     }
-    this.on = true;
     const signer = new SignatureV4({
       credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey },
-      region: this.region,
+      region: DEFAULT_SIGNER_REGION,
       service: 'ssm',
       sha256: Sha256,
       applyChecksum: false,
@@ -155,10 +169,9 @@ export class SigV4Verifier {
     this.creds.set(c.accessKeyId, { cred: { ...c }, signer });
   }
 
-  /** Drops credentials that expired more than a minute ago, so minted ones do not pile up. */
-  prune(now: number): void {
-    for (const [k, v] of this.creds)
-      if (v.cred.expiresAt !== undefined && v.cred.expiresAt < now - 60_000) this.creds.delete(k);
+  /** Forgets a credential set (a minted one long expired). */
+  remove(accessKeyId: string): void {
+    this.creds.delete(accessKeyId);
   }
 
   /** Undefined when the request is signed correctly for `service`, else the error AWS would answer. */
@@ -192,7 +205,7 @@ export class SigV4Verifier {
 
     if (parsed.service !== service)
       return invalidSignature(`Credential should be scoped to correct service: '${service}'. `);
-    if (parsed.region !== this.region) {
+    if (!REGION.test(parsed.region)) {
       return invalidSignature(`Credential should be scoped to a valid region, not '${parsed.region}'. `);
     }
     if (parsed.date !== xAmzDate.slice(0, 8)) {

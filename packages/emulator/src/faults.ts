@@ -1,11 +1,9 @@
-// What the emulator does to a request before answering it: injected faults, denials, rate limits.
+// Misbehaviour on request: fault rules (errors, latency, hangs, resets, broken bodies) and rate limits.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AwsError } from './errors.ts';
+import { alive, drained, send } from './http.ts';
+import { bareOperation } from './policy.ts';
 import { FAULT_KINDS, type FaultKind, type FaultRule, type RateLimitOptions } from './types.ts';
-
-/** `ssm:GetParameter`, `AmazonSSM.GetParameter`, `secretsmanager.X` -> the bare operation name. */
-export function bareOperation(op: string): string {
-  const i = Math.max(op.lastIndexOf(':'), op.lastIndexOf('.'));
-  return i >= 0 ? op.slice(i + 1) : op;
-}
 
 /** Parses fault rules from untrusted JSON (the control endpoint) or checks them (the API). */
 export function parseFaultRules(v: unknown): FaultRule[] {
@@ -82,47 +80,6 @@ export class FaultTable {
   }
 }
 
-/** Resources (exact, or prefix with a trailing `*`) and whole operations the caller is not allowed. */
-export class DenyList {
-  private exact = new Set<string>();
-  private prefixes: string[] = [];
-  private ops = new Set<string>();
-
-  add(resources: readonly string[]): void {
-    for (const r of resources) {
-      if (r.endsWith('*')) this.prefixes.push(r.slice(0, -1));
-      else this.exact.add(r);
-    }
-  }
-
-  addOperations(ops: readonly string[]): void {
-    for (const op of ops) this.ops.add(bareOperation(op));
-  }
-
-  clear(): void {
-    this.exact.clear();
-    this.prefixes = [];
-    this.ops.clear();
-  }
-
-  /** True when any of the names a resource goes by (name, ARN, the id given) is denied. */
-  denies(candidates: readonly string[]): boolean {
-    for (const c of candidates) {
-      if (this.exact.has(c)) return true;
-      for (const p of this.prefixes) if (c.startsWith(p)) return true;
-    }
-    return false;
-  }
-
-  deniesOperation(op: string): boolean {
-    return this.ops.has(op);
-  }
-
-  get empty(): boolean {
-    return this.exact.size === 0 && this.prefixes.length === 0;
-  }
-}
-
 /** A token bucket holding at most one second's worth of calls. */
 class TokenBucket {
   private tokens: number;
@@ -168,5 +125,96 @@ export class RateLimiter {
     if (this.ssm && SSM_READS.has(op)) return this.ssm.take(now);
     if (this.secrets && SECRETS_READS.has(op)) return this.secrets.take(now);
     return true;
+  }
+}
+
+/** The bodies a service's broken answers are made of. */
+export interface FaultBodies {
+  contentType: string;
+  /** A whole valid answer; reset-mid-body sends half of it. */
+  sample: string;
+  /** An answer cut short (malformed). */
+  truncated: string;
+  /** A valid answer is `head`, filler bytes, `tail` (huge). */
+  head: string;
+  tail: string;
+  /** What endless starts with before its filler. */
+  endlessHead: string;
+}
+
+/** What a fault needs of the service it breaks. */
+export interface FaultTarget {
+  bodies: FaultBodies;
+  /** The service's answer to an internal failure. */
+  internalError(): AwsError;
+  /** Answers an error in the service's protocol. */
+  sendError(res: ServerResponse, err: AwsError, requestId: string): void;
+}
+
+const HUGE_BYTES = 50 * 1024 * 1024;
+const ENDLESS_MAX_MS = 60_000;
+const CHUNK = Buffer.alloc(64 * 1024, 'a');
+
+/** Answers (or, for resets and hangs, does not) as the fault says. `closed` is true once the emulator stops. */
+export async function sendFault(
+  kind: FaultKind,
+  target: FaultTarget,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  closed: () => boolean,
+): Promise<void> {
+  const { bodies } = target;
+  const headers = { 'content-type': bodies.contentType, 'x-amzn-RequestId': requestId };
+  switch (kind) {
+    case 'throttle':
+      return target.sendError(res, new AwsError('ThrottlingException', 'Rate exceeded'), requestId);
+    case '500':
+      return target.sendError(res, target.internalError(), requestId);
+    case '503':
+      return target.sendError(res, new AwsError('ServiceUnavailable', 'Service Unavailable', 503), requestId);
+    case 'reset':
+      req.socket.destroy();
+      return;
+    case 'reset-mid-body': {
+      const full = Buffer.from(bodies.sample);
+      res.writeHead(200, { ...headers, 'content-length': full.length });
+      res.write(full.subarray(0, full.length >> 1), () => req.socket.destroy());
+      return;
+    }
+    case 'malformed':
+      return send(res, 200, bodies.truncated, headers);
+    case 'hang':
+      // Never answer; close() or the client's timeout ends it.
+      return;
+    case 'wrong-content-type':
+      return send(res, 200, '<html><body>Service unavailable</body></html>', { 'content-type': 'text/html' });
+    case 'huge': {
+      const size = HUGE_BYTES - bodies.head.length - bodies.tail.length;
+      res.writeHead(200, { ...headers, 'content-length': HUGE_BYTES });
+      res.write(bodies.head);
+      await stream(res, size, closed);
+      if (alive(res)) res.end(bodies.tail);
+      return;
+    }
+    case 'endless': {
+      res.writeHead(200, headers);
+      res.write(bodies.endlessHead);
+      await stream(res, undefined, closed);
+      if (alive(res)) res.end();
+      return;
+    }
+  }
+}
+
+/** Writes `bytes` filler bytes (or, when undefined, until the client leaves or 60 s pass), honouring backpressure. */
+async function stream(res: ServerResponse, bytes: number | undefined, closed: () => boolean): Promise<void> {
+  const deadline = Date.now() + ENDLESS_MAX_MS;
+  let left = bytes ?? Number.POSITIVE_INFINITY;
+  while (left > 0 && alive(res) && !closed()) {
+    if (bytes === undefined && Date.now() > deadline) return;
+    const n = Math.min(CHUNK.length, left);
+    left -= n;
+    if (!res.write(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n))) await drained(res);
   }
 }

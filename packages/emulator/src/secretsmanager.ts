@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { accessDenied, epoch, type Handler, type OpContext } from './context.ts';
 import { AwsError, type Input } from './errors.ts';
-import { type Secret, type SecretVersion, validSecretName } from './store.ts';
+import { type Secret, type SecretVersion, validSecretName } from './state.ts';
 
 // Secrets Manager spells the error text field `Message`.
 const fail = (type: string, message: string) => new AwsError(type, message, 400, 'Message');

@@ -97,10 +97,14 @@ export interface SignedCallOptions {
   sendBody?: string;
 }
 
-/** A SigV4-signed AWS JSON 1.1 call, signed here rather than by the SDK so tests can bend the rules. */
-export async function signedCall(baseUrl: string, o: SignedCallOptions): Promise<RawResponse> {
+/** Signs and sends a POST to `/` with the given headers and body. */
+async function signedPost(
+  baseUrl: string,
+  o: Omit<SignedCallOptions, 'target' | 'body'>,
+  headers: Record<string, string>,
+  body: string,
+): Promise<RawResponse> {
   const url = new URL(baseUrl);
-  const body = JSON.stringify(o.body);
   const signer = new SignatureV4({
     credentials: o.credentials,
     region: o.region ?? 'us-east-1',
@@ -113,15 +117,35 @@ export async function signedCall(baseUrl: string, o: SignedCallOptions): Promise
     hostname: url.hostname,
     port: Number(url.port),
     path: '/',
-    headers: {
-      host: url.host,
-      'content-type': 'application/x-amz-json-1.1',
-      'x-amz-target': o.target,
-    },
+    headers: { host: url.host, ...headers },
     body,
   });
   const signed = await signer.sign(req, o.signingDate ? { signingDate: o.signingDate } : {});
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(signed.headers)) headers[k] = String(v);
-  return rawRequest(baseUrl, { headers, body: o.sendBody ?? body });
+  const sent: Record<string, string> = {};
+  for (const [k, v] of Object.entries(signed.headers)) sent[k] = String(v);
+  return rawRequest(baseUrl, { headers: sent, body: o.sendBody ?? body });
+}
+
+/** A SigV4-signed AWS JSON 1.1 call, signed here rather than by the SDK so tests can bend the rules. */
+export function signedCall(baseUrl: string, o: SignedCallOptions): Promise<RawResponse> {
+  return signedPost(
+    baseUrl,
+    o,
+    { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': o.target },
+    JSON.stringify(o.body),
+  );
+}
+
+/** A SigV4-signed AWS Query call (STS): `params` form-encoded, Version 2011-06-15. */
+export function signedQuery(
+  baseUrl: string,
+  o: Omit<SignedCallOptions, 'target' | 'body' | 'service'> & { params: Record<string, string> },
+): Promise<RawResponse> {
+  const body = new URLSearchParams({ Version: '2011-06-15', ...o.params }).toString();
+  return signedPost(
+    baseUrl,
+    { ...o, service: 'sts' },
+    { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+    body,
+  );
 }

@@ -10,7 +10,7 @@ import {
   type Secret,
   type SecretVersion,
   validLabel,
-} from './store.ts';
+} from './state.ts';
 import type { ParameterType } from './types.ts';
 
 const REFERENCE_PREFIX = '/aws/reference/secretsmanager/';
@@ -117,6 +117,7 @@ function denyCandidates(ctx: OpContext, raw: string): string[] {
   } catch {
     return [raw];
   }
+  if (parsed.name.startsWith(REFERENCE_PREFIX)) return [raw, ...denyCandidates(ctx, parsed.name)];
   return [raw, parsed.name, ctx.state.parameterArn(parsed.name)];
 }
 
@@ -171,6 +172,9 @@ function readReference(ctx: OpContext, raw: string, withDecryption: boolean): Re
 function readOne(ctx: OpContext, raw: string, withDecryption: boolean): Record<string, unknown> {
   if (raw.startsWith(REFERENCE_PREFIX)) return readReference(ctx, raw, withDecryption);
   const parsed = parseName(ctx, raw);
+  // A reference named by its ARN (as a client reading it from another Region sends it).
+  if (parsed.name.startsWith(REFERENCE_PREFIX))
+    return readReference(ctx, parsed.name + (parsed.selector ?? ''), withDecryption);
   const p = ctx.state.params.get(parsed.name);
   if (!p) throw notFound();
   let v: ParamVersion | undefined;

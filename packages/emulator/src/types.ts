@@ -1,4 +1,4 @@
-// Public shapes of the emulator: options, credentials, fault rules and the seed store file.
+// Public shapes of the emulator: options, credentials, fault rules, the call log and the seed store file.
 
 /**
  * How a fault rule breaks an answer:
@@ -35,9 +35,9 @@ export const FAULT_KINDS: readonly FaultKind[] = [
 ];
 
 export interface FaultRule {
-  /** Operation name (`GetParameter`, `ssm:GetParameter` or `AmazonSSM.GetParameter`); absent = every operation. */
+  /** Operation name (`GetParameter`, `ssm:GetParameter`, `AmazonSSM.GetParameter`, `AssumeRole`); absent = every operation. */
   operation?: string;
-  /** Exact Name / SecretId (or Path) of the request, or one of its Names / SecretIdList; absent = any. */
+  /** Exact Name / SecretId (or Path, or RoleArn) of the request, or one of its Names / SecretIdList; absent = any. */
   name?: string;
   /** Delay before answering (or before the fault), in milliseconds. */
   latencyMs?: number;
@@ -83,6 +83,8 @@ export interface StoreParameter {
   /** Label -> version number. */
   labels?: Record<string, number>;
   description?: string;
+  /** The Region it lives in (its ARN names it); default: the store's region. */
+  region?: string;
 }
 
 /** One secret version's value in a store file: exactly one of the two. */
@@ -102,10 +104,13 @@ export interface StoreSecret extends StoreSecretValue {
   arnSuffix?: string;
   /** A version carrying AWSPREVIOUS. */
   previous?: StoreSecretValue;
+  /** The Region it lives in (its ARN names it); default: the store's region. */
+  region?: string;
 }
 
 /** The seed store (examples/store.json). Keys starting with `$` are ignored (for comments). */
 export interface StoreFile {
+  /** The emulator's own Region: where unsigned requests and entries without a region go. */
   region?: string;
   accountId?: string;
   parameters?: StoreParameter[];
@@ -131,15 +136,47 @@ export interface EmulatorOptions {
   log?: (line: string) => void;
   /** Enables GET /__emulator/container-credentials; turns SigV4 verification on. */
   containerCredentials?: ContainerCredentialsOptions;
+  /**
+   * The secret the control API (`/__emulator/*`) wants in the `X-Emulator-Control-Token` header:
+   * 16-512 visible ASCII characters. Random when absent; read it back from `Emulator.controlToken`.
+   */
+  controlToken?: string;
+  /** Lifetime of AssumeRole credentials when the request gives no DurationSeconds (default 3600). */
+  roleSessionSeconds?: number;
+  /** Epoch milliseconds now; inject one to move time (expiry of minted credentials, rate limits). */
+  clock?: () => number;
+}
+
+/** One AWS call as the emulator received it. */
+export interface CallRecord {
+  /** `GetParameter`, `AssumeRole`, ... (the raw X-Amz-Target or Action when unknown). */
+  operation: string;
+  /**
+   * Who signed it: the role ARN when signed with credentials minted by AssumeRole, else the access key
+   * id of the Authorization header; null when unsigned.
+   */
+  principal: string | null;
+  /** The Region of the SigV4 credential scope; null when unsigned. */
+  signingRegion: string | null;
+  /** The error answered (`ResourceNotFoundException`, `fault:reset`, ...); absent on success. */
+  error?: string;
 }
 
 export interface Emulator {
   /** http://127.0.0.1:PORT */
   url: string;
   port: number;
+  /** The default Region (of the store, or the region option). */
+  region: string;
+  accountId: string;
+  /** The value the control API wants in the X-Emulator-Control-Token header. */
+  controlToken: string;
   close(): Promise<void>;
   /** Requests received per operation (including faulted, denied and rejected ones). */
   calls(): Record<string, number>;
+  /** Every AWS call since the last reset, oldest first (at most the last 10,000). */
+  callLog(): CallRecord[];
+  /** Zeroes the counters and empties the call log. */
   resetCalls(): void;
   setFaults(f: FaultRule[]): void;
   clearFaults(): void;
@@ -147,6 +184,15 @@ export interface Emulator {
   deny(resources: string[]): void;
   /** Adds operations (`BatchGetSecretValue`, `ssm:GetParameters`, ...) to the denied set. */
   denyOperations(ops: string[]): void;
+  /** Adds role ARNs (trailing `*` = prefix) that AssumeRole refuses with AccessDenied. */
+  denyRoles(roleArns: string[]): void;
+  /**
+   * Calls signed with credentials minted for `roleArn` may read only these resources (names, secret ids
+   * or ARNs; trailing `*` = prefix); other reads answer AccessDeniedException. Replaces the role's list;
+   * undefined lifts the restriction.
+   */
+  allowRole(roleArn: string, resources: string[] | undefined): void;
+  /** Clears every denial: resources, operations, roles and the per-role allow lists. */
   clearDeny(): void;
   /** undefined turns SigV4 verification off (unless container credentials are configured). */
   setCredentials(c: EmulatorCredential[] | undefined): void;
@@ -154,4 +200,10 @@ export interface Emulator {
   setContainerCredentials(c: ContainerCredentialsOptions | undefined): void;
   /** Destroys every open client connection (keep-alive ones too), as a NAT or a frozen peer would. */
   dropConnections(): void;
+  /** Adds (or replaces) the store's parameters and secrets; returns their ARNs in order. */
+  seed(store: StoreFile): { parameters: string[]; secrets: string[] };
+  /** Adds or replaces one parameter (its versions and labels as in a store file); returns its ARN. */
+  putParameter(p: StoreParameter): string;
+  /** Adds or replaces one secret (as in a store file); returns its ARN. */
+  createSecret(s: StoreSecret): string;
 }

@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import {
   BatchGetSecretValueCommand,
   CreateSecretCommand,
@@ -28,10 +29,12 @@ import {
   SSMClient,
   type SSMClientConfig,
 } from '@aws-sdk/client-ssm';
-import { type Emulator, loadStoreFile, startEmulator } from '../src/emulator/index.ts';
+import { type Emulator, loadStoreFile, startEmulator } from '../index.ts';
+import { rejects } from './helpers/assert.ts';
 import { awsCall, rawRequest, signedCall } from './helpers/emulator-raw.ts';
 
-const STORE = 'examples/store.json';
+/** The example store shipped with pscache, at the root of the repository. */
+const STORE = fileURLToPath(new URL('../../../examples/store.json', import.meta.url));
 const CREDS = { accessKeyId: 'AKIDEMULATORTEST01', secretAccessKey: 'emulator-test-secret-key' };
 
 const clients: { destroy(): void }[] = [];
@@ -51,18 +54,6 @@ function sm(emu: Emulator, extra: Partial<SecretsManagerClientConfig> = {}): Sec
   });
   clients.push(c);
   return c;
-}
-
-/** Runs `fn`, expecting it to throw an error named `name`; returns the error for further checks. */
-async function rejects(fn: () => Promise<unknown>, name: string): Promise<Error & Record<string, unknown>> {
-  try {
-    await fn();
-  } catch (err) {
-    const e = err as Error & Record<string, unknown>;
-    assert.equal(e.name, name, `expected ${name}, got ${e.name}: ${e.message}`);
-    return e;
-  }
-  assert.fail(`expected ${name}, but the call succeeded`);
 }
 
 after(() => {
@@ -969,7 +960,7 @@ describe('HTTP control endpoint and robustness', () => {
     rawRequest(emu.url, {
       method,
       path,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-emulator-control-token': emu.controlToken },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
 
@@ -1031,7 +1022,14 @@ describe('HTTP control endpoint and robustness', () => {
     assert.equal(wrongMethod.status, 405);
     assert.ok(JSON.parse(wrongMethod.body).error);
     assert.equal(
-      (await rawRequest(emu.url, { method: 'PUT', path: '/__emulator/faults', body: '{nope' })).status,
+      (
+        await rawRequest(emu.url, {
+          method: 'PUT',
+          path: '/__emulator/faults',
+          headers: { 'x-emulator-control-token': emu.controlToken },
+          body: '{nope',
+        })
+      ).status,
       400,
     );
   });
