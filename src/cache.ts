@@ -77,7 +77,7 @@ export interface CacheOptions {
    * TTL multiplier, drawn once per process (and again on clear()); default uniform in [0.9, 1.1). Per
    * process, not per entry: environments started together then refresh at different times, while the
    * entries of one environment, fetched together, still expire together and refresh in one batch call
-   * (the fleet model in BENCHMARKS.md: per-entry jitter tripled upstream calls at N = 1000).
+   * (the fleet model, docs/benchmarks.md: per-entry jitter tripled upstream calls at N = 1000).
    */
   jitter?: () => number;
   /** Background refresh failures (logged by the owner; never thrown at a caller). */
