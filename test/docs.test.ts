@@ -179,6 +179,17 @@ describe('deployment examples (docs/lambda.md)', () => {
     }
     assert.ok(checked >= 5, `only ${checked} examples name a zip`);
   });
+
+  test('the standalone zip the prose names is the one every example uses', () => {
+    const prose = read('docs/lambda.md').replace(/^```[\s\S]*?^```[ \t]*$/gm, '');
+    const named = /Every example below[\s\S]{0,200}?`(pscache-(?:x86_64|arm64)\.zip)`/.exec(prose)?.[1];
+    assert.ok(named, 'the sentence that says which zip the examples use');
+    const used = blocks.flatMap(({ code }) =>
+      [...code.matchAll(/pscache-(?:x86_64|arm64)\.zip/g)].map((m) => m[0]),
+    );
+    assert.ok(used.length >= 4, 'examples with a standalone zip');
+    assert.deepEqual([...new Set(used)], [named]);
+  });
 });
 
 describe('benchmark page', () => {
