@@ -115,7 +115,7 @@ const BURST = QUOTA_TPS;
 /** The cold-start herd is over by then in every case modelled; refreshes start at 0.9 × 0.9 × TTL. */
 const COLD_END_S = Math.floor(0.81 * TTL_S) - 10;
 
-/** What the formulas in BENCHMARKS.md predict for a fleet of n (see "Fleet model" there). */
+/** What the formulas in docs/benchmarks.md predict for a fleet of n (see "Fleet model: the formulas" there). */
 export function predicted(n: number, p: Policy) {
   const c = p.batching ? Math.ceil(KEYS / 10) : KEYS;
   const I = INVOKE_EVERY_MS / 1000;
@@ -183,7 +183,7 @@ export async function benchFleet(): Promise<Result[]> {
   addSection(
     'Fleet model',
     [
-      `${seconds} s of simulated time, deterministic seed. K = ${KEYS} SSM parameters read at once by every invocation, one invocation per environment per second (I = 1 s), the first within the first second; TTL ${TTL_S} s; upstream Q = ${QUOTA_TPS} TPS token bucket holding B = ${BURST} (1 s), ${LATENCY_MS} ms per call, 3 attempts with full-jitter backoff; c = ⌈K/10⌉ calls per environment with batching, K without. "Cold" = the first ${COLD_END_S} s (before any refresh), "refresh" = after. Formulas in BENCHMARKS.md.`,
+      `${seconds} s of simulated time, deterministic seed. K = ${KEYS} SSM parameters read at once by every invocation, one invocation per environment per second (I = 1 s), the first within the first second; TTL ${TTL_S} s; upstream Q = ${QUOTA_TPS} TPS token bucket holding B = ${BURST} (1 s), ${LATENCY_MS} ms per call, 3 attempts with full-jitter backoff; c = ⌈K/10⌉ calls per environment with batching, K without. "Cold" = the first ${COLD_END_S} s (before any refresh), "refresh" = after. Formulas in docs/benchmarks.md.`,
       '',
       markdownTable(
         [

@@ -1,5 +1,6 @@
 // Benchmark entry (`npm run bench`): runs each suite, prints the Markdown table, writes results.json/.md,
-// the SVG plots under bench/plots/, and (on a full run with default settings) the results in BENCHMARKS.md.
+// the SVG plots under bench/plots/, and (on a full run with default settings) the results section of
+// docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -11,6 +12,7 @@ import { benchLambda } from './lambda.ts';
 import { compare, type Result, resultsTable, sections, spreadTable, summarize } from './lib.ts';
 import { benchCachedSecrets, benchChurn } from './memory.ts';
 import { benchMiss } from './miss.ts';
+import { RESULTS_PAGE, replaceResults } from './publish.ts';
 import { benchShutdown } from './shutdown.ts';
 import { benchStartup } from './startup.ts';
 import { benchStream, benchUpstream } from './upstream.ts';
@@ -37,7 +39,7 @@ const SUITES: { name: string; run: () => Promise<Result[]>; background?: boolean
 const OUT = new URL('./', import.meta.url);
 const BIOME = fileURLToPath(new URL('../node_modules/@biomejs/biome/bin/biome', import.meta.url));
 const only = process.env['BENCH_SUITES']?.split(',').filter(Boolean);
-/** BENCHMARKS.md is rewritten only by a full run with no BENCH_* knob set (or with BENCH_PUBLISH=1). */
+/** docs/benchmarks.md is rewritten only by a full run with no BENCH_* knob set (or with BENCH_PUBLISH=1). */
 const publish =
   process.env['BENCH_PUBLISH'] === '1' ||
   (process.env['BENCH_PUBLISH'] !== '0' && !Object.keys(process.env).some((k) => k.startsWith('BENCH_')));
@@ -109,37 +111,33 @@ const md = [
 process.stdout.write(`\n${md}`);
 writeFileSync(new URL('results.md', OUT), md);
 if (publish && !only) {
-  const file = new URL('../BENCHMARKS.md', OUT);
-  const doc = readFileSync(file, 'utf8');
-  const start = '<!-- bench:results:start -->';
-  const end = '<!-- bench:results:end -->';
-  const i = doc.indexOf(start);
-  const j = doc.indexOf(end);
-  if (i >= 0 && j > i) {
-    const body = [
-      start,
-      `Run of ${date} (\`npm run bench\`, default settings). ${machineLine}`,
-      '',
-      legend,
-      '',
-      resultsTable(results),
-      '',
-      ...extra.map((line) => line.replace(/^## /, '### ')),
-      '### Notes',
-      '',
-      ...notes,
-      '',
-      'The spread of every series (n, min, p25, median, p75, max) is in [bench/results.md](bench/results.md); raw samples in [bench/results.json](bench/results.json).',
-      '',
-    ].join('\n');
-    writeFileSync(file, doc.slice(0, i) + body + doc.slice(j));
+  const page = fileURLToPath(RESULTS_PAGE);
+  const body = [
+    `Run of ${date} (\`npm run bench\`, default settings). ${machineLine}`,
+    '',
+    legend,
+    '',
+    resultsTable(results),
+    '',
+    ...extra.map((line) => line.replace(/^## /, '### ')),
+    '### Notes',
+    '',
+    ...notes,
+    '',
+    'The spread of every series (n, min, p25, median, p75, max) is in [bench/results.md](../bench/results.md); raw samples in [bench/results.json](../bench/results.json).',
+    '',
+  ].join('\n');
+  try {
+    writeFileSync(page, replaceResults(readFileSync(page, 'utf8'), body));
     // The repository's formatter owns Markdown layout (padded tables): keep `npm run lint` clean.
     try {
-      execFileSync(process.execPath, [BIOME, 'format', '--write', fileURLToPath(file)], { stdio: 'ignore' });
+      execFileSync(process.execPath, [BIOME, 'format', '--write', page], { stdio: 'ignore' });
     } catch {
-      process.stderr.write('bench: could not format BENCHMARKS.md with biome\n');
+      process.stderr.write('bench: could not format docs/benchmarks.md with biome\n');
     }
-    process.stderr.write('bench: BENCHMARKS.md updated\n');
+    process.stderr.write('bench: docs/benchmarks.md updated\n');
+  } catch (e) {
+    process.stderr.write(`bench: docs/benchmarks.md not updated: ${(e as Error).message}\n`);
   }
 }
 writeFileSync(

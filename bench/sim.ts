@@ -162,8 +162,9 @@ export class SimUpstream {
 
 export interface Policy {
   /**
-   * ±10% TTL jitter: `entry` draws a factor for every entry (the daemon's policy), `environment` draws one
-   * factor per environment for all its entries (a proposal, see BENCHMARKS.md), `none` keeps every TTL exact.
+   * ±10% TTL jitter: `entry` hands the cache a fresh draw each time it asks, `environment` one factor per
+   * environment, `none` keeps every TTL exact. The cache asks once per process (and again on clear()), so
+   * `entry` and `environment` now run the same policy (docs/benchmarks.md, "Fleet model").
    */
   jitter: 'entry' | 'environment' | 'none';
   /** Concurrent misses share GetParameters (10) / BatchGetSecretValue (20) calls after a 2 ms window. */

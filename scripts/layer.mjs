@@ -1,4 +1,4 @@
-// Builds the Lambda layer zips under dist/layer/ (SPEC.md 7): pscache-nodejs.zip uses the runtime's node;
+// Builds the Lambda layer zips under dist/layer/ (docs/lambda.md): pscache-nodejs.zip uses the runtime's node;
 // pscache-x86_64.zip and pscache-arm64.zip carry a pinned Node.js 22 binary from the npm registry.
 // Node and npm packages only (esbuild, fflate, node:zlib): no zip, unzip or tar binaries needed.
 //

@@ -1,4 +1,4 @@
-// Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (docs/http-api.md).
+// Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (docs/http-api.md, Errors).
 import { UpstreamError } from './aws/types.ts';
 import { PathTooLargeError } from './loader/index.ts';
 
@@ -35,7 +35,7 @@ const FORBIDDEN = new Set([
 ]);
 const NOT_FOUND = new Set(['ParameterNotFound', 'ParameterVersionNotFound', 'ResourceNotFoundException']);
 
-/** Maps an upstream failure onto the status table of SPEC.md 3.3. */
+/** Maps an upstream failure onto the status table in docs/http-api.md (Errors). */
 export function fromUpstream(e: UpstreamError): HttpError {
   const message = e.message || e.code;
   switch (e.kind) {

@@ -1,5 +1,5 @@
 // Counters and a latency histogram, rendered in the Prometheus text format for GET /metrics.
-// Hand-written rather than prom-client: that costs ~5 MB RSS and ~15 ms of start-up (measured, README).
+// Hand-written rather than prom-client: that costs ~5 MB RSS and ~15 ms of start-up (measured; docs/http-api.md, Metrics).
 import type { CallObserver } from './aws/types.ts';
 import type { ItemCache } from './cache/index.ts';
 

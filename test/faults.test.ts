@@ -1,6 +1,6 @@
 // Upstream faults, end to end through the emulator: every fault kind on both services and on the batch
 // and path routes, stale-if-error through each of them, throttling storms, DNS failure and expiring
-// container credentials. The status must follow SPEC.md 3.3, retries stay bounded, nothing partial is
+// container credentials. The status must follow the errors table of docs/http-api.md, retries stay bounded, nothing partial is
 // cached, and NotFound/AccessDenied are never answered from a stale entry.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -107,7 +107,7 @@ before(async () => {
 worldHooks(() => world, daemons);
 
 describe('every fault kind on both services', () => {
-  test('status per SPEC.md, bounded attempts, nothing cached; the next read is a miss with the right body', async (t) => {
+  test('status per the errors table, bounded attempts, nothing cached; the next read is a miss with the right body', async (t) => {
     const d = await daemons.start(TIMEOUTS);
     const pid = d.child.pid!;
     const injected: Record<string, number> = {};

@@ -1,5 +1,5 @@
 // HTTP fuzzing of a live daemon with fast-check: random paths, queries, headers, methods, pipelining,
-// half-closes, connection floods, garbage and slowloris must all get an answer from SPEC.md's table,
+// half-closes, connection floods, garbage and slowloris must all get an answer from the errors table of docs/http-api.md,
 // leak nothing without the token, and leave the process up with its memory bounded.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

@@ -1,4 +1,4 @@
-// The Lambda extension lifecycle (SPEC.md 6): listener first, then register, then event/next until SHUTDOWN.
+// The Lambda extension lifecycle (docs/lambda.md, Lifecycle): listener first, then register, then event/next until SHUTDOWN.
 import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
 import { type Daemon, startDaemon } from '../daemon.ts';
 import { createLogger, type Logger } from '../log.ts';

@@ -97,7 +97,7 @@ export class TokenCheck {
 
 /**
  * One-shot crypto.hash where Node has it (20.12+): a Hash object per request doubled the time of the
- * frequent small garbage collections, enough to move the hit path's p99 by ~30% (BENCHMARKS.md).
+ * frequent small garbage collections, enough to move the hit path's p99 by ~30% (CHANGELOG.md).
  */
 function digest(s: string): Buffer {
   const c = nodeCrypto() as ReturnType<typeof nodeCrypto> & {

@@ -1,4 +1,4 @@
-// The HTTP front: listens on loopback only, runs the request checks in SPEC.md's order, and answers
+// The HTTP front: listens on loopback only, runs the request checks in the order docs/http-api.md gives, and answers
 // from the cache. Check order: inbound limit (429), forwarding/Host (400), /ping and /, token (401),
 // method (405), route (404), query (400).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -285,7 +285,7 @@ export class PscacheServer {
     this.pending.delete(res);
     if (res.writableEnded) return; // already answered 503 by shutdown
     // A literal, not {...JSON_HEADERS, ...}: spreading an object with these keys costs ~2 µs a request in
-    // Node 20 (measured, BENCHMARKS.md), a twentieth of the whole hit path.
+    // Node 20 (measured, CHANGELOG.md), a twentieth of the whole hit path.
     res.writeHead(200, {
       'Content-Type': JSON_HEADERS['Content-Type'],
       'Cache-Control': JSON_HEADERS['Cache-Control'],

@@ -1,5 +1,5 @@
 // HTTP fuzzing model: the seeded store, fast-check generators of raw requests and sessions, the oracle that
-// says which answers SPEC.md allows for each request, and the runner that checks a live daemon against it.
+// says which answers docs/http-api.md allows for each request, and the runner that checks a live daemon against it.
 import fc from 'fast-check';
 import { Conn, header, type ParsedResponse, STATUS_TABLE } from './fuzz-http.ts';
 import type { World } from './world.ts';
@@ -394,7 +394,7 @@ const tokenValue = fc.oneof(
   { weight: 1, arbitrary: headerValue },
 );
 
-/** Host values with what SPEC.md 4 says of them: loopback names and addresses pass, anything else is 400. */
+/** Host values with what docs/http-api.md says of them: loopback names and addresses pass, anything else is 400. */
 const GOOD_HOSTS = [
   'localhost',
   'localhost:2773',
@@ -616,7 +616,7 @@ const headerBytes = (r: FuzzRequest) =>
   12 +
   r.headers.reduce((a, [n, v]) => a + n.length + expand(v).length + 4, 0);
 
-/** Which statuses SPEC.md's check order allows for this request (outside a connection flood). */
+/** Which statuses the check order of docs/http-api.md allows for this request (outside a connection flood). */
 export function expectationFor(r: FuzzRequest): Expectation {
   const target = expand(r.target);
   const q = target.indexOf('?');
@@ -684,7 +684,7 @@ function describe(r: FuzzRequest): string {
   return `${r.method} ${JSON.stringify(t)}`;
 }
 
-/** Decodes a query the way SPEC.md says (`+` is a space); undefined when a percent-escape is malformed. */
+/** Decodes a query the way docs/http-api.md says (`+` is a space); undefined when a percent-escape is malformed. */
 function decodeQuery(target: string): Array<[string, string]> | undefined {
   const q = target.indexOf('?');
   if (q === -1) return [];
@@ -834,7 +834,7 @@ export interface CheckContext {
 export function checkResponse(r: FuzzRequest, res: ParsedResponse, ctx: CheckContext, index: number): void {
   const e = expectationFor(r);
   const where = `request #${index} ${describe(r)} -> ${res.status}`;
-  if (!STATUS_TABLE.has(res.status)) throw new Violation(`${where}: status outside SPEC.md's table`);
+  if (!STATUS_TABLE.has(res.status)) throw new Violation(`${where}: status outside the errors table`);
   if (!e.statuses.has(res.status) && !ctx.extra?.has(res.status)) {
     throw new Violation(`${where}: expected ${[...e.statuses].join('|')}`);
   }
@@ -1121,7 +1121,7 @@ async function runGarbage(
 /** What holds for any answer, whatever was asked (garbage carries no valid token, so no value either). */
 function checkAnyAnswer(res: ParsedResponse, token: string, what: string): void {
   const where = `${what} -> ${res.status}`;
-  if (!STATUS_TABLE.has(res.status)) throw new Violation(`${where}: status outside SPEC.md's table`);
+  if (!STATUS_TABLE.has(res.status)) throw new Violation(`${where}: status outside the errors table`);
   const text = res.body.toString('utf8');
   if (text.includes(token)) throw new Violation(`${where}: the token`);
   if (what === 'garbage' && FUZZ_VALUES.some((v) => text.includes(v)))
