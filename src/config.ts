@@ -16,7 +16,7 @@ import {
   type SettingId,
   type ValueOf,
 } from './config/settings.ts';
-import { pathPrefixCollision } from './server/routes.ts';
+import { pathPrefixCollision } from './server/paths.ts';
 
 export type { AwsConfig, Service };
 export {

@@ -1,6 +1,7 @@
 // Log lines that fit Lambda: `[pscache] LEVEL message key=value`, or one JSON object per line.
 // Callers pass names and numbers only: never secret values or the token.
-import type { LogFormat, LogLevel } from './config.ts';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
+export type LogFormat = 'text' | 'json';
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, none: 100 };
 

@@ -3,8 +3,9 @@
 import { parseRoleArn, ROLE_ARN_FORMAT } from '../arn.ts';
 import type { Service } from '../aws/types.ts';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
-export type LogFormat = 'text' | 'json';
+import type { LogFormat, LogLevel } from '../log.ts';
+
+export type { LogFormat, LogLevel };
 
 /**
  * Whose setting it is: the AWS Parameters and Secrets Lambda Extension's, pscache's own, the AWS Workload

@@ -4,6 +4,7 @@ import { BATCH_REQUEST_LIMIT, type CollectionRequest } from '../collections.ts';
 import { DEFAULT_PATH_PREFIX, MAX_TTL_SECONDS } from '../config/settings.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { ItemRequest } from '../items.ts';
+import { ROUTE_PATHS, type RoutePath } from './paths.ts';
 
 export const MAX_NAME_LENGTH = 2048;
 
@@ -232,21 +233,20 @@ function parseSecretBatch(q: Query): CollectionRequest {
   return { kind: 'secrets-batch', ids: repeated(q, 'secretId', []).values };
 }
 
-const ROUTES = new Map<string, Route>([
-  ['/ping', { kind: 'ping' }],
-  ['/', { kind: 'root' }],
-  ['/metrics', { kind: 'metrics' }],
-  [
-    '/systemsmanager/parameters/batch',
-    { kind: 'collection', route: 'ssm-batch', parse: parseParameterBatch },
-  ],
-  ['/systemsmanager/parameters/path', { kind: 'collection', route: 'ssm-path', parse: parseParameterPath }],
-  ['/secretsmanager/batch', { kind: 'collection', route: 'secretsmanager-batch', parse: parseSecretBatch }],
-  ['/systemsmanager/parameters/get', { kind: 'item', route: 'ssm', parse: parseParameter }],
-  ['/secretsmanager/get', { kind: 'item', route: 'secretsmanager', parse: parseSecret }],
-  ['/parameters/get', { kind: 'item', route: 'ssm-alias', parse: parseParameter }],
-  ['/secrets/get', { kind: 'item', route: 'secretsmanager-alias', parse: parseSecretAlias }],
-]);
+/** Every fixed route: a key missing from, or not in, ROUTE_PATHS is a type error. */
+const ROUTE_TABLE: Record<RoutePath, Route> = {
+  '/ping': { kind: 'ping' },
+  '/': { kind: 'root' },
+  '/metrics': { kind: 'metrics' },
+  '/systemsmanager/parameters/batch': { kind: 'collection', route: 'ssm-batch', parse: parseParameterBatch },
+  '/systemsmanager/parameters/path': { kind: 'collection', route: 'ssm-path', parse: parseParameterPath },
+  '/secretsmanager/batch': { kind: 'collection', route: 'secretsmanager-batch', parse: parseSecretBatch },
+  '/systemsmanager/parameters/get': { kind: 'item', route: 'ssm', parse: parseParameter },
+  '/secretsmanager/get': { kind: 'item', route: 'secretsmanager', parse: parseSecret },
+  '/parameters/get': { kind: 'item', route: 'ssm-alias', parse: parseParameter },
+  '/secrets/get': { kind: 'item', route: 'secretsmanager-alias', parse: parseSecretAlias },
+};
+const ROUTES = new Map<string, Route>(ROUTE_PATHS.map((p) => [p, ROUTE_TABLE[p]]));
 
 /**
  * Looks a path up; a single trailing slash is accepted on every route (AWS's own samples use one). Paths
@@ -260,14 +260,6 @@ export function findRoute(path: string, pathPrefix: string = DEFAULT_PATH_PREFIX
     return { kind: 'item', route: 'secretsmanager-path', parse: (q) => parseSecretPath(rawId, q) };
   }
   if (path.length > 1 && path.endsWith('/')) return ROUTES.get(path.slice(0, -1));
-  return undefined;
-}
-
-/** The route a path prefix would hide (a route, or its trailing-slash form, under the prefix); else undefined. */
-export function pathPrefixCollision(prefix: string): string | undefined {
-  for (const route of ROUTES.keys()) {
-    if (`${route}/`.startsWith(prefix) || route.startsWith(prefix)) return route;
-  }
   return undefined;
 }
 

@@ -1,0 +1,97 @@
+// The layout docs/architecture.md describes, held by test: no import cycles in src/, and data flows one way
+// (server -> cache -> loader -> aws), so nothing below the server knows HTTP requests and nothing outside
+// aws/ knows SigV4.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { describe, test } from 'node:test';
+import { ROOT } from './helpers/daemon.ts';
+
+const SRC = join(ROOT, 'src');
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+/** src-relative file -> the src-relative files it imports (static, re-exports and dynamic imports). */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of sources(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    const deps: string[] = [];
+    for (const m of text.matchAll(
+      /(?:^|\n)\s*(?:import|export)[^'";]*?from\s+'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g,
+    )) {
+      const spec = m[1] ?? m[2]!;
+      const target = normalize(join(dirname(file), spec));
+      if (target.startsWith(SRC)) deps.push(relative(SRC, target));
+    }
+    graph.set(relative(SRC, file), deps);
+  }
+  return graph;
+}
+
+const graph = importGraph();
+
+describe('architecture', () => {
+  test('no import cycles in src/', () => {
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const stack: string[] = [];
+    const visit = (n: string) => {
+      if (state.get(n) === 'open') {
+        cycles.push([...stack.slice(stack.indexOf(n)), n].join(' -> '));
+        return;
+      }
+      if (state.get(n) === 'done') return;
+      state.set(n, 'open');
+      stack.push(n);
+      for (const d of graph.get(n) ?? []) visit(d);
+      stack.pop();
+      state.set(n, 'done');
+    };
+    for (const n of graph.keys()) visit(n);
+    assert.deepEqual(cycles, []);
+  });
+
+  /** Which modules each layer may import, besides its own directory. */
+  const rules: Array<{ layer: string; may: RegExp; why: string }> = [
+    {
+      layer: 'aws/',
+      may: /^(aws\/|log\.ts$|version\.ts$|builtins\.ts$|clock\.ts$|arn\.ts$)/,
+      why: 'upstream knows nothing of config, the cache or the server',
+    },
+    {
+      layer: 'loader/',
+      may: /^(loader\/|aws\/|items\.ts$|shapes\.ts$|log\.ts$|clock\.ts$|arn\.ts$)/,
+      why: 'the loader knows nothing of the cache or the server',
+    },
+    {
+      layer: 'cache/',
+      may: /^(cache\/|loader\/|aws\/(types|client)\.ts$|items\.ts$|clock\.ts$)/,
+      why: 'the cache knows nothing of HTTP, config or the daemon',
+    },
+  ];
+  for (const rule of rules) {
+    test(`${rule.layer} imports only what is below it: ${rule.why}`, () => {
+      const bad: string[] = [];
+      for (const [file, deps] of graph) {
+        if (!file.startsWith(rule.layer)) continue;
+        for (const d of deps) if (!rule.may.test(d)) bad.push(`${file} -> ${d}`);
+      }
+      assert.deepEqual(bad, []);
+    });
+  }
+
+  test('only the loader calls upstream operations', () => {
+    const callers = [...graph]
+      .filter(
+        ([file, deps]) => !file.startsWith('aws/') && !file.startsWith('loader/') && file !== 'daemon.ts',
+      )
+      .filter(([, deps]) => deps.some((d) => d === 'aws/ssm.ts' || d === 'aws/secretsmanager.ts'))
+      .map(([file]) => file);
+    assert.deepEqual(callers, []);
+  });
+});
