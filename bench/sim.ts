@@ -1,7 +1,7 @@
 // A deterministic simulated clock, a rate-limited upstream and an execution environment whose cache is the
 // real ItemCache (src/cache/index.ts) on that clock; the batcher and the client's retries are modelled here.
 
-import { type Service, UpstreamError } from '../src/aws/types.ts';
+import { AwsCallError, type Service } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache } from '../src/cache/index.ts';
 import type { Clock } from '../src/clock.ts';
 import type { ItemRequest, Loaded } from '../src/items.ts';
@@ -105,7 +105,7 @@ export interface UpstreamModel {
 }
 
 /** One shared instance: building an Error (its stack) per throttled call was a seventh of the run time. */
-const THROTTLED = new UpstreamError('ThrottlingException', 'Rate exceeded', 'throttled', 400);
+const THROTTLED = new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400);
 
 /** Upstream with per-family token buckets; counts attempts and throttles per simulated second. */
 export class SimUpstream {

@@ -1,7 +1,7 @@
 // Batch and path reads (pscache extensions): GetParameters-, BatchGetSecretValue- and GetParametersByPath-
 // shaped answers put together from the cache's per-item results. Nothing here calls upstream: every item
 // goes through the cache's state machine like a single read.
-import { UpstreamError } from './aws/types.ts';
+import { AwsCallError } from './aws/types.ts';
 import type { Answer, ItemCache, ItemResult, Source } from './cache/index.ts';
 import type { ItemRequest } from './items.ts';
 
@@ -56,7 +56,7 @@ export class Collections {
       if (x.ok) {
         answers.push(x.answer);
         parameters.push(JSON.parse(x.answer.body.toString()).Parameter);
-      } else if (x.error instanceof UpstreamError && NOT_FOUND.has(x.error.code)) {
+      } else if (x.error instanceof AwsCallError && NOT_FOUND.has(x.error.code)) {
         invalid.push(unique[i]!);
       } else {
         // GetParameters has no per-item error: the read fails as a whole, as the call would have.
@@ -80,7 +80,7 @@ export class Collections {
         answers.push(x.answer);
         const { ResultMetadata: _, ...shape } = JSON.parse(x.answer.body.toString());
         values.push(shape);
-      } else if (x.error instanceof UpstreamError && x.error.kind === 'aws') {
+      } else if (x.error instanceof AwsCallError && x.error.kind === 'aws') {
         // What BatchGetSecretValue reports per secret (not found, denied, cannot decrypt).
         errors.push({ ErrorCode: x.error.code, Message: x.error.message || null, SecretId: unique[i]! });
       } else {

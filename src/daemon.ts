@@ -1,7 +1,7 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
 import { ATTEMPT_CEILING_MS, BACKOFF_CAP_MS, DEFAULT_ATTEMPTS } from './aws/client.ts';
 import { createUpstream, type Upstream } from './aws/index.ts';
-import { type CallObserver, UpstreamError } from './aws/types.ts';
+import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
 import type { Config, PrefetchItem } from './config.ts';
@@ -49,7 +49,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     onBackgroundError: (e, name) =>
       log.debug('background refresh failed', {
         name,
-        code: e instanceof UpstreamError ? e.code : 'InternalError',
+        code: e instanceof AwsCallError ? e.code : 'InternalError',
       }),
   });
   const server = new PscacheServer({
@@ -145,7 +145,7 @@ async function prefetch(items: PrefetchItem[], cache: ItemCache, log: Logger): P
     const e = res.error;
     log.debug('prefetch failed', {
       name: itemName(requests[i]!),
-      code: e instanceof UpstreamError ? e.code : 'InternalError',
+      code: e instanceof AwsCallError ? e.code : 'InternalError',
     });
   });
   if (failed > 0) log.warn('prefetch incomplete', { fetched: items.length - failed, failed });

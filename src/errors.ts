@@ -1,5 +1,5 @@
 // Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (docs/http-api.md, Errors).
-import { UpstreamError } from './aws/types.ts';
+import { AwsCallError } from './aws/types.ts';
 import { PathTooLargeError } from './loader/index.ts';
 
 /** A failure with the status and body the client gets. Messages never hold secret values or the token. */
@@ -36,7 +36,7 @@ const FORBIDDEN = new Set([
 const NOT_FOUND = new Set(['ParameterNotFound', 'ParameterVersionNotFound', 'ResourceNotFoundException']);
 
 /** Maps an upstream failure onto the status table in docs/http-api.md (Errors). */
-export function fromUpstream(e: UpstreamError): HttpError {
+export function fromUpstream(e: AwsCallError): HttpError {
   const message = e.message || e.code;
   switch (e.kind) {
     case 'throttled':
@@ -65,7 +65,7 @@ export class InternalError extends HttpError {
 /** Any thrown value -> HttpError; anything unexpected is an InternalError (500), whose cause the owner logs. */
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
-  if (e instanceof UpstreamError) return fromUpstream(e);
+  if (e instanceof AwsCallError) return fromUpstream(e);
   if (e instanceof PathTooLargeError) return badRequest(e.message);
   return new InternalError(e);
 }

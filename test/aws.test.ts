@@ -21,7 +21,7 @@ import { createUpstream } from '../src/aws/index.ts';
 import { batchGetSecretValue, getSecretValue } from '../src/aws/secretsmanager.ts';
 import { signRequest } from '../src/aws/signer.ts';
 import { getParameter, getParameters, getParametersByPath } from '../src/aws/ssm.ts';
-import { type CallObserver, UpstreamError } from '../src/aws/types.ts';
+import { AwsCallError, type CallObserver } from '../src/aws/types.ts';
 import { type AwsConfig, ConfigError, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
 
@@ -122,11 +122,11 @@ function client(url: string, extra: Partial<AwsJsonClientOptions> = {}): AwsJson
   });
 }
 
-async function rejection(p: Promise<unknown>): Promise<UpstreamError> {
+async function rejection(p: Promise<unknown>): Promise<AwsCallError> {
   try {
     await p;
   } catch (e) {
-    assert.ok(e instanceof UpstreamError, `expected UpstreamError, got ${String(e)}`);
+    assert.ok(e instanceof AwsCallError, `expected AwsCallError, got ${String(e)}`);
     return e;
   }
   assert.fail('expected the call to fail');

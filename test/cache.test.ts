@@ -3,7 +3,7 @@
 // behaviours are proven end to end against the emulator in core.test.ts.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UpstreamError } from '../src/aws/types.ts';
+import { AwsCallError } from '../src/aws/types.ts';
 import {
   type Answer,
   type CacheOptions,
@@ -42,8 +42,8 @@ const param = (name: string, withDecryption = false): ItemRequest => ({
   name,
   withDecryption,
 });
-const server500 = () => new UpstreamError('InternalFailure', 'boom', 'server', 500);
-const notFound = () => new UpstreamError('ResourceNotFoundException', 'gone', 'aws', 400);
+const server500 = () => new AwsCallError('InternalFailure', 'boom', 'server', 500);
+const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
 
 /** A promise's state right now, without waiting for it. */
 async function peek<T>(
@@ -92,7 +92,7 @@ describe('nothing waits forever', () => {
     const aState = await peek(a);
     assert.equal(aState.state, 'err');
     assert.ok(
-      aState.state === 'err' && aState.error instanceof UpstreamError && aState.error.kind === 'timeout',
+      aState.state === 'err' && aState.error instanceof AwsCallError && aState.error.kind === 'timeout',
     );
     await clock.advance(JOIN_LIMIT_MS);
     assert.equal((await peek(b)).state, 'err', 'every reader has its own deadline');
@@ -118,7 +118,7 @@ describe('nothing waits forever', () => {
     assert.equal((await peek(a)).state, 'pending');
     await clock.advance(1);
     const s = await peek(a);
-    assert.ok(s.state === 'err' && s.error instanceof UpstreamError && s.error.code === 'TimeoutError');
+    assert.ok(s.state === 'err' && s.error instanceof AwsCallError && s.error.code === 'TimeoutError');
     assert.equal(loader.loads.length, 1);
   });
 });
@@ -249,7 +249,7 @@ describe('stale-if-error', () => {
     await settle();
     loader.only().reject(notFound());
     const s = await peek(a);
-    assert.ok(s.state === 'err' && (s.error as UpstreamError).code === 'ResourceNotFoundException');
+    assert.ok(s.state === 'err' && (s.error as AwsCallError).code === 'ResourceNotFoundException');
     const b = Promise.resolve(cache.get(secret('k')));
     await settle();
     loader.only().reject(server500());
@@ -367,7 +367,7 @@ describe('batches go through the same states', () => {
     load.resolve(outcomes);
     const results = await many;
     assert.deepEqual(
-      results.map((r) => (r.ok ? `${r.answer.body} ${r.answer.source}` : (r.error as UpstreamError).code)),
+      results.map((r) => (r.ok ? `${r.answer.body} ${r.answer.source}` : (r.error as AwsCallError).code)),
       ['A hit', 'B miss', 'ResourceNotFoundException'],
     );
     assert.equal(await text(single), 'B miss');

@@ -96,7 +96,7 @@ test('--json prints the whole answer as the daemon sent it', async () => {
 test('exit 2 when not found', async () => {
   const p = await get(['parameter', '/app/absent']);
   assert.equal(p.code, 2);
-  assert.match(p.stderr, /ParameterNotFoundError \(HTTP 404, ParameterNotFound\)/);
+  assert.match(p.stderr, /NotFoundError \(HTTP 404, ParameterNotFound\)/);
   assert.equal(p.stdout.length, 0);
   assert.equal((await get(['secret', 'svc/absent'])).code, 2);
 });

@@ -19,6 +19,7 @@ import {
   getParametersByPath,
   getSecret,
   getSecrets,
+  NotFoundError,
   ParameterNotFoundError,
   PscacheError,
   ThrottledError,
@@ -258,7 +259,7 @@ describe('names', () => {
 });
 
 describe('errors', () => {
-  test('404s are ParameterNotFoundError with the upstream __type', async () => {
+  test('404s are NotFoundError with the upstream __type; ParameterNotFoundError is its deprecated alias', async () => {
     const c = client();
     const p = await rejects(c.getParameter('/app/absent'), ParameterNotFoundError);
     assert.deepEqual([p.status, p.__type, p.item, p.attempts], [404, 'ParameterNotFound', '/app/absent', 1]);
@@ -267,7 +268,9 @@ describe('errors', () => {
     const s = await rejects(c.getSecret('svc/absent'), ParameterNotFoundError);
     assert.equal(s.__type, 'ResourceNotFoundException');
     assert.ok(s instanceof PscacheError && s instanceof Error);
-    assert.equal(s.name, 'ParameterNotFoundError');
+    assert.equal(s.name, 'NotFoundError');
+    assert.ok(s instanceof NotFoundError);
+    assert.equal(ParameterNotFoundError, NotFoundError, 'code that catches the old name still catches it');
     c.close();
   });
 

@@ -188,7 +188,7 @@ export { value, json, isNotFound };
       });`;
     const r = await exec(process.execPath, ['-e', script], env(), project);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { ok: true, type: ['ParameterNotFoundError', true] });
+    assert.deepEqual(JSON.parse(r.stdout), { ok: true, type: ['NotFoundError', true] });
   });
 });
 

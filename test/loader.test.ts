@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AwsJsonClient, CallOptions } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
-import { UpstreamError, type WireParameter, type WireSecretValue } from '../src/aws/types.ts';
+import { AwsCallError, type WireParameter, type WireSecretValue } from '../src/aws/types.ts';
 import { answers, type ItemRequest } from '../src/items.ts';
 import { BATCH_BACKOFF_MS, createLoader, PATH_ITEM_LIMIT, PathTooLargeError } from '../src/loader/index.ts';
 import { silentLogger } from '../src/log.ts';
@@ -61,7 +61,7 @@ const parameterValue = (b: Buffer) => JSON.parse(b.toString()).Parameter.Value a
 const outcome = async (x: Promise<unknown>) =>
   x.then(
     (v) => (v as { body: Buffer }).body.toString(),
-    (e: unknown) => (e instanceof UpstreamError ? e.code : String(e)),
+    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
   );
 
 describe('one id-matching function', () => {
@@ -161,7 +161,7 @@ describe('the batch window', () => {
     const { clock, ssm, loader } = setup();
     const reads = ['/a', '/b'].map((n) => outcome(loader.one(param(n))));
     await clock.advance(2);
-    ssm.calls[0]!.reject(new UpstreamError('AccessDeniedException', 'no batch for you', 'aws', 400));
+    ssm.calls[0]!.reject(new AwsCallError('AccessDeniedException', 'no batch for you', 'aws', 400));
     await settle();
     assert.deepEqual(ssm.ops(), ['GetParameters', 'GetParameter', 'GetParameter']);
     ssm.calls[1]!.resolve({ Parameter: p('/a') });
@@ -183,8 +183,8 @@ describe('the batch window', () => {
     const { clock, sm, loader } = setup();
     const reads = ['a', 'b'].map((id) => outcome(loader.one(secret(id))));
     await clock.advance(2);
-    sm.calls[0]!.opts?.onRetry?.(new UpstreamError('InternalFailure', 'x', 'server', 500));
-    sm.calls[0]!.reject(new UpstreamError('ThrottlingException', 'slow down', 'throttled', 400));
+    sm.calls[0]!.opts?.onRetry?.(new AwsCallError('InternalFailure', 'x', 'server', 500));
+    sm.calls[0]!.reject(new AwsCallError('ThrottlingException', 'slow down', 'throttled', 400));
     assert.deepEqual(await Promise.all(reads), ['ThrottlingException', 'ThrottlingException']);
     assert.deepEqual(sm.ops(), ['BatchGetSecretValue']);
   });
@@ -194,7 +194,7 @@ describe('the batch window', () => {
     const told: string[] = [];
     for (const id of ['a', 'b']) void loader.one(secret(id), { onRetry: () => told.push(id) });
     await clock.advance(2);
-    sm.calls[0]!.opts?.onRetry?.(new UpstreamError('InternalFailure', 'x', 'server', 500));
+    sm.calls[0]!.opts?.onRetry?.(new AwsCallError('InternalFailure', 'x', 'server', 500));
     assert.deepEqual(told, ['a', 'b']);
   });
 });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { UpstreamError } from '../src/aws/types.ts';
+import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, ItemCache, JOIN_LIMIT_MS, REFRESH_SHARE_MS } from '../src/cache/index.ts';
 import type { ItemRequest, Loaded, PathRequest } from '../src/items.ts';
 import type { LoadContext, Loader, Outcome, PathListing } from '../src/loader/index.ts';
@@ -164,7 +164,7 @@ async function run(actions: Action[], focus: number[]): Promise<void> {
   const errorLoad = new WeakMap<object, ModelLoad>();
   const goneError = (s: State, l: ModelLoad) => {
     if (!('gone' in s)) return undefined;
-    const e = new UpstreamError(s.gone, 'gone', 'aws', 400);
+    const e = new AwsCallError(s.gone, 'gone', 'aws', 400);
     errorLoad.set(e, l);
     return e;
   };
@@ -237,11 +237,11 @@ async function run(actions: Action[], focus: number[]): Promise<void> {
     const now = clock.now();
     if (now - read.arrivedAt > WAIT) fail(`read ${read.id} of ${key} waited ${now - read.arrivedAt} ms`);
     if (a === undefined) {
-      if (error instanceof UpstreamError && error.kind === 'aws') {
+      if (error instanceof AwsCallError && error.kind === 'aws') {
         const load = errorLoad.get(error);
         if (!load) fail(`read ${read.id} of ${key}: ${error.code} from no load`);
         else goneAt.set(key, { event: ++event, loadEvent: load.event });
-      } else if (!(error instanceof UpstreamError)) {
+      } else if (!(error instanceof AwsCallError)) {
         fail(`read ${read.id} of ${key} failed with a non-upstream error: ${String(error)}`);
       }
       return;
@@ -417,11 +417,11 @@ async function run(actions: Action[], focus: number[]): Promise<void> {
         const l = open[act.pick % open.length]!;
         event++;
         if (act.how === 'retry') {
-          l.ctx?.onRetry?.(new UpstreamError('InternalFailure', 'attempt failed', 'server', 500));
+          l.ctx?.onRetry?.(new AwsCallError('InternalFailure', 'attempt failed', 'server', 500));
         } else if (act.how === 'throttle') {
-          l.reject(new UpstreamError('ThrottlingException', 'Rate exceeded', 'throttled', 400));
+          l.reject(new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400));
         } else if (act.how === '5xx') {
-          l.reject(new UpstreamError('InternalFailure', 'boom', 'server', 500));
+          l.reject(new AwsCallError('InternalFailure', 'boom', 'server', 500));
         } else if (l.kind === 'one') {
           const [x] = l.items;
           const e = goneError(x!.state, l);

@@ -1,7 +1,7 @@
 // Pure pieces tested directly: drop-in shapes, query parsing, host checks, cache keys, error mapping.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UpstreamError } from '../src/aws/types.ts';
+import { AwsCallError } from '../src/aws/types.ts';
 import { fromUpstream } from '../src/errors.ts';
 import { cacheKey } from '../src/items.ts';
 import { isLoopbackHost } from '../src/server/checks.ts';
@@ -179,18 +179,18 @@ describe('cache keys', () => {
 });
 
 describe('upstream error -> status', () => {
-  const cases: Array<[UpstreamError, number]> = [
-    [new UpstreamError('AccessDeniedException', 'x', 'aws', 400), 403],
-    [new UpstreamError('UnrecognizedClientException', 'x', 'aws', 400), 403],
-    [new UpstreamError('ParameterNotFound', '', 'aws', 400), 404],
-    [new UpstreamError('ParameterVersionNotFound', '', 'aws', 400), 404],
-    [new UpstreamError('ResourceNotFoundException', '', 'aws', 400), 404],
-    [new UpstreamError('ValidationException', '', 'aws', 400), 400],
-    [new UpstreamError('ThrottlingException', 'Rate exceeded', 'throttled', 400), 429],
-    [new UpstreamError('InternalServerError', '', 'server', 500), 502],
-    [new UpstreamError('ConnectionError', '', 'network'), 502],
-    [new UpstreamError('MalformedResponse', '', 'malformed', 200), 502],
-    [new UpstreamError('TimeoutError', '', 'timeout'), 504],
+  const cases: Array<[AwsCallError, number]> = [
+    [new AwsCallError('AccessDeniedException', 'x', 'aws', 400), 403],
+    [new AwsCallError('UnrecognizedClientException', 'x', 'aws', 400), 403],
+    [new AwsCallError('ParameterNotFound', '', 'aws', 400), 404],
+    [new AwsCallError('ParameterVersionNotFound', '', 'aws', 400), 404],
+    [new AwsCallError('ResourceNotFoundException', '', 'aws', 400), 404],
+    [new AwsCallError('ValidationException', '', 'aws', 400), 400],
+    [new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400), 429],
+    [new AwsCallError('InternalServerError', '', 'server', 500), 502],
+    [new AwsCallError('ConnectionError', '', 'network'), 502],
+    [new AwsCallError('MalformedResponse', '', 'malformed', 200), 502],
+    [new AwsCallError('TimeoutError', '', 'timeout'), 504],
   ];
   for (const [e, status] of cases) {
     test(`${e.code} -> ${status}`, () => {

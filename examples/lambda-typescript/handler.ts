@@ -1,6 +1,6 @@
 // A TypeScript Lambda handler that reads its configuration through pscache/client.
 // Locally, against `npm start`: npx tsx examples/invoke.mjs examples/lambda-typescript/handler.ts
-import { getParameter, getParameters, getSecret, ParameterNotFoundError } from 'pscache/client';
+import { getParameter, getParameters, getSecret, NotFoundError } from 'pscache/client';
 
 interface ApiCredentials {
   username: string;
@@ -12,7 +12,7 @@ async function optional(name: string, fallback: string): Promise<string> {
   try {
     return await getParameter(name);
   } catch (e) {
-    if (e instanceof ParameterNotFoundError) return fallback;
+    if (e instanceof NotFoundError) return fallback;
     throw e;
   }
 }

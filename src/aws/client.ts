@@ -5,7 +5,7 @@ import { type Logger, silentLogger } from '../log.ts';
 import { VERSION } from '../version.ts';
 import type { AwsCredentials, CredentialSource } from './credentials.ts';
 import { signRequest } from './signer.ts';
-import { type CallObserver, type FailureKind, type Service, UpstreamError } from './types.ts';
+import { AwsCallError, type CallObserver, type FailureKind, type Service } from './types.ts';
 
 export interface AwsJsonClientOptions {
   service: Service;
@@ -33,7 +33,7 @@ export interface CallOptions {
   /** Abandons the call: the attempt in flight is destroyed and no other is made. */
   signal?: AbortSignal;
   /** Told when an attempt failed and another follows: a caller holding a stale value stops waiting. */
-  onRetry?: (error: UpstreamError) => void;
+  onRetry?: (error: AwsCallError) => void;
   /** Sign only with credentials fetched at or after this time (Date.now ms): the SnapStart restore window. */
   credentialsSince?: number;
 }
@@ -87,7 +87,7 @@ const RETRYABLE_NETWORK = new Set([
 
 type Attempt =
   | { ok: true; value: Record<string, unknown> }
-  | { ok: false; error: UpstreamError; retryable: boolean; staleSocket?: boolean };
+  | { ok: false; error: AwsCallError; retryable: boolean; staleSocket?: boolean };
 
 interface Transport {
   agent: Agent;
@@ -123,7 +123,7 @@ function codeForStatus(status: number): string {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A call nobody waits for any more (superseded by a newer read, or pscache is stopping). */
-const abandoned = () => new UpstreamError('Abandoned', 'nobody waits for this answer any more', 'network');
+const abandoned = () => new AwsCallError('Abandoned', 'nobody waits for this answer any more', 'network');
 
 export class AwsJsonClient {
   readonly service: Service;
@@ -169,7 +169,7 @@ export class AwsJsonClient {
     let staleRetryLeft = true;
     let credentialRetryLeft = true;
     for (;;) {
-      if (this.closed) throw new UpstreamError('ClientClosed', 'pscache is shutting down', 'network');
+      if (this.closed) throw new AwsCallError('ClientClosed', 'pscache is shutting down', 'network');
       if (opts.signal?.aborted) throw abandoned();
       attempt++;
       const started = performance.now();
@@ -177,8 +177,8 @@ export class AwsJsonClient {
       try {
         r = await this.attempt(operation, body, opts);
       } catch (e) {
-        // Anything but an UpstreamError is a fault of pscache's own: it must surface as one, not as a 502.
-        if (!(e instanceof UpstreamError)) throw e;
+        // Anything but an AwsCallError is a fault of pscache's own: it must surface as one, not as a 502.
+        if (!(e instanceof AwsCallError)) throw e;
         // Credentials could not be had: the provider did its own retries, so ours would only add delay.
         r = { ok: false, error: e, retryable: false };
       }
@@ -321,7 +321,7 @@ export class AwsJsonClient {
       timer = setTimeout(() => {
         fail({
           ok: false,
-          error: new UpstreamError(
+          error: new AwsCallError(
             'TimeoutError',
             `no complete answer within ${this.timeoutMs} ms`,
             'timeout',
@@ -335,7 +335,7 @@ export class AwsJsonClient {
         const hangUp = err.message === 'socket hang up';
         finish({
           ok: false,
-          error: new UpstreamError(code, scrub(err.message, creds) || code, 'network'),
+          error: new AwsCallError(code, scrub(err.message, creds) || code, 'network'),
           retryable: RETRYABLE_NETWORK.has(code) || hangUp,
           // Node's own advice for keep-alive races: a reused socket that fails before any answer.
           staleSocket:
@@ -348,7 +348,7 @@ export class AwsJsonClient {
         const tooBig = () =>
           fail({
             ok: false,
-            error: new UpstreamError(
+            error: new AwsCallError(
               'MalformedResponse',
               `the answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB`,
               'malformed',
@@ -373,7 +373,7 @@ export class AwsJsonClient {
           if (!res.complete) {
             finish({
               ok: false,
-              error: new UpstreamError(
+              error: new AwsCallError(
                 'ECONNRESET',
                 'the connection closed before the answer was complete',
                 'network',
@@ -417,7 +417,7 @@ function interpret(
     const what = parsed ? 'not a JSON object' : 'not JSON';
     return {
       ok: false,
-      error: new UpstreamError(
+      error: new AwsCallError(
         'MalformedResponse',
         `the answer body is ${what}`,
         'malformed',
@@ -451,5 +451,5 @@ function interpret(
     kind = 'malformed';
     retryable = false;
   }
-  return { ok: false, error: new UpstreamError(code, message, kind, status, requestId), retryable };
+  return { ok: false, error: new AwsCallError(code, message, kind, status, requestId), retryable };
 }

@@ -3,7 +3,7 @@
 
 import type { Logger } from '../log.ts';
 import { fetchContainerCredentials } from './container-credentials.ts';
-import { type AwsConfig, type AwsCredentials, UpstreamError } from './types.ts';
+import { AwsCallError, type AwsConfig, type AwsCredentials } from './types.ts';
 
 export type { AwsCredentials };
 
@@ -13,7 +13,7 @@ export interface CredentialSource {
   /**
    * Current credentials; fetches or refreshes when needed. With `since`, only credentials whose fetch
    * started at or after that time (Date.now ms) will do (the SnapStart restore window). Rejects with
-   * UpstreamError (CredentialsProviderError).
+   * AwsCallError (CredentialsProviderError).
    */
   get(opts?: { since?: number }): Promise<AwsCredentials>;
   /**
@@ -125,7 +125,7 @@ export class RefreshingCredentials implements CredentialSource {
     this.refresh().catch((err: unknown) => {
       this.log.warn('credentials refresh failed; still using the current ones', {
         source: this.name,
-        code: err instanceof UpstreamError ? err.code : 'Error',
+        code: err instanceof AwsCallError ? err.code : 'Error',
       });
     });
   }
@@ -150,17 +150,17 @@ function windowFor(creds: AwsCredentials, fetchedAt: number): Cached {
 const NETWORK_HINT =
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|EPIPE|socket hang up|timed? ?out|TimeoutError/i;
 
-/** Any provider failure -> UpstreamError with a message that holds no key, token or token file content. */
+/** Any provider failure -> AwsCallError with a message that holds no key, token or token file content. */
 export function credentialsError(
   source: string,
   err: unknown,
   secrets: readonly (string | undefined)[] = [],
-): UpstreamError {
+): AwsCallError {
   let detail = err instanceof Error ? err.message : String(err);
   for (const s of secrets) if (s) detail = detail.split(s).join('(redacted)');
   detail = detail.replace(/\s+/g, ' ').trim().slice(0, 300);
   const kind = NETWORK_HINT.test(detail) ? 'network' : 'aws';
-  return new UpstreamError(
+  return new AwsCallError(
     'CredentialsProviderError',
     `could not load AWS credentials from the ${source}${detail ? `: ${detail}` : ''}`,
     kind,

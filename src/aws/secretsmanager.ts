@@ -1,6 +1,6 @@
 // Secrets Manager operations pscache uses, with their answers checked before anyone trusts them.
 import type { AwsJsonClient, CallOptions } from './client.ts';
-import { UpstreamError, type WireBatchSecretError, type WireSecretValue } from './types.ts';
+import { AwsCallError, type WireBatchSecretError, type WireSecretValue } from './types.ts';
 
 export interface GetSecretValueInput {
   secretId: string;
@@ -13,8 +13,8 @@ export interface BatchGetSecretValueOutput {
   Errors: WireBatchSecretError[];
 }
 
-function malformed(operation: string, what: string): UpstreamError {
-  return new UpstreamError('MalformedResponse', `${operation} answer ${what}`, 'malformed', 200);
+function malformed(operation: string, what: string): AwsCallError {
+  return new AwsCallError('MalformedResponse', `${operation} answer ${what}`, 'malformed', 200);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

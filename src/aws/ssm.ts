@@ -1,6 +1,6 @@
 // SSM Parameter Store operations pscache uses, with their answers checked before anyone trusts them.
 import type { AwsJsonClient, CallOptions } from './client.ts';
-import { UpstreamError, type WireParameter } from './types.ts';
+import { AwsCallError, type WireParameter } from './types.ts';
 
 export interface GetParameterInput {
   name: string;
@@ -37,8 +37,8 @@ export function parameterSelector(input: Pick<GetParameterInput, 'name' | 'versi
   return input.name;
 }
 
-function malformed(operation: string, what: string): UpstreamError {
-  return new UpstreamError('MalformedResponse', `${operation} answer ${what}`, 'malformed', 200);
+function malformed(operation: string, what: string): AwsCallError {
+  return new AwsCallError('MalformedResponse', `${operation} answer ${what}`, 'malformed', 200);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>

@@ -46,7 +46,7 @@ export type FailureKind =
   | 'server'; // 5xx from the service, after retries
 
 /** An upstream failure. `code` is the sanitised AWS error code (after `#`, before `:`), or one of ours. */
-export class UpstreamError extends Error {
+export class AwsCallError extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -57,7 +57,7 @@ export class UpstreamError extends Error {
     readonly requestId?: string,
   ) {
     super(message);
-    this.name = 'UpstreamError';
+    this.name = 'AwsCallError';
   }
 }
 

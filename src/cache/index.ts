@@ -33,7 +33,7 @@
 // a transient failure (serve stale) from NotFound (evict). Its storage and limits are used as they are.
 import { LRUCache } from 'lru-cache';
 import { ATTEMPT_CEILING_MS } from '../aws/client.ts';
-import { type Service, UpstreamError } from '../aws/types.ts';
+import { AwsCallError, type Service } from '../aws/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import {
   cacheKey,
@@ -98,9 +98,9 @@ const GONE = new Set([
 ]);
 
 /** NotFound and AccessDenied take effect at once: they evict, and are never answered from a stale entry. */
-const isGone = (e: unknown) => e instanceof UpstreamError && GONE.has(e.code);
+const isGone = (e: unknown) => e instanceof AwsCallError && GONE.has(e.code);
 /** Failures worth riding out on a stale value: throttling, 5xx, timeouts, connection errors, garbage. */
-export const isTransient = (e: unknown) => e instanceof UpstreamError && e.kind !== 'aws';
+export const isTransient = (e: unknown) => e instanceof AwsCallError && e.kind !== 'aws';
 
 interface Entry {
   /** The rendered body; undefined when the cached outcome is an error (a path too large). */
@@ -742,7 +742,7 @@ export class ItemCache {
 const NEVER = new Promise<LoadResult>(() => {});
 
 const waitedTooLong = (ms: number) =>
-  new UpstreamError('TimeoutError', `no answer from upstream within ${ms} ms`, 'timeout');
+  new AwsCallError('TimeoutError', `no answer from upstream within ${ms} ms`, 'timeout');
 
 /** An answer (or a synchronous throw) as an ItemResult. */
 async function settled(read: () => Answer | Promise<Answer>): Promise<ItemResult> {

@@ -1,7 +1,7 @@
 // createClient: a Transport (keep-alive, timeout, retries) plus the five reads, as closures that do not
 // use `this`, so `const { getParameter } = createClient()` works.
 import type { Env } from './env.ts';
-import { errorForCode, ParameterNotFoundError, type PscacheError } from './errors.ts';
+import { errorForCode, NotFoundError, type PscacheError } from './errors.ts';
 import { Transport } from './http.ts';
 import type {
   ClientOptions,
@@ -89,7 +89,7 @@ export function createClient(options: ClientOptions = {}): PscacheClient {
       else out[name] = transform(p.Value ?? '', o.transform, 'parameter', name);
     }
     if (missing.length > 0 && o.throwOnError !== false) {
-      throw new ParameterNotFoundError(`parameters not found: ${missing.join(', ')}`, {
+      throw new NotFoundError(`parameters not found: ${missing.join(', ')}`, {
         status: 404,
         type: 'ParameterNotFound',
         item: missing[0],
@@ -160,7 +160,7 @@ export function createClient(options: ClientOptions = {}): PscacheClient {
       if (o.throwOnError === false) continue;
       throw (
         errors.get(id) ??
-        new ParameterNotFoundError(`${id}: not in the answer`, {
+        new NotFoundError(`${id}: not in the answer`, {
           status: 404,
           type: 'ResourceNotFoundException',
           item: id,

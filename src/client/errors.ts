@@ -40,9 +40,16 @@ export class AccessDeniedError extends PscacheError {
   override name = 'AccessDeniedError' as const;
 }
 /** 404: no such parameter, parameter version, label or secret (`__type` tells which). Never retried. */
-export class ParameterNotFoundError extends PscacheError {
-  override name = 'ParameterNotFoundError' as const;
+export class NotFoundError extends PscacheError {
+  override name = 'NotFoundError' as const;
 }
+/**
+ * @deprecated The same class as NotFoundError, which it was named before secrets were read too: it is
+ * thrown for missing secrets as well as parameters. Use NotFoundError.
+ */
+export const ParameterNotFoundError = NotFoundError;
+/** @deprecated Use NotFoundError. */
+export type ParameterNotFoundError = NotFoundError;
 /** 429: too many connections to pscache, or AWS throttling that outlasted the daemon's and our retries. */
 export class ThrottledError extends PscacheError {
   override name = 'ThrottledError' as const;
@@ -88,7 +95,7 @@ function classFor(status: number): ErrorClass {
     case 403:
       return AccessDeniedError;
     case 404:
-      return ParameterNotFoundError;
+      return NotFoundError;
     case 429:
       return ThrottledError;
     case 502:

@@ -5,7 +5,7 @@ import type { Env } from './env.ts';
 import {
   AccessDeniedError,
   ExtensionUnavailableError,
-  ParameterNotFoundError,
+  NotFoundError,
   PscacheError,
   UnauthorizedError,
 } from './errors.ts';
@@ -161,7 +161,7 @@ function describe(e: unknown): string {
 }
 
 export function exitCode(e: unknown): number {
-  if (e instanceof ParameterNotFoundError) return EXIT.notFound;
+  if (e instanceof NotFoundError) return EXIT.notFound;
   if (e instanceof AccessDeniedError || e instanceof UnauthorizedError) return EXIT.denied;
   if (e instanceof ExtensionUnavailableError) return EXIT.unreachable;
   return EXIT.other;

@@ -8,6 +8,7 @@ export {
   AccessDeniedError,
   BadRequestError,
   ExtensionUnavailableError,
+  NotFoundError,
   ParameterNotFoundError,
   PscacheError,
   ThrottledError,

@@ -6,7 +6,7 @@ import type { CallOptions } from '../aws/client.ts';
 import type { Upstream } from '../aws/index.ts';
 import { batchGetSecretValue, getSecretValue } from '../aws/secretsmanager.ts';
 import { getParameter, getParameters, getParametersByPath } from '../aws/ssm.ts';
-import { type Service, UpstreamError, type WireParameter } from '../aws/types.ts';
+import { AwsCallError, type Service, type WireParameter } from '../aws/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import {
   answers,
@@ -147,7 +147,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
           if (p) return { ok: true, loaded: loadedParameter(p) };
           // What GetParameter answers for a name that does not exist.
           if (invalid.has(id))
-            return { ok: false, error: new UpstreamError('ParameterNotFound', '', 'aws', 400) };
+            return { ok: false, error: new AwsCallError('ParameterNotFound', '', 'aws', 400) };
           return undefined;
         };
       } else {
@@ -158,11 +158,11 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
           const e = out.Errors.find((x) => x.SecretId === id);
           if (!e) return undefined;
           const code = e.ErrorCode ?? 'UnknownError';
-          return { ok: false, error: new UpstreamError(code, e.Message ?? '', 'aws', 400) };
+          return { ok: false, error: new AwsCallError(code, e.Message ?? '', 'aws', 400) };
         };
       }
     } catch (e) {
-      if (!(e instanceof UpstreamError)) throw e;
+      if (!(e instanceof AwsCallError)) throw e;
       if (e.kind !== 'aws' && e.httpStatus !== 501) {
         // Throttling, 5xx, timeouts, resets, garbage: the batch call already had its retries, and single
         // calls to a failing service would only multiply the load. Everyone gets what they would have got.

@@ -1,6 +1,6 @@
 // What a load is asked to do and what one item of a batch comes back as: shared by the loader and the
 // batch window.
-import type { UpstreamError } from '../aws/types.ts';
+import type { AwsCallError } from '../aws/types.ts';
 import type { Loaded } from '../items.ts';
 
 /** How one load is to be made. */
@@ -10,7 +10,7 @@ export interface LoadContext {
   /** Upstream attempts (stale-if-error refetches use 1); default: the client's (3). */
   attempts?: number;
   /** Told when an attempt failed and another follows. */
-  onRetry?: (e: UpstreamError) => void;
+  onRetry?: (e: AwsCallError) => void;
   /** Sign only with credentials fetched at or after this time (Date.now ms): the SnapStart restore window. */
   credentialsSince?: number;
 }

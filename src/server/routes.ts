@@ -48,7 +48,7 @@ function decode(s: string): string {
 }
 
 /** Collects single-valued parameters, rejecting unknown and repeated ones. */
-function single(q: Query, allowed: readonly string[]): Map<string, string> {
+function singleValued(q: Query, allowed: readonly string[]): Map<string, string> {
   const m = new Map<string, string>();
   for (const [k, v] of q) {
     if (!allowed.includes(k)) {
@@ -111,7 +111,7 @@ function cacheOptions(m: Map<string, string>): ReadOptions | undefined {
 const SSM_PARAMS = ['name', 'version', 'label', 'withDecryption', ...CACHE_PARAMS] as const;
 
 function parseParameter(q: Query): ItemQuery {
-  const m = single(q, SSM_PARAMS);
+  const m = singleValued(q, SSM_PARAMS);
   // Both version and label: the one placed first in the query string wins (documented original behaviour).
   let selector: 'version' | 'label' | undefined;
   for (const [k] of q) {
@@ -159,13 +159,13 @@ function secretRequest(secretId: string, m: Map<string, string>): ItemQuery {
 }
 
 function parseSecret(q: Query): ItemQuery {
-  const m = single(q, SECRET_PARAMS);
+  const m = singleValued(q, SECRET_PARAMS);
   return secretRequest(name(m.get('secretId'), 'secretId'), m);
 }
 
 /** The article's alias takes `name` (or `secretId`), never both. */
 function parseSecretAlias(q: Query): ItemQuery {
-  const m = single(q, ['name', ...SECRET_PARAMS]);
+  const m = singleValued(q, ['name', ...SECRET_PARAMS]);
   if (m.has('name') && m.has('secretId')) throw badRequest('give either name or secretId, not both');
   const id = m.has('name') ? name(m.get('name'), 'name') : name(m.get('secretId'), 'secretId');
   return secretRequest(id, m);
@@ -186,7 +186,7 @@ function parseSecretPath(rawId: string, q: Query): ItemQuery {
   if (id.length > MAX_NAME_LENGTH)
     throw badRequest(`the secret id is longer than ${MAX_NAME_LENGTH} characters`);
   if (CONTROL.test(id)) throw badRequest('the secret id contains control characters');
-  return secretRequest(id, single(q, SECRET_OPTIONS));
+  return secretRequest(id, singleValued(q, SECRET_OPTIONS));
 }
 
 /** Repeated `param` values (1..BATCH_REQUEST_LIMIT), plus the single-valued `others`. */
@@ -205,7 +205,7 @@ function repeated(
   if (values.length > BATCH_REQUEST_LIMIT) {
     throw badRequest(`at most ${BATCH_REQUEST_LIMIT} ${param} values in one request`);
   }
-  return { values, rest: single(rest, others) };
+  return { values, rest: singleValued(rest, others) };
 }
 
 function parseParameterBatch(q: Query): CollectionRequest {
@@ -218,7 +218,7 @@ function parseParameterBatch(q: Query): CollectionRequest {
 }
 
 function parseParameterPath(q: Query): CollectionRequest {
-  const m = single(q, ['path', 'recursive', 'withDecryption']);
+  const m = singleValued(q, ['path', 'recursive', 'withDecryption']);
   const path = name(m.get('path'), 'path');
   if (!path.startsWith('/')) throw badRequest('query parameter path must start with /');
   return {
