@@ -1,0 +1,82 @@
+// Findings of an independent security probe that concern the cache, end to end against the emulator: a
+// request's ttl never keeps a value past the operator's TTL (and so past a revocation), refreshNow and
+// ttl=0 floods cannot multiply upstream calls, and batch items are stored only under the key asked for.
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
+import { Daemons, param, secret, sleep } from './helpers/daemon.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
+
+let world: World;
+const daemons = new Daemons(() => world.emu.url);
+const calls = (op: string) => world.emu.calls()[op] ?? 0;
+const q = encodeURIComponent;
+
+before(async () => {
+  world = await startWorld();
+});
+worldHooks(() => world, daemons);
+
+describe("a request's ttl", () => {
+  test('cannot keep a value past the service TTL: a revocation takes effect at the next refresh, for plain and batch reads', async () => {
+    await world.createSecret('hard/revoked', sensitive('hard-revoked-value-31'));
+    const d = await daemons.start({ SECRETS_MANAGER_TTL: '2' });
+    const first = await d.get(secret('hard/revoked', '&ttl=86400'));
+    assert.equal(first.status, 200);
+    assert.equal((await d.get(secret('hard/revoked', '&ttl=86400'))).headers['x-pscache'], 'hit');
+    world.emu.deny(['hard/revoked']);
+    await sleep(2500); // the service TTL (2 s, +10% jitter at most), not the 86400 asked for
+    const plain = await d.get(secret('hard/revoked', '&ttl=86400'));
+    assert.equal(plain.status, 403, plain.body.slice(0, 200));
+    assert.ok(!plain.body.includes('hard-revoked-value-31'));
+    const batch = await d.get(`/secretsmanager/batch?secretId=${q('hard/revoked')}`);
+    assert.equal(batch.status, 200);
+    const body = JSON.parse(batch.body);
+    assert.deepEqual(body.SecretValues, []);
+    assert.equal(body.Errors[0].ErrorCode, 'AccessDeniedException');
+    await daemons.stop(d);
+  });
+});
+
+describe('refreshNow and ttl=0 floods', () => {
+  for (const extra of ['&refreshNow=true', '&ttl=0']) {
+    test(`300 sequential ${extra.slice(1)} reads of one key make at most one upstream call a second`, async () => {
+      await world.putParameter('/hard/flood', sensitive('hard-flood-value-55'));
+      const d = await daemons.start();
+      world.emu.resetCalls();
+      const t0 = Date.now();
+      for (let i = 0; i < 300; i++) {
+        const r = await d.get(param('/hard/flood', extra));
+        assert.equal(r.status, 200);
+      }
+      const seconds = (Date.now() - t0) / 1000;
+      const made = calls('GetParameter');
+      assert.ok(
+        made >= 1 && made <= Math.ceil(seconds) + 1,
+        `${made} upstream calls in ${seconds.toFixed(2)} s`,
+      );
+      await daemons.stop(d);
+    });
+  }
+});
+
+describe('batch items are stored only under the key asked for', () => {
+  test('a parameter read by ARN in a batch answers later reads by that ARN, never reads by its bare name', async () => {
+    await world.putParameter('/hard/by-arn', sensitive('hard-by-arn-value-17'));
+    const { Parameter } = await world.ssm.send(new GetParameterCommand({ Name: '/hard/by-arn' }));
+    const arn = Parameter!.ARN!;
+    const d = await daemons.start();
+    const batch = await d.get(`/systemsmanager/parameters/batch?name=${q(arn)}`);
+    assert.equal(batch.status, 200);
+    assert.equal(JSON.parse(batch.body).Parameters[0].Value, 'hard-by-arn-value-17');
+    assert.equal((await d.get(param(arn))).headers['x-pscache'], 'hit', 'the key asked for');
+    world.emu.resetCalls();
+    assert.equal(
+      (await d.get(param('/hard/by-arn'))).headers['x-pscache'],
+      'miss',
+      'not the name the answer gave',
+    );
+    assert.equal(calls('GetParameter') + calls('GetParameters'), 1);
+    await daemons.stop(d);
+  });
+});
