@@ -120,6 +120,8 @@ interface Entry {
 /** The outcome of a refreshNow (or ttl=0) load, shared by such reads for REFRESH_SHARE_MS after it started. */
 interface Recent {
   startedAt: number;
+  /** The load's sequence number: an entry stored by a newer load is answered instead. */
+  seq: number;
   body: Buffer | undefined;
   error: unknown;
 }
@@ -381,13 +383,21 @@ export class ItemCache {
     }
     const recent = this.recent.get(t.key);
     if (recent !== undefined && now - recent.startedAt < REFRESH_SHARE_MS) {
+      const e = t.lookup();
+      if (e?.body !== undefined && e.seq > recent.seq) return { body: e.body, source: 'hit' };
       if (recent.body === undefined) throw recent.error;
       return { body: recent.body, source: 'hit' };
     }
     const f = this.start(t, ttl, { refresh: true });
+    const remember = (r: Recent) => {
+      // An older refresh landing after a newer one must not replace what the newer one answered.
+      if (r.seq <= this.floor) return; // from before a clear(): shared with no one
+      const current = this.recent.get(t.key);
+      if (current === undefined || current.startedAt <= r.startedAt) this.recent.set(t.key, r);
+    };
     f.done.then(
-      (r) => this.recent.set(t.key, { startedAt: f.startedAt, body: r.loaded.body, error: undefined }),
-      (error: unknown) => this.recent.set(t.key, { startedAt: f.startedAt, body: undefined, error }),
+      (r) => remember({ startedAt: f.startedAt, seq: f.seq, body: r.loaded.body, error: undefined }),
+      (error: unknown) => remember({ startedAt: f.startedAt, seq: f.seq, body: undefined, error }),
     );
     return this.wait(t, f, now);
   }
@@ -575,6 +585,11 @@ export class ItemCache {
           if (newest) this.put(t.key, undefined, err, f.ttlMs, f.seq);
         } else if (isGone(err)) {
           t.evict(f.seq);
+          // Nor may a refresh of the last second share a value from before it: it shares the news instead.
+          const recent = this.recent.get(t.key);
+          if (recent !== undefined && recent.seq < f.seq) {
+            this.recent.set(t.key, { startedAt: recent.startedAt, seq: f.seq, body: undefined, error: err });
+          }
         } else if (isTransient(err)) {
           const e = t.lookup();
           if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
