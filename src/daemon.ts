@@ -4,6 +4,7 @@ import { createUpstream, type Upstream } from './aws/index.ts';
 import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
+import { describeInternal } from './errors.ts';
 import type { Config, PrefetchItem } from './config.ts';
 import { type ItemRequest, itemName } from './items.ts';
 import { createLoader } from './loader/index.ts';
@@ -46,11 +47,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       ssm: waitLimitMs(config.timeoutMs.ssm),
       secretsmanager: waitLimitMs(config.timeoutMs.secretsmanager),
     },
-    onBackgroundError: (e, name) =>
-      log.debug('background refresh failed', {
-        name,
-        code: e instanceof AwsCallError ? e.code : 'InternalError',
-      }),
+    onBackgroundError: (e, name) => {
+      // Upstream failures of a refresh nobody waits for are routine; a fault of pscache's own never is.
+      if (e instanceof AwsCallError) log.debug('background refresh failed', { name, code: e.code });
+      else log.error('internal error in a background refresh', describeInternal(e));
+    },
   });
   const server = new PscacheServer({
     port: config.port,
