@@ -535,6 +535,16 @@ const EXAMPLES: Action[][] = [
     { kind: 'answer', pick: 0, how: 'value' },
     { kind: 'answer', pick: 0, how: 'value' },
   ],
+  // A ttl=0 load's answer, shared by a refreshNow, outdates the entry a plain read would find.
+  [
+    { kind: 'read', item: 0, mode: 'plain' },
+    { kind: 'rotate', obj: 0 },
+    { kind: 'answer', pick: 0, how: 'value' },
+    { kind: 'read', item: 0, mode: 'ttl0' },
+    { kind: 'answer', pick: 0, how: 'value' },
+    { kind: 'read', item: 0, mode: 'refresh' },
+    { kind: 'read', item: 0, mode: 'plain' },
+  ],
   // NotFound on refreshNow evicts the cached value.
   [
     { kind: 'read', item: 0, mode: 'plain' },

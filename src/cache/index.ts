@@ -567,11 +567,12 @@ export class ItemCache {
     };
     f.done = load.then(
       (r) => {
-        if (finish()) {
+        const newest = finish();
+        if (newest && f.ttlMs > 0) {
           t.store(r, f.ttlMs, f.seq);
         } else if (f.seq > this.floor) {
-          // A newer load is on its way; until it lands, an entry older than this answer is known outdated
-          // and must not be served (a refreshNow's answer would be undone by it).
+          // Not stored (a newer load is on its way, or a ttl=0 read keeps nothing): an entry older than
+          // this answer is known outdated and must not be served, or a refreshNow's answer would be undone.
           const e = t.lookup();
           if (e !== undefined && e.seq < f.seq) t.evict();
         }
