@@ -44,6 +44,8 @@ function setup(batchWindowMs = 2) {
   const upstream = {
     ssm: ssm as unknown as AwsJsonClient,
     secretsmanager: sm as unknown as AwsJsonClient,
+    region: 'us-east-1',
+    client: (service: string) => (service === 'ssm' ? ssm : sm) as unknown as AwsJsonClient,
   } as Upstream;
   const loader = createLoader(upstream, { batchWindowMs, log: silentLogger, clock });
   return { clock, ssm, sm, loader };

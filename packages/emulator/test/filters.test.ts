@@ -40,7 +40,7 @@ after(async () => {
   await emu.close();
 });
 
-const names = (out: BatchGetSecretValueCommandOutput) => (out.SecretValues ?? []).map((v) => v.Name);
+const names = (out: BatchGetSecretValueCommandOutput) => (out.SecretValues ?? []).map((v) => v.Name ?? '?');
 const filtered = (Filters: Filter[], MaxResults?: number) =>
   client.send(new BatchGetSecretValueCommand({ Filters, ...(MaxResults ? { MaxResults } : {}) }));
 
