@@ -113,6 +113,8 @@ const settle = (p: Promise<Loaded>): Promise<Outcome> =>
 
 /** Most secrets one tag-discovery page asks for (BatchGetSecretValue's MaxResults limit). */
 const DISCOVERY_PAGE = 20;
+/** A service that keeps answering empty pages with a NextToken must not keep a search going forever. */
+const DISCOVERY_MAX_PAGES = 1000;
 
 export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & Discovery {
   const clock = opts.clock ?? systemClock;
@@ -319,7 +321,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
     const found: Discovered[] = [];
     let errors = 0;
     let nextToken: string | undefined;
-    while (found.length < limit) {
+    for (let pages = 0; found.length < limit && pages < DISCOVERY_MAX_PAGES; pages++) {
       const page = await batchGetSecretValueByFilters(client, [{ Key: 'tag-key', Values: [key] }], {
         maxResults: Math.min(DISCOVERY_PAGE, limit - found.length),
         nextToken,
