@@ -1,6 +1,8 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { roleSessionName } from './aws/sts.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
 import {
   ConfigError,
@@ -235,7 +237,9 @@ function awsConfig(env: Env, r: Reader): AwsConfig {
     endpoints: {
       ssm: r.get('endpointSsm') ?? fallback,
       secretsmanager: r.get('endpointSecrets') ?? fallback,
+      sts: r.get('endpointSts') ?? fallback,
     },
+    roleSessionName: roleSessionName(read(env, 'AWS_LAMBDA_FUNCTION_NAME')?.trim() ?? hostname()),
     useFips: r.get('useFips'),
     useDualstack: r.get('useDualstack'),
     profile: read(env, 'AWS_PROFILE'),

@@ -4,12 +4,12 @@ import { createUpstream, type Upstream } from './aws/index.ts';
 import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
+import type { Config } from './config.ts';
 import { describeInternal } from './errors.ts';
-import type { Config, PrefetchItem } from './config.ts';
-import { type ItemRequest, itemName } from './items.ts';
 import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { prefetch, prefetchBudget } from './prefetch.ts';
 import { PscacheServer } from './server/index.ts';
 import { VERSION } from './version.ts';
 
@@ -18,9 +18,9 @@ export interface Daemon {
   readonly cache: ItemCache;
   readonly upstream: Upstream;
   readonly metrics: Metrics;
-  /** Settles when PARAMETERS_SECRETS_EXTENSION_PREFETCH has been fetched (failures are logged, not thrown). */
+  /** Settles when the prefetch (items, tags, paths) is done (failures are logged, not thrown). */
   readonly prefetched: Promise<void>;
-  /** Fetches PARAMETERS_SECRETS_EXTENSION_PREFETCH again (after a SnapStart restore). */
+  /** Prefetches again (after a SnapStart restore). */
   prefetch(): Promise<void>;
   /** Stops accepting, answers what is in flight (up to graceMs), logs the summary line. */
   stop(graceMs: number): Promise<void>;
@@ -36,13 +36,18 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       }
     : metrics.observer;
   const upstream = createUpstream(config, log, observer);
+  const loader = createLoader(upstream, {
+    batchWindowMs: config.batchWindowMs,
+    crossRegion: config.crossRegion,
+    log,
+  });
   const cache = new ItemCache({
     enabled: config.cacheEnabled,
     maxItems: config.cacheSize,
     maxBytes: config.cacheMaxBytes,
     ttlMs: config.ttlMs,
     staleIfErrorMs: config.staleIfErrorMs,
-    loader: createLoader(upstream, { batchWindowMs: config.batchWindowMs, log }),
+    loader,
     waitLimitMs: {
       ssm: waitLimitMs(config.timeoutMs.ssm),
       secretsmanager: waitLimitMs(config.timeoutMs.secretsmanager),
@@ -94,7 +99,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
   // Under SnapStart a prefetch before the snapshot would be thrown away at the first INVOKE (nothing
   // fetched before it may stay cached); the lifecycle runs it then instead.
-  const runPrefetch = () => prefetch(config.prefetch, cache, log);
+  const plan = {
+    items: config.prefetch,
+    tags: config.prefetchTags,
+    budget: prefetchBudget(config.cacheEnabled, config.cacheSize, config.prefetchBufferRatio),
+    maxJitterMs: config.prefetchMaxJitterMs,
+  };
+  const runPrefetch = () => prefetch(plan, { cache, loader, log }).then(() => {});
   const prefetched = config.lambda.snapStart && config.lambda.runtimeApi ? Promise.resolve() : runPrefetch();
   let stopping: Promise<void> | undefined;
   const stop = (graceMs: number): Promise<void> => {
@@ -124,33 +135,6 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     prefetch: runPrefetch,
     stop,
   };
-}
-
-/**
- * Fetches the configured items at once, so the batcher groups them into GetParameters /
- * BatchGetSecretValue calls; a request arriving meanwhile joins the in-flight fetch of its key.
- * Parameters are fetched decrypted; a non-SecureString is then cached for both withDecryption values.
- */
-async function prefetch(items: PrefetchItem[], cache: ItemCache, log: Logger): Promise<void> {
-  if (items.length === 0) return;
-  const requests: ItemRequest[] = items.map((i) =>
-    i.service === 'ssm'
-      ? { service: 'ssm', name: i.id, withDecryption: true }
-      : { service: 'secretsmanager', secretId: i.id },
-  );
-  const results = await cache.getMany(requests);
-  let failed = 0;
-  results.forEach((res, i) => {
-    if (res.ok) return;
-    failed++;
-    const e = res.error;
-    log.debug('prefetch failed', {
-      name: itemName(requests[i]!),
-      code: e instanceof AwsCallError ? e.code : 'InternalError',
-    });
-  });
-  if (failed > 0) log.warn('prefetch incomplete', { fetched: items.length - failed, failed });
-  else log.info('prefetch done', { items: items.length });
 }
 
 /**

@@ -1,5 +1,5 @@
-// What a read asks for (an item, or a path listing), the cache key each maps to, and the one function that
-// tells which asked-for ids a batch answer item stands for.
+// What a read asks for (an item, or a path listing), the cache key each maps to, the Region an ARN names,
+// and the one function that tells which asked-for ids a batch answer item stands for.
 import type { WireParameter, WireSecretValue } from './aws/types.ts';
 import { parameterBody, secretBody } from './shapes.ts';
 
@@ -11,6 +11,8 @@ export interface ParameterRequest {
   version?: string;
   label?: string;
   withDecryption: boolean;
+  /** Read with credentials from AssumeRole on this role; absent: the base credentials. */
+  roleArn?: string;
 }
 
 export interface SecretRequest {
@@ -18,6 +20,8 @@ export interface SecretRequest {
   secretId: string;
   versionId?: string;
   versionStage?: string;
+  /** Read with credentials from AssumeRole on this role; absent: the base credentials. */
+  roleArn?: string;
 }
 
 export type ItemRequest = ParameterRequest | SecretRequest;
@@ -27,6 +31,7 @@ export interface PathRequest {
   path: string;
   recursive: boolean;
   withDecryption: boolean;
+  roleArn?: string;
 }
 
 // NUL cannot appear in a name (the server rejects control characters), so it separates key parts.
@@ -35,25 +40,49 @@ const SEP = '\u0000';
 const selectorPart = (r: ParameterRequest) =>
   r.version !== undefined ? `v${r.version}` : r.label !== undefined ? `l${r.label}` : '';
 
-/** service + name/secretId + selector + decryption flag: each combination answers differently. */
+/**
+ * Who the read is made as, first in every key: what one role (or the base credentials, the empty part)
+ * fetched never answers a read made as another. A role ARN holds no NUL.
+ */
+const rolePart = (r: { roleArn?: string }) => `${r.roleArn ?? ''}${SEP}`;
+
+/** role + service + name/secretId + selector + decryption flag: each combination answers differently. */
 export function cacheKey(r: ItemRequest): string {
   if (r.service === 'ssm')
-    return `ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`;
-  return `sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
+    return `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`;
+  return `${rolePart(r)}sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
 }
 
 /**
  * The key of an SSM answer that reads the same with and without decryption (anything but a SecureString):
- * one entry then serves both kinds of request.
+ * one entry then serves both kinds of request (of one role).
  */
 export function plainKey(r: ItemRequest): string | undefined {
   if (r.service !== 'ssm') return undefined;
-  return `ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`;
+  return `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`;
 }
 
 /** A path listing's own key: its items are also stored under their single-item keys. */
 export function pathKey(p: PathRequest): string {
-  return `ssmpath${SEP}${p.path}${SEP}${p.recursive ? 1 : 0}${SEP}${p.withDecryption ? 1 : 0}`;
+  return `${rolePart(p)}ssmpath${SEP}${p.path}${SEP}${p.recursive ? 1 : 0}${SEP}${p.withDecryption ? 1 : 0}`;
+}
+
+/** What a Region name looks like: us-east-1, us-gov-west-1, cn-north-1, eu-isoe-west-1, eusc-de-east-1. */
+const REGION = /^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$/;
+const ARN_REGION: Record<ItemRequest['service'], RegExp> = {
+  ssm: /^arn:aws[a-z-]*:ssm:([^:]*):\d{12}:parameter\//,
+  secretsmanager: /^arn:aws[a-z-]*:secretsmanager:([^:]*):\d{12}:secret:/,
+};
+
+/**
+ * The Region a request's ARN names (a parameter ARN, including one of an `/aws/reference/secretsmanager/`
+ * path, or a secret ARN); undefined for a plain name, or an ARN of another service or without a Region.
+ */
+export function arnRegion(r: ItemRequest): string | undefined {
+  const id = r.service === 'ssm' ? r.name : r.secretId;
+  if (!id.startsWith('arn:')) return undefined;
+  const region = ARN_REGION[r.service].exec(id)?.[1];
+  return region !== undefined && REGION.test(region) ? region : undefined;
 }
 
 /** The name a request is about, for DEBUG logs. */

@@ -716,7 +716,8 @@ const baseAws: AwsConfig = {
   region: 'eu-west-1',
   envCredentials: undefined,
   containerCredentials: undefined,
-  endpoints: { ssm: undefined, secretsmanager: undefined },
+  endpoints: { ssm: undefined, secretsmanager: undefined, sts: undefined },
+  roleSessionName: 'pscache-test',
   useFips: false,
   useDualstack: false,
   profile: undefined,
@@ -907,6 +908,14 @@ test('endpoint resolution: override, default, FIPS, dual-stack, China, GovCloud'
   assert.equal(r('ssm', 'cn-north-1'), 'https://ssm.cn-north-1.amazonaws.com.cn');
   assert.equal(r('ssm', 'cn-north-1', false, true), 'https://ssm.cn-north-1.api.amazonwebservices.com.cn');
   assert.equal(r('ssm', 'us-gov-west-1', true), 'https://ssm.us-gov-west-1.amazonaws.com');
+  assert.equal(
+    resolveEndpoint('sts', { region: 'eu-west-1', useFips: false, useDualstack: false }),
+    'https://sts.eu-west-1.amazonaws.com',
+  );
+  assert.equal(
+    resolveEndpoint('sts', { region: 'us-east-1', useFips: true, useDualstack: false }),
+    'https://sts-fips.us-east-1.amazonaws.com',
+  );
   assert.equal(r('secretsmanager', 'eu-west-1'), 'https://secretsmanager.eu-west-1.amazonaws.com');
   assert.equal(r('secretsmanager', 'us-east-1', true), 'https://secretsmanager-fips.us-east-1.amazonaws.com');
   // Secrets Manager's regular hosts are already dual-stack in the aws partition.
@@ -924,11 +933,16 @@ test('endpoint resolution: override, default, FIPS, dual-stack, China, GovCloud'
   );
 });
 
-test('endpoint resolution matches the AWS SDK v3 resolvers for every partition and flag', async () => {
+test('endpoint resolution matches the AWS SDK v3 resolvers (SSM, Secrets Manager, STS) for every partition and flag', async () => {
   const { SSMClient } = await import('@aws-sdk/client-ssm');
   const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
+  const { STSClient } = await import('@aws-sdk/client-sts');
   const opts = { region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } };
-  const sdk = { ssm: new SSMClient(opts), secretsmanager: new SecretsManagerClient(opts) };
+  const sdk = {
+    ssm: new SSMClient(opts),
+    secretsmanager: new SecretsManagerClient(opts),
+    sts: new STSClient(opts),
+  };
   const regions = [
     'us-east-1',
     'eu-central-2',
@@ -946,12 +960,18 @@ test('endpoint resolution matches the AWS SDK v3 resolvers for every partition a
     'xx-future-9',
   ];
   let compared = 0;
-  for (const service of ['ssm', 'secretsmanager'] as const) {
+  for (const service of ['ssm', 'secretsmanager', 'sts'] as const) {
     const provider = sdk[service].config.endpointProvider as (p: object) => { url: URL };
     for (const region of regions) {
       for (const useFips of [false, true]) {
         for (const useDualstack of [false, true]) {
-          const want = provider({ Region: region, UseFIPS: useFips, UseDualStack: useDualstack }).url.href;
+          // STS: its regional endpoints, as the SDKs v3 use by default (UseGlobalEndpoint false).
+          const want = provider({
+            Region: region,
+            UseFIPS: useFips,
+            UseDualStack: useDualstack,
+            ...(service === 'sts' ? { UseGlobalEndpoint: false } : {}),
+          }).url.href;
           const got = resolveEndpoint(service, { region, useFips, useDualstack });
           assert.equal(`${got}/`, want, `${service} ${region} fips=${useFips} dualstack=${useDualstack}`);
           compared++;
@@ -960,7 +980,7 @@ test('endpoint resolution matches the AWS SDK v3 resolvers for every partition a
     }
     sdk[service].destroy();
   }
-  assert.equal(compared, 2 * regions.length * 4);
+  assert.equal(compared, 3 * regions.length * 4);
 });
 
 test('default credential chain is only a fallback: env and container sources win', () => {

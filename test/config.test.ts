@@ -98,16 +98,37 @@ describe('config precedence and aliases', () => {
     });
     assert.equal(c.aws.endpoints.ssm, 'http://127.0.0.1:2/');
     assert.equal(c.aws.endpoints.secretsmanager, 'http://127.0.0.1:1/');
+    assert.equal(c.aws.endpoints.sts, 'http://127.0.0.1:1/');
+    const sts = loadConfig({
+      ...base,
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:1/',
+      AWS_ENDPOINT_URL_STS: 'http://127.0.0.1:3/',
+    });
+    assert.equal(sts.aws.endpoints.sts, 'http://127.0.0.1:3/');
   });
-  test('prefetch list parses both services', () => {
+  test('prefetch list parses both services and SSM paths', () => {
     assert.deepEqual(
-      loadConfig({ ...base, PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/a/b, secretsmanager:prod/db' })
-        .prefetch,
+      loadConfig({
+        ...base,
+        PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/a/b, secretsmanager:prod/db, ssm-path:/app/',
+      }).prefetch,
       [
         { service: 'ssm', id: '/a/b' },
         { service: 'secretsmanager', id: 'prod/db' },
+        { service: 'ssm', id: '/app/', path: true },
       ],
     );
+  });
+  test('the role session name says pscache and the function or host, in what STS accepts', () => {
+    assert.equal(
+      loadConfig({ ...base, AWS_LAMBDA_FUNCTION_NAME: 'my-fn' }).aws.roleSessionName,
+      'pscache-my-fn',
+    );
+    assert.match(loadConfig(base).aws.roleSessionName, /^pscache-[\w+=,.@-]+$/);
+    const long = loadConfig({ ...base, AWS_LAMBDA_FUNCTION_NAME: `a b/${'x'.repeat(80)}` }).aws
+      .roleSessionName;
+    assert.equal(long.length, 64);
+    assert.match(long, /^pscache-a-b-x+$/);
   });
   test('SnapStart is detected', () => {
     assert.equal(
@@ -132,13 +153,18 @@ const BAD: Array<[string, string[], string]> = [
   ['PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL', ['verbose', 'trace'], 'debug, info, warn, error, none'],
   ['AWS_LAMBDA_LOG_LEVEL', ['loud'], 'TRACE, DEBUG, INFO, WARN, ERROR, FATAL'],
   ['AWS_LAMBDA_LOG_FORMAT', ['xml'], 'JSON or Text'],
-  ['PARAMETERS_SECRETS_EXTENSION_PREFETCH', ['params:/a', 'ssm:'], 'ssm:NAME or secretsmanager:ID'],
+  [
+    'PARAMETERS_SECRETS_EXTENSION_PREFETCH',
+    ['params:/a', 'ssm:', 'ssm-path:app/'],
+    'ssm:NAME, secretsmanager:ID or ssm-path:/PATH/',
+  ],
   ['PARAMETERS_SECRETS_EXTENSION_STALE_IF_ERROR', ['-1', 'forever'], '0 to 86400'],
   ['PARAMETERS_SECRETS_EXTENSION_MAX_INBOUND_CONNECTIONS', ['0', '70000'], '1 to 65535'],
   ['PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS', ['101', '-2'], '0 to 100'],
   ['AWS_ENDPOINT_URL', ['not a url', 'ftp://x'], 'http:// or https://'],
   ['AWS_ENDPOINT_URL_SSM', ['localhost:4566'], 'http:// or https://'],
   ['AWS_ENDPOINT_URL_SECRETS_MANAGER', ['::'], 'http:// or https://'],
+  ['AWS_ENDPOINT_URL_STS', ['sts.local'], 'http:// or https://'],
   ['AWS_USE_FIPS_ENDPOINT', ['maybe'], 'true or false'],
   ['AWS_USE_DUALSTACK_ENDPOINT', ['2'], 'true or false'],
   ['AWS_REGION', ['US EAST'], 'Region name'],

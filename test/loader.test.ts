@@ -44,6 +44,8 @@ function setup(batchWindowMs = 2) {
   const upstream = {
     ssm: ssm as unknown as AwsJsonClient,
     secretsmanager: sm as unknown as AwsJsonClient,
+    region: 'us-east-1',
+    client: (service: string) => (service === 'ssm' ? ssm : sm) as unknown as AwsJsonClient,
   } as Upstream;
   const loader = createLoader(upstream, { batchWindowMs, log: silentLogger, clock });
   return { clock, ssm, sm, loader };
@@ -230,5 +232,106 @@ describe('path paging', () => {
       [{ service: 'ssm', name: '/app/a', withDecryption: true }],
     );
     assert.equal(JSON.parse(l.body.toString()).Parameters.length, 3);
+  });
+});
+
+describe('roles, Regions and values in hand', () => {
+  /** An upstream whose client per (service, role, Region) is its own scripted one. */
+  function perVia() {
+    const clock = new FakeClock();
+    const clients = new Map<string, ScriptedAws>();
+    const upstream = {
+      region: 'us-east-1',
+      client: (service: string, via?: { roleArn?: string; region?: string }) => {
+        const key = `${service} ${via?.roleArn ?? '-'} ${via?.region ?? '-'}`;
+        if (!clients.has(key)) clients.set(key, new ScriptedAws());
+        return clients.get(key)! as unknown as AwsJsonClient;
+      },
+    } as unknown as Upstream;
+    return { clock, clients, upstream };
+  }
+  const ROLE = 'arn:aws:iam::123456789012:role/r';
+  const EU = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:eu/db';
+  const US = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:us/db';
+
+  test('a batch never mixes roles or Regions; an ARN of the configured Region stays with plain names', async () => {
+    const { clock, clients, upstream } = perVia();
+    const loader = createLoader(upstream, { batchWindowMs: 2, log: silentLogger, clock });
+    void loader.many([secret('a'), { ...secret('b'), roleArn: ROLE }, secret(EU), secret(US), secret('c')]);
+    await settle();
+    const calls = Object.fromEntries(
+      [...clients].map(([k, c]) => [k, c.calls.map((x) => x.input['SecretIdList'] ?? x.input['SecretId'])]),
+    );
+    assert.deepEqual(calls, {
+      'secretsmanager - -': [['a', US, 'c']],
+      [`secretsmanager ${ROLE} -`]: [['b']],
+      'secretsmanager - eu-west-1': [[EU]],
+    });
+  });
+
+  test('crossRegion false: every read goes to the configured Region', async () => {
+    const { clock, clients, upstream } = perVia();
+    const loader = createLoader(upstream, { batchWindowMs: 0, crossRegion: false, log: silentLogger, clock });
+    void loader.one(secret(EU));
+    await settle();
+    assert.deepEqual([...clients.keys()], ['secretsmanager - -']);
+  });
+
+  test('a value in hand answers the next load of that very request only; another request of the key goes upstream', async () => {
+    const { clock, clients, upstream } = perVia();
+    const loader = createLoader(upstream, { batchWindowMs: 0, log: silentLogger, clock });
+    const [primed] = loader.primed([{ request: secret('s'), loaded: { body: Buffer.from('in hand') } }]);
+    assert.equal((await loader.many([primed!]))[0]!.ok, true);
+    void loader.one(secret('s'));
+    await settle();
+    assert.equal(
+      clients.get('secretsmanager - -')?.calls.length,
+      1,
+      'a new request object is not answered from it',
+    );
+    void loader.one(primed!);
+    await settle();
+    assert.equal(
+      clients.get('secretsmanager - -')?.calls.length,
+      2,
+      'taken once: the same object then goes upstream',
+    );
+  });
+
+  test('tag discovery pages with the tag-key filter until the limit, each secret under its name and role', async () => {
+    const { clock, clients, upstream } = perVia();
+    const loader = createLoader(upstream, { batchWindowMs: 0, log: silentLogger, clock });
+    const search = loader.secretsTagged('team', ROLE, 3);
+    await settle();
+    const sm = clients.get(`secretsmanager ${ROLE} -`)!;
+    assert.deepEqual(sm.calls[0]!.input, { Filters: [{ Key: 'tag-key', Values: ['team'] }], MaxResults: 3 });
+    sm.calls[0]!.resolve({
+      SecretValues: [
+        { Name: 'x', SecretString: 'X' },
+        { ARN: 'arn:no-name', SecretString: '?' },
+      ],
+      Errors: [{ SecretId: 'denied', ErrorCode: 'AccessDeniedException' }],
+      NextToken: 't1',
+    });
+    await settle();
+    assert.deepEqual(sm.calls[1]!.input, {
+      Filters: [{ Key: 'tag-key', Values: ['team'] }],
+      MaxResults: 2,
+      NextToken: 't1',
+    });
+    sm.calls[1]!.resolve({
+      SecretValues: [
+        { Name: 'y', SecretString: 'Y' },
+        { Name: 'z', SecretString: 'Z' },
+      ],
+      NextToken: 't2',
+    });
+    const { found, errors } = await search;
+    assert.equal(sm.calls.length, 2, 'the limit is reached: no third page');
+    assert.deepEqual(
+      found.map((f) => f.request),
+      ['x', 'y', 'z'].map((secretId) => ({ service: 'secretsmanager', secretId, roleArn: ROLE })),
+    );
+    assert.equal(errors, 1);
   });
 });

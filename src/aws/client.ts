@@ -1,14 +1,29 @@
-// One AWS JSON 1.1 service endpoint: signed POSTs over a small keep-alive socket pool, with retries,
-// per-attempt timeouts and a cap on response size. No AWS SDK code runs here.
+// One AWS service endpoint: signed POSTs over a small keep-alive socket pool, with retries, per-attempt
+// timeouts and a cap on response size. Speaks AWS JSON 1.1 (SSM, Secrets Manager) unless given another
+// wire protocol (STS's Query protocol, src/aws/sts.ts). No AWS SDK code runs here.
 import type { Agent, ClientRequest, IncomingHttpHeaders, RequestOptions } from 'node:http';
 import { type Logger, silentLogger } from '../log.ts';
 import { VERSION } from '../version.ts';
 import type { AwsCredentials, CredentialSource } from './credentials.ts';
 import { signRequest } from './signer.ts';
-import { AwsCallError, type CallObserver, type FailureKind, type Service } from './types.ts';
+import { AwsCallError, type AwsService, type CallObserver, type FailureKind } from './types.ts';
+
+/** How requests and answers look on the wire: everything that differs between JSON 1.1 and Query. */
+export interface Protocol {
+  /** Content-Type and the other headers (besides Host, User-Agent, Content-Length) an operation sends. */
+  headers(operation: string): Record<string, string>;
+  body(operation: string, input: unknown): string;
+  /** A 2xx body -> the answer, or what is wrong with it. */
+  success(operation: string, text: string): { value: Record<string, unknown> } | { malformed: string };
+  /** An error body -> the code and message it names, where it names them. */
+  error(text: string): { code?: string; message?: string };
+}
 
 export interface AwsJsonClientOptions {
-  service: Service;
+  /** The signing name, and what logs and metrics call the service. */
+  service: AwsService;
+  /** Default: AWS JSON 1.1 with X-Amz-Target (SSM, Secrets Manager). */
+  protocol?: Protocol;
   /** Base URL; may carry a port and a path prefix, and may be http:// (emulator, LocalStack). */
   endpoint: string;
   /** Signing Region. */
@@ -47,7 +62,7 @@ export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
  */
 export const ATTEMPT_CEILING_MS = 10_000;
 
-const TARGET_PREFIX: Record<Service, string> = { ssm: 'AmazonSSM', secretsmanager: 'secretsmanager' };
+const TARGET_PREFIX: Record<string, string> = { ssm: 'AmazonSSM', secretsmanager: 'secretsmanager' };
 /** Idle pooled sockets close after this long, so a frozen-and-thawed Lambda rarely meets a dead one. */
 const FREE_SOCKET_TIMEOUT_MS = 4000;
 const BACKOFF_BASE_MS = 100;
@@ -113,6 +128,45 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** AWS JSON 1.1: `X-Amz-Target: <prefix>.<operation>`, JSON both ways, `__type` or `code` for errors. */
+function jsonProtocol(service: AwsService): Protocol {
+  const prefix = TARGET_PREFIX[service];
+  if (prefix === undefined) throw new TypeError(`${service} does not speak AWS JSON 1.1 here`);
+  return {
+    headers: (operation) => ({
+      'Content-Type': 'application/x-amz-json-1.1',
+      'X-Amz-Target': `${prefix}.${operation}`,
+    }),
+    body: (_operation, input) => JSON.stringify(input ?? {}),
+    success(_operation, text) {
+      let doc: unknown;
+      try {
+        doc = text.trim() === '' ? {} : JSON.parse(text);
+      } catch {
+        return { malformed: 'the answer body is not JSON' };
+      }
+      return isObject(doc) ? { value: doc } : { malformed: 'the answer body is not a JSON object' };
+    },
+    error(text) {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch {
+        return {};
+      }
+      if (!isObject(doc)) return {};
+      const codeKey = Object.keys(doc).find((k) => k.toLowerCase() === 'code');
+      const code =
+        (codeKey !== undefined ? sanitizeErrorCode(doc[codeKey]) : undefined) ??
+        sanitizeErrorCode(doc['__type']);
+      const message = [doc['message'], doc['Message'], doc['errorMessage']].find(
+        (m) => typeof m === 'string',
+      ) as string | undefined;
+      return { ...(code !== undefined ? { code } : {}), ...(message !== undefined ? { message } : {}) };
+    },
+  };
+}
+
 function codeForStatus(status: number): string {
   if (status === 503) return 'ServiceUnavailable';
   if (status >= 500) return 'InternalFailure';
@@ -126,10 +180,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const abandoned = () => new AwsCallError('Abandoned', 'nobody waits for this answer any more', 'network');
 
 export class AwsJsonClient {
-  readonly service: Service;
+  readonly service: AwsService;
   private readonly url: URL;
   private readonly path: string;
-  private readonly target: string;
+  private readonly protocol: Protocol;
   private readonly region: string;
   private readonly credentials: CredentialSource;
   private readonly maxConnections: number;
@@ -148,9 +202,9 @@ export class AwsJsonClient {
     if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') {
       throw new TypeError(`endpoint must be an http:// or https:// URL, got ${this.url.protocol}`);
     }
-    // JSON 1.1 operations POST to `/`; an endpoint path is a prefix (proxies, LocalStack-style gateways).
+    // Operations POST to `/`; an endpoint path is a prefix (proxies, LocalStack-style gateways).
     this.path = `${this.url.pathname.replace(/\/+$/, '')}/`;
-    this.target = TARGET_PREFIX[opts.service];
+    this.protocol = opts.protocol ?? jsonProtocol(opts.service);
     this.region = opts.region;
     this.credentials = opts.credentials;
     this.maxConnections = Math.max(1, opts.maxConnections);
@@ -161,9 +215,9 @@ export class AwsJsonClient {
     this.userAgent = opts.userAgent ?? `pscache/${VERSION}`;
   }
 
-  /** Calls `<prefix>.<operation>` with `input` as the JSON body; resolves to the JSON object answered. */
+  /** Calls `operation` with `input` as its body; resolves to the object answered. */
   async call<T>(operation: string, input: unknown, opts: CallOptions = {}): Promise<T> {
-    const body = JSON.stringify(input ?? {});
+    const body = this.protocol.body(operation, input);
     const maxAttempts = Math.max(1, opts.maxAttempts ?? this.maxAttempts);
     let attempt = 0;
     let staleRetryLeft = true;
@@ -273,8 +327,7 @@ export class AwsJsonClient {
     ]);
     const headers: Record<string, string> = {
       Host: this.url.host,
-      'Content-Type': 'application/x-amz-json-1.1',
-      'X-Amz-Target': `${this.target}.${operation}`,
+      ...this.protocol.headers(operation),
       'User-Agent': this.userAgent,
       'Content-Length': String(Buffer.byteLength(body)),
     };
@@ -282,11 +335,12 @@ export class AwsJsonClient {
       { method: 'POST', path: this.path, headers, body },
       { credentials: creds, region: this.region, service: this.service },
     );
-    return this.send(transport, headers, body, creds, opts.signal);
+    return this.send(transport, operation, headers, body, creds, opts.signal);
   }
 
   private send(
     transport: Transport,
+    operation: string,
     headers: Record<string, string>,
     body: string,
     creds: AwsCredentials,
@@ -367,7 +421,11 @@ export class AwsJsonClient {
           if (size > MAX_RESPONSE_BYTES) return tooBig();
           chunks.push(chunk);
         });
-        res.on('end', () => finish(interpret(status, res.headers, Buffer.concat(chunks, size), creds)));
+        res.on('end', () =>
+          finish(
+            interpret(this.protocol, operation, status, res.headers, Buffer.concat(chunks, size), creds),
+          ),
+        );
         res.on('error', () => {});
         res.on('close', () => {
           if (!res.complete) {
@@ -398,6 +456,8 @@ function scrub(message: string, creds: AwsCredentials): string {
 }
 
 function interpret(
+  protocol: Protocol,
+  operation: string,
   status: number,
   headers: IncomingHttpHeaders,
   body: Buffer,
@@ -405,39 +465,18 @@ function interpret(
 ): Attempt {
   const requestId = header(headers, 'x-amzn-requestid');
   const text = body.toString('utf8');
-  let doc: unknown;
-  let parsed = true;
-  try {
-    doc = text.trim() === '' ? {} : JSON.parse(text);
-  } catch {
-    parsed = false;
-  }
   if (status >= 200 && status < 300) {
-    if (parsed && isObject(doc)) return { ok: true, value: doc };
-    const what = parsed ? 'not a JSON object' : 'not JSON';
+    const out = protocol.success(operation, text);
+    if ('value' in out) return { ok: true, value: out.value };
     return {
       ok: false,
-      error: new AwsCallError(
-        'MalformedResponse',
-        `the answer body is ${what}`,
-        'malformed',
-        status,
-        requestId,
-      ),
+      error: new AwsCallError('MalformedResponse', out.malformed, 'malformed', status, requestId),
       retryable: false,
     };
   }
-  const d = parsed && isObject(doc) ? doc : {};
-  const codeKey = Object.keys(d).find((k) => k.toLowerCase() === 'code');
-  const code =
-    sanitizeErrorCode(header(headers, 'x-amzn-errortype')) ??
-    (codeKey !== undefined ? sanitizeErrorCode(d[codeKey]) : undefined) ??
-    sanitizeErrorCode(d['__type']) ??
-    codeForStatus(status);
-  const rawMessage = [d['message'], d['Message'], d['errorMessage']].find((m) => typeof m === 'string') as
-    | string
-    | undefined;
-  const message = scrub(rawMessage ?? code, creds) || code;
+  const named = protocol.error(text);
+  const code = sanitizeErrorCode(header(headers, 'x-amzn-errortype')) ?? named.code ?? codeForStatus(status);
+  const message = scrub(named.message ?? code, creds) || code;
   let kind: FailureKind;
   let retryable = true;
   if (THROTTLING.has(code) || status === 429) kind = 'throttled';

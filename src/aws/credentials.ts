@@ -58,7 +58,8 @@ export class RefreshingCredentials implements CredentialSource {
 
   constructor(
     readonly name: string,
-    private readonly fetch: (forceRefresh: boolean) => Promise<AwsCredentials>,
+    /** `since`: the credentials this fetch signs with must be fetched at or after it (a role's AssumeRole). */
+    private readonly fetch: (forceRefresh: boolean, since?: number) => Promise<AwsCredentials>,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
@@ -89,7 +90,7 @@ export class RefreshingCredentials implements CredentialSource {
     const started = this.now();
     const generation = this.generation;
     // Once we have had credentials, a refresh must bypass any cache inside the provider itself.
-    const p = this.fetch(this.loaded).then(
+    const p = this.fetch(this.loaded, Number.isFinite(since) ? since : undefined).then(
       (creds) => {
         this.loaded = true;
         // Fetched before an invalidate(): good for the callers that asked then, never kept.

@@ -1,7 +1,7 @@
 // Where each service lives: the configured override, else the AWS SDK v3 endpoint rules for the Region.
-// The rules below are transcribed from the SDK's generated rule sets (client-ssm, client-secrets-manager)
-// and partition table; test/aws.test.ts compares them with the SDK's own resolver.
-import type { Service } from './types.ts';
+// The rules below are transcribed from the SDK's generated rule sets (client-ssm, client-secrets-manager,
+// client-sts) and partition table; test/aws.test.ts compares them with the SDK's own resolvers.
+import type { AwsService } from './types.ts';
 
 interface Partition {
   name: string;
@@ -76,19 +76,20 @@ export interface EndpointOptions {
 }
 
 /** The base URL for a service, e.g. `https://ssm.eu-west-1.amazonaws.com`. */
-export function resolveEndpoint(service: Service, opts: EndpointOptions): string {
+export function resolveEndpoint(service: AwsService, opts: EndpointOptions): string {
   if (opts.override !== undefined) return opts.override;
   const { region, useFips, useDualstack } = opts;
   const p = partitionOf(region);
-  if (service === 'ssm') {
-    if (useFips && useDualstack) return `https://ssm-fips.${region}.${p.dualStackDnsSuffix}`;
-    // GovCloud's regular SSM endpoint is already FIPS validated; it has no ssm-fips host.
+  // SSM and STS (its regional endpoints, what the SDKs v3 use) follow the same rules.
+  if (service !== 'secretsmanager') {
+    if (useFips && useDualstack) return `https://${service}-fips.${region}.${p.dualStackDnsSuffix}`;
+    // GovCloud's regular endpoints are already FIPS validated; they have no -fips host.
     if (useFips)
       return p.name === 'aws-us-gov'
-        ? `https://ssm.${region}.amazonaws.com`
-        : `https://ssm-fips.${region}.${p.dnsSuffix}`;
-    if (useDualstack) return `https://ssm.${region}.${p.dualStackDnsSuffix}`;
-    return `https://ssm.${region}.${p.dnsSuffix}`;
+        ? `https://${service}.${region}.amazonaws.com`
+        : `https://${service}-fips.${region}.${p.dnsSuffix}`;
+    if (useDualstack) return `https://${service}.${region}.${p.dualStackDnsSuffix}`;
+    return `https://${service}.${region}.${p.dnsSuffix}`;
   }
   // Secrets Manager's regular and FIPS hosts in aws, aws-us-gov (and aws-cn, non-FIPS) are already
   // dual-stack, so the rule set keeps them when dual-stack is asked for.

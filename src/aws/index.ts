@@ -1,22 +1,43 @@
-// The upstream layer as the rest of pscache sees it: one signed JSON client per service, built from Config.
+// The upstream layer as the rest of pscache sees it: signed clients per service, built from Config, under
+// the base credentials or a role (roleArn), in the configured Region or another an ARN names.
 import type { Logger } from '../log.ts';
 import { AwsJsonClient } from './client.ts';
 import { type CredentialSource, createCredentialSource } from './credentials.ts';
 import { resolveEndpoint } from './endpoints.ts';
-import type { CallObserver, Service, UpstreamConfig } from './types.ts';
+import { Principals } from './roles.ts';
+import { assumeRole, queryProtocol } from './sts.ts';
+import type { AwsService, CallObserver, Service, UpstreamConfig } from './types.ts';
 
 export { AwsJsonClient, type AwsJsonClientOptions, type CallOptions, MAX_RESPONSE_BYTES } from './client.ts';
 export type { AwsCredentials, CredentialSource } from './credentials.ts';
-export { batchGetSecretValue, getSecretValue } from './secretsmanager.ts';
+export { batchGetSecretValue, batchGetSecretValueByFilters, getSecretValue } from './secretsmanager.ts';
 export { getParameter, getParameters, getParametersByPath, parameterSelector } from './ssm.ts';
 export * from './types.ts';
 
+/** Who a read is made as and where: a role (undefined: the base credentials), a Region (undefined: the configured one). */
+export interface Via {
+  roleArn?: string | undefined;
+  region?: string | undefined;
+}
+
 export interface Upstream {
+  /** The base credentials' clients in the configured Region. */
   ssm: AwsJsonClient;
   secretsmanager: AwsJsonClient;
-  /** Shared by both clients. `get()` at start-up fetches credentials ahead of the first miss. */
+  /**
+   * The base credentials. `get()` at start-up fetches them ahead of the first miss; `invalidate()` also
+   * forgets every role's (a SnapStart restore).
+   */
   credentials: CredentialSource;
-  /** Closes both socket pools. */
+  /**
+   * The client for a read of `service` as and where `via` says, made on first use. Throws RefusedError
+   * for a role beyond max_roles or a Region beyond the limit; a role STS refuses fails the call with
+   * AccessDeniedException.
+   */
+  client(service: Service, via?: Via): AwsJsonClient;
+  /** The Region reads go to unless an ARN names another. */
+  readonly region: string;
+  /** Closes every socket pool. */
   close(): void;
 }
 
@@ -31,7 +52,7 @@ export interface UpstreamOptions {
 }
 
 /**
- * Builds both clients. Nothing is fetched, imported or connected until the first call. loadConfig has
+ * Builds the clients. Nothing is fetched, imported or connected until the first call. loadConfig has
  * made sure each service has a Region or an endpoint override.
  */
 export function createUpstream(
@@ -42,39 +63,67 @@ export function createUpstream(
 ): Upstream {
   const aws = config.aws;
   const region = aws.region ?? FALLBACK_SIGNING_REGION;
-  const credentials = createCredentialSource(aws, log);
-  const client = (service: Service) =>
+  const base = createCredentialSource(aws, log);
+  const client = (service: AwsService, where: string, credentials: CredentialSource, timeoutMs: number) =>
     new AwsJsonClient({
       service,
+      ...(service === 'sts' ? { protocol: queryProtocol } : {}),
       endpoint: resolveEndpoint(service, {
-        region,
+        region: where,
         useFips: aws.useFips,
         useDualstack: aws.useDualstack,
         override: aws.endpoints[service],
       }),
-      region,
+      region: where,
       credentials,
       maxConnections: config.maxConnections,
-      timeoutMs: config.timeoutMs[service],
+      timeoutMs,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
       ...(observer ? { observer } : {}),
       ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
       log,
     });
-  const ssm = client('ssm');
-  const secretsmanager = client('secretsmanager');
+  // STS answers for both services: the more patient of their timeouts (0, none of the user's, wins).
+  const { ssm: ssmTimeout, secretsmanager: smTimeout } = config.timeoutMs;
+  const stsTimeout = ssmTimeout === 0 || smTimeout === 0 ? 0 : Math.max(ssmTimeout, smTimeout);
+  let sts: AwsJsonClient | undefined;
+  const principals = new Principals({
+    base,
+    region,
+    maxRoles: config.maxRoles,
+    log,
+    makeClient: (service, where, credentials) =>
+      client(service, where, credentials, config.timeoutMs[service]),
+    assume: (roleArn, since) => {
+      // AssumeRole goes to the configured Region's STS: role sessions work in every Region.
+      sts ??= client('sts', region, base, stsTimeout);
+      return assumeRole(
+        sts,
+        { roleArn, sessionName: aws.roleSessionName },
+        since !== undefined ? { credentialsSince: since } : undefined,
+      );
+    },
+  });
+  const ssm = principals.client('ssm');
+  const secretsmanager = principals.client('secretsmanager');
   log.debug('upstream ready', {
-    credentials: credentials.name,
+    credentials: base.name,
     region,
     ssm_timeout_ms: config.timeoutMs.ssm,
   });
   return {
     ssm,
     secretsmanager,
-    credentials,
+    credentials: {
+      name: base.name,
+      get: (opts) => base.get(opts),
+      invalidate: () => principals.invalidate(),
+    },
+    client: (service, via) => principals.client(service, via?.roleArn, via?.region),
+    region,
     close() {
-      ssm.close();
-      secretsmanager.close();
+      principals.close();
+      sts?.close();
     },
   };
 }

@@ -73,6 +73,42 @@ export async function batchGetSecretValue(
     { SecretIdList: secretIds },
     opts,
   );
+  return batchOutput(out);
+}
+
+export interface SecretFilter {
+  /** `tag-key`, `name`, ... (Secrets Manager's filter keys). */
+  Key: string;
+  Values: string[];
+}
+
+/** One page of BatchGetSecretValue by filters (tag discovery): at most `maxResults` (1..20) secrets. */
+export async function batchGetSecretValueByFilters(
+  client: AwsJsonClient,
+  filters: readonly SecretFilter[],
+  page: { maxResults: number; nextToken?: string | undefined },
+  opts?: CallOptions,
+): Promise<BatchGetSecretValueOutput & { NextToken?: string }> {
+  if (page.maxResults < 1 || page.maxResults > 20) {
+    throw new RangeError(`BatchGetSecretValue takes MaxResults 1 to 20, got ${page.maxResults}`);
+  }
+  const out = await client.call<Record<string, unknown>>(
+    'BatchGetSecretValue',
+    {
+      Filters: filters,
+      MaxResults: page.maxResults,
+      ...(page.nextToken !== undefined ? { NextToken: page.nextToken } : {}),
+    },
+    opts,
+  );
+  const next = out['NextToken'];
+  if (next !== undefined && next !== null && typeof next !== 'string') {
+    throw malformed('BatchGetSecretValue', 'has a NextToken that is not a string');
+  }
+  return { ...batchOutput(out), ...(typeof next === 'string' && next !== '' ? { NextToken: next } : {}) };
+}
+
+function batchOutput(out: Record<string, unknown>): BatchGetSecretValueOutput {
   const values = out['SecretValues'] ?? [];
   const errors = out['Errors'] ?? [];
   if (!Array.isArray(values) || !values.every(isSecretValue)) {

@@ -3,6 +3,8 @@
 import type { SigningCredentials } from './signer.ts';
 
 export type Service = 'ssm' | 'secretsmanager';
+/** Every service pscache calls: the two it reads from, and STS for roleArn reads. */
+export type AwsService = Service | 'sts';
 
 export interface AwsConfig {
   /** Region used for signing and for the default endpoints; undefined when no variable names one. */
@@ -13,8 +15,10 @@ export interface AwsConfig {
   containerCredentials:
     | { fullUri?: string; relativeUri?: string; authToken?: string; authTokenFile?: string }
     | undefined;
-  /** Endpoint overrides per service (AWS_ENDPOINT_URL_SSM, ..._SECRETS_MANAGER, then AWS_ENDPOINT_URL). */
-  endpoints: { ssm: string | undefined; secretsmanager: string | undefined };
+  /** Endpoint overrides per service (AWS_ENDPOINT_URL_SSM, ..._SECRETS_MANAGER, ..._STS, then AWS_ENDPOINT_URL). */
+  endpoints: Record<AwsService, string | undefined>;
+  /** RoleSessionName of roleArn reads: `pscache-` and the function or host name. */
+  roleSessionName: string;
   useFips: boolean;
   useDualstack: boolean;
   /** AWS_PROFILE, passed to the SDK's default chain for sidecars. */
@@ -28,6 +32,8 @@ export interface UpstreamConfig {
   maxConnections: number;
   /** Per-attempt upstream timeout in milliseconds; 0 means none. */
   timeoutMs: Record<Service, number>;
+  /** Most roles live at once for roleArn reads. */
+  maxRoles: number;
 }
 
 /** Signing credentials with their expiry (shared by the credential sources and the container fetcher). */
@@ -61,9 +67,26 @@ export class AwsCallError extends Error {
   }
 }
 
+/** STS refused AssumeRole for a roleArn read: the read as a whole is denied (403), never one item of it. */
+export class AssumeRoleError extends AwsCallError {}
+
+/**
+ * A read pscache refuses before any upstream call: a role beyond max_roles, a Region beyond the limit.
+ * Answered 400 with `code` as its `__type`.
+ */
+export class RefusedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RefusedError';
+  }
+}
+
 /** Observes every attempt, for logs and metrics. Never given request or response bodies. */
 export type CallObserver = (event: {
-  service: Service;
+  service: AwsService;
   operation: string;
   outcome: 'ok' | 'error' | 'throttled' | 'timeout' | 'network' | 'malformed' | 'server';
   ms: number;

@@ -183,6 +183,8 @@ export interface PrefetchItem {
   service: Service;
   /** Parameter name or secret id, exactly as given after the `ssm:` / `secretsmanager:` prefix. */
   id: string;
+  /** `ssm-path:`: `id` is a path, and every parameter under it (recursively) is fetched. */
+  path?: true;
   /** Read with credentials from this role (--config prefetch.secrets role_arn). */
   roleArn?: string;
 }
@@ -200,13 +202,17 @@ function parsePrefetch(raw: string): PrefetchItem[] {
   for (const part of raw.split(',')) {
     const entry = part.trim();
     if (entry === '') continue;
-    const m = /^(ssm|secretsmanager):(.+)$/.exec(entry);
-    if (!m || m[2]!.length > MAX_ID_LENGTH) {
+    const m = /^(ssm|secretsmanager|ssm-path):(.+)$/.exec(entry);
+    if (!m || m[2]!.length > MAX_ID_LENGTH || (m[1] === 'ssm-path' && !m[2]!.startsWith('/'))) {
       throw new Invalid(
-        `entry ${JSON.stringify(entry)} must be ssm:NAME or secretsmanager:ID (names up to ${MAX_ID_LENGTH} characters), comma-separated`,
+        `entry ${JSON.stringify(entry)} must be ssm:NAME, secretsmanager:ID or ssm-path:/PATH/ (names up to ${MAX_ID_LENGTH} characters), comma-separated`,
       );
     }
-    items.push({ service: m[1] as Service, id: m[2]! });
+    items.push(
+      m[1] === 'ssm-path'
+        ? { service: 'ssm', id: m[2]!, path: true }
+        : { service: m[1] as Service, id: m[2]! },
+    );
   }
   return items;
 }
@@ -373,8 +379,8 @@ export const SETTINGS = {
     origin: 'pscache',
     default: [],
     defaultText: '—',
-    allowed: 'comma list of ssm:NAME and secretsmanager:ID',
-    meaning: 'items fetched at start, batched',
+    allowed: 'comma list of ssm:NAME, secretsmanager:ID and ssm-path:/PATH/',
+    meaning: 'items fetched at start, batched; ssm-path: every parameter under the path, recursively',
     parse: parsePrefetch,
   } satisfies Setting<PrefetchItem[]>,
   staleIfError: int({
@@ -585,12 +591,17 @@ export const SETTINGS = {
       return t;
     },
   } satisfies Setting<string | undefined>,
-  endpoint: httpUrl({ env: 'AWS_ENDPOINT_URL', origin: 'aws', meaning: 'endpoint for both services' }),
+  endpoint: httpUrl({ env: 'AWS_ENDPOINT_URL', origin: 'aws', meaning: 'endpoint for every service' }),
   endpointSsm: httpUrl({ env: 'AWS_ENDPOINT_URL_SSM', origin: 'aws', meaning: 'endpoint for SSM' }),
   endpointSecrets: httpUrl({
     env: 'AWS_ENDPOINT_URL_SECRETS_MANAGER',
     origin: 'aws',
     meaning: 'endpoint for Secrets Manager',
+  }),
+  endpointSts: httpUrl({
+    env: 'AWS_ENDPOINT_URL_STS',
+    origin: 'aws',
+    meaning: 'endpoint for STS (AssumeRole, for roleArn reads)',
   }),
   useFips: bool({ env: 'AWS_USE_FIPS_ENDPOINT', origin: 'aws', default: false, meaning: 'FIPS endpoints' }),
   useDualstack: bool({

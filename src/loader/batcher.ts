@@ -43,10 +43,12 @@ export class Batcher {
     private readonly windowMs: number,
     private readonly loads: BatchLoads,
     private readonly clock: Clock,
+    /** Requests of one group may share a call (service, decryption flag, role, Region). */
+    private readonly groupOf: (r: ItemRequest) => string,
   ) {}
 
   load(r: ItemRequest, ctx?: LoadContext): Promise<Loaded> {
-    const groupKey = r.service === 'ssm' ? `ssm:${r.withDecryption}` : 'secretsmanager';
+    const groupKey = this.groupOf(r);
     return new Promise<Loaded>((resolve, reject) => {
       const now = this.clock.now();
       let g = this.open.get(groupKey);

@@ -1,15 +1,17 @@
 // The only caller of upstream: single reads, batches of reads (GetParameters / BatchGetSecretValue, shared
-// by concurrent misses through the batch window), and path listings (every page of GetParametersByPath).
-// It turns answers into rendered drop-in bodies and knows nothing of the cache.
+// by concurrent misses through the batch window), path listings (every page of GetParametersByPath) and
+// prefetch's tag discovery. Each read goes through the client of its role and Region (an ARN naming
+// another Region is read there). It turns answers into rendered drop-in bodies and knows nothing of the cache.
 
-import type { CallOptions } from '../aws/client.ts';
+import type { AwsJsonClient, CallOptions } from '../aws/client.ts';
 import type { Upstream } from '../aws/index.ts';
-import { batchGetSecretValue, getSecretValue } from '../aws/secretsmanager.ts';
+import { batchGetSecretValue, batchGetSecretValueByFilters, getSecretValue } from '../aws/secretsmanager.ts';
 import { getParameter, getParameters, getParametersByPath } from '../aws/ssm.ts';
 import { AwsCallError, type Service, type WireParameter } from '../aws/types.ts';
 import { type Clock, systemClock } from '../clock.ts';
 import {
   answers,
+  arnRegion,
   batchable,
   batchId,
   type ItemRequest,
@@ -30,6 +32,12 @@ export type { LoadContext, Outcome } from './types.ts';
 export interface PathListing {
   body: Buffer;
   items: Array<{ request: ParameterRequest; loaded: Loaded }>;
+}
+
+/** A secret found by tag discovery, as a read of its name would have answered it. */
+export interface Discovered {
+  request: ItemRequest;
+  loaded: Loaded;
 }
 
 /** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
@@ -58,9 +66,31 @@ export interface Loader {
   path(p: PathRequest, ctx?: LoadContext): Promise<PathListing>;
 }
 
+/** What prefetch asks of the loader besides reads. */
+export interface Discovery {
+  /**
+   * Secrets carrying tag key `key` (any value; a prefix match, as Secrets Manager's tag-key filter),
+   * every page of BatchGetSecretValue with that filter until `limit` are found; each under its Name.
+   * `errors` counts the secrets found but not readable (Errors entries).
+   */
+  secretsTagged(
+    key: string,
+    roleArn: string | undefined,
+    limit: number,
+  ): Promise<{ found: Discovered[]; errors: number }>;
+  /**
+   * The requests of values already in hand (a discovery call, a path listing): the next load of each of
+   * these very request objects answers from its value instead of calling upstream. Loads of any other
+   * request, of the same key included (a refreshNow), still go upstream.
+   */
+  primed(items: readonly Discovered[]): ItemRequest[];
+}
+
 export interface LoaderOptions {
   /** How long a single miss waits for others to share one batch call (ms); 0 = no batch window. */
   batchWindowMs: number;
+  /** An ARN naming another Region is read from that Region (false: everything from the configured one). */
+  crossRegion?: boolean;
   log: Logger;
   clock?: Clock;
 }
@@ -81,31 +111,59 @@ const settle = (p: Promise<Loaded>): Promise<Outcome> =>
     (error: unknown) => ({ ok: false, error }),
   );
 
-/** Groups requests that may share one batch call: same service and decryption flag, in arrival order. */
-function groups(rs: readonly ItemRequest[]): Array<{ service: Service; indexes: number[] }> {
-  const out = new Map<string, { service: Service; indexes: number[] }>();
-  rs.forEach((r, i) => {
-    const k = r.service === 'ssm' ? `ssm:${r.withDecryption}` : 'secretsmanager';
-    let g = out.get(k);
-    if (!g) {
-      g = { service: r.service, indexes: [] };
-      out.set(k, g);
-    }
-    g.indexes.push(i);
-  });
-  return [...out.values()];
-}
+/** Most secrets one tag-discovery page asks for (BatchGetSecretValue's MaxResults limit). */
+const DISCOVERY_PAGE = 20;
+/** A service that keeps answering empty pages with a NextToken must not keep a search going forever. */
+const DISCOVERY_MAX_PAGES = 1000;
 
-export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
+export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & Discovery {
   const clock = opts.clock ?? systemClock;
-  /** Clock time until which batch calls are off, per service (the role may lack the batch permission). */
-  const batchesOffUntil: Record<Service, number> = { ssm: 0, secretsmanager: 0 };
+  const crossRegion = opts.crossRegion ?? true;
+  /** Clock time until which batch calls are off, per service and role (the role may lack the permission). */
+  const batchesOffUntil = new Map<string, number>();
+  const offKey = (service: Service, r: ItemRequest) => `${service}\u0000${r.roleArn ?? ''}`;
+  /** Values in hand for exactly these request objects (prefetch), taken by their next load. */
+  const inHand = new WeakMap<ItemRequest, Loaded>();
+  const take = (r: ItemRequest): Loaded | undefined => {
+    const l = inHand.get(r);
+    if (l !== undefined) inHand.delete(r);
+    return l;
+  };
+
+  /** The Region a read goes to when not the configured one: the one its ARN names, if cross-Region reads are on. */
+  const regionOf = (r: ItemRequest) => {
+    const named = crossRegion ? arnRegion(r) : undefined;
+    return named === upstream.region ? undefined : named;
+  };
+  const clientOf = (r: ItemRequest): AwsJsonClient =>
+    upstream.client(r.service, { roleArn: r.roleArn, region: regionOf(r) });
+  /** Requests that may share one batch call: same service, decryption flag, role and Region. */
+  const groupOf = (r: ItemRequest) =>
+    `${r.service === 'ssm' ? `ssm:${r.withDecryption}` : 'secretsmanager'}\u0000${r.roleArn ?? ''}\u0000${regionOf(r) ?? ''}`;
+
+  /** Groups requests that may share one batch call, in arrival order. */
+  const groups = (rs: readonly ItemRequest[]): Array<{ service: Service; indexes: number[] }> => {
+    const out = new Map<string, { service: Service; indexes: number[] }>();
+    rs.forEach((r, i) => {
+      const k = groupOf(r);
+      let g = out.get(k);
+      if (!g) {
+        g = { service: r.service, indexes: [] };
+        out.set(k, g);
+      }
+      g.indexes.push(i);
+    });
+    return [...out.values()];
+  };
 
   const single = async (r: ItemRequest, ctx?: LoadContext): Promise<Loaded> => {
+    const held = take(r);
+    if (held !== undefined) return held;
     const call = callOptions(ctx);
+    const client = clientOf(r);
     if (r.service === 'ssm') {
       const p = await getParameter(
-        upstream.ssm,
+        client,
         {
           name: r.name,
           ...(r.version !== undefined ? { version: r.version } : {}),
@@ -117,7 +175,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
       return loadedParameter(p);
     }
     const s = await getSecretValue(
-      upstream.secretsmanager,
+      client,
       {
         secretId: r.secretId,
         ...(r.versionId !== undefined ? { versionId: r.versionId } : {}),
@@ -136,11 +194,13 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
   ): Promise<Outcome[]> => {
     const ids = rs.map(batchId);
     const unique = [...new Set(ids)];
+    // One group: every request has the first one's role and Region.
+    const client = clientOf(rs[0]!);
     let found: (id: string) => Outcome | undefined;
     try {
       if (service === 'ssm') {
         const withDecryption = rs[0]!.service === 'ssm' && rs[0]!.withDecryption;
-        const out = await getParameters(upstream.ssm, unique, withDecryption, callOptions(ctx));
+        const out = await getParameters(client, unique, withDecryption, callOptions(ctx));
         const invalid = new Set(out.InvalidParameters);
         found = (id) => {
           const p = out.Parameters.find((x) => answers('ssm', x, id));
@@ -151,7 +211,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
           return undefined;
         };
       } else {
-        const out = await batchGetSecretValue(upstream.secretsmanager, unique, callOptions(ctx));
+        const out = await batchGetSecretValue(client, unique, callOptions(ctx));
         found = (id) => {
           const s = out.SecretValues.find((x) => answers('secretsmanager', x, id));
           if (s) return { ok: true, loaded: loadedSecret(s) };
@@ -170,7 +230,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
       }
       // Refused as a whole (the role lacks the batch permission, the endpoint lacks the operation):
       // single calls answer these, and batches rest for a while.
-      batchesOffUntil[service] = clock.now() + BATCH_BACKOFF_MS;
+      batchesOffUntil.set(offKey(service, rs[0]!), clock.now() + BATCH_BACKOFF_MS);
       opts.log.info('batch call failed; using single calls for a while', {
         service,
         code: e.code,
@@ -182,8 +242,16 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
     return Promise.all(rs.map((r, i) => found(ids[i]!) ?? settle(single(r, ctx))));
   };
 
-  const many = async (rs: readonly ItemRequest[], ctx?: LoadContext): Promise<Outcome[]> => {
-    const out = new Array<Outcome>(rs.length);
+  const many = async (all: readonly ItemRequest[], ctx?: LoadContext): Promise<Outcome[]> => {
+    const out = new Array<Outcome>(all.length);
+    // Values in hand answer at once; the rest go upstream.
+    const indexes: number[] = [];
+    all.forEach((r, i) => {
+      const held = take(r);
+      if (held !== undefined) out[i] = { ok: true, loaded: held };
+      else indexes.push(i);
+    });
+    const rs = indexes.map((i) => all[i]!);
     const calls: Array<Promise<void>> = [];
     for (const g of groups(rs)) {
       const limit = BATCH_LIMIT[g.service];
@@ -191,13 +259,13 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
         const chunk = g.indexes.slice(i, i + limit);
         const requests = chunk.map((j) => rs[j]!);
         const run =
-          clock.now() < batchesOffUntil[g.service]
+          clock.now() < (batchesOffUntil.get(offKey(g.service, requests[0]!)) ?? 0)
             ? Promise.all(requests.map((r) => settle(single(r, ctx))))
             : batchCall(g.service, requests, ctx);
         calls.push(
           run.then((results) => {
             results.forEach((o, k) => {
-              out[chunk[k]!] = o;
+              out[indexes[chunk[k]!]!] = o;
             });
           }),
         );
@@ -210,9 +278,11 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
   const path = async (p: PathRequest, ctx?: LoadContext): Promise<PathListing> => {
     const all: WireParameter[] = [];
     let nextToken: string | undefined;
+    // A path names no Region: the configured one.
+    const client = upstream.client('ssm', { roleArn: p.roleArn });
     do {
       const page = await getParametersByPath(
-        upstream.ssm,
+        client,
         {
           path: p.path,
           recursive: p.recursive,
@@ -235,24 +305,69 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader {
     const items = all
       .filter((x) => x.Selector === undefined && x.Name.startsWith(p.path))
       .map((x) => ({
-        request: { service: 'ssm' as const, name: x.Name, withDecryption: p.withDecryption },
+        request: {
+          service: 'ssm' as const,
+          name: x.Name,
+          withDecryption: p.withDecryption,
+          ...(p.roleArn !== undefined ? { roleArn: p.roleArn } : {}),
+        },
         loaded: loadedParameter(x),
       }));
     return { body, items };
   };
 
+  const secretsTagged = async (key: string, roleArn: string | undefined, limit: number) => {
+    const client = upstream.client('secretsmanager', { roleArn });
+    const found: Discovered[] = [];
+    let errors = 0;
+    let nextToken: string | undefined;
+    for (let pages = 0; found.length < limit && pages < DISCOVERY_MAX_PAGES; pages++) {
+      const page = await batchGetSecretValueByFilters(client, [{ Key: 'tag-key', Values: [key] }], {
+        maxResults: Math.min(DISCOVERY_PAGE, limit - found.length),
+        nextToken,
+      });
+      errors += page.Errors.length;
+      for (const s of page.SecretValues) {
+        // Cached under its name, as a plain read of it would be; a value without a name stands for nothing.
+        if (s.Name === undefined || found.length >= limit) continue;
+        const request: ItemRequest = {
+          service: 'secretsmanager',
+          secretId: s.Name,
+          ...(roleArn !== undefined ? { roleArn } : {}),
+        };
+        found.push({ request, loaded: loadedSecret(s) });
+      }
+      nextToken = page.NextToken;
+      if (nextToken === undefined) break;
+    }
+    return { found, errors };
+  };
+
   const batcher =
-    opts.batchWindowMs > 0 ? new Batcher(opts.batchWindowMs, { one: single, many }, clock) : undefined;
+    opts.batchWindowMs > 0
+      ? new Batcher(opts.batchWindowMs, { one: single, many }, clock, groupOf)
+      : undefined;
 
   return {
     one(r, ctx) {
       // A load with its own attempt count or credentials rule cannot share a batch call.
-      if (batcher && batchable(r) && ctx?.attempts === undefined && ctx?.credentialsSince === undefined) {
+      if (
+        batcher &&
+        batchable(r) &&
+        !inHand.has(r) &&
+        ctx?.attempts === undefined &&
+        ctx?.credentialsSince === undefined
+      ) {
         return batcher.load(r, ctx);
       }
       return single(r, ctx);
     },
     many,
     path,
+    secretsTagged,
+    primed(items) {
+      for (const { request, loaded } of items) inHand.set(request, loaded);
+      return items.map((x) => x.request);
+    },
   };
 }

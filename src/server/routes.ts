@@ -1,4 +1,5 @@
 // Route table and query parsing: a request target -> a typed ItemRequest, or an HttpError (404/400).
+import { parseRoleArn, ROLE_ARN_FORMAT } from '../arn.ts';
 import type { ReadOptions } from '../cache/index.ts';
 import { BATCH_REQUEST_LIMIT, type CollectionRequest } from '../collections.ts';
 import { DEFAULT_PATH_PREFIX, MAX_TTL_SECONDS } from '../config/settings.ts';
@@ -95,8 +96,16 @@ function boolean(value: string | undefined, param: string): boolean {
   throw badRequest(`query parameter ${param} must be true or false`);
 }
 
-/** refreshNow and ttl, taken by every single-item route. */
-const CACHE_PARAMS = ['refreshNow', 'ttl'] as const;
+/** refreshNow and ttl, taken by every single-item route; roleArn, by every route that reads. */
+const CACHE_PARAMS = ['refreshNow', 'ttl', 'roleArn'] as const;
+
+/** `roleArn=`: the read is made with credentials from AssumeRole on this role. */
+function role(m: Map<string, string>): { roleArn?: string } {
+  const v = m.get('roleArn');
+  if (v === undefined) return {};
+  if (!parseRoleArn(v)) throw badRequest(`query parameter roleArn must be ${ROLE_ARN_FORMAT}`);
+  return { roleArn: v };
+}
 
 function cacheOptions(m: Map<string, string>): ReadOptions | undefined {
   const refresh = m.has('refreshNow') ? boolean(m.get('refreshNow'), 'refreshNow') : false;
@@ -135,6 +144,7 @@ function parseParameter(q: Query): ItemQuery {
       ...(version !== undefined ? { version } : {}),
       ...(label !== undefined ? { label } : {}),
       withDecryption: boolean(m.get('withDecryption'), 'withDecryption'),
+      ...role(m),
     },
     opts: cacheOptions(m),
   };
@@ -153,6 +163,7 @@ function secretRequest(secretId: string, m: Map<string, string>): ItemQuery {
       secretId,
       ...(versionId !== undefined ? { versionId } : {}),
       ...(versionStage !== undefined ? { versionStage } : {}),
+      ...role(m),
     },
     opts: cacheOptions(m),
   };
@@ -209,16 +220,17 @@ function repeated(
 }
 
 function parseParameterBatch(q: Query): CollectionRequest {
-  const { values, rest } = repeated(q, 'name', ['withDecryption']);
+  const { values, rest } = repeated(q, 'name', ['withDecryption', 'roleArn']);
   return {
     kind: 'ssm-batch',
     names: values,
     withDecryption: boolean(rest.get('withDecryption'), 'withDecryption'),
+    ...role(rest),
   };
 }
 
 function parseParameterPath(q: Query): CollectionRequest {
-  const m = singleValued(q, ['path', 'recursive', 'withDecryption']);
+  const m = singleValued(q, ['path', 'recursive', 'withDecryption', 'roleArn']);
   const path = name(m.get('path'), 'path');
   if (!path.startsWith('/')) throw badRequest('query parameter path must start with /');
   return {
@@ -226,11 +238,13 @@ function parseParameterPath(q: Query): CollectionRequest {
     path,
     recursive: boolean(m.get('recursive'), 'recursive'),
     withDecryption: boolean(m.get('withDecryption'), 'withDecryption'),
+    ...role(m),
   };
 }
 
 function parseSecretBatch(q: Query): CollectionRequest {
-  return { kind: 'secrets-batch', ids: repeated(q, 'secretId', []).values };
+  const { values, rest } = repeated(q, 'secretId', ['roleArn']);
+  return { kind: 'secrets-batch', ids: values, ...role(rest) };
 }
 
 /** Every fixed route: a key missing from, or not in, ROUTE_PATHS is a type error. */

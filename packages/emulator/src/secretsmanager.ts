@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { accessDenied, epoch, type Handler, type OpContext } from './context.ts';
 import { AwsError, type Input } from './errors.ts';
-import { type Secret, type SecretVersion, validSecretName } from './state.ts';
+import { MAX_TAGS, type Secret, type SecretVersion, tagProblem, validSecretName } from './state.ts';
 
 // Secrets Manager spells the error text field `Message`.
 const fail = (type: string, message: string) => new AwsError(type, message, 400, 'Message');
@@ -102,6 +102,22 @@ function sameValue(v: SecretVersion, n: NewValue): boolean {
   );
 }
 
+/** CreateSecret's `Tags`: `[{Key, Value}]`, at most MAX_TAGS, each key once. */
+function readTags(input: Input): Map<string, string> {
+  const tags = new Map<string, string>();
+  const list = input.optObjectList('Tags') ?? [];
+  if (list.length > MAX_TAGS) throw invalidParameter(`A secret can have at most ${MAX_TAGS} tags.`);
+  for (const t of list) {
+    const key = t.string('Key', 128);
+    const value = t.optString('Value', 256, 0) ?? '';
+    const problem = tagProblem(key, value);
+    if (problem) throw invalidParameter(`Invalid tag ${key}: ${problem}.`);
+    if (tags.has(key)) throw invalidParameter(`The tag key ${key} is given more than once.`);
+    tags.set(key, value);
+  }
+  return tags;
+}
+
 const GetSecretValue: Handler = (input, ctx) => {
   const id = input.string('SecretId');
   const versionId = input.optString('VersionId', 64, 32);
@@ -113,33 +129,120 @@ const GetSecretValue: Handler = (input, ctx) => {
   return valueOut(s, v);
 };
 
+/** One secret's BatchGetSecretValue outcome: its value, or the per-secret error entry. */
+function batchItem(ctx: OpContext, id: string, values: unknown[], errors: unknown[]): void {
+  try {
+    checkDenied(ctx, id, 'secretsmanager:GetSecretValue');
+    const s = findLive(ctx, id);
+    values.push(valueOut(s, selectVersion(s, undefined, undefined)));
+    touch(ctx, s);
+  } catch (err) {
+    if (!(err instanceof AwsError)) throw err;
+    // Per-secret failures never fail the call.
+    errors.push({ SecretId: id, ErrorCode: err.type, Message: err.text ?? '' });
+  }
+}
+
+/** The filter keys the emulator knows how to match; `all`, `primary-region`, `owning-service` it does not. */
+const FILTER_ATTRIBUTES: Record<string, (s: Secret) => string[]> = {
+  name: (s) => [s.name],
+  // Not case-sensitive, unlike the others.
+  description: (s) => (s.description === undefined ? [] : [s.description.toLowerCase()]),
+  'tag-key': (s) => [...s.tags.keys()],
+  'tag-value': (s) => [...s.tags.values()],
+};
+const FILTER_KEYS = [
+  'description',
+  'name',
+  'tag-key',
+  'tag-value',
+  'primary-region',
+  'owning-service',
+  'all',
+];
+const FILTER_VALUE = /^!?[a-zA-Z0-9 :_@/+=.\-!]*$/;
+
+interface SecretFilter {
+  attributes: (s: Secret) => string[];
+  /** Prefixes; a leading `!` negates. */
+  values: string[];
+  lower: boolean;
+}
+
+function readFilters(list: Input[]): SecretFilter[] {
+  if (list.length > 10) throw invalidParameter('You can specify at most 10 filters.');
+  return list.map((f) => {
+    const key = f.string('Key', 32);
+    if (!FILTER_KEYS.includes(key)) {
+      throw new AwsError(
+        'ValidationException',
+        `1 validation error detected: Value '${key}' at 'filters.member.key' failed to satisfy constraint: Member must satisfy enum value set: [${FILTER_KEYS.join(', ')}]`,
+      );
+    }
+    const attributes = FILTER_ATTRIBUTES[key];
+    if (!attributes) {
+      throw invalidParameter(
+        `The filter key ${key} is not supported by the pscache emulator; use name, description, tag-key or tag-value.`,
+      );
+    }
+    const values = f.optStringList('Values', 1, 10) ?? [];
+    if (values.length === 0) throw invalidParameter(`The filter ${key} needs at least one value.`);
+    for (const v of values) {
+      if (v.length > 512 || !FILTER_VALUE.test(v)) throw invalidParameter(`Invalid filter value: ${v}`);
+    }
+    return { attributes, values, lower: key === 'description' };
+  });
+}
+
+/** Prefix matches; values of one filter are ORed, filters ANDed, a leading `!` negates. */
+function matches(s: Secret, filters: SecretFilter[]): boolean {
+  return filters.every((f) => {
+    const have = f.attributes(s);
+    return f.values.some((raw) => {
+      const negate = raw.startsWith('!');
+      let prefix = negate ? raw.slice(1) : raw;
+      if (f.lower) prefix = prefix.toLowerCase();
+      const hit = have.some((a) => a.startsWith(prefix));
+      return negate ? !hit : hit;
+    });
+  });
+}
+
 const BatchGetSecretValue: Handler = (input, ctx) => {
   const ids = input.optStringList('SecretIdList', 1, 20);
-  const filters = input.optObjectList('Filters');
+  const filterList = input.optObjectList('Filters');
   const maxResults = input.optInt('MaxResults', 1, 20);
-  input.optString('NextToken', 4096);
-  if (ids !== undefined && filters !== undefined) {
+  const nextToken = input.optString('NextToken', 4096);
+  if (ids !== undefined && filterList !== undefined) {
     throw invalidParameter('Either SecretIdList or Filters must be provided, but not both.');
   }
-  if (filters !== undefined)
-    throw invalidParameter('Filters are not supported by the pscache emulator; use SecretIdList.');
-  if (ids === undefined) throw invalidParameter('Either SecretIdList or Filters must be provided.');
-  if (maxResults !== undefined) throw invalidParameter('MaxResults can only be used together with Filters.');
-  const values: Record<string, unknown>[] = [];
-  const errors: Record<string, unknown>[] = [];
-  for (const id of ids) {
-    try {
-      checkDenied(ctx, id, 'secretsmanager:GetSecretValue');
-      const s = findLive(ctx, id);
-      values.push(valueOut(s, selectVersion(s, undefined, undefined)));
-      touch(ctx, s);
-    } catch (err) {
-      if (!(err instanceof AwsError)) throw err;
-      // Per-secret failures never fail the call.
-      errors.push({ SecretId: id, ErrorCode: err.type, Message: err.text ?? '' });
+  const values: unknown[] = [];
+  const errors: unknown[] = [];
+  if (ids !== undefined) {
+    if (maxResults !== undefined || nextToken !== undefined) {
+      throw invalidParameter('MaxResults and NextToken can only be used together with Filters.');
+    }
+    for (const id of ids) batchItem(ctx, id, values, errors);
+    return { SecretValues: values, Errors: errors };
+  }
+  if (filterList === undefined) throw invalidParameter('Either SecretIdList or Filters must be provided.');
+  const filters = readFilters(filterList);
+  // Pages run in name order; the token is the last name of the page before.
+  let after = '';
+  if (nextToken !== undefined) {
+    after = Buffer.from(nextToken, 'base64url').toString('utf8');
+    if (after === '' || Buffer.from(after).toString('base64url') !== nextToken) {
+      throw fail('InvalidNextTokenException', 'The NextToken value is not valid.');
     }
   }
-  return { SecretValues: values, Errors: errors };
+  const found = [...ctx.state.secrets.values()]
+    .filter((s) => s.deletionDate === undefined && s.name > after && matches(s, filters))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const page = found.slice(0, maxResults ?? 20);
+  for (const s of page) batchItem(ctx, s.name, values, errors);
+  const out: Record<string, unknown> = { SecretValues: values, Errors: errors };
+  if (found.length > page.length) out['NextToken'] = Buffer.from(page.at(-1)!.name).toString('base64url');
+  return out;
 };
 
 const CreateSecret: Handler = (input, ctx) => {
@@ -147,6 +250,7 @@ const CreateSecret: Handler = (input, ctx) => {
   const token = input.optString('ClientRequestToken', 64, 32);
   const description = input.optString('Description', 2048, 0);
   const value = readValue(input);
+  const tags = readTags(input);
   if (!validSecretName(name)) {
     throw invalidParameter(
       'Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!',
@@ -166,6 +270,7 @@ const CreateSecret: Handler = (input, ctx) => {
     throw fail('ResourceExistsException', `The operation failed because the secret ${name} already exists.`);
   }
   const s = ctx.state.addSecret(name, ctx.now, undefined, description);
+  for (const [k, v] of tags) s.tags.set(k, v);
   const out: Record<string, unknown> = { ARN: s.arn, Name: s.name };
   if (value) {
     const v: SecretVersion = {
@@ -287,7 +392,7 @@ const DescribeSecret: Handler = (input, ctx) => {
   if (s.lastAccessed !== undefined)
     out['LastAccessedDate'] = epoch(s.lastAccessed - (s.lastAccessed % 86_400_000));
   if (s.deletionDate !== undefined) out['DeletedDate'] = epoch(s.deletionDate);
-  out['Tags'] = [];
+  out['Tags'] = [...s.tags].map(([Key, Value]) => ({ Key, Value }));
   const stages: Record<string, string[]> = {};
   for (const v of s.versions) if (v.stages.length) stages[v.id] = [...v.stages];
   out['VersionIdsToStages'] = stages;

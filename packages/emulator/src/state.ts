@@ -44,6 +44,17 @@ export function validSecretName(name: string): boolean {
   return name.length >= 1 && name.length <= 512 && /^[A-Za-z0-9/_+=.@-]+$/.test(name);
 }
 
+/** Tags a secret may carry (Secrets Manager's quota). */
+export const MAX_TAGS = 50;
+
+/** Why a tag is not acceptable to Secrets Manager (key 1-128, value 0-256 characters, no aws: prefix). */
+export function tagProblem(key: string, value: string): string | undefined {
+  if (key.length < 1 || key.length > 128) return 'a tag key must be 1 to 128 characters';
+  if (value.length > 256) return 'a tag value must be at most 256 characters';
+  if (/^aws:/i.test(key)) return 'a tag key must not start with "aws:" (reserved for AWS use)';
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // In-memory state
 
@@ -84,6 +95,8 @@ export interface Secret {
   /** Epoch ms of the scheduled deletion, when marked for deletion. */
   deletionDate?: number;
   deletedAt?: number;
+  /** Tag key -> value, in the order they were given. */
+  tags: Map<string, string>;
 }
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -160,6 +173,7 @@ export class State {
       created: now,
       changed: now,
       versions: [],
+      tags: new Map(),
     };
     if (description !== undefined) s.description = description;
     this.secrets.set(name, s);
@@ -223,6 +237,7 @@ export class State {
     const old = this.secrets.get(s.name);
     if (old) this.removeSecret(old);
     const secret = this.addSecret(s.name, now - 120_000, s.arnSuffix, s.description);
+    for (const [k, v] of Object.entries(s.tags ?? {})) secret.tags.set(k, v);
     if (s.previous) this.addSecretVersion(secret, toVersion(s.previous, ['AWSCURRENT'], now - 60_000));
     this.addSecretVersion(secret, toVersion(s, ['AWSCURRENT'], now));
     return secret;

@@ -1,6 +1,14 @@
 // The seed store file: parse and validate it (every error names the file and the entry).
 import { readFileSync } from 'node:fs';
-import { PARAMETER_TYPES, parameterNameProblem, REGION, validLabel, validSecretName } from './state.ts';
+import {
+  MAX_TAGS,
+  PARAMETER_TYPES,
+  parameterNameProblem,
+  REGION,
+  tagProblem,
+  validLabel,
+  validSecretName,
+} from './state.ts';
 import type { ParameterType, StoreFile, StoreParameter, StoreSecret, StoreSecretValue } from './types.ts';
 
 class StoreError extends Error {}
@@ -111,7 +119,17 @@ function parseSecret(v: unknown, i: number, file: string): StoreSecret {
   where = `${where} ("${name}")`;
   checkKeys(
     v,
-    ['name', 'secretString', 'secretBinary', 'versionId', 'description', 'arnSuffix', 'previous', 'region'],
+    [
+      'name',
+      'secretString',
+      'secretBinary',
+      'versionId',
+      'description',
+      'arnSuffix',
+      'previous',
+      'region',
+      'tags',
+    ],
     where,
   );
   if (!validSecretName(name)) {
@@ -134,7 +152,21 @@ function parseSecret(v: unknown, i: number, file: string): StoreSecret {
   }
   const region = optRegion(v, where);
   if (region !== undefined) out.region = region;
+  if (v['tags'] !== undefined) out.tags = parseTags(v['tags'], where);
   return out;
+}
+
+function parseTags(v: unknown, where: string): Record<string, string> {
+  if (!isObject(v) || Object.values(v).some((x) => typeof x !== 'string')) {
+    throw new StoreError(`${where}: "tags" must be an object of tag key -> string value`);
+  }
+  const entries = Object.entries(v as Record<string, string>);
+  if (entries.length > MAX_TAGS) throw new StoreError(`${where}: at most ${MAX_TAGS} tags`);
+  for (const [key, value] of entries) {
+    const problem = tagProblem(key, value);
+    if (problem) throw new StoreError(`${where}: tag "${key}": ${problem}`);
+  }
+  return Object.fromEntries(entries);
 }
 
 /** Throws on a second entry of one name in one Region. */

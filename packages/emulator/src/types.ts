@@ -104,6 +104,8 @@ export interface StoreSecret extends StoreSecretValue {
   arnSuffix?: string;
   /** A version carrying AWSPREVIOUS. */
   previous?: StoreSecretValue;
+  /** Tag key -> value (BatchGetSecretValue's `tag-key` and `tag-value` filters find them). */
+  tags?: Record<string, string>;
   /** The Region it lives in (its ARN names it); default: the store's region. */
   region?: string;
 }

@@ -464,7 +464,7 @@ describe('Secrets Manager through the SDK', () => {
       emu.clearDeny();
     }
     await rejects(
-      () => client.send(new BatchGetSecretValueCommand({ Filters: [{ Key: 'name', Values: ['prod'] }] })),
+      () => client.send(new BatchGetSecretValueCommand({ Filters: [{ Key: 'all', Values: ['prod'] }] })),
       'InvalidParameterException',
     );
   });

@@ -1,0 +1,144 @@
+// Prefetch: what PARAMETERS_SECRETS_EXTENSION_PREFETCH and --config ask to have cached before the first
+// read (named items, every secret carrying a tag key, every parameter under a path), read through the
+// cache's getMany like any batch read, at most cache_buffer_ratio of CACHE_SIZE, after a random wait of
+// up to max_jitter_seconds so that a fleet started together does not call upstream in step.
+import { AwsCallError } from './aws/types.ts';
+import type { ItemCache } from './cache/index.ts';
+import { type Clock, systemClock } from './clock.ts';
+import type { PrefetchItem, PrefetchTag } from './config/settings.ts';
+import { cacheKey, type ItemRequest, itemName } from './items.ts';
+import type { Discovered, Discovery, Loader } from './loader/index.ts';
+import type { Logger } from './log.ts';
+
+export interface PrefetchPlan {
+  /** Named items (`ssm:`, `secretsmanager:`, prefetch.secrets) and paths (`ssm-path:`). */
+  items: readonly PrefetchItem[];
+  /** prefetch.filter_tags. */
+  tags: readonly PrefetchTag[];
+  /** Most items prefetching fills: cache_buffer_ratio of CACHE_SIZE (prefetchBudget). */
+  budget: number;
+  /** Waits a random 0..this many milliseconds first. */
+  maxJitterMs: number;
+}
+
+export interface PrefetchDeps {
+  cache: Pick<ItemCache, 'getMany'>;
+  loader: Pick<Loader, 'path'> & Discovery;
+  log: Logger;
+  clock?: Clock;
+  /** [0, 1), for the jitter. */
+  random?: () => number;
+}
+
+export interface PrefetchResult {
+  /** Items now cached (or already fresh). */
+  fetched: number;
+  /** Items whose read failed, plus tag searches and paths that stopped on an error. */
+  failed: number;
+  /** Items left out at the buffer limit. */
+  skipped: number;
+  /** How long it waited first (ms). */
+  waitedMs: number;
+}
+
+/** The provider's rule: cache_buffer_ratio of the cache, at least one item; nothing when the cache is off. */
+export function prefetchBudget(cacheEnabled: boolean, cacheSize: number, ratio: number): number {
+  return cacheEnabled ? Math.max(1, Math.floor(cacheSize * ratio)) : 0;
+}
+
+const codeOf = (e: unknown) => (e instanceof AwsCallError ? e.code : e instanceof Error ? e.name : 'Error');
+
+function requestOf(i: PrefetchItem): ItemRequest {
+  const role = i.roleArn !== undefined ? { roleArn: i.roleArn } : {};
+  // Parameters are fetched decrypted; a non-SecureString is then cached for both withDecryption values.
+  return i.service === 'ssm'
+    ? { service: 'ssm', name: i.id, withDecryption: true, ...role }
+    : { service: 'secretsmanager', secretId: i.id, ...role };
+}
+
+/** Runs the plan. Never throws: failures are logged (names at DEBUG only) and counted. */
+export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<PrefetchResult> {
+  const { cache, loader, log } = deps;
+  const result: PrefetchResult = { fetched: 0, failed: 0, skipped: 0, waitedMs: 0 };
+  if (plan.items.length === 0 && plan.tags.length === 0) return result;
+  if (plan.budget <= 0) {
+    log.info('prefetch skipped: the cache is off');
+    return result;
+  }
+  const clock = deps.clock ?? systemClock;
+  if (plan.maxJitterMs > 0) {
+    result.waitedMs = Math.floor((deps.random ?? Math.random)() * plan.maxJitterMs);
+    await new Promise<void>((resolve) => clock.setTimeout(resolve, result.waitedMs));
+  }
+  let left = plan.budget;
+  /** Keys asked for already: a secret both named and tagged counts once. */
+  const seen = new Set<string>();
+
+  const read = async (requests: ItemRequest[]) => {
+    if (requests.length === 0) return;
+    const results = await cache.getMany(requests);
+    results.forEach((res, i) => {
+      if (res.ok) {
+        result.fetched++;
+        return;
+      }
+      result.failed++;
+      log.debug('prefetch failed', { name: itemName(requests[i]!), code: codeOf(res.error) });
+    });
+  };
+  /** Takes what the budget allows of `found`, skipping what is asked for already. */
+  const within = <T extends { request: ItemRequest }>(found: readonly T[]): T[] => {
+    const fresh = found.filter((f) => {
+      const key = cacheKey(f.request);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+    const taken = fresh.slice(0, Math.max(0, left));
+    result.skipped += fresh.length - taken.length;
+    left -= taken.length;
+    return taken;
+  };
+
+  const named = plan.items.filter((i) => !i.path).map((i) => ({ request: requestOf(i) }));
+  await read(within(named).map((x) => x.request));
+
+  for (const tag of plan.tags) {
+    if (left <= 0) break;
+    try {
+      const { found, errors } = await loader.secretsTagged(tag.key, tag.roleArn, left);
+      result.failed += errors;
+      if (found.length === 0 && errors === 0)
+        log.debug('prefetch: no secret carries the tag', { key: tag.key });
+      await read(loader.primed(within(found)));
+    } catch (e) {
+      result.failed++;
+      log.warn('prefetch: a tag search failed', { code: codeOf(e) });
+      log.debug('prefetch: the tag search that failed', { key: tag.key });
+    }
+  }
+
+  for (const p of plan.items.filter((i) => i.path)) {
+    if (left <= 0) break;
+    try {
+      const listing = await loader.path({
+        path: p.id,
+        recursive: true,
+        withDecryption: true,
+        ...(p.roleArn !== undefined ? { roleArn: p.roleArn } : {}),
+      });
+      await read(loader.primed(within<Discovered>(listing.items)));
+    } catch (e) {
+      result.failed++;
+      log.warn('prefetch: a path listing failed', { code: codeOf(e) });
+      log.debug('prefetch: the path that failed', { path: p.id });
+    }
+  }
+
+  if (left <= 0 && result.skipped > 0) {
+    log.warn('prefetch stopped at the cache buffer limit', { limit: plan.budget, skipped: result.skipped });
+  }
+  if (result.failed > 0) log.warn('prefetch incomplete', { fetched: result.fetched, failed: result.failed });
+  else log.info('prefetch done', { items: result.fetched });
+  return result;
+}

@@ -1,0 +1,282 @@
+// Prefetch as the Workload Credentials Provider configures it (prefetch.secrets with role_arn, filter_tags,
+// cache_buffer_ratio, max_jitter_seconds) plus pscache's ssm-path: entries: end to end with `serve
+// --config` against the emulator (the first read is a hit), and the plan itself on a fake clock.
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, test } from 'node:test';
+import type { ItemResult } from '../src/cache/index.ts';
+import { createLogger } from '../src/log.ts';
+import { prefetch, prefetchBudget } from '../src/prefetch.ts';
+import { Daemons, param, type RunningProcess, secret, sleep } from './helpers/daemon.ts';
+import { FakeClock, settle } from './helpers/fake-time.ts';
+import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
+
+let world: World;
+const daemons = new Daemons(() => world.emu.url);
+const dir = mkdtempSync(join(tmpdir(), 'pscache-prefetch-'));
+const q = encodeURIComponent;
+const ROLE = 'arn:aws:iam::123456789012:role/prefetcher';
+
+before(async () => {
+  world = await startWorld();
+  world.emu.seed({
+    secrets: [
+      { name: 'pre/plain', secretString: sensitive('pre-plain-secret-4410') },
+      { name: 'pre/role', secretString: sensitive('pre-role-secret-1893') },
+      { name: 'tag/a', secretString: sensitive('tag-a-secret-7302'), tags: { warm: 'yes' } },
+      { name: 'tag/b', secretString: sensitive('tag-b-secret-6618'), tags: { warm: '' } },
+      { name: 'tag/r', secretString: sensitive('tag-r-secret-2207'), tags: { 'role-warm': 'x' } },
+      { name: 'tag/cold', secretString: sensitive('tag-cold-secret-9945'), tags: { cold: 'x' } },
+      ...[1, 2, 3, 4].map((i) => ({
+        name: `budget/s${i}`,
+        secretString: sensitive(`budget-secret-${i}-5501`),
+      })),
+    ],
+    parameters: [
+      { name: '/pre/a', value: sensitive('pre-path-a-3318') },
+      { name: '/pre/deep/b', value: sensitive('pre-path-b-8846'), type: 'SecureString' },
+    ],
+  });
+});
+worldHooks(() => world, daemons);
+
+function configFile(name: string, toml: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, toml);
+  return file;
+}
+
+/** Waits until the daemon has logged the end of its prefetch. */
+async function prefetched(d: RunningProcess): Promise<string> {
+  const t0 = Date.now();
+  while (!/prefetch (done|incomplete|stopped)/.test(d.output())) {
+    if (Date.now() - t0 > 10_000) throw new Error(`no prefetch line:\n${d.output()}`);
+    await sleep(20);
+  }
+  return d.output();
+}
+
+const source = async (d: RunningProcess, path: string) => {
+  const r = await d.get(path);
+  assert.equal(r.status, 200, `${path}: ${r.body}`);
+  return r.headers['x-pscache'];
+};
+
+describe('serve --config with prefetch', () => {
+  test('prefetch.secrets (with and without role_arn) and filter_tags fill the cache: the first reads are hits', async () => {
+    const config = configFile(
+      'prefetch.toml',
+      `[capabilities.secrets_manager.prefetch]
+secrets = [
+  { secret_id = "pre/plain" },
+  { secret_id = "pre/role", role_arn = "${ROLE}" },
+]
+filter_tags = [
+  { key = "warm" },
+  { key = "role-warm", role_arn = "${ROLE}" },
+]
+`,
+    );
+    const d = await daemons.start({}, { args: ['serve', '--config', config] });
+    await prefetched(d);
+    const log = world.emu.callLog();
+    assert.deepEqual(
+      log.filter((c) => c.operation === 'GetSecretValue'),
+      [],
+      'everything came in batch calls',
+    );
+    const roleCalls = log.filter((c) => c.principal === ROLE).map((c) => c.operation);
+    assert.deepEqual(
+      roleCalls.sort(),
+      ['BatchGetSecretValue', 'BatchGetSecretValue'],
+      'the role read its own',
+    );
+    world.emu.resetCalls();
+    assert.equal(await source(d, secret('pre/plain')), 'hit');
+    assert.equal(await source(d, secret('pre/role', `&roleArn=${q(ROLE)}`)), 'hit');
+    assert.equal(await source(d, secret('tag/a')), 'hit');
+    assert.equal(await source(d, `/v1/tag%2Fb`), 'hit');
+    assert.equal(await source(d, secret('tag/r', `&roleArn=${q(ROLE)}`)), 'hit');
+    assert.deepEqual(world.emu.calls(), {}, 'nothing went upstream');
+    // Each entry is its role's: the same names without the role (or with it) are misses.
+    assert.equal(await source(d, secret('pre/role')), 'miss');
+    assert.equal(await source(d, secret('tag/r')), 'miss');
+    assert.equal(await source(d, secret('tag/a', `&roleArn=${q(ROLE)}`)), 'miss');
+    assert.equal(await source(d, secret('tag/cold')), 'miss', 'untagged secrets are not prefetched');
+    const { output } = await daemons.stop(d);
+    assert.match(output, /prefetch done items=5/);
+    assert.doesNotMatch(output, /tag\/|pre\/|warm/, 'names only at DEBUG');
+  });
+
+  test('cache_buffer_ratio: at most that fraction of cache_size is filled', async () => {
+    const config = configFile(
+      'budget.toml',
+      `[capabilities.secrets_manager.cache]
+cache_size = 10
+
+[capabilities.secrets_manager.prefetch]
+cache_buffer_ratio = 0.2
+secrets = [
+  { secret_id = "budget/s1" },
+  { secret_id = "budget/s2" },
+  { secret_id = "budget/s3" },
+  { secret_id = "budget/s4" },
+]
+filter_tags = [{ key = "warm" }]
+`,
+    );
+    const d = await daemons.start({}, { args: ['serve', '--config', config] });
+    const output = await prefetched(d);
+    assert.match(output, /prefetch stopped at the cache buffer limit limit=2 skipped=2/);
+    assert.equal(world.emu.calls()['BatchGetSecretValue'], 1, 'no tag search: the budget was spent');
+    world.emu.resetCalls();
+    assert.equal(await source(d, secret('budget/s1')), 'hit');
+    assert.equal(await source(d, secret('budget/s2')), 'hit');
+    assert.equal(await source(d, secret('budget/s3')), 'miss');
+    assert.equal(await source(d, secret('tag/a')), 'miss');
+    await daemons.stop(d);
+  });
+
+  test('max_jitter_seconds: prefetching still completes after its random wait', async () => {
+    const config = configFile(
+      'jitter.toml',
+      `[capabilities.secrets_manager.prefetch]
+max_jitter_seconds = 1
+secrets = [{ secret_id = "pre/plain" }]
+`,
+    );
+    const t0 = Date.now();
+    const d = await daemons.start({}, { args: ['serve', '--config', config] });
+    await prefetched(d);
+    assert.ok(Date.now() - t0 < 5000);
+    assert.equal(await source(d, secret('pre/plain')), 'hit');
+    await daemons.stop(d);
+  });
+});
+
+describe('PARAMETERS_SECRETS_EXTENSION_PREFETCH=ssm-path:/PATH/', () => {
+  test('every parameter under the path, recursively, is cached as a single read of it would be', async () => {
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm-path:/pre/' });
+    await prefetched(d);
+    const calls = world.emu.calls();
+    assert.equal(calls['GetParametersByPath'], 1);
+    assert.equal(calls['GetParameter'] ?? 0, 0);
+    world.emu.resetCalls();
+    assert.equal(await source(d, param('/pre/a')), 'hit');
+    assert.equal(await source(d, param('/pre/a', '&withDecryption=true')), 'hit');
+    assert.equal(await source(d, param('/pre/deep/b', '&withDecryption=true')), 'hit');
+    assert.equal(await source(d, param('/pre/deep/b')), 'miss', 'a SecureString was fetched decrypted only');
+    assert.equal(world.emu.calls()['GetParameter'], 1);
+    const { output } = await daemons.stop(d);
+    assert.match(output, /prefetch done items=2/);
+  });
+});
+
+describe('the prefetch plan', () => {
+  const answer = (): ItemResult => ({ ok: true, answer: { body: Buffer.from('{}'), source: 'miss' } });
+  const lines: string[] = [];
+  const log = createLogger('info', 'text', (l) => lines.push(l));
+
+  test('waits a random 0..max_jitter_seconds first, on the clock it is given', async () => {
+    const clock = new FakeClock();
+    const reads: number[] = [];
+    const cache = {
+      getMany: async (rs: readonly unknown[]) => {
+        reads.push(clock.now());
+        return rs.map(answer);
+      },
+    };
+    const loader = {
+      path: async () => ({ body: Buffer.alloc(0), items: [] }),
+      secretsTagged: async () => ({ found: [], errors: 0 }),
+      primed: () => [],
+    };
+    const started = clock.now();
+    const run = prefetch(
+      { items: [{ service: 'secretsmanager', id: 's' }], tags: [], budget: 10, maxJitterMs: 4000 },
+      { cache, loader, log, clock, random: () => 0.25 },
+    );
+    await clock.advance(999);
+    assert.deepEqual(reads, [], 'still waiting');
+    await clock.advance(1);
+    await settle();
+    assert.deepEqual(reads, [started + 1000]);
+    const result = await run;
+    assert.equal(result.waitedMs, 1000);
+    assert.equal(result.fetched, 1);
+  });
+
+  test('the budget: named items first, then tags; a secret both named and tagged counts once', async () => {
+    const asked: string[][] = [];
+    const cache = {
+      getMany: async (rs: readonly { secretId?: string; name?: string }[]) => {
+        asked.push(rs.map((r) => r.secretId ?? r.name ?? '?'));
+        return rs.map(answer);
+      },
+    };
+    const tagged: Array<[string, number]> = [];
+    const loader = {
+      path: async () => ({ body: Buffer.alloc(0), items: [] }),
+      secretsTagged: async (key: string, _role: string | undefined, limit: number) => {
+        tagged.push([key, limit]);
+        const found = ['a', 'x', 'y'].map((secretId) => ({
+          request: { service: 'secretsmanager' as const, secretId },
+          loaded: { body: Buffer.from('{}') },
+        }));
+        return { found, errors: 0 };
+      },
+      primed: <T extends { request: unknown }>(items: readonly T[]) => items.map((i) => i.request) as never,
+    };
+    const result = await prefetch(
+      {
+        items: [
+          { service: 'secretsmanager', id: 'a' },
+          { service: 'ssm', id: '/p' },
+        ],
+        tags: [{ key: 'k1' }, { key: 'k2' }],
+        budget: 3,
+        maxJitterMs: 0,
+      },
+      { cache, loader, log },
+    );
+    assert.deepEqual(asked, [['a', '/p'], ['x']]);
+    assert.deepEqual(tagged, [['k1', 1]], 'the second tag is not searched: the budget is spent');
+    assert.deepEqual(result, { fetched: 3, failed: 0, skipped: 1, waitedMs: 0 });
+  });
+
+  test('a failing tag search or path is logged and counted, never thrown; names at DEBUG only', async () => {
+    lines.length = 0;
+    const cache = { getMany: async (rs: readonly unknown[]) => rs.map(answer) };
+    const loader = {
+      path: async () => {
+        throw new Error('boom');
+      },
+      secretsTagged: async () => {
+        throw new Error('boom');
+      },
+      primed: () => [],
+    };
+    const result = await prefetch(
+      {
+        items: [{ service: 'ssm', id: '/secret/path/', path: true }],
+        tags: [{ key: 'secret-tag-key' }],
+        budget: 10,
+        maxJitterMs: 0,
+      },
+      { cache, loader, log },
+    );
+    assert.equal(result.failed, 2);
+    const text = lines.join('');
+    assert.match(text, /WARN prefetch: a tag search failed/);
+    assert.match(text, /WARN prefetch: a path listing failed/);
+    assert.doesNotMatch(text, /secret-tag-key|\/secret\/path\//);
+  });
+
+  test('the budget is the ratio of the cache, at least one item, none when the cache is off', () => {
+    assert.equal(prefetchBudget(true, 1000, 0.8), 800);
+    assert.equal(prefetchBudget(true, 1, 0.1), 1);
+    assert.equal(prefetchBudget(false, 1000, 0.8), 0);
+  });
+});
