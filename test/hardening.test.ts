@@ -80,3 +80,46 @@ describe('batch items are stored only under the key asked for', () => {
     await daemons.stop(d);
   });
 });
+
+describe('names are normalised before the key is built', () => {
+  test('spaces around a parameter name make no new key and no new upstream call, on every route', async () => {
+    await world.putParameter('/hard/spaced', sensitive('hard-spaced-value-23'));
+    const d = await daemons.start();
+    world.emu.resetCalls();
+    const first = await d.get(param('/hard/spaced'));
+    for (let n = 1; n <= 20; n++) {
+      const spaces = '%20'.repeat(n);
+      const r = await d.get(
+        `/systemsmanager/parameters/get?name=${spaces}${q('/hard/spaced')}${n % 2 ? spaces : ''}`,
+      );
+      assert.equal(r.status, 200);
+      assert.equal(r.body, first.body);
+      assert.equal(r.headers['x-pscache'], 'hit');
+    }
+    const batch = await d.get(
+      `/systemsmanager/parameters/batch?name=${q('/hard/spaced')}%20%20&name=%20${q('/hard/spaced')}`,
+    );
+    assert.equal(JSON.parse(batch.body).Parameters.length, 1, 'one parameter, asked for twice');
+    assert.equal(batch.headers['x-pscache'], 'hit');
+    assert.equal(calls('GetParameter') + calls('GetParameters'), 1);
+    await daemons.stop(d);
+  });
+
+  test('a secret id with whitespace around it is refused, on every route', async () => {
+    const d = await daemons.start();
+    for (const path of [
+      `/secretsmanager/get?secretId=${q('hard/id ')}`,
+      `/secretsmanager/get?secretId=${q(' hard/id')}`,
+      `/secrets/get?name=${q('hard/id ')}`,
+      `/secretsmanager/batch?secretId=${q('hard/id ')}`,
+      `/v1/${q('hard/id ')}`,
+      `/v1/${q('\u00a0hard/id')}`,
+    ]) {
+      const r = await d.get(path);
+      assert.equal(r.status, 400, path);
+      assert.match(JSON.parse(r.body).message, /whitespace/, path);
+    }
+    assert.equal(calls('GetSecretValue') + calls('BatchGetSecretValue'), 0);
+    await daemons.stop(d);
+  });
+});

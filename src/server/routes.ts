@@ -64,13 +64,27 @@ function singleValued(q: Query, allowed: readonly string[]): Map<string, string>
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function name(value: string | undefined, param: string): string {
-  if (value === undefined) throw badRequest(`query parameter ${param} is required`);
+/** Parameter names and paths: SSM ignores spaces around a name, so they are trimmed before the key is built. */
+function name(raw: string | undefined, param: string): string {
+  if (raw === undefined) throw badRequest(`query parameter ${param} is required`);
+  const value = raw.replace(/^ +| +$/g, '');
   if (value === '') throw badRequest(`query parameter ${param} must not be empty`);
   if (value.length > MAX_NAME_LENGTH) {
     throw badRequest(`query parameter ${param} is longer than ${MAX_NAME_LENGTH} characters`);
   }
   if (CONTROL.test(value)) throw badRequest(`query parameter ${param} contains control characters`);
+  return value;
+}
+
+/**
+ * Secret ids: names and ARNs hold no whitespace, and Secrets Manager does not document trimming any, so an
+ * id with whitespace around it is refused rather than guessed at (each spelling would be its own key).
+ */
+function secretId(raw: string | undefined, param: string): string {
+  const value = name(raw, param);
+  if (value !== raw || /^\s|\s$/.test(value)) {
+    throw badRequest(`query parameter ${param} must not begin or end with whitespace`);
+  }
   return value;
 }
 
@@ -171,14 +185,14 @@ function secretRequest(secretId: string, m: Map<string, string>): ItemQuery {
 
 function parseSecret(q: Query): ItemQuery {
   const m = singleValued(q, SECRET_PARAMS);
-  return secretRequest(name(m.get('secretId'), 'secretId'), m);
+  return secretRequest(secretId(m.get('secretId'), 'secretId'), m);
 }
 
 /** The article's alias takes `name` (or `secretId`), never both. */
 function parseSecretAlias(q: Query): ItemQuery {
   const m = singleValued(q, ['name', ...SECRET_PARAMS]);
   if (m.has('name') && m.has('secretId')) throw badRequest('give either name or secretId, not both');
-  const id = m.has('name') ? name(m.get('name'), 'name') : name(m.get('secretId'), 'secretId');
+  const id = m.has('name') ? secretId(m.get('name'), 'name') : secretId(m.get('secretId'), 'secretId');
   return secretRequest(id, m);
 }
 
@@ -197,19 +211,21 @@ function parseSecretPath(rawId: string, q: Query): ItemQuery {
   if (id.length > MAX_NAME_LENGTH)
     throw badRequest(`the secret id is longer than ${MAX_NAME_LENGTH} characters`);
   if (CONTROL.test(id)) throw badRequest('the secret id contains control characters');
+  if (/^\s|\s$/.test(id)) throw badRequest('the secret id must not begin or end with whitespace');
   return secretRequest(id, singleValued(q, SECRET_OPTIONS));
 }
 
-/** Repeated `param` values (1..BATCH_REQUEST_LIMIT), plus the single-valued `others`. */
+/** Repeated `param` values (1..BATCH_REQUEST_LIMIT), each checked by `check`, plus the single-valued `others`. */
 function repeated(
   q: Query,
   param: string,
   others: readonly string[],
+  check: (value: string, param: string) => string,
 ): { values: string[]; rest: Map<string, string> } {
   const values: string[] = [];
   const rest: Query = [];
   for (const entry of q) {
-    if (entry[0] === param) values.push(name(entry[1], param));
+    if (entry[0] === param) values.push(check(entry[1], param));
     else rest.push(entry);
   }
   if (values.length === 0) throw badRequest(`query parameter ${param} is required (repeat it for each item)`);
@@ -220,7 +236,7 @@ function repeated(
 }
 
 function parseParameterBatch(q: Query): CollectionRequest {
-  const { values, rest } = repeated(q, 'name', ['withDecryption', 'roleArn']);
+  const { values, rest } = repeated(q, 'name', ['withDecryption', 'roleArn'], name);
   return {
     kind: 'ssm-batch',
     names: values,
@@ -243,7 +259,7 @@ function parseParameterPath(q: Query): CollectionRequest {
 }
 
 function parseSecretBatch(q: Query): CollectionRequest {
-  const { values, rest } = repeated(q, 'secretId', ['roleArn']);
+  const { values, rest } = repeated(q, 'secretId', ['roleArn'], secretId);
   return { kind: 'secrets-batch', ids: values, ...role(rest) };
 }
 
