@@ -342,6 +342,19 @@ describe('refreshNow and ttl', () => {
   });
 });
 
+describe('TTL jitter', () => {
+  test('an entry lives its jittered TTL: a plain read past the service TTL but inside TTL × 1.1 is a hit', async () => {
+    const { clock, loader, cache } = setup({ jitter: () => 1.1 });
+    const a = Promise.resolve(cache.get(secret('k')));
+    await settle();
+    loader.only().resolve(body('v1'));
+    await text(a);
+    await clock.advance(TTL * 1.05);
+    assert.equal(await text(cache.get(secret('k'))), 'v1 hit');
+    assert.equal(loader.loads.length, 2, 'in the last tenth of its life: refreshed in the background');
+  });
+});
+
 describe('batches go through the same states', () => {
   test('getMany: fresh items hit, missing ones load together, concurrent single reads join them', async () => {
     const { loader, cache } = setup();

@@ -51,10 +51,15 @@ export type Source = 'hit' | 'miss' | 'stale';
 
 export interface Answer {
   /** The rendered response body (drop-in shape). */
-  body: Buffer;
-  source: Source;
+  readonly body: Buffer;
+  readonly source: Source;
   /** Time spent waiting on upstream for this answer. */
-  upstreamMs?: number;
+  readonly upstreamMs?: number;
+  /**
+   * The server's own use: a hit answer is one object per stored entry, so what the server derives from it
+   * once (its response headers) can be kept here. The cache never reads it.
+   */
+  memo?: unknown;
 }
 
 /** One item of a batch read: its answer, or the error a single read of it would have got. */
@@ -115,6 +120,8 @@ interface Entry {
   seq: number;
   /** Backing off: no new load of this key before this clock time (after a failed load). */
   pausedUntil: number;
+  /** The answer every hit on this entry gets: made once when stored, so a hit allocates nothing. */
+  hit: Answer | undefined;
 }
 
 /** The outcome of a refreshNow (or ttl=0) load, shared by such reads for REFRESH_SHARE_MS after it started. */
@@ -245,9 +252,23 @@ export class ItemCache {
 
   /** One item. A fresh hit answers synchronously. */
   get(r: ItemRequest, o?: ReadOptions): Answer | Promise<Answer> {
+    // The hot path: a plain read of a fresh entry that needs no refresh is answered here, with no
+    // allocation. Everything else goes through the state machine below.
+    if (o === undefined && !this.bypass && this.lru !== undefined && this.opts.ttlMs[r.service] > 0) {
+      const key = cacheKey(r);
+      let e = this.lru.get(key);
+      if (e === undefined && r.service === 'ssm') e = this.lru.get(plainKey(r)!);
+      if (e?.hit !== undefined) {
+        const now = this.clock.now();
+        if (now < e.expiresAt - e.ttlMs * REFRESH_AHEAD_FRACTION) {
+          this.stats.hits++;
+          return e.hit;
+        }
+      }
+    }
     const t = this.itemTarget(r);
     if (this.bypass) return this.uncached(t, { credentialsSince: Date.now() });
-    return this.read(t, this.modeOf(r.service, o), this.ttlFor(r.service, o));
+    return this.read(t, this.modeOf(r.service, o), this.ttlFor(r.service, o), o?.ttlMs);
   }
 
   /**
@@ -264,7 +285,7 @@ export class ItemCache {
       }
       const t = this.itemTarget(r);
       return settled(() =>
-        this.read(t, 'read', this.ttlFor(r.service), (stale) => {
+        this.read(t, 'read', this.ttlFor(r.service), undefined, (stale) => {
           const flight = new Promise<Flight>((fill) => pending.push({ t, stale, fill }));
           return flight;
         }),
@@ -332,6 +353,7 @@ export class ItemCache {
     t: Target,
     mode: Mode,
     ttl: number,
+    readTtl?: number,
     begin?: (stale: boolean) => Promise<Flight>,
   ): Answer | Promise<Answer> {
     if (mode === 'uncached') return this.uncached(t, {});
@@ -343,7 +365,7 @@ export class ItemCache {
     const e = t.lookup();
     if (e !== undefined) {
       // A read's own ttl caps what it takes for fresh.
-      if (now < Math.min(e.expiresAt, e.storedAt + ttl)) {
+      if (now < e.expiresAt && (readTtl === undefined || now < e.storedAt + readTtl)) {
         this.stats.hits++;
         if (
           current === undefined &&
@@ -353,7 +375,7 @@ export class ItemCache {
           this.refreshAhead(t, ttl);
         }
         if (e.error) throw e.error;
-        return { body: e.body!, source: 'hit' };
+        return e.hit!;
       }
       if (e.body && this.opts.staleIfErrorMs > 0 && now - e.expiresAt <= this.opts.staleIfErrorMs) {
         return this.staleOrLoad(t, e, current, ttl, now, begin);
@@ -692,7 +714,16 @@ export class ItemCache {
     // Kept past expiry only as long as it may be served stale.
     this.lru.set(
       key,
-      { body, error, storedAt: now, expiresAt: now + ttlMs, ttlMs, seq, pausedUntil: 0 },
+      {
+        body,
+        error,
+        storedAt: now,
+        expiresAt: now + ttlMs,
+        ttlMs,
+        seq,
+        pausedUntil: 0,
+        hit: body === undefined ? undefined : { body, source: 'hit' },
+      },
       { ttl: ttlMs + this.opts.staleIfErrorMs },
     );
   }
