@@ -29,7 +29,7 @@ export class PscacheServer {
   private readonly listener: Listener;
 
   constructor(opts: ServerOptions) {
-    const pipeline = new Pipeline(opts);
+    const pipeline = new Pipeline({ ...opts, wroteLate: (res) => this.listener.wrote(res) });
     this.stats = pipeline.stats;
     this.listener = new Listener(opts, pipeline);
   }

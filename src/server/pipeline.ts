@@ -2,14 +2,18 @@
 // answer never depends on more than it must (docs/http-api.md says the same to users):
 //
 //   1. inbound connection limit          429 TooManyConnections  (and 503 ShuttingDown once shutdown began)
-//   2. forwarding headers, URL and Host  400 ForwardedRequest, UriTooLong, BadHost
-//   3. /ping and /                       200 (405 for another method), no token needed
-//   4. token                             401 Unauthorized
-//   5. method                            405 MethodNotAllowed
-//   6. route                             404 NotFound
-//   7. query                             400 BadRequest
+//   2. HTTP version other than 1.0, 1.1  505 HttpVersionNotSupported
+//   3. URL, Host and forwarding headers  400 UriTooLong, BadHost (none in 1.1, more than one, not loopback),
+//                                            ForwardedRequest
+//   4. /ping and /                       200 (405 for another method), no token needed
+//   5. token                             401 Unauthorized
+//   6. method                            405 MethodNotAllowed
+//   7. route                             404 NotFound
+//   8. query                             400 BadRequest
 //
 // then the cache or the collections answer; one metrics sample and (at DEBUG) one log line per request.
+// Before any of this the listener may close a connection outright: a pipelining flood, or too many answers
+// left unread (see listener.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Answer, ItemCache } from '../cache/index.ts';
 import type { Collections } from '../collections.ts';
@@ -17,7 +21,7 @@ import { describeInternal, HttpError, InternalError, toHttpError } from '../erro
 import { itemName } from '../items.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import { checkOrigin, TokenCheck } from './checks.ts';
+import { checkOrigin, HTTP_VERSIONS, hostHeaderCount, TokenCheck } from './checks.ts';
 import { overLimit, type RequestHandler } from './listener.ts';
 import { findRoute, notFoundRoute, parseQuery } from './routes.ts';
 
@@ -36,6 +40,8 @@ export interface PipelineOptions {
   metrics: Metrics;
   log: Logger;
   version: string;
+  /** Told of each answer written after its request's own turn (after upstream). */
+  wroteLate?: (res: ServerResponse) => void;
 }
 
 export interface RequestStats {
@@ -97,10 +103,24 @@ export class Pipeline implements RequestHandler {
           Connection: 'close',
         });
       }
+      // Node's parser takes HTTP/0.9 and HTTP/2.0 request lines (other versions never get here, see the
+      // listener); either would skip the Host rules below, which are HTTP/1.1's.
+      if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) {
+        throw new HttpError(
+          505,
+          'HttpVersionNotSupported',
+          `HTTP/${req.httpVersion} is not supported; ${HTTP_VERSIONS}`,
+          {
+            Connection: 'close',
+          },
+        );
+      }
       const url = req.url ?? '/';
       if (url.length > MAX_URL_LENGTH)
         throw new HttpError(400, 'UriTooLong', `URL longer than ${MAX_URL_LENGTH}`);
-      if (req.headers.host === undefined && req.httpVersionMinor >= 1) {
+      const hosts = hostHeaderCount(req.rawHeaders);
+      if (hosts > 1) throw new HttpError(400, 'BadHost', 'a request may carry only one Host header');
+      if (hosts === 0 && req.httpVersionMinor === 1) {
         throw new HttpError(400, 'BadHost', 'an HTTP/1.1 request needs a Host header');
       }
       checkOrigin(req.headers);
@@ -152,7 +172,7 @@ export class Pipeline implements RequestHandler {
 
   private answer(ctx: Ctx, a: Answer): void {
     const { req, res } = ctx;
-    this.pending.delete(res);
+    const late = this.pending.delete(res);
     if (res.writableEnded) return; // already answered 503 by shutdown
     // A literal, not {...JSON_HEADERS, ...}: spreading an object with these keys costs ~2 µs a request in
     // Node 20 (measured, CHANGELOG.md), a twentieth of the whole hit path.
@@ -163,6 +183,7 @@ export class Pipeline implements RequestHandler {
       'X-Pscache': a.source,
     });
     res.end(req.method === 'HEAD' ? undefined : a.body);
+    if (late) this.opts.wroteLate?.(res);
     this.count(ctx, 200);
     if (this.opts.log.enabled('debug')) {
       this.opts.log.debug('request', {
@@ -178,7 +199,7 @@ export class Pipeline implements RequestHandler {
 
   private fail(ctx: Ctx, e: HttpError): void {
     const { req, res } = ctx;
-    this.pending.delete(res);
+    const late = this.pending.delete(res);
     if (res.writableEnded || res.headersSent) return;
     const body = Buffer.from(JSON.stringify({ __type: e.type, message: e.message }));
     res.writeHead(e.status, {
@@ -188,6 +209,7 @@ export class Pipeline implements RequestHandler {
       ...(ctx.upstream ? { 'X-Pscache': 'miss' } : {}),
     });
     res.end(req.method === 'HEAD' ? undefined : body);
+    if (late) this.opts.wroteLate?.(res);
     this.count(ctx, e.status);
     const log = this.opts.log;
     if (e instanceof InternalError) {

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 
 /** Every status the errors table of docs/http-api.md allows pscache to answer with. */
-export const STATUS_TABLE: ReadonlySet<number> = new Set([200, 400, 401, 403, 404, 405, 429, 502, 503, 504]);
+export const STATUS_TABLE: ReadonlySet<number> = new Set([200, 400, 401, 403, 404, 405, 429, 502, 503, 504, 505]);
 
 export interface ParsedResponse {
   status: number;
