@@ -1,10 +1,9 @@
 // Findings of an independent security probe, end to end against the bundled daemon over loopback sockets:
 // repeated Host headers and other HTTP versions, pipelining floods and answers left unread, forged log lines.
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { before, describe, test } from 'node:test';
 import { Daemons, param, type RunningProcess, sleep, TEST_TOKEN } from './helpers/daemon.ts';
-import { Conn, type ParsedResponse, rssKiB } from './helpers/fuzz-http.ts';
+import { Conn, Flooder, type ParsedResponse, rssKiB } from './helpers/fuzz-http.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
@@ -88,50 +87,6 @@ describe('Host headers and the HTTP version', () => {
     assert.equal((await d.get('/ping', { token: null })).status, 200);
   });
 });
-
-/**
- * A client that pipelines `total` copies of one request and never reads an answer, as the probe did.
- * It notices a close only while it writes, or once it reads (`resume`).
- */
-class Flooder {
-  closed = false;
-  closedAt = Number.NaN;
-  private readonly socket: Socket;
-  private readonly started = performance.now();
-
-  constructor(port: number, request: string, total: number) {
-    const per = Math.min(total, 1000);
-    const batch = Buffer.from(request.repeat(per));
-    this.socket = connect({ port, host: '127.0.0.1' });
-    this.socket.pause();
-    this.socket.on('error', () => {});
-    this.socket.on('close', () => {
-      this.closed = true;
-      this.closedAt = performance.now() - this.started;
-    });
-    let sent = 0;
-    const pump = () => {
-      while (sent < total && !this.socket.destroyed) {
-        sent += per;
-        if (!this.socket.write(batch)) {
-          this.socket.once('drain', pump);
-          return;
-        }
-      }
-    };
-    this.socket.once('connect', pump);
-  }
-
-  /** Starts reading (and dropping) the answers, so a close that came meanwhile shows. */
-  resume(): void {
-    this.socket.on('data', () => {});
-    this.socket.resume();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-}
 
 async function until(check: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;

@@ -168,16 +168,19 @@ export class Listener {
       return;
     }
     this.handler.handle(req, res);
-    this.wrote(res);
+    this.account(socket, res);
   };
 
-  /**
-   * Counts what an answer left queued on its connection; the owner calls it for answers written later
-   * (after upstream). On the hit path (one request at a time, read as it comes) nothing is queued and this
-   * reads two fields.
-   */
+  /** The owner calls this for each answer written after its request's own turn (after upstream). */
   wrote(res: ServerResponse): void {
-    const socket = res.req.socket as CountedSocket;
+    this.account(res.req.socket as CountedSocket, res);
+  }
+
+  /**
+   * Counts what an answer left queued on its connection. On the hit path (one request at a time, read as
+   * it comes) nothing is queued and this reads three fields.
+   */
+  private account(socket: CountedSocket, res: ServerResponse): void {
     if (res.socket === null && res.writableEnded) {
       const held = socket[HELD];
       if (held) held.push(res);
