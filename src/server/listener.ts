@@ -20,14 +20,14 @@ const LATE_BIND_MS = 100;
  * connection after N requests however politely they came, so a function doing thousands of sequential reads
  * would have to reconnect every N.
  */
-export const MAX_PIPELINED = 32;
+const MAX_PIPELINED = 32;
 /**
  * Answers queued in pscache's memory, over all connections, for clients that do not read them: what the
  * kernel's socket buffer would not take, and pipelined answers Node holds back until the one before is
  * written. Past it, the connections that stopped reading first are closed. Well above any single answer
- * (upstream answers are capped at 8 MB), so one slow reader alone is never cut off.
+ * (upstream answers are capped at 8 MB): a client slow to read one big answer is never cut off for it.
  */
-export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 /** A connection with less than this queued is not counted (Node's own high-water mark: it reads on below it). */
 const QUEUED_FLOOR = 16 * 1024;
 /** Closed connections are logged at most this often (a flood would otherwise flood the log too). */
