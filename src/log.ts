@@ -5,6 +5,30 @@ export type LogFormat = 'text' | 'json';
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, none: 100 };
 
+/**
+ * Characters a log reader may take for the end of a line, or a terminal may act on: C0 controls, DEL, C1
+ * controls (U+0085 is NEL), and the Unicode line and paragraph separators. A name holding one could
+ * otherwise forge what looks like a line of its own.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is escaped
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: as above
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+/** What JSON.stringify leaves raw of those: it escapes only C0, `"` and `\`. */
+const JSON_LEAVES = /[\u007f-\u009f\u2028\u2029]/g;
+/** A text-format value is quoted when it holds any of these, or a control character, or is empty. */
+const NEEDS_QUOTES = /[\s"=\\]/;
+
+const uEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** JSON.stringify, with every control character and separator escaped as \uXXXX. */
+const jsonLine = (value: unknown): string => JSON.stringify(value).replace(JSON_LEAVES, uEscape);
+
+/** A text-format value: bare when that is unambiguous, else a JSON string literal (parse it back with JSON.parse). */
+function textValue(s: string): string {
+  return s === '' || NEEDS_QUOTES.test(s) || CONTROL.test(s) ? jsonLine(s) : s;
+}
+
 export type Fields = Record<string, string | number | boolean | undefined>;
 
 export interface Logger {
@@ -26,16 +50,15 @@ export function createLogger(
     if (RANK[lvl] < min) return;
     if (format === 'json') {
       write(
-        `${JSON.stringify({ timestamp: new Date().toISOString(), level: lvl.toUpperCase(), logger: 'pscache', message, ...fields })}\n`,
+        `${jsonLine({ timestamp: new Date().toISOString(), level: lvl.toUpperCase(), logger: 'pscache', message, ...fields })}\n`,
       );
       return;
     }
-    let line = `[pscache] ${lvl.toUpperCase()} ${message}`;
+    let line = `[pscache] ${lvl.toUpperCase()} ${message.replace(CONTROLS, uEscape)}`;
     if (fields) {
       for (const [k, v] of Object.entries(fields)) {
         if (v === undefined) continue;
-        const s = String(v);
-        line += ` ${k}=${/[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s}`;
+        line += ` ${k}=${textValue(String(v))}`;
       }
     }
     write(`${line}\n`);

@@ -1,6 +1,7 @@
-// `npm run soak` (not in CI): the token-timing test, 100 000 fuzz sessions, and mixed hit/miss traffic at
-// the inbound connection limit with upstream faults 5% of the time; loopback only, bounded in time and
-// requests. Writes bench/out/soak/report-*.{json,md} (and latest.*); exits 1 when a property failed.
+// `npm run soak` (not in CI): the token-timing test, 100 000 fuzz sessions, a pipelining flood without the
+// token, and mixed hit/miss traffic at the inbound connection limit with upstream faults 5% of the time;
+// loopback only, bounded in time and requests. Writes bench/out/soak/report-*.{json,md} (and latest.*);
+// exits 1 when a property failed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import fc from 'fast-check';
@@ -8,6 +9,7 @@ import { FAULT_KINDS, type FaultKind, type FaultRule } from '../../packages/emul
 import {
   daemonEnv,
   freePort,
+  httpGet,
   ROOT,
   type RunningProcess,
   spawnPscache,
@@ -16,6 +18,7 @@ import {
 import { runSession, type SessionStats, seedFuzzStore, sessionArb } from '../../test/helpers/fuzz-cases.ts';
 import {
   Conn,
+  Flooder,
   header,
   openFds,
   type ParsedResponse,
@@ -44,6 +47,8 @@ const HELP = `npm run soak -- [options]
   --fuzz-runs N        fuzz sessions (default 100000); 0 skips the phase
   --fuzz-workers N     fuzz sessions run side by side (default 4)
   --timing-samples N   requests per group in the token timing test (default 20000); 0 skips it
+  --flood-seconds N    duration of the pipelining flood (default 60); 0 skips it
+  --flood-connections N  connections flooding at once, each replaced when cut off (default 50)
   --seed N             seed for every random choice (default: from the clock)
   --out DIR            report directory (default bench/out/soak)`;
 
@@ -55,6 +60,8 @@ interface Options {
   fuzzRuns: number;
   fuzzWorkers: number;
   timingSamples: number;
+  floodSeconds: number;
+  floodConnections: number;
   seed: number;
   out: string;
 }
@@ -68,6 +75,8 @@ function parseArgs(argv: string[]): Options {
     fuzzRuns: 100_000,
     fuzzWorkers: 4,
     timingSamples: 20_000,
+    floodSeconds: 60,
+    floodConnections: 50,
     seed: Date.now() % 2 ** 31,
     out: `${ROOT}bench/out/soak`,
   };
@@ -79,6 +88,8 @@ function parseArgs(argv: string[]): Options {
     '--fuzz-runs': 'fuzzRuns',
     '--fuzz-workers': 'fuzzWorkers',
     '--timing-samples': 'timingSamples',
+    '--flood-seconds': 'floodSeconds',
+    '--flood-connections': 'floodConnections',
     '--seed': 'seed',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -308,7 +319,121 @@ async function fuzzPhase(world: World, o: Options) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Phase 3: mixed traffic at the inbound connection limit, upstream faults part of the time
+// Phase 3: a pipelining flood without the token, and a keep-alive client beside it
+
+/** What an independent probe sent: ~113 000 `GET /` pipelined on one connection, no answer ever read. */
+const FLOOD_REQUEST = 'GET / HTTP/1.1\r\nHost: localhost\r\n\r\n';
+const FLOOD_PER_CONNECTION = 113_000;
+
+async function floodPhase(world: World, o: Options) {
+  await world.putParameter('/soak/flood/plain', 'soak-flood-plain-value');
+  const d = await startDaemon(world, {});
+  const pid = d.child.pid!;
+  for (let i = 0; i < 200; i++) await httpGet(d.port, '/ping', { token: null });
+  const rssStart = rssKiB(pid);
+  let peak = rssStart;
+  const rssTimer = setInterval(() => {
+    peak = Math.max(peak, rssKiB(pid));
+  }, 100);
+  const started = performance.now();
+  const running = () => performance.now() - started < o.floodSeconds * 1000;
+  let opened = 0;
+  let stillOpen = 0;
+  const closeMs: number[] = [];
+  // Each flooding connection is replaced once the daemon closes it: the attack keeps going for the duration.
+  const flooder = async () => {
+    while (running()) {
+      const f = new Flooder(d.port, FLOOD_REQUEST, FLOOD_PER_CONNECTION);
+      opened++;
+      // Not reading is the attack; reading after a while shows a close that came while nothing was written.
+      await sleep(200);
+      f.resume();
+      const t0 = performance.now();
+      while (!f.closed && performance.now() - t0 < 5000) await sleep(10);
+      if (f.closed) closeMs.push(f.closedAt);
+      else stillOpen++;
+      f.destroy();
+    }
+  };
+  // A well-behaved keep-alive client beside the flood: one request at a time, never cut off.
+  const bystander = { requests: 0, cutOff: false, failed: 0 };
+  const keepAlive = async () => {
+    const c = new Conn(d.port, () => false);
+    await c.ready();
+    const read = `GET /systemsmanager/parameters/get?name=%2Fsoak%2Fflood%2Fplain HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: ${TEST_TOKEN}\r\n\r\n`;
+    while (running()) {
+      c.write(bystander.requests % 2 === 0 ? 'GET /ping HTTP/1.1\r\nHost: localhost\r\n\r\n' : read);
+      const answered = await c.waitFor(bystander.requests + 1, 10_000);
+      if (c.closed || !answered) {
+        bystander.cutOff = true;
+        break;
+      }
+      if (c.reader.responses[bystander.requests]!.status !== 200) bystander.failed++;
+      bystander.requests++;
+    }
+    c.destroy();
+  };
+  const latencies: number[] = [];
+  let pingErrors = 0;
+  const pings = async () => {
+    while (running()) {
+      const t0 = performance.now();
+      try {
+        const r = await httpGet(d.port, '/ping', { token: null, timeoutMs: 30_000 });
+        if (r.status === 200) latencies.push(performance.now() - t0);
+        else pingErrors++;
+      } catch {
+        pingErrors++;
+      }
+      await sleep(20);
+    }
+  };
+  log(
+    `flood: ${o.floodConnections} connections pipelining ${FLOOD_PER_CONNECTION} GET / each, ${o.floodSeconds} s`,
+  );
+  await Promise.all([...Array.from({ length: o.floodConnections }, () => flooder()), keepAlive(), pings()]);
+  clearInterval(rssTimer);
+  const seconds = (performance.now() - started) / 1000;
+  const rssEnd = rssKiB(pid);
+  const alive = d.child.exitCode === null;
+  const { code } = await d.stop();
+  const lat = sortNumbers(latencies);
+  const closes = sortNumbers(closeMs);
+  const pingMs = {
+    n: lat.length,
+    p50: round(percentileSorted(lat, 50), 2),
+    p99: round(percentileSorted(lat, 99), 2),
+    max: round(lat.length ? lat[lat.length - 1]! : Number.NaN, 1),
+  };
+  const failures: string[] = [];
+  if (stillOpen > 0) failures.push(`${stillOpen} flooding connections still open after 5 s`);
+  if (bystander.cutOff)
+    failures.push(`the keep-alive client was cut off after ${bystander.requests} requests`);
+  if (bystander.failed > 0) failures.push(`${bystander.failed} keep-alive requests not answered 200`);
+  if (pingErrors > 0) failures.push(`${pingErrors} /ping requests failed`);
+  if (pingMs.p99 > 1000) failures.push(`/ping p99 ${pingMs.p99} ms under the flood`);
+  if (peak - rssStart > 128 * 1024) failures.push(`RSS grew ${mib(peak - rssStart)} MiB under the flood`);
+  if (!alive || code !== 0) failures.push(`the daemon did not stay up (exit ${code})`);
+  return {
+    seconds: round(seconds, 1),
+    connections: o.floodConnections,
+    requestsPerConnection: FLOOD_PER_CONNECTION,
+    flooded: opened,
+    cutOff: closes.length,
+    closeMs: {
+      p50: round(percentileSorted(closes, 50), 1),
+      max: round(closes.length ? closes[closes.length - 1]! : Number.NaN, 1),
+    },
+    pingMs,
+    keepAlive: bystander,
+    rssMiB: { start: mib(rssStart), peak: mib(peak), end: mib(rssEnd) },
+    failures,
+    passed: failures.length === 0,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Phase 4: mixed traffic at the inbound connection limit, upstream faults part of the time
 
 const PARAMS = 200;
 const SECRETS = 50;
@@ -667,6 +792,7 @@ function markdown(report: Record<string, unknown>): string {
     passed: boolean;
     timing?: Awaited<ReturnType<typeof timingPhase>>;
     fuzz?: Awaited<ReturnType<typeof fuzzPhase>>;
+    flood?: Awaited<ReturnType<typeof floodPhase>>;
     load: Awaited<ReturnType<typeof loadPhase>>;
     totalSeconds: number;
   };
@@ -707,6 +833,21 @@ function markdown(report: Record<string, unknown>): string {
       '',
       `${f.sessions} sessions, ${f.requests} requests, ${f.answers} answers in ${f.seconds} s; by status ${JSON.stringify(f.byStatus)}; RSS ${f.rssMiB.start} → ${f.rssMiB.end} MiB (peak ${f.rssMiB.peak}); open descriptors ${f.openFds.start} → ${f.openFds.end}. ${f.failures.length === 0 ? 'No property failed.' : `**${f.failures.length} failures**:`}`,
       ...f.failures.map((x) => `- ${x}`),
+      '',
+    );
+  }
+  if (r.flood) {
+    const f = r.flood;
+    lines.push(
+      '## Pipelining flood',
+      '',
+      `${f.connections} connections at once, each pipelining ${f.requestsPerConnection} \`GET /\` without the token and never reading, replaced when cut off, for ${f.seconds} s: ${f.flooded} flooding connections, ${f.cutOff} closed by the daemon (median ${f.closeMs.p50} ms after they opened, at most ${f.closeMs.max} ms).`,
+      '',
+      `\`/ping\` on a new connection every 20 ms meanwhile: p50 ${f.pingMs.p50} ms, p99 ${f.pingMs.p99} ms, max ${f.pingMs.max} ms (${f.pingMs.n} pings). RSS ${f.rssMiB.start} MiB before, peak ${f.rssMiB.peak} MiB, ${f.rssMiB.end} MiB at the end. A keep-alive client beside it, one request at a time: ${f.keepAlive.requests} requests, ${f.keepAlive.cutOff ? '**cut off**' : 'never cut off'}.`,
+      '',
+      f.failures.length === 0
+        ? 'No property failed.'
+        : `**Failures:**\n${f.failures.map((x) => `- ${x}`).join('\n')}`,
       '',
     );
   }
@@ -757,8 +898,14 @@ async function main(): Promise<number> {
       );
     const fuzz = o.fuzzRuns > 0 ? await fuzzPhase(world, o) : undefined;
     if (fuzz) log(`fuzz: ${fuzz.sessions} sessions in ${fuzz.seconds} s, ${fuzz.passed ? 'ok' : 'FAILED'}`);
+    const flood = o.floodSeconds > 0 && o.floodConnections > 0 ? await floodPhase(world, o) : undefined;
+    if (flood)
+      log(
+        `flood: ${flood.cutOff}/${flood.flooded} cut off, /ping p99 ${flood.pingMs.p99} ms, RSS peak ${flood.rssMiB.peak} MiB, ${flood.passed ? 'ok' : 'FAILED'}`,
+      );
     const load = await loadPhase(world, o);
-    const passed = (timing?.passed ?? true) && (fuzz?.passed ?? true) && load.passed;
+    const passed =
+      (timing?.passed ?? true) && (fuzz?.passed ?? true) && (flood?.passed ?? true) && load.passed;
     const date = new Date().toISOString();
     const report = {
       date,
@@ -768,6 +915,7 @@ async function main(): Promise<number> {
       passed,
       timing,
       fuzz,
+      flood,
       load,
     };
     mkdirSync(o.out, { recursive: true });

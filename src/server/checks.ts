@@ -8,6 +8,9 @@ export const TOKEN_HEADER = 'X-Aws-Parameters-Secrets-Token';
 
 const FORWARDING = ['x-forwarded-for', 'forwarded', 'x-real-ip'] as const;
 
+/** The end of every 505 message. */
+export const HTTP_VERSIONS = 'pscache speaks HTTP/1.1 and HTTP/1.0 only';
+
 /** Rejects requests relayed by a proxy or aimed at a non-loopback name (DNS rebinding). */
 export function checkOrigin(headers: IncomingHttpHeaders): void {
   for (const h of FORWARDING) {
@@ -23,6 +26,19 @@ export function checkOrigin(headers: IncomingHttpHeaders): void {
       'the Host header must name a loopback address (localhost, 127.0.0.1, [::1])',
     );
   }
+}
+
+/**
+ * How many Host headers a request carries. Node keeps the first in `headers.host` and drops the others, so a
+ * loopback first Host would hide a second one naming another host; RFC 9112 (3.2) says answer 400.
+ */
+export function hostHeaderCount(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }
 
 /** localhost, *.localhost, 127.0.0.0/8 and [::1], each with an optional port. */

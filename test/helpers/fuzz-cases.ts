@@ -101,7 +101,8 @@ export interface FuzzRequest {
   body: string;
   /** How a body is framed; `both` sends Content-Length and chunked together (a smuggling attempt). */
   framing: 'length' | 'chunked' | 'both';
-  /** Whether the first Host header names a loopback host (undefined: no Host header). */
+  /** Whether the request's one Host header names a loopback host: false for more than one Host header
+   * (RFC 9112 3.2: 400, whatever the first says); undefined for none. */
   hostGood: boolean | undefined;
   /** The parser must refuse it (bad method, bad bytes in a header). */
   malformed: boolean;
@@ -581,7 +582,7 @@ export const requestArb: fc.Arbitrary<FuzzRequest> = fc
       headers,
       body: r.body,
       framing: r.framing,
-      hostGood: r.hosts[0]?.good,
+      hostGood: r.hosts.length === 0 ? undefined : r.hosts.length === 1 && r.hosts[0]!.good,
       malformed,
     };
   });

@@ -1,10 +1,13 @@
 // Raw HTTP/1.1 over loopback sockets for fuzzing and soak: a response reader that copes with pipelining,
-// interim 1xx answers, chunked bodies and HEAD, a connection wrapper, and the child's RSS from /proc.
+// interim 1xx answers, chunked bodies and HEAD, a connection wrapper, a pipelining flooder that never reads,
+// and the child's RSS from /proc.
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 
 /** Every status the errors table of docs/http-api.md allows pscache to answer with. */
-export const STATUS_TABLE: ReadonlySet<number> = new Set([200, 400, 401, 403, 404, 405, 429, 502, 503, 504]);
+export const STATUS_TABLE: ReadonlySet<number> = new Set([
+  200, 400, 401, 403, 404, 405, 429, 502, 503, 504, 505,
+]);
 
 export interface ParsedResponse {
   status: number;
@@ -215,6 +218,50 @@ export class Conn {
       this.wake = undefined;
     }
     return true;
+  }
+}
+
+/**
+ * A client that pipelines `total` copies of one request and never reads an answer, as the probe did.
+ * It notices a close only while it writes, or once it reads (`resume`).
+ */
+export class Flooder {
+  closed = false;
+  closedAt = Number.NaN;
+  private readonly socket: Socket;
+  private readonly started = performance.now();
+
+  constructor(port: number, request: string, total: number) {
+    const per = Math.min(total, 1000);
+    const batch = Buffer.from(request.repeat(per));
+    this.socket = connect({ port, host: '127.0.0.1' });
+    this.socket.pause();
+    this.socket.on('error', () => {});
+    this.socket.on('close', () => {
+      this.closed = true;
+      this.closedAt = performance.now() - this.started;
+    });
+    let sent = 0;
+    const pump = () => {
+      while (sent < total && !this.socket.destroyed) {
+        sent += per;
+        if (!this.socket.write(batch)) {
+          this.socket.once('drain', pump);
+          return;
+        }
+      }
+    };
+    this.socket.once('connect', pump);
+  }
+
+  /** Starts reading (and dropping) the answers, so a close that came meanwhile shows. */
+  resume(): void {
+    this.socket.on('data', () => {});
+    this.socket.resume();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
   }
 }
 
