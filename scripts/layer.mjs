@@ -69,12 +69,16 @@ case "$0" in
   */*) here="\${0%/*}" ;;
   *) here=. ;;
 esac
+# Not $(cd ... && pwd -P): that subshell is a fork, 1-2 ms of every cold start.
+root="$here/.."
 # Messages carry no paths: they go out as JSON too, and sh has no cheap way to escape them.
-root=$(CDPATH='' cd -- "$here/.." && pwd -P) || fail "cannot find the layer directory"
 bundle="$root/pscache/pscache.cjs"
 test -f "$bundle" || fail "pscache/pscache.cjs is missing next to extensions/: unpack the whole layer zip"
+entry=$bundle
 if test -f "$root/pscache/node" && test -x "$root/pscache/node"; then
   node="$root/pscache/node"
+  # start.cjs runs the bundle from the code cache made for this node (or compiles it, if the cache does not fit).
+  if test -f "$root/pscache/start.cjs"; then entry="$root/pscache/start.cjs"; fi
 elif test -f /var/lang/bin/node && test -x /var/lang/bin/node; then
   node=/var/lang/bin/node
 else
@@ -85,7 +89,7 @@ else
   esac
 fi
 unset NODE_OPTIONS NODE_PATH
-exec "$node" "$bundle" serve --lambda-extension-name "\${0##*/}"
+exec "$node" "$entry" serve --lambda-extension-name "\${0##*/}"
 `;
 
 // ----------------------------------------------------------------------------------------------
@@ -241,6 +245,61 @@ async function nodeEntry(arch) {
   return entry;
 }
 
+/** The node binary for `arch` as a file that can be run, for the code cache: inflated from its zip entry once. */
+async function nodeExecutable(arch, entry) {
+  const file = path.join(CACHE, `${NODE[arch].pkg}-${NODE.version}-node`);
+  try {
+    const st = fs.statSync(file);
+    if (st.size === entry.size && zlib.crc32(fs.readFileSync(file)) >>> 0 === entry.crc) return file;
+  } catch {
+    // not there yet
+  }
+  const node = await promisify(zlib.inflateRaw)(entry.deflated);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  fs.writeFileSync(tmp, node, { mode: 0o755 });
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+// ----------------------------------------------------------------------------------------------
+// The code cache of the standalone layers (docs/lambda.md, Start-up)
+
+const START = path.join(ROOT, 'scripts/layer-start.cjs');
+const CODE_CACHE = path.join(ROOT, 'scripts/layer-code-cache.cjs');
+
+/** The layers whose node this machine runs: only that node can make a code cache V8 accepts. */
+const RUNNABLE = process.platform === 'linux' ? { x64: 'x86_64', arm64: 'arm64' }[process.arch] : undefined;
+
+/**
+ * pscache/start.cjs and pscache/pscache.v8cache for a standalone layer: its own node starts the bundle
+ * once, here, and V8's cache of everything compiled until the first event/next is kept (see
+ * scripts/layer-code-cache.cjs). Undefined for a layer whose node cannot run on this machine: that zip
+ * then runs the bundle directly, as before, and the build says so.
+ */
+async function codeCache(arch, entry, bundle) {
+  if (arch !== RUNNABLE) return undefined;
+  const node = await nodeExecutable(arch, entry);
+  const dir = fs.mkdtempSync(path.join(CACHE, 'code-cache-'));
+  try {
+    const start = fs.readFileSync(START);
+    fs.writeFileSync(path.join(dir, 'pscache.cjs'), bundle);
+    fs.writeFileSync(path.join(dir, 'start.cjs'), start);
+    const out = path.join(dir, 'pscache.v8cache');
+    try {
+      await promisify(execFile)(node, ['--random-seed=1', CODE_CACHE, dir, out], {
+        env: {},
+        timeout: 60_000,
+        maxBuffer: 1024 * 1024,
+      });
+    } catch (e) {
+      throw new Error(`making the ${arch} code cache failed: ${e.stderr || e.message}`);
+    }
+    return { start, cache: fs.readFileSync(out) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ----------------------------------------------------------------------------------------------
 // Zip writing (fflate: it takes an entry deflated beforehand, so the cached node binary is not deflated
 // again on every build)
@@ -307,6 +366,7 @@ export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers 
   fs.mkdirSync(CACHE, { recursive: true });
   const standalone = layers.filter((l) => l !== 'nodejs');
   const [bundle, ...nodes] = await Promise.all([layerBundle(), ...standalone.map((arch) => nodeEntry(arch))]);
+  const caches = await Promise.all(standalone.map((arch, i) => codeCache(arch, nodes[i], bundle)));
   const common = [
     { name: 'extensions/', mode: 0o755 },
     { name: 'extensions/pscache', mode: 0o755, data: Buffer.from(LAUNCHER, 'utf8') },
@@ -315,14 +375,27 @@ export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers 
   const results = [];
   for (const layer of layers) {
     const node = layer === 'nodejs' ? undefined : nodes[standalone.indexOf(layer)];
+    const cache = layer === 'nodejs' ? undefined : caches[standalone.indexOf(layer)];
     const entries = [
       ...common,
       ...(node ? [{ name: 'pscache/node', mode: 0o755, ...node }] : []),
       { name: 'pscache/pscache.cjs', mode: 0o644, data: bundle },
+      ...(cache
+        ? [
+            { name: 'pscache/pscache.v8cache', mode: 0o644, data: cache.cache },
+            { name: 'pscache/start.cjs', mode: 0o644, data: cache.start },
+          ]
+        : []),
     ];
     const file = path.join(out, `pscache-${layer}.zip`);
     const sizes = await writeZip(file, entries);
-    results.push({ layer, file, ...sizes, bundle: bundle.length });
+    results.push({
+      layer,
+      file,
+      ...sizes,
+      bundle: bundle.length,
+      ...(node ? { codeCache: cache ? cache.cache.length : 0 } : {}),
+    });
   }
   return results;
 }
@@ -352,8 +425,14 @@ async function main(argv) {
     const over = r.zipped > LIMITS.zipped || r.unzipped > LIMITS.unzipped;
     ok &&= !over;
     if (!json) {
+      const cache =
+        r.codeCache === undefined
+          ? ''
+          : r.codeCache > 0
+            ? `, code cache ${mb(r.codeCache)}`
+            : `, no code cache (its node does not run on this ${process.platform} ${process.arch} machine)`;
       process.stdout.write(
-        `${path.relative(process.cwd(), r.file).padEnd(34)} ${mb(r.zipped).padStart(8)} zipped ${mb(r.unzipped).padStart(9)} unzipped${over ? '  OVER THE LAMBDA LIMIT (50 MB zipped, 250 MB unzipped)' : ''}\n`,
+        `${path.relative(process.cwd(), r.file).padEnd(34)} ${mb(r.zipped).padStart(8)} zipped ${mb(r.unzipped).padStart(9)} unzipped${cache}${over ? '  OVER THE LAMBDA LIMIT (50 MB zipped, 250 MB unzipped)' : ''}\n`,
       );
     }
   }
