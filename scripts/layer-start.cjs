@@ -1,7 +1,8 @@
 // The standalone layers' entry (pscache/start.cjs): runs pscache.cjs from the V8 code cache `npm run layer` made for the node beside it.
 'use strict';
+// Not node:module: it brings four more internal modules (~0.2 ms) into every start, and the bundle does
+// without it too (src/builtins.ts).
 const { readFileSync } = require('node:fs');
-const Module = require('node:module');
 const { dirname, join } = require('node:path');
 const { constants, Script } = require('node:vm');
 
@@ -15,13 +16,16 @@ const CACHE_FILE = 'pscache.v8cache';
 const HEAD = MAGIC.length + 4;
 
 /**
- * The text V8 compiles is node's CommonJS wrapper around the bundle, padded with spaces to 132 KiB: past
+ * The text V8 compiles is node's CommonJS wrapper (require('node:module').wrapper) around the bundle,
+ * padded with spaces to 132 KiB: past
  * V8's largest regular heap object (128 KiB), so that it is allocated outside the young generation. A
  * shorter one takes a quarter of the 1 MiB young generation Node starts with, and costs one more
  * scavenge (~0.7 ms) before the first event/next. The padding comes after the last line: line and column
  * numbers in stack traces do not change.
  */
-const WRAPPER = Module.wrapper.map((part) => Buffer.from(part));
+const WRAPPER = ['(function (exports, require, module, __filename, __dirname) { ', '\n});'].map((part) =>
+  Buffer.from(part),
+);
 const TEXT_BYTES = 132 * 1024;
 
 /**
@@ -65,12 +69,13 @@ function compile(dir, { useCache = true, name } = {}) {
   return { script, filename, source, status };
 }
 
-/** Runs the compiled bundle as the main module would run. */
+/**
+ * Runs the compiled bundle as the main module would run. This file's `require` resolves from the same
+ * directory; the bundle only sets module.exports.
+ */
 function run({ script, filename }) {
-  const mod = new Module(filename, null);
-  mod.filename = filename;
-  mod.loaded = true;
-  script.runInThisContext()(mod.exports, Module.createRequire(filename), mod, filename, dirname(filename));
+  const mod = { exports: {}, filename, loaded: true };
+  script.runInThisContext()(mod.exports, require, mod, filename, dirname(filename));
 }
 
 /** The cache file's bytes for `source`, given V8's cache (see MAGIC). */
