@@ -1,7 +1,5 @@
 // Log lines that fit Lambda: `[pscache] LEVEL message key=value`, or one JSON object per line.
 // Callers pass names and numbers only: never secret values or the token.
-import { writeSync } from 'node:fs';
-
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'none';
 export type LogFormat = 'text' | 'json';
 
@@ -18,26 +16,10 @@ export interface Logger {
   error(message: string, fields?: Fields): void;
 }
 
-/**
- * Straight to fd 2: setting up process.stderr (a stream over the pipe Lambda and most supervisors give)
- * costs ~0.8 ms on first use, and the first log line comes before the first request can be answered.
- * Whatever a non-blocking pipe does not take at once goes through process.stderr, which queues it.
- */
-function toStderr(line: string): void {
-  const data = Buffer.from(line);
-  let written = 0;
-  try {
-    written = writeSync(2, data);
-  } catch {
-    // EAGAIN and the like: process.stderr below
-  }
-  if (written < data.length) process.stderr.write(data.subarray(written));
-}
-
 export function createLogger(
   level: LogLevel,
   format: LogFormat,
-  write: (line: string) => void = toStderr,
+  write: (line: string) => void = (line) => process.stderr.write(line),
 ): Logger {
   const min = RANK[level];
   const emit = (lvl: Exclude<LogLevel, 'none'>, message: string, fields?: Fields) => {
