@@ -2,7 +2,7 @@
 // pscache-x86_64.zip and pscache-arm64.zip carry a pinned Node.js 22 binary from the npm registry.
 // Node and npm packages only (esbuild, fflate, node:zlib): no zip, unzip or tar binaries needed.
 //
-//   node scripts/layer.mjs [--out DIR] [--json] [nodejs] [x86_64] [arm64]    (default: all, dist/layer)
+//   node scripts/layer.mjs [--out DIR] [--json] [--no-code-cache] [nodejs] [x86_64] [arm64]    (default: all, dist/layer)
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -245,15 +245,13 @@ async function nodeEntry(arch) {
   return entry;
 }
 
-/** The node binary for `arch` as a file that can be run, for the code cache: inflated from its zip entry once. */
+/**
+ * The node binary for `arch` as a file that can be run, for the code cache: inflated from its zip entry
+ * once. Written under a temporary name and renamed, and named by version: a file of the right size is it.
+ */
 async function nodeExecutable(arch, entry) {
   const file = path.join(CACHE, `${NODE[arch].pkg}-${NODE.version}-node`);
-  try {
-    const st = fs.statSync(file);
-    if (st.size === entry.size && zlib.crc32(fs.readFileSync(file)) >>> 0 === entry.crc) return file;
-  } catch {
-    // not there yet
-  }
+  if (fs.statSync(file, { throwIfNoEntry: false })?.size === entry.size) return file;
   const node = await promisify(zlib.inflateRaw)(entry.deflated);
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   fs.writeFileSync(tmp, node, { mode: 0o755 });
@@ -273,8 +271,8 @@ const RUNNABLE = process.platform === 'linux' ? { x64: 'x86_64', arm64: 'arm64' 
 /**
  * pscache/start.cjs and pscache/pscache.v8cache for a standalone layer: its own node starts the bundle
  * once, here, and V8's cache of everything compiled until the first event/next is kept (see
- * scripts/layer-code-cache.cjs). Undefined for a layer whose node cannot run on this machine: that zip
- * then runs the bundle directly, as before, and the build says so.
+ * scripts/layer-code-cache.cjs). Undefined for a layer whose node cannot run on this machine (or with
+ * --no-code-cache): that zip then runs the bundle directly, as before, and the build says so.
  */
 async function codeCache(arch, entry, bundle) {
   if (arch !== RUNNABLE) return undefined;
@@ -292,7 +290,9 @@ async function codeCache(arch, entry, bundle) {
         maxBuffer: 1024 * 1024,
       });
     } catch (e) {
-      throw new Error(`making the ${arch} code cache failed: ${e.stderr || e.message}`);
+      throw new Error(
+        `making the ${arch} code cache failed (--no-code-cache builds the zip without it): ${e.stderr || e.message}`,
+      );
     }
     return { start, cache: fs.readFileSync(out) };
   } finally {
@@ -361,12 +361,18 @@ export async function writeZip(file, entries) {
 export const LAYERS = ['nodejs', 'x86_64', 'arm64'];
 
 /** Builds the requested layers into `out`; returns name, file and sizes of each. */
-export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers = LAYERS } = {}) {
+export async function buildLayers({
+  out = path.join(ROOT, 'dist/layer'),
+  layers = LAYERS,
+  withCodeCache = true,
+} = {}) {
   fs.mkdirSync(out, { recursive: true });
   fs.mkdirSync(CACHE, { recursive: true });
   const standalone = layers.filter((l) => l !== 'nodejs');
   const [bundle, ...nodes] = await Promise.all([layerBundle(), ...standalone.map((arch) => nodeEntry(arch))]);
-  const caches = await Promise.all(standalone.map((arch, i) => codeCache(arch, nodes[i], bundle)));
+  const caches = await Promise.all(
+    standalone.map((arch, i) => (withCodeCache ? codeCache(arch, nodes[i], bundle) : undefined)),
+  );
   const common = [
     { name: 'extensions/', mode: 0o755 },
     { name: 'extensions/pscache', mode: 0o755, data: Buffer.from(LAUNCHER, 'utf8') },
@@ -405,21 +411,27 @@ const mb = (n) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 102
 async function main(argv) {
   let out;
   let json = false;
+  let withCodeCache = true;
   const layers = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out' && argv[i + 1]) out = path.resolve(argv[++i]);
     else if (a === '--json') json = true;
+    else if (a === '--no-code-cache') withCodeCache = false;
     else if (LAYERS.includes(a)) layers.push(a);
     else {
       process.stderr.write(
-        `layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [${LAYERS.join('] [')}]\n`,
+        `layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [--no-code-cache] [${LAYERS.join('] [')}]\n`,
       );
       return 2;
     }
   }
   const started = performance.now();
-  const results = await buildLayers({ ...(out ? { out } : {}), layers: layers.length ? layers : LAYERS });
+  const results = await buildLayers({
+    ...(out ? { out } : {}),
+    layers: layers.length ? layers : LAYERS,
+    withCodeCache,
+  });
   let ok = true;
   for (const r of results) {
     const over = r.zipped > LIMITS.zipped || r.unzipped > LIMITS.unzipped;
@@ -430,7 +442,9 @@ async function main(argv) {
           ? ''
           : r.codeCache > 0
             ? `, code cache ${mb(r.codeCache)}`
-            : `, no code cache (its node does not run on this ${process.platform} ${process.arch} machine)`;
+            : withCodeCache
+              ? `, no code cache (its node does not run on this ${process.platform} ${process.arch} machine)`
+              : ', no code cache (--no-code-cache)';
       process.stdout.write(
         `${path.relative(process.cwd(), r.file).padEnd(34)} ${mb(r.zipped).padStart(8)} zipped ${mb(r.unzipped).padStart(9)} unzipped${cache}${over ? '  OVER THE LAMBDA LIMIT (50 MB zipped, 250 MB unzipped)' : ''}\n`,
       );
