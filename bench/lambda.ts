@@ -45,6 +45,8 @@ interface Launch {
   next: number;
   /** VmRSS SETTLE_MS after the first event/next, when asked for. */
   rss: number;
+  /** Everything the extension printed. */
+  output: string;
 }
 
 /**
@@ -52,7 +54,10 @@ interface Launch {
  * (with `ping`) → /ping answers 200. Polling /ping makes the extension accept connections during its INIT,
  * so the event/next figure is taken from launches that do not poll.
  */
-async function launchOnce(dir: string, opts: { ping?: boolean; rss?: boolean } = {}): Promise<Launch> {
+async function launchOnce(
+  dir: string,
+  opts: { ping?: boolean; rss?: boolean; env?: Record<string, string> } = {},
+): Promise<Launch> {
   const { ping: poll = true, rss = false } = opts;
   const sim = await startSim();
   const port = await freePort();
@@ -63,6 +68,7 @@ async function launchOnce(dir: string, opts: { ping?: boolean; rss?: boolean } =
         AWS_SECRET_ACCESS_KEY: 'bench-secret-access-key',
         AWS_SESSION_TOKEN: 'bench-session-token',
         PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+        ...opts.env,
       },
     });
     let exited = false;
@@ -93,7 +99,7 @@ async function launchOnce(dir: string, opts: { ping?: boolean; rss?: boolean } =
     const r = await ext.exited;
     await ext.dispose();
     if (r.code !== 0) throw new Error(`the extension exited ${r.code}:\n${ext.output()}`);
-    return { register, ping, next, rss: idle };
+    return { register, ping, next, rss: idle, output: ext.output() };
   } finally {
     await sim.close();
   }
@@ -132,6 +138,18 @@ export async function benchLambda(): Promise<Result[]> {
     for (const f of ['start.cjs', 'pscache.v8cache'])
       rmSync(join(bareStandalone, 'pscache', f), { force: true });
   }
+
+  // Whether the layer's node takes its code cache (it logs why not at DEBUG): the INIT figure depends on it.
+  const codeCache = standalone
+    ? (/code_cache=(\S+)/.exec(
+        (
+          await launchOnce(standalone, {
+            ping: false,
+            env: { PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug' },
+          })
+        ).output,
+      )?.[1] ?? 'absent')
+    : 'absent';
 
   const systemNode = pathNode();
   const bundledNode = standalone ? join(standalone, 'pscache', 'node') : undefined;
@@ -224,7 +242,7 @@ export async function benchLambda(): Promise<Result[]> {
         baseline: s.bareNext,
         paired: true,
         target: INIT_TARGET,
-        note: `when Lambda may end INIT; the bare extension listens, registers and calls event/next; no /ping polling during these launches; ${runs} interleaved rounds, order flipped every round; the layer's code cache ${layers.x86_64.codeCache ? `(${Math.round(layers.x86_64.codeCache / 1024)} KiB) in use` : 'missing'}`,
+        note: `when Lambda may end INIT; the bare extension listens, registers and calls event/next; no /ping polling during these launches; ${runs} interleaved rounds, order flipped every round; the layer's code cache: ${Math.round((layers.x86_64.codeCache ?? 0) / 1024)} KiB, code_cache=${codeCache}`,
       },
       {
         suite: SUITE,
