@@ -1,15 +1,21 @@
 // Lambda start-up suite: launcher exec → register received by the Runtime API stand-in, and → first /ping
-// 200, for the Node.js layer and the x86_64 standalone layer, each against `node -e 0` of the node it runs on.
+// 200, for the Node.js layer and the x86_64 standalone layer, each against `node -e 0` of the node it runs on;
+// and the x86_64 layer's INIT (exec → first event/next) and idle RSS against a bare extension on its node.
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/daemon.ts';
 import { buildLayers } from '../test/helpers/lambda-layer.ts';
 import { lambdaEnvironment, startSim, unpackLayer } from '../test/helpers/lambda-sim.ts';
-import { envInt, type Result, rawGetStatus, type Series, sleep, timeToExit } from './lib.ts';
+import { envInt, type Result, rawGetStatus, rssMiB, type Series, sleep, timeToExit } from './lib.ts';
 
 const SUITE = 'lambda';
 const TARGET = { kind: 'ratio', max: 1.3 } as const;
+/** The standalone layer's INIT, spawn → first event/next (when Lambda may end INIT), vs the bare extension. */
+const INIT_TARGET = { kind: 'ratio', max: 1.15 } as const;
+/** Its idle RSS vs the bare extension's on the same node, MiB. */
+const RSS_TARGET = { kind: 'delta', max: 3 } as const;
+const SETTLE_MS = 500;
 /**
  * The least any Node.js extension can do before registering: listen, register, poll. Run through the same
  * launcher in place of the bundle, it shows how much of the time is Node's and the sandbox's own.
@@ -33,11 +39,26 @@ http.createServer((q, s) => s.end('healthy')).listen(+process.env.PARAMETERS_SEC
 
 interface Launch {
   register: number;
+  /** NaN when not polled. */
   ping: number;
+  /** Spawn → the first event/next call arrives: Lambda may end INIT from here. */
+  next: number;
+  /** VmRSS SETTLE_MS after the first event/next, when asked for. */
+  rss: number;
+  /** Everything the extension printed. */
+  output: string;
 }
 
-/** One cold start in a fresh stand-in: spawn of the launcher → register arrives, and → /ping answers 200. */
-async function launchOnce(dir: string): Promise<Launch> {
+/**
+ * One cold start in a fresh stand-in: spawn of the launcher → register arrives, → first event/next, and
+ * (with `ping`) → /ping answers 200. Polling /ping makes the extension accept connections during its INIT,
+ * so the event/next figure is taken from launches that do not poll.
+ */
+async function launchOnce(
+  dir: string,
+  opts: { ping?: boolean; rss?: boolean; env?: Record<string, string> } = {},
+): Promise<Launch> {
+  const { ping: poll = true, rss = false } = opts;
   const sim = await startSim();
   const port = await freePort();
   try {
@@ -47,6 +68,7 @@ async function launchOnce(dir: string): Promise<Launch> {
         AWS_SECRET_ACCESS_KEY: 'bench-secret-access-key',
         AWS_SESSION_TOKEN: 'bench-session-token',
         PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+        ...opts.env,
       },
     });
     let exited = false;
@@ -54,7 +76,7 @@ async function launchOnce(dir: string): Promise<Launch> {
       exited = true;
     });
     let ping = Number.NaN;
-    while (Number.isNaN(ping)) {
+    while (poll && Number.isNaN(ping)) {
       if (exited || performance.now() - ext.startedAt > 15_000) {
         throw new Error(`no /ping 200 from the extension:\n${ext.output()}`);
       }
@@ -67,11 +89,17 @@ async function launchOnce(dir: string): Promise<Launch> {
     }
     await sim.nextCalls(1);
     const register = sim.registers[0]!.at - ext.startedAt;
+    const next = sim.nexts[0]!.at - ext.startedAt;
+    let idle = Number.NaN;
+    if (rss) {
+      await sleep(SETTLE_MS);
+      idle = rssMiB(ext.child.pid!);
+    }
     await sim.shutdown();
     const r = await ext.exited;
     await ext.dispose();
     if (r.code !== 0) throw new Error(`the extension exited ${r.code}:\n${ext.output()}`);
-    return { register, ping };
+    return { register, ping, next, rss: idle, output: ext.output() };
   } finally {
     await sim.close();
   }
@@ -86,17 +114,42 @@ function pathNode(): string {
   return process.execPath;
 }
 
-const series = (label: string, samples: number[] = []): Series => ({ label, unit: 'ms', samples });
+const series = (label: string, samples: number[] = [], unit: Series['unit'] = 'ms'): Series => ({
+  label,
+  unit,
+  samples,
+});
 
 export async function benchLambda(): Promise<Result[]> {
   const warmups = envInt('BENCH_WARMUPS', 2, 0);
   const runs = envInt('BENCH_RUNS', 15);
+  const rssRuns = envInt('BENCH_LAMBDA_RSS_RUNS', 5);
   const layers = await buildLayers();
   const nodejs = unpackLayer(layers.nodejs.file);
   const standaloneOk = process.arch === 'x64';
   const standalone = standaloneOk ? unpackLayer(layers.x86_64.file) : undefined;
   const bare = unpackLayer(layers.nodejs.file);
   writeFileSync(join(bare, 'pscache', 'pscache.cjs'), BARE_EXTENSION);
+  // The same on the standalone layer's own node, through the same launcher (which runs the bare script
+  // directly: no start.cjs, no code cache).
+  const bareStandalone = standaloneOk ? unpackLayer(layers.x86_64.file) : undefined;
+  if (bareStandalone) {
+    writeFileSync(join(bareStandalone, 'pscache', 'pscache.cjs'), BARE_EXTENSION);
+    for (const f of ['start.cjs', 'pscache.v8cache'])
+      rmSync(join(bareStandalone, 'pscache', f), { force: true });
+  }
+
+  // Whether the layer's node takes its code cache (it logs why not at DEBUG): the INIT figure depends on it.
+  const codeCache = standalone
+    ? (/code_cache=(\S+)/.exec(
+        (
+          await launchOnce(standalone, {
+            ping: false,
+            env: { PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug' },
+          })
+        ).output,
+      )?.[1] ?? 'absent')
+    : 'absent';
 
   const systemNode = pathNode();
   const bundledNode = standalone ? join(standalone, 'pscache', 'node') : undefined;
@@ -108,6 +161,10 @@ export async function benchLambda(): Promise<Result[]> {
     bundledBase: series('bundled node -e 0'),
     standaloneRegister: series('pscache-x86_64.zip'),
     standalonePing: series('pscache-x86_64.zip'),
+    standaloneNext: series('pscache-x86_64.zip'),
+    bareNext: series('bare Node extension on the bundled node, same launcher'),
+    standaloneRss: series('pscache-x86_64.zip', [], 'MiB'),
+    bareRss: series('bare Node extension on the bundled node, same launcher', [], 'MiB'),
   };
   try {
     for (let round = 0; round < warmups + runs; round++) {
@@ -118,23 +175,39 @@ export async function benchLambda(): Promise<Result[]> {
       const floor = await launchOnce(bare);
       let bundled: number | undefined;
       let st: Launch | undefined;
-      if (standalone && bundledNode) {
+      let init: Launch | undefined;
+      let bareInit: Launch | undefined;
+      if (standalone && bundledNode && bareStandalone) {
         bundled = await timeToExit(bundledNode, ['-e', '0']);
         st = await launchOnce(standalone);
+        // INIT without /ping polling; the order flips every round.
+        const runLayer = () => launchOnce(standalone, { ping: false });
+        const runBare = () => launchOnce(bareStandalone, { ping: false });
+        if (round % 2 === 0) [init, bareInit] = [await runLayer(), await runBare()];
+        else [bareInit, init] = [await runBare(), await runLayer()];
       }
       if (!keep) continue;
       s.systemBase.samples.push(base);
       s.nodejsRegister.samples.push(n.register);
       s.nodejsPing.samples.push(n.ping);
       s.bareRegister.samples.push(floor.register);
-      if (bundled !== undefined && st) {
+      if (bundled !== undefined && st && init && bareInit) {
         s.bundledBase.samples.push(bundled);
         s.standaloneRegister.samples.push(st.register);
         s.standalonePing.samples.push(st.ping);
+        s.standaloneNext.samples.push(init.next);
+        s.bareNext.samples.push(bareInit.next);
       }
     }
+    for (let round = 0; standalone && bareStandalone && round < rssRuns; round++) {
+      const layer = await launchOnce(standalone, { ping: false, rss: true });
+      const floor = await launchOnce(bareStandalone, { ping: false, rss: true });
+      s.standaloneRss.samples.push(layer.rss);
+      s.bareRss.samples.push(floor.rss);
+    }
   } finally {
-    for (const d of [nodejs, standalone, bare]) if (d) rmSync(d, { recursive: true, force: true });
+    for (const d of [nodejs, standalone, bare, bareStandalone])
+      if (d) rmSync(d, { recursive: true, force: true });
   }
 
   const row = (figure: string, subject: Series, baseline: Series, note?: string): Result => ({
@@ -162,6 +235,24 @@ export async function benchLambda(): Promise<Result[]> {
     results.push(
       row('Lambda, x86_64 layer: launcher exec → register', s.standaloneRegister, s.bundledBase),
       row('Lambda, x86_64 layer: launcher exec → /ping 200', s.standalonePing, s.bundledBase),
+      {
+        suite: SUITE,
+        figure: 'Lambda, x86_64 layer INIT: launcher exec → first event/next',
+        subject: s.standaloneNext,
+        baseline: s.bareNext,
+        paired: true,
+        target: INIT_TARGET,
+        note: `when Lambda may end INIT; the bare extension listens, registers and calls event/next; no /ping polling during these launches; ${runs} interleaved rounds, order flipped every round; the layer's code cache: ${Math.round((layers.x86_64.codeCache ?? 0) / 1024)} KiB, code_cache=${codeCache}`,
+      },
+      {
+        suite: SUITE,
+        figure: `Lambda, x86_64 layer: idle RSS (first event/next + ${SETTLE_MS} ms)`,
+        subject: s.standaloneRss,
+        baseline: s.bareRss,
+        paired: true,
+        target: RSS_TARGET,
+        note: `VmRSS of the extension process (the launcher execs node in place), ${rssRuns} launches each`,
+      },
     );
   } else {
     results.push({

@@ -29,6 +29,28 @@ const apart = {
   },
 };
 
+/**
+ * lru-cache picks its default clock when it loads, by looking at the global `performance`: that look
+ * makes Node load perf_hooks (nine internal modules, ~0.4 ms of every start). pscache always gives
+ * lru-cache its own clock (`perf` in src/cache/index.ts), so the default only looks it up when used.
+ * @type {import('esbuild').Plugin}
+ */
+const lazyPerformance = {
+  name: 'lazy-performance',
+  setup(b) {
+    // lru-cache/raw: the same build unminified, with its clock in its own file (perf.js).
+    b.onResolve({ filter: /^lru-cache$/ }, (args) =>
+      b.resolve('lru-cache/raw', { kind: args.kind, resolveDir: args.resolveDir }),
+    );
+    b.onLoad({ filter: /[\\/]lru-cache[\\/]dist[\\/].*[\\/]perf\.js$/ }, (args) => ({
+      loader: 'js',
+      contents: /[\\/]commonjs[\\/]/.test(args.path)
+        ? 'exports.defaultPerf = { now: () => performance.now() };'
+        : 'export const defaultPerf = { now: () => performance.now() };',
+    }));
+  },
+};
+
 /** @type {import('esbuild').BuildOptions} */
 export const bundleOptions = {
   absWorkingDir: fileURLToPath(new URL('..', import.meta.url)),
@@ -47,7 +69,7 @@ export const bundleOptions = {
   external: ['@aws-sdk/credential-provider-node'],
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
-  plugins: [apart],
+  plugins: [apart, lazyPerformance],
 };
 
 /** dist/emulator.cjs: loaded by the CLI only for `dev` and `emulator`. */

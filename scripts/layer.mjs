@@ -2,7 +2,7 @@
 // pscache-x86_64.zip and pscache-arm64.zip carry a pinned Node.js 22 binary from the npm registry.
 // Node and npm packages only (esbuild, fflate, node:zlib): no zip, unzip or tar binaries needed.
 //
-//   node scripts/layer.mjs [--out DIR] [--json] [nodejs] [x86_64] [arm64]    (default: all, dist/layer)
+//   node scripts/layer.mjs [--out DIR] [--json] [--no-code-cache] [nodejs] [x86_64] [arm64]    (default: all, dist/layer)
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -69,12 +69,16 @@ case "$0" in
   */*) here="\${0%/*}" ;;
   *) here=. ;;
 esac
+# Not $(cd ... && pwd -P): that subshell is a fork, 1-2 ms of every cold start.
+root="$here/.."
 # Messages carry no paths: they go out as JSON too, and sh has no cheap way to escape them.
-root=$(CDPATH='' cd -- "$here/.." && pwd -P) || fail "cannot find the layer directory"
 bundle="$root/pscache/pscache.cjs"
 test -f "$bundle" || fail "pscache/pscache.cjs is missing next to extensions/: unpack the whole layer zip"
+entry=$bundle
 if test -f "$root/pscache/node" && test -x "$root/pscache/node"; then
   node="$root/pscache/node"
+  # start.cjs runs the bundle from the code cache made for this node (or compiles it, if the cache does not fit).
+  if test -f "$root/pscache/start.cjs"; then entry="$root/pscache/start.cjs"; fi
 elif test -f /var/lang/bin/node && test -x /var/lang/bin/node; then
   node=/var/lang/bin/node
 else
@@ -85,7 +89,7 @@ else
   esac
 fi
 unset NODE_OPTIONS NODE_PATH
-exec "$node" "$bundle" serve --lambda-extension-name "\${0##*/}"
+exec "$node" "$entry" serve --lambda-extension-name "\${0##*/}"
 `;
 
 // ----------------------------------------------------------------------------------------------
@@ -241,6 +245,61 @@ async function nodeEntry(arch) {
   return entry;
 }
 
+/**
+ * The node binary for `arch` as a file that can be run, for the code cache: inflated from its zip entry
+ * once. Written under a temporary name and renamed, and named by version: a file of the right size is it.
+ */
+async function nodeExecutable(arch, entry) {
+  const file = path.join(CACHE, `${NODE[arch].pkg}-${NODE.version}-node`);
+  if (fs.statSync(file, { throwIfNoEntry: false })?.size === entry.size) return file;
+  const node = await promisify(zlib.inflateRaw)(entry.deflated);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  fs.writeFileSync(tmp, node, { mode: 0o755 });
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+// ----------------------------------------------------------------------------------------------
+// The code cache of the standalone layers (docs/lambda.md, Start-up)
+
+const START = path.join(ROOT, 'scripts/layer-start.cjs');
+const CODE_CACHE = path.join(ROOT, 'scripts/layer-code-cache.cjs');
+
+/** The layers whose node this machine runs: only that node can make a code cache V8 accepts. */
+const RUNNABLE = process.platform === 'linux' ? { x64: 'x86_64', arm64: 'arm64' }[process.arch] : undefined;
+
+/**
+ * pscache/start.cjs and pscache/pscache.v8cache for a standalone layer: its own node starts the bundle
+ * once, here, and V8's cache of everything compiled until the first event/next is kept (see
+ * scripts/layer-code-cache.cjs). Undefined for a layer whose node cannot run on this machine (or with
+ * --no-code-cache): that zip then runs the bundle directly, as before, and the build says so.
+ */
+async function codeCache(arch, entry, bundle) {
+  if (arch !== RUNNABLE) return undefined;
+  const node = await nodeExecutable(arch, entry);
+  const dir = fs.mkdtempSync(path.join(CACHE, 'code-cache-'));
+  try {
+    const start = fs.readFileSync(START);
+    fs.writeFileSync(path.join(dir, 'pscache.cjs'), bundle);
+    fs.writeFileSync(path.join(dir, 'start.cjs'), start);
+    const out = path.join(dir, 'pscache.v8cache');
+    try {
+      await promisify(execFile)(node, ['--random-seed=1', CODE_CACHE, dir, out], {
+        env: {},
+        timeout: 60_000,
+        maxBuffer: 1024 * 1024,
+      });
+    } catch (e) {
+      throw new Error(
+        `making the ${arch} code cache failed (--no-code-cache builds the zip without it): ${e.stderr || e.message}`,
+      );
+    }
+    return { start, cache: fs.readFileSync(out) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ----------------------------------------------------------------------------------------------
 // Zip writing (fflate: it takes an entry deflated beforehand, so the cached node binary is not deflated
 // again on every build)
@@ -302,11 +361,18 @@ export async function writeZip(file, entries) {
 export const LAYERS = ['nodejs', 'x86_64', 'arm64'];
 
 /** Builds the requested layers into `out`; returns name, file and sizes of each. */
-export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers = LAYERS } = {}) {
+export async function buildLayers({
+  out = path.join(ROOT, 'dist/layer'),
+  layers = LAYERS,
+  withCodeCache = true,
+} = {}) {
   fs.mkdirSync(out, { recursive: true });
   fs.mkdirSync(CACHE, { recursive: true });
   const standalone = layers.filter((l) => l !== 'nodejs');
   const [bundle, ...nodes] = await Promise.all([layerBundle(), ...standalone.map((arch) => nodeEntry(arch))]);
+  const caches = await Promise.all(
+    standalone.map((arch, i) => (withCodeCache ? codeCache(arch, nodes[i], bundle) : undefined)),
+  );
   const common = [
     { name: 'extensions/', mode: 0o755 },
     { name: 'extensions/pscache', mode: 0o755, data: Buffer.from(LAUNCHER, 'utf8') },
@@ -315,14 +381,27 @@ export async function buildLayers({ out = path.join(ROOT, 'dist/layer'), layers 
   const results = [];
   for (const layer of layers) {
     const node = layer === 'nodejs' ? undefined : nodes[standalone.indexOf(layer)];
+    const cache = layer === 'nodejs' ? undefined : caches[standalone.indexOf(layer)];
     const entries = [
       ...common,
       ...(node ? [{ name: 'pscache/node', mode: 0o755, ...node }] : []),
       { name: 'pscache/pscache.cjs', mode: 0o644, data: bundle },
+      ...(cache
+        ? [
+            { name: 'pscache/pscache.v8cache', mode: 0o644, data: cache.cache },
+            { name: 'pscache/start.cjs', mode: 0o644, data: cache.start },
+          ]
+        : []),
     ];
     const file = path.join(out, `pscache-${layer}.zip`);
     const sizes = await writeZip(file, entries);
-    results.push({ layer, file, ...sizes, bundle: bundle.length });
+    results.push({
+      layer,
+      file,
+      ...sizes,
+      bundle: bundle.length,
+      ...(node ? { codeCache: cache ? cache.cache.length : 0 } : {}),
+    });
   }
   return results;
 }
@@ -332,28 +411,42 @@ const mb = (n) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 102
 async function main(argv) {
   let out;
   let json = false;
+  let withCodeCache = true;
   const layers = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out' && argv[i + 1]) out = path.resolve(argv[++i]);
     else if (a === '--json') json = true;
+    else if (a === '--no-code-cache') withCodeCache = false;
     else if (LAYERS.includes(a)) layers.push(a);
     else {
       process.stderr.write(
-        `layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [${LAYERS.join('] [')}]\n`,
+        `layer: unknown argument ${JSON.stringify(a)}; usage: node scripts/layer.mjs [--out DIR] [--json] [--no-code-cache] [${LAYERS.join('] [')}]\n`,
       );
       return 2;
     }
   }
   const started = performance.now();
-  const results = await buildLayers({ ...(out ? { out } : {}), layers: layers.length ? layers : LAYERS });
+  const results = await buildLayers({
+    ...(out ? { out } : {}),
+    layers: layers.length ? layers : LAYERS,
+    withCodeCache,
+  });
   let ok = true;
   for (const r of results) {
     const over = r.zipped > LIMITS.zipped || r.unzipped > LIMITS.unzipped;
     ok &&= !over;
     if (!json) {
+      const cache =
+        r.codeCache === undefined
+          ? ''
+          : r.codeCache > 0
+            ? `, code cache ${mb(r.codeCache)}`
+            : withCodeCache
+              ? `, no code cache (its node does not run on this ${process.platform} ${process.arch} machine)`
+              : ', no code cache (--no-code-cache)';
       process.stdout.write(
-        `${path.relative(process.cwd(), r.file).padEnd(34)} ${mb(r.zipped).padStart(8)} zipped ${mb(r.unzipped).padStart(9)} unzipped${over ? '  OVER THE LAMBDA LIMIT (50 MB zipped, 250 MB unzipped)' : ''}\n`,
+        `${path.relative(process.cwd(), r.file).padEnd(34)} ${mb(r.zipped).padStart(8)} zipped ${mb(r.unzipped).padStart(9)} unzipped${cache}${over ? '  OVER THE LAMBDA LIMIT (50 MB zipped, 250 MB unzipped)' : ''}\n`,
       );
     }
   }

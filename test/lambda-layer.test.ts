@@ -55,12 +55,14 @@ describe('layout', () => {
       assert.equal(zip.firstBad, null, 'zipfile.testzip() found a bad entry');
       assert.match(testZip(info.file), /No errors detected/);
       const names = zip.entries.map((e) => e.name);
+      const cached = (info.codeCache ?? 0) > 0;
       const expected = [
         'extensions/',
         'extensions/pscache',
         'pscache/',
         ...(name === 'nodejs' ? [] : ['pscache/node']),
         'pscache/pscache.cjs',
+        ...(cached ? ['pscache/pscache.v8cache', 'pscache/start.cjs'] : []),
       ];
       assert.deepEqual(names, expected);
       assert.ok(!names.some((n) => n.includes('node_modules')));
@@ -73,6 +75,10 @@ describe('layout', () => {
       assert.equal(mode['pscache/'], 0o40755);
       assert.equal(mode['extensions/pscache'], 0o100755);
       assert.equal(mode['pscache/pscache.cjs'], 0o100644);
+      if (cached) {
+        assert.equal(mode['pscache/pscache.v8cache'], 0o100644);
+        assert.equal(mode['pscache/start.cjs'], 0o100644);
+      }
 
       const launcher = readEntry(info.file, 'extensions/pscache').toString('utf8');
       assert.ok(launcher.startsWith('#!/bin/sh\n'));
@@ -107,6 +113,23 @@ describe('layout', () => {
     }
   });
 
+  test('the x86_64 layer carries a code cache made for its own bundle, and scripts/layer-start.cjs', {
+    skip: !(process.platform === 'linux' && process.arch === 'x64') && 'only a Linux x86_64 machine makes it',
+  }, () => {
+    // Built on every Linux x86_64 machine: a build that silently lost it would be slower on every cold start.
+    assert.ok((layers.x86_64.codeCache ?? 0) > 10_000, `code cache of ${layers.x86_64.codeCache} bytes`);
+    assert.equal(layers.arm64.codeCache, 0, 'the arm64 node cannot run here, so no cache is made for it');
+    const file = layers.x86_64.file;
+    const cache = readEntry(file, 'pscache/pscache.v8cache');
+    const bundle = readEntry(file, 'pscache/pscache.cjs');
+    assert.equal(cache.subarray(0, 8).toString('latin1'), 'pscache\x01');
+    assert.equal(cache.readUInt32LE(8), bundle.length);
+    assert.ok(cache.subarray(12, 12 + bundle.length).equals(bundle), 'the source it was made for');
+    assert.ok(
+      readEntry(file, 'pscache/start.cjs').equals(readFileSync(join(ROOT, 'scripts/layer-start.cjs'))),
+    );
+  });
+
   test('unzip unpacks exactly the entries, with their modes and bytes: what the Lambda stand-in runs', () => {
     const zip = listZip(layers.x86_64.file);
     const dir = unpackLayer(layers.x86_64.file);
@@ -137,6 +160,8 @@ describe('layout', () => {
     }
   });
 
+  // The code cache too: V8's string hash seed, the one thing that changed its bytes from run to run, is
+  // fixed while it is made (scripts/layer-code-cache.cjs), so it is compared like every other entry.
   test('the same source gives the same zips, byte for byte, in another time zone', () => {
     const out = temp('pscache-layer-again-');
     const r = spawnSync(process.execPath, [join(ROOT, 'scripts/layer.mjs'), '--out', out], {

@@ -1,7 +1,15 @@
 // pscache as a Lambda extension: the real layer zip, unpacked and launched the way Lambda does, against
 // the local Runtime API stand-in and the emulator, over real loopback sockets.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +17,13 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
 import { freePort, httpGet, type Reply, SENSITIVE, TEST_CREDENTIALS } from './helpers/daemon.ts';
 import { buildLayers, type Layers } from './helpers/lambda-layer.ts';
-import { type Extension, type LambdaSim, type Scripted, startSim } from './helpers/lambda-sim.ts';
+import {
+  type Extension,
+  type LambdaSim,
+  type Scripted,
+  startSim,
+  unpackLayer,
+} from './helpers/lambda-sim.ts';
 
 const SESSION_TOKEN = 'lambda-session-token-3b9f2e-never-logged';
 const CONTAINER_TOKEN = 'container-authorization-token-81c4d0-never-logged';
@@ -494,4 +508,93 @@ describe('standalone layer', () => {
       rmSync(empty, { recursive: true, force: true });
     }
   });
+
+  const cached = {
+    skip:
+      !(process.platform === 'linux' && process.arch === 'x64') &&
+      'the code cache is made on, and for, Linux x86_64',
+  };
+  const DEBUG = { PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug' };
+
+  test('pscache-x86_64.zip starts from the code cache made for its node', cached, async () => {
+    const s = await start({ zip: layers.x86_64.file, env: DEBUG });
+    await s.sim.nextCalls(1);
+    const r = await s.get(param('/app/standalone'));
+    assert.equal(r.status, 200, r.body);
+    assert.match(await shutdown(s), /DEBUG registered with the Lambda Extensions API .*code_cache=used/);
+  });
+
+  /**
+   * Every way the cache can fail to fit what runs: the extension starts all the same, compiles the bundle
+   * it has, serves (a read through upstream included: dynamic import() works without the cache too),
+   * stops on SHUTDOWN, and says at DEBUG why the cache was not used.
+   */
+  const misfits: { what: string; status: RegExp; skip?: string | false; change(dir: string): void }[] = [
+    {
+      what: 'no cache file',
+      status: /code_cache=missing/,
+      change: (dir) => rmSync(join(dir, 'pscache', 'pscache.v8cache')),
+    },
+    {
+      what: 'a cache cut short',
+      status: /code_cache=malformed/,
+      change: (dir) => truncateSync(join(dir, 'pscache', 'pscache.v8cache'), 100),
+    },
+    {
+      // Same length, so V8 alone would take the cache and run the old code: /ping would still say "healthy".
+      what: 'a cache made for another bundle of the same length',
+      status: /code_cache=other-bundle/,
+      change: (dir) => {
+        const bundle = join(dir, 'pscache', 'pscache.cjs');
+        const text = readFileSync(bundle, 'latin1');
+        assert.ok(text.includes('"healthy"'));
+        writeFileSync(bundle, text.replaceAll('"healthy"', '"HEALTHY"'), 'latin1');
+      },
+    },
+    {
+      what: 'a cache V8 refuses (its version hash changed, as from another node)',
+      status: /code_cache=rejected/,
+      change: (dir) => {
+        const file = join(dir, 'pscache', 'pscache.v8cache');
+        const cache = readFileSync(file);
+        // V8's own header follows ours (12 bytes) and the source; its version hash is at offset 4.
+        const v8 = 12 + cache.readUInt32LE(8);
+        cache[v8 + 4] = (cache[v8 + 4] ?? 0) ^ 0xff;
+        writeFileSync(file, cache);
+      },
+    },
+    {
+      what: "another node binary (the test runner's) in place of the layer's",
+      status: /code_cache=rejected/,
+      skip: process.version === `v${layers?.node}` && 'the test runner runs the same Node.js version',
+      change: (dir) => {
+        rmSync(join(dir, 'pscache', 'node'));
+        symlinkSync(process.execPath, join(dir, 'pscache', 'node'));
+      },
+    },
+    {
+      what: 'no start.cjs (the launcher runs the bundle directly)',
+      status: /registered with the Lambda Extensions API (?:(?!code_cache).)*$/m,
+      change: (dir) => rmSync(join(dir, 'pscache', 'start.cjs')),
+    },
+  ];
+  for (const m of misfits) {
+    test(`${m.what}: starts, serves and says why at DEBUG`, { skip: cached.skip || m.skip }, async () => {
+      const dir = unpackLayer(layers.x86_64.file);
+      try {
+        m.change(dir);
+        const s = await start({ zip: dir, env: DEBUG });
+        await s.sim.nextCalls(1);
+        const ping = await s.get('/ping');
+        const bundle = readFileSync(join(dir, 'pscache', 'pscache.cjs'), 'latin1');
+        assert.equal(ping.body, bundle.includes('"HEALTHY"') ? 'HEALTHY' : 'healthy');
+        const r = await s.get(param('/app/standalone'));
+        assert.equal(r.status, 200, r.body);
+        assert.equal(JSON.parse(r.body).Parameter.Value, 'value of standalone');
+        assert.match(await shutdown(s), m.status);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -71,6 +71,7 @@ export async function runExtension(env: Env, name: string): Promise<number> {
       name,
       function: reg.functionName,
       version: reg.functionVersion,
+      code_cache: codeCacheStatus(),
     });
   } catch (e) {
     log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
@@ -194,6 +195,15 @@ class Lifecycle {
       this.finish(code);
     }
   }
+}
+
+/**
+ * Whether the standalone layers' start.cjs ran the bundle from its V8 code cache (`used`) or why not;
+ * undefined when the bundle was started directly.
+ */
+function codeCacheStatus(): string | undefined {
+  const status = (globalThis as Record<symbol, unknown>)[Symbol.for('pscache.codeCache')];
+  return typeof status === 'string' ? status : undefined;
 }
 
 function describe(e: unknown): string {

@@ -9,6 +9,8 @@ export interface LayerInfo {
   file: string;
   zipped: number;
   unzipped: number;
+  /** Standalone layers: bytes of pscache/pscache.v8cache, 0 when this machine could not make it. */
+  codeCache?: number;
 }
 
 export interface Layers {

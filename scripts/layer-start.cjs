@@ -1,0 +1,95 @@
+// The standalone layers' entry (pscache/start.cjs): runs pscache.cjs from the V8 code cache `npm run layer` made for the node beside it.
+'use strict';
+// Not node:module: it brings four more internal modules (~0.2 ms) into every start, and the bundle does
+// without it too (src/builtins.ts).
+const { readFileSync } = require('node:fs');
+const { dirname, join } = require('node:path');
+const { constants, Script } = require('node:vm');
+
+/**
+ * pscache.v8cache: MAGIC, the length of the source it was made for (u32 LE), that source, V8's cache.
+ * The source travels with the cache because V8 checks only its length: a cache made for another bundle of
+ * the same length would be accepted and run the wrong code. Comparing bytes costs a few microseconds.
+ */
+const MAGIC = Buffer.from('pscache\x01', 'latin1');
+const CACHE_FILE = 'pscache.v8cache';
+const HEAD = MAGIC.length + 4;
+
+/**
+ * The text V8 compiles is node's CommonJS wrapper (require('node:module').wrapper) around the bundle,
+ * padded with spaces to 132 KiB: past
+ * V8's largest regular heap object (128 KiB), so that it is allocated outside the young generation. A
+ * shorter one takes a quarter of the 1 MiB young generation Node starts with, and costs one more
+ * scavenge (~0.7 ms) before the first event/next. The padding comes after the last line: line and column
+ * numbers in stack traces do not change.
+ */
+const WRAPPER = ['(function (exports, require, module, __filename, __dirname) { ', '\n});'].map((part) =>
+  Buffer.from(part),
+);
+const TEXT_BYTES = 132 * 1024;
+
+/**
+ * Why the cache was or was not used: `used`; `missing` (no cache file); `malformed`; `other-bundle` (made
+ * for another pscache.cjs); `rejected` (V8 refused it: another node binary, or other V8 flags).
+ */
+function readCache(dir, source) {
+  let file;
+  try {
+    file = readFileSync(join(dir, CACHE_FILE));
+  } catch {
+    return { status: 'missing' };
+  }
+  if (file.length < HEAD || !file.subarray(0, MAGIC.length).equals(MAGIC)) return { status: 'malformed' };
+  const size = file.readUInt32LE(MAGIC.length);
+  if (file.length < HEAD + size) return { status: 'malformed' };
+  if (!file.subarray(HEAD, HEAD + size).equals(source)) return { status: 'other-bundle' };
+  return { status: 'used', data: file.subarray(HEAD + size) };
+}
+
+/**
+ * Compiles pscache.cjs in `dir` as node's CommonJS loader would (same wrapper, same dynamic import()),
+ * from the cache when it fits. For making the cache: `useCache: false` compiles from scratch, and `name`
+ * is the file name V8 records (the cache holds it; the one given when the cache is used replaces it).
+ */
+function compile(dir, { useCache = true, name } = {}) {
+  const filename = join(dir, 'pscache.cjs');
+  const source = readFileSync(filename);
+  const cache = useCache ? readCache(dir, source) : { status: 'off' };
+  const padding = Buffer.alloc(
+    Math.max(0, TEXT_BYTES - WRAPPER[0].length - source.length - WRAPPER[1].length),
+    ' ',
+  );
+  const text = Buffer.concat([WRAPPER[0], source, WRAPPER[1], padding]).toString('utf8');
+  const script = new Script(text, {
+    filename: name ?? filename,
+    cachedData: cache.data,
+    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const status = cache.data && script.cachedDataRejected ? 'rejected' : cache.status;
+  return { script, filename, source, status };
+}
+
+/**
+ * Runs the compiled bundle as the main module would run. This file's `require` resolves from the same
+ * directory; the bundle only sets module.exports.
+ */
+function run({ script, filename }) {
+  const mod = { exports: {}, filename, loaded: true };
+  script.runInThisContext()(mod.exports, require, mod, filename, dirname(filename));
+}
+
+/** The cache file's bytes for `source`, given V8's cache (see MAGIC). */
+function cacheFile(source, data) {
+  const size = Buffer.alloc(4);
+  size.writeUInt32LE(source.length);
+  return Buffer.concat([MAGIC, size, source, data]);
+}
+
+if (require.main === module) {
+  const compiled = compile(__dirname);
+  // The daemon logs this at DEBUG once registered (src/lambda/lifecycle.ts): whether the cache is used.
+  globalThis[Symbol.for('pscache.codeCache')] = compiled.status;
+  run(compiled);
+} else {
+  module.exports = { compile, run, cacheFile, CACHE_FILE };
+}
