@@ -46,11 +46,22 @@ const selectorPart = (r: ParameterRequest) =>
  */
 const rolePart = (r: { roleArn?: string }) => `${r.roleArn ?? ''}${SEP}`;
 
+/**
+ * Keys of frozen requests (the server keeps the requests it parsed, frozen, and reads them again): built
+ * once, and a string whose hash is known, so the cache's lookup does not hash it again.
+ */
+const frozenKeys = new WeakMap<ItemRequest, string>();
+
 /** role + service + name/secretId + selector + decryption flag: each combination answers differently. */
 export function cacheKey(r: ItemRequest): string {
-  if (r.service === 'ssm')
-    return `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`;
-  return `${rolePart(r)}sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
+  let key = frozenKeys.get(r);
+  if (key !== undefined) return key;
+  key =
+    r.service === 'ssm'
+      ? `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`
+      : `${rolePart(r)}sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
+  if (Object.isFrozen(r)) frozenKeys.set(r, key);
+  return key;
 }
 
 /**

@@ -1,7 +1,9 @@
 // One AWS service endpoint: signed POSTs over a small keep-alive socket pool, with retries, per-attempt
 // timeouts and a cap on response size. Speaks AWS JSON 1.1 (SSM, Secrets Manager) unless given another
 // wire protocol (STS's Query protocol, src/aws/sts.ts). No AWS SDK code runs here.
+
 import type { Agent, ClientRequest, IncomingHttpHeaders, RequestOptions } from 'node:http';
+import { monotonicMs } from '../clock.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { VERSION } from '../version.ts';
 import type { AwsCredentials, CredentialSource } from './credentials.ts';
@@ -226,7 +228,7 @@ export class AwsJsonClient {
       if (this.closed) throw new AwsCallError('ClientClosed', 'pscache is shutting down', 'network');
       if (opts.signal?.aborted) throw abandoned();
       attempt++;
-      const started = performance.now();
+      const started = monotonicMs();
       let r: Attempt;
       try {
         r = await this.attempt(operation, body, opts);
@@ -236,7 +238,7 @@ export class AwsJsonClient {
         // Credentials could not be had: the provider did its own retries, so ours would only add delay.
         r = { ok: false, error: e, retryable: false };
       }
-      this.observe(operation, r, performance.now() - started, attempt);
+      this.observe(operation, r, monotonicMs() - started, attempt);
       if (r.ok) return r.value as T;
       const { error } = r;
       if (r.staleSocket && staleRetryLeft) {

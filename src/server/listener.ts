@@ -4,9 +4,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log.ts';
-import { HTTP_VERSIONS } from './checks.ts';
+import { HTTP_VERSIONS, MAX_HEADER_BYTES } from './checks.ts';
 
-export const MAX_HEADER_BYTES = 16384;
 /** Longest wait before the addresses after the first are bound, if no request comes first. */
 const LATE_BIND_MS = 100;
 
