@@ -10,7 +10,12 @@ import { lambdaEnvironment, startSim, unpackLayer } from '../test/helpers/lambda
 import { envInt, type Result, rawGetStatus, rssMiB, type Series, sleep, timeToExit } from './lib.ts';
 
 const SUITE = 'lambda';
-const TARGET = { kind: 'ratio', max: 1.3 } as const;
+/**
+ * The rows against `node -e 0` carry no target: a bare extension that only listens and registers takes
+ * ~1.3–1.4× `node -e 0` itself (its row). The layer's target is its INIT against that bare extension.
+ */
+const AGAINST_NODE_E_0 =
+  'no target: even a bare Node.js extension that only listens and registers takes ~1.3–1.4× node -e 0 (row below); the INIT row holds the target, against that bare extension';
 /** The standalone layer's INIT, spawn → first event/next (when Lambda may end INIT), vs the bare extension. */
 const INIT_TARGET = { kind: 'ratio', max: 1.15 } as const;
 /** Its idle RSS vs the bare extension's on the same node, MiB. */
@@ -216,11 +221,10 @@ export async function benchLambda(): Promise<Result[]> {
     subject,
     baseline,
     paired: true,
-    target: TARGET,
     ...(note ? { note } : {}),
   });
   const results: Result[] = [
-    row('Lambda, Node.js layer: launcher exec → register', s.nodejsRegister, s.systemBase),
+    row('Lambda, Node.js layer: launcher exec → register', s.nodejsRegister, s.systemBase, AGAINST_NODE_E_0),
     row('Lambda, Node.js layer: launcher exec → /ping 200', s.nodejsPing, s.systemBase),
     {
       suite: SUITE,
