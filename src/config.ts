@@ -1,9 +1,9 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { roleSessionName } from './aws/sts.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
+import { nodeOs } from './builtins.ts';
 import {
   ConfigError,
   type ConfigFile,
@@ -239,7 +239,7 @@ function awsConfig(env: Env, r: Reader): AwsConfig {
       secretsmanager: r.get('endpointSecrets') ?? fallback,
       sts: r.get('endpointSts') ?? fallback,
     },
-    roleSessionName: roleSessionName(read(env, 'AWS_LAMBDA_FUNCTION_NAME')?.trim() ?? hostname()),
+    roleSessionName: roleSessionName(read(env, 'AWS_LAMBDA_FUNCTION_NAME')?.trim() ?? nodeOs().hostname()),
     useFips: r.get('useFips'),
     useDualstack: r.get('useDualstack'),
     profile: read(env, 'AWS_PROFILE'),

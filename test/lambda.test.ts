@@ -141,9 +141,12 @@ async function until(check: () => boolean, what: string, timeoutMs = 5000): Prom
 describe('lifecycle', () => {
   test('listens first, then registers with its file name for INVOKE and SHUTDOWN, then polls event/next', async () => {
     let pingAtRegister = 0;
-    const s = await start({
+    let outputAtRegister: string | undefined;
+    let s: Awaited<ReturnType<typeof start>> | undefined;
+    s = await start({
       prepare: (sim, port) => {
         sim.onRegister = async () => {
+          outputAtRegister = s?.ext.output() ?? '';
           pingAtRegister = (await httpGet(port, '/ping', { token: null })).status;
         };
       },
@@ -162,6 +165,11 @@ describe('lifecycle', () => {
     await s.sim.invoke();
     await s.sim.nextCalls(2);
     assert.equal(s.sim.nexts[1]!.headers['lambda-extension-identifier'], s.sim.extensionId);
+    // The serving line is written once the first event/next is on its way, off the cold start's path
+    // (the first write to stderr costs ~1 ms), and exactly once.
+    assert.ok(!(outputAtRegister ?? '').includes('serving on port'), 'logged before register');
+    await until(() => s.ext.output().includes('serving on port'), 'the serving line');
+    assert.equal(s.ext.output().split('serving on port').length - 1, 1, s.ext.output());
     // The Node.js layer runs the runtime's node, found on PATH here (there is no /var/lang/bin/node).
     const exe = readlinkSync(`/proc/${s.ext.child.pid}/exe`);
     assert.ok(!exe.startsWith(s.ext.dir), exe);

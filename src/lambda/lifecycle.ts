@@ -56,7 +56,7 @@ export async function runExtension(env: Env, name: string): Promise<number> {
   let daemon: Daemon | undefined;
   if (config && !problem) {
     try {
-      daemon = await startDaemon(config, log);
+      daemon = await startDaemon(config, log, { announce: 'later' });
     } catch (e) {
       problem =
         e instanceof ConfigError
@@ -91,7 +91,11 @@ export async function runExtension(env: Env, name: string): Promise<number> {
     api.close();
     return report.code;
   }
-  return new Lifecycle(api, daemon, log, settings.snapStart).run();
+  const running = new Lifecycle(api, daemon, log, settings.snapStart).run();
+  // The first event/next is written on a later tick of this one; the serving line after it (StartOptions).
+  const started = daemon;
+  setImmediate(() => started.announce());
+  return running;
 }
 
 class Lifecycle {
