@@ -1,25 +1,11 @@
 // The HTTP front the daemon starts: the listener (sockets, limits, shutdown) feeding the request pipeline
 // (checks in order, routes, answers).
-import type { ItemCache } from '../cache/index.ts';
-import type { Collections } from '../collections.ts';
-import type { Logger } from '../log.ts';
-import type { Metrics } from '../metrics.ts';
 import { Listener } from './listener.ts';
-import { Pipeline, type RequestStats } from './pipeline.ts';
+import { Pipeline, type PipelineOptions, type RequestStats } from './pipeline.ts';
 
-export interface ServerOptions {
+/** What the pipeline takes (the server tells it of late answers itself), plus where to listen. */
+export interface ServerOptions extends Omit<PipelineOptions, 'wroteLate'> {
   port: number;
-  token: string | undefined;
-  /** Headers that carry the token; default X-Aws-Parameters-Secrets-Token only. */
-  tokenHeaders?: readonly string[];
-  /** Prefix of path-style secret reads; default /v1/. */
-  pathPrefix?: string;
-  maxInboundConnections: number;
-  cache: ItemCache;
-  collections: Collections;
-  metrics: Metrics;
-  log: Logger;
-  version: string;
   /** Listen on these addresses; default 127.0.0.1 and ::1 (when the host has IPv6). */
   hosts?: string[];
 }
