@@ -50,7 +50,13 @@ describe('cache', () => {
       assert.equal(again.body, first.body);
     }
     assert.equal(calls('GetParameter'), 1);
-    await daemons.stop(d);
+    const { output } = await daemons.stop(d);
+    // The serving line is written once, a turn of the event loop after the listener is up.
+    assert.equal(
+      output.match(/INFO pscache \S+ serving on port \d+ addresses=127\.0\.0\.1:\d+/g)?.length,
+      1,
+      output,
+    );
   });
 
   test('TTL expiry picks up a changed value', async () => {
