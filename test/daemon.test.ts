@@ -51,7 +51,7 @@ describe('cache', () => {
     }
     assert.equal(calls('GetParameter'), 1);
     const { output } = await daemons.stop(d);
-    // The serving line is written once, a turn of the event loop after the listener is up.
+    // The serving line is written once.
     assert.equal(
       output.match(/INFO pscache \S+ serving on port \d+ addresses=127\.0\.0\.1:\d+/g)?.length,
       1,

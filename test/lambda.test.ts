@@ -166,7 +166,7 @@ describe('lifecycle', () => {
     await s.sim.nextCalls(2);
     assert.equal(s.sim.nexts[1]!.headers['lambda-extension-identifier'], s.sim.extensionId);
     // The serving line is written once the first event/next is on its way, off the cold start's path
-    // (the first write to stderr costs ~1 ms), and exactly once.
+    // (the first write to stderr costs ~0.7 ms), and exactly once.
     assert.ok(!(outputAtRegister ?? '').includes('serving on port'), 'logged before register');
     await until(() => s.ext.output().includes('serving on port'), 'the serving line');
     assert.equal(s.ext.output().split('serving on port').length - 1, 1, s.ext.output());
