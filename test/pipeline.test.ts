@@ -173,16 +173,7 @@ test('more URLs than the memo keeps: every answer stays right as it is emptied a
 
 test('a fault inside pscache is 500 InternalError, its stack logged once at ERROR, never a value', async () => {
   const secretValue = 'pipeline-secret-value-7';
-  const broken = new ItemCache({
-    enabled: true,
-    maxItems: 10,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: 0,
-    loader: new ScriptedLoader(),
-    waitLimitMs: { ssm: 30_000, secretsmanager: 30_000 },
-    clock: new FakeClock(),
-  });
+  const broken = cacheWith(new ScriptedLoader(), new FakeClock());
   // The real cache with one method replaced by a bug: what the pipeline makes of an exception it did not expect.
   broken.get = (r: ItemRequest) => {
     throw new TypeError(`Cannot read properties of undefined (reading "${secretValue}") for ${r.service}`);
