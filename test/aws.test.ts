@@ -1,6 +1,5 @@
 // The upstream layer (src/aws) against real loopback HTTP servers: signing, retries, limits, credentials.
 import assert from 'node:assert/strict';
-import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -9,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '../packages/emulator/src/sigv4.ts';
 import { AwsJsonClient, type AwsJsonClientOptions } from '../src/aws/client.ts';
 import {
   type AwsCredentials,
@@ -135,29 +135,6 @@ async function rejection(p: Promise<unknown>): Promise<AwsCallError> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- signature check with the SDK's own signer ----------------------------------------------------------
-
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: Data) =>
-  typeof d === 'string'
-    ? Buffer.from(d, 'utf8')
-    : ArrayBuffer.isView(d)
-      ? Buffer.from(d.buffer, d.byteOffset, d.byteLength)
-      : Buffer.from(d);
-
-/** The Checksum shape @smithy/signature-v4 wants, on node:crypto. */
-class Sha256 {
-  private h;
-  constructor(secret?: Data) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(d: Data) {
-    this.h.update(bytes(d));
-  }
-  async digest() {
-    return new Uint8Array(this.h.digest());
-  }
-  reset() {}
-}
 
 /** Re-signs the received request with @smithy/signature-v4 and compares the Authorization headers. */
 async function verify(

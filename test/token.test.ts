@@ -1,12 +1,11 @@
 // `pscache token` through the real bundle: a printed token, a token file made atomically with mode 0640
 // and the group asked for, clear refusals (exit 2), and a daemon that accepts the token from that file.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BUNDLE, Daemons, runPscache, secret } from './helpers/daemon.ts';
+import { BUNDLE, type Completed, Daemons, runCommand, runPscache, secret } from './helpers/daemon.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
@@ -29,38 +28,9 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `pscache token ...`, optionally as another user (root only), with a bounded wait. */
-function token(args: string[], opts: { uid?: number; gid?: number } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BUNDLE, 'token', ...args], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...opts,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`pscache token ${args.join(' ')} did not exit`));
-    }, 10000);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const token = (args: string[], opts: { uid?: number; gid?: number } = {}): Promise<Completed> =>
+  runCommand(process.execPath, [BUNDLE, 'token', ...args], {}, opts);
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const isRoot = process.getuid?.() === 0;

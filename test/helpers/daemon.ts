@@ -178,21 +178,23 @@ export interface Completed {
 }
 
 /**
- * Runs a command to completion whatever its exit code, with exactly `env` (plus PATH unless given);
- * rejects if it outlives `timeoutMs` or prints the token or a registered secret value.
+ * Runs a command to completion whatever its exit code, with exactly `env` (plus PATH unless given), as
+ * another user when `uid`/`gid` are given (root only); rejects if it outlives `timeoutMs` or prints the token or a registered secret value.
  */
 export function runCommand(
   cmd: string,
   args: string[],
   env: Record<string, string>,
-  opts: { cwd?: string; timeoutMs?: number } = {},
+  opts: { cwd?: string; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<Completed> {
-  const timeoutMs = opts.timeoutMs ?? 10000;
+  const { timeoutMs = 10000, cwd = ROOT, uid, gid } = opts;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-      cwd: opts.cwd ?? ROOT,
+      cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(uid !== undefined ? { uid } : {}),
+      ...(gid !== undefined ? { gid } : {}),
     });
     let stdout = '';
     let stderr = '';

@@ -17,7 +17,7 @@ const toBuffer = (d: SourceData): Buffer =>
       : Buffer.from(d);
 
 /** SHA-256 / HMAC-SHA-256 from node:crypto in the shape the signer expects (@smithy/hash-node is not a dependency). */
-class Sha256 {
+export class Sha256 {
   private hash: Hash | Hmac;
 
   constructor(private readonly secret?: SourceData) {
