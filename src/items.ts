@@ -47,21 +47,28 @@ const selectorPart = (r: ParameterRequest) =>
 const rolePart = (r: { roleArn?: string }) => `${r.roleArn ?? ''}${SEP}`;
 
 /**
- * Keys of frozen requests (the server keeps the requests it parsed, frozen, and reads them again): built
- * once, and a string whose hash is known, so the cache's lookup does not hash it again.
+ * Keys of frozen requests (the server keeps the requests it parsed, frozen, and reads them again) are
+ * built once: a string whose hash is known, so the cache's lookup does not hash it again.
  */
-const frozenKeys = new WeakMap<ItemRequest, string>();
+function remembered(keys: WeakMap<ItemRequest, string>, r: ItemRequest, build: () => string): string {
+  let key = keys.get(r);
+  if (key === undefined) {
+    key = build();
+    if (Object.isFrozen(r)) keys.set(r, key);
+  }
+  return key;
+}
+
+const itemKeys = new WeakMap<ItemRequest, string>();
+const plainKeys = new WeakMap<ItemRequest, string>();
 
 /** role + service + name/secretId + selector + decryption flag: each combination answers differently. */
 export function cacheKey(r: ItemRequest): string {
-  let key = frozenKeys.get(r);
-  if (key !== undefined) return key;
-  key =
+  return remembered(itemKeys, r, () =>
     r.service === 'ssm'
       ? `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`
-      : `${rolePart(r)}sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
-  if (Object.isFrozen(r)) frozenKeys.set(r, key);
-  return key;
+      : `${rolePart(r)}sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`,
+  );
 }
 
 /**
@@ -70,7 +77,7 @@ export function cacheKey(r: ItemRequest): string {
  */
 export function plainKey(r: ItemRequest): string | undefined {
   if (r.service !== 'ssm') return undefined;
-  return `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`;
+  return remembered(plainKeys, r, () => `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`);
 }
 
 /** A path listing's own key: its items are also stored under their single-item keys. */
@@ -131,7 +138,7 @@ const SECRET_SUFFIX = 7;
 /**
  * Whether a batch answer's item is the one asked for as `id`: the id as given (a name, or for SSM also
  * `name:version`/`name:label`), the item's full ARN, or for secrets a partial ARN (the ARN without its
- * random suffix). Used by the upstream batcher and the batch routes alike; an id that matches nothing is
+ * random suffix). Used by the loader's batch calls; an id that matches nothing is
  * then asked for with a single call, never guessed.
  */
 export function answers(service: 'ssm', item: WireParameter, id: string): boolean;

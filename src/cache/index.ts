@@ -105,14 +105,13 @@ const GONE = new Set([
 /** NotFound and AccessDenied take effect at once: they evict, and are never answered from a stale entry. */
 const isGone = (e: unknown) => e instanceof AwsCallError && GONE.has(e.code);
 /** Failures worth riding out on a stale value: throttling, 5xx, timeouts, connection errors, garbage. */
-export const isTransient = (e: unknown) => e instanceof AwsCallError && e.kind !== 'aws';
+const isTransient = (e: unknown) => e instanceof AwsCallError && e.kind !== 'aws';
 
 interface Entry {
   /** The rendered body; undefined when the cached outcome is an error (a path too large). */
   body: Buffer | undefined;
   error: Error | undefined;
-  storedAt: number;
-  /** Clock time until which the entry is fresh. */
+  /** Clock time until which the entry is fresh (it was stored at expiresAt − ttlMs). */
   expiresAt: number;
   /** The (jittered) TTL it was stored with, for the refresh-ahead threshold. */
   ttlMs: number;
@@ -266,9 +265,7 @@ export class ItemCache {
         }
       }
     }
-    const t = this.itemTarget(r);
-    if (this.bypass) return this.uncached(t, { credentialsSince: Date.now() });
-    return this.read(t, this.modeOf(r.service, o), this.ttlFor(r.service, o), o?.ttlMs);
+    return this.read(this.itemTarget(r), this.modeOf(r.service, o), this.ttlFor(r.service, o), o?.ttlMs);
   }
 
   /**
@@ -279,7 +276,7 @@ export class ItemCache {
     const pending: Pending[] = [];
     const off: Array<{ r: ItemRequest; resolve: (x: ItemResult) => void }> = [];
     const results = rs.map((r) => {
-      if (this.bypass || this.ttlFor(r.service) <= 0) {
+      if (this.modeOf(r.service, undefined) === 'uncached') {
         // The cache is off for it (or SnapStart's window): loaded together all the same, kept nowhere.
         return new Promise<ItemResult>((resolve) => off.push({ r, resolve }));
       }
@@ -292,15 +289,13 @@ export class ItemCache {
       );
     });
     if (pending.length > 0) this.startTogether(pending);
-    if (off.length > 0) this.loadTogetherUncached(off, this.bypass ? { credentialsSince: Date.now() } : {});
+    if (off.length > 0) this.loadTogetherUncached(off, this.uncachedContext());
     return Promise.all(results);
   }
 
   /** A path listing, cached under its path, recursive flag and decryption flag like an item. */
   getPath(p: PathRequest): Answer | Promise<Answer> {
-    const t = this.pathTarget(p);
-    if (this.bypass) return this.uncached(t, { credentialsSince: Date.now() });
-    return this.read(t, this.modeOf('ssm', undefined), this.ttlFor('ssm'));
+    return this.read(this.pathTarget(p), this.modeOf('ssm', undefined), this.ttlFor('ssm'));
   }
 
   /**
@@ -338,8 +333,14 @@ export class ItemCache {
     return o?.ttlMs === undefined ? ttl : Math.min(ttl, o.ttlMs);
   }
 
+  /** In SnapStart's window an uncached load signs with credentials fetched after it was asked for. */
+  private uncachedContext(): LoadContext {
+    return this.bypass ? { credentialsSince: Date.now() } : {};
+  }
+
   private modeOf(service: Service, o: ReadOptions | undefined): Mode {
-    if (!this.lru || this.opts.ttlMs[service] <= 0) return 'uncached';
+    // SnapStart's window, the cache off, or this service's TTL 0: nothing read from or kept in the cache.
+    if (this.bypass || !this.lru || this.opts.ttlMs[service] <= 0) return 'uncached';
     // ttl=0 asks for a value fetched now, like refreshNow, and keeps nothing.
     if (o?.refresh || o?.ttlMs === 0) return 'refresh';
     return 'read';
@@ -356,7 +357,7 @@ export class ItemCache {
     readTtl?: number,
     begin?: (stale: boolean) => Promise<Flight>,
   ): Answer | Promise<Answer> {
-    if (mode === 'uncached') return this.uncached(t, {});
+    if (mode === 'uncached') return this.uncached(t, this.uncachedContext());
     const now = this.clock.now();
     const slot = this.slots.get(t.key);
     const current =
@@ -365,7 +366,7 @@ export class ItemCache {
     const e = t.lookup();
     if (e !== undefined) {
       // A read's own ttl caps what it takes for fresh.
-      if (now < e.expiresAt && (readTtl === undefined || now < e.storedAt + readTtl)) {
+      if (now < e.expiresAt && (readTtl === undefined || now < e.expiresAt - e.ttlMs + readTtl)) {
         this.stats.hits++;
         if (
           current === undefined &&
@@ -406,7 +407,7 @@ export class ItemCache {
     const recent = this.recent.get(t.key);
     if (recent !== undefined && now - recent.startedAt < REFRESH_SHARE_MS) {
       const e = t.lookup();
-      if (e?.body !== undefined && e.seq > recent.seq) return { body: e.body, source: 'hit' };
+      if (e?.hit !== undefined && e.seq > recent.seq) return e.hit;
       if (recent.body === undefined) throw recent.error;
       return { body: recent.body, source: 'hit' };
     }
@@ -717,7 +718,6 @@ export class ItemCache {
       {
         body,
         error,
-        storedAt: now,
         expiresAt: now + ttlMs,
         ttlMs,
         seq,

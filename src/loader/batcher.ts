@@ -4,7 +4,7 @@
 import type { Service } from '../aws/types.ts';
 import type { Clock, Timer } from '../clock.ts';
 import type { ItemRequest, Loaded } from '../items.ts';
-import type { LoadContext, Outcome } from './types.ts';
+import { BATCH_LIMIT, type LoadContext, type Outcome } from './types.ts';
 
 interface Waiter {
   r: ItemRequest;
@@ -27,8 +27,6 @@ interface Group {
  * windows for its batch.
  */
 const MAX_WAIT_WINDOWS = 5;
-
-const LIMIT: Record<Service, number> = { ssm: 10, secretsmanager: 20 };
 
 /** How the window's loads are made: alone, or together. */
 export interface BatchLoads {
@@ -67,7 +65,7 @@ export class Batcher {
         group.timer = this.clock.setTimeout(() => this.flush(groupKey, group), this.windowMs);
       }
       g.waiters.push({ r, ctx, resolve, reject });
-      if (g.waiters.length >= LIMIT[r.service]) {
+      if (g.waiters.length >= BATCH_LIMIT[r.service]) {
         g.timer.cancel();
         this.flush(groupKey, g);
       }

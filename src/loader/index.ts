@@ -24,7 +24,7 @@ import {
 import type { Logger } from '../log.ts';
 import { parameterShape } from '../shapes.ts';
 import { Batcher } from './batcher.ts';
-import type { LoadContext, Outcome } from './types.ts';
+import { BATCH_LIMIT, type LoadContext, type Outcome } from './types.ts';
 
 export type { LoadContext, Outcome } from './types.ts';
 
@@ -42,8 +42,6 @@ export interface Discovered {
 
 /** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
 export const PATH_ITEM_LIMIT = 500;
-/** Ids in one upstream batch call. */
-export const BATCH_LIMIT: Record<Service, number> = { ssm: 10, secretsmanager: 20 };
 /** After a batch call is refused as a whole (permission, unknown operation), single calls for this long. */
 export const BATCH_BACKOFF_MS = 5 * 60 * 1000;
 

@@ -1,6 +1,6 @@
 // What a load is asked to do and what one item of a batch comes back as: shared by the loader and the
 // batch window.
-import type { AwsCallError } from '../aws/types.ts';
+import type { AwsCallError, Service } from '../aws/types.ts';
 import type { Loaded } from '../items.ts';
 
 /** How one load is to be made. */
@@ -17,3 +17,6 @@ export interface LoadContext {
 
 /** One item's result inside a batch. */
 export type Outcome = { ok: true; loaded: Loaded } | { ok: false; error: unknown };
+
+/** Ids in one upstream batch call (GetParameters, BatchGetSecretValue). */
+export const BATCH_LIMIT: Record<Service, number> = { ssm: 10, secretsmanager: 20 };
