@@ -1,5 +1,5 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
-import { ATTEMPT_CEILING_MS, BACKOFF_CAP_MS, DEFAULT_ATTEMPTS } from './aws/client.ts';
+import { waitLimitMs } from './aws/client.ts';
 import { createUpstream, type Upstream } from './aws/index.ts';
 import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
@@ -132,7 +132,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
       upstream.close();
       const s = cache.stats;
       log.info('summary', {
-        requests: server.stats.requests,
+        requests: metrics.answered,
         hits: s.hits,
         misses: s.misses,
         upstream_loads: s.loads,
@@ -154,14 +154,4 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     stop,
     announce,
   };
-}
-
-/**
- * Longest a read waits on upstream before it is answered 504: every attempt to its ceiling, the backoffs
- * between them, and a credentials fetch. Loads are bounded by the same sum, so this only ever fires on a
- * fault of pscache's own; it is there so that nothing waits forever.
- */
-export function waitLimitMs(timeoutMs: number): number {
-  const attempt = timeoutMs > 0 ? Math.min(timeoutMs, ATTEMPT_CEILING_MS) : ATTEMPT_CEILING_MS;
-  return DEFAULT_ATTEMPTS * attempt + (DEFAULT_ATTEMPTS - 1) * BACKOFF_CAP_MS + 3000;
 }

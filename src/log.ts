@@ -12,8 +12,7 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is escaped
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: as above
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const CONTROLS = new RegExp(CONTROL.source, 'g');
 /** What JSON.stringify leaves raw of those: it escapes only C0, `"` and `\`. */
 const JSON_LEAVES = /[\u007f-\u009f\u2028\u2029]/g;
 /** A text-format value is quoted when it holds any of these, or a control character, or is empty. */

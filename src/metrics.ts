@@ -12,8 +12,6 @@ export class Metrics {
   /** Answered requests by route, then status: two lookups on constant keys, no string built per request. */
   private readonly requests = new Map<string, Map<number, number>>();
   private readonly upstream = new Map<string, number>();
-  /** Upstream attempts of every operation and outcome: pscache_upstream_calls_total summed. */
-  upstreamAttempts = 0;
   private readonly counts = new Array<number>(BUCKETS.length + 1).fill(0);
   private sum = 0;
   private total = 0;
@@ -37,8 +35,19 @@ export class Metrics {
   readonly observer: CallObserver = (e) => {
     const k = `${e.operation}\u0000${e.outcome}`;
     this.upstream.set(k, (this.upstream.get(k) ?? 0) + 1);
-    this.upstreamAttempts++;
   };
+
+  /** Requests answered, whatever the route and status (for the shutdown summary). */
+  get answered(): number {
+    return this.total;
+  }
+
+  /** Upstream attempts of every operation and outcome: pscache_upstream_calls_total summed. */
+  get upstreamAttempts(): number {
+    let n = 0;
+    for (const v of this.upstream.values()) n += v;
+    return n;
+  }
 
   render(cache: ItemCache): string {
     const s = cache.stats;

@@ -68,9 +68,22 @@ const TARGET_PREFIX: Record<string, string> = { ssm: 'AmazonSSM', secretsmanager
 /** Idle pooled sockets close after this long, so a frozen-and-thawed Lambda rarely meets a dead one. */
 const FREE_SOCKET_TIMEOUT_MS = 4000;
 const BACKOFF_BASE_MS = 100;
-export const BACKOFF_CAP_MS = 1500;
+const BACKOFF_CAP_MS = 1500;
 /** Attempts per call unless told otherwise, as the AWS SDKs' standard retry mode. */
-export const DEFAULT_ATTEMPTS = 3;
+const DEFAULT_ATTEMPTS = 3;
+
+/** What one attempt may take: the user's `*_TIMEOUT_MILLIS` (0: none of theirs) capped at the ceiling. */
+export const attemptTimeoutMs = (timeoutMs: number): number =>
+  timeoutMs > 0 ? Math.min(timeoutMs, ATTEMPT_CEILING_MS) : ATTEMPT_CEILING_MS;
+
+/**
+ * Longest a read waits on upstream before it is answered 504: every attempt to its ceiling, the backoffs
+ * between them, and a credentials fetch. Loads are bounded by the same sum, so this only ever fires on a
+ * fault of pscache's own; it is there so that nothing waits forever.
+ */
+export function waitLimitMs(timeoutMs: number): number {
+  return DEFAULT_ATTEMPTS * attemptTimeoutMs(timeoutMs) + (DEFAULT_ATTEMPTS - 1) * BACKOFF_CAP_MS + 3000;
+}
 const MAX_MESSAGE_CHARS = 1000;
 
 // The throttling codes the AWS SDKs retry (smithy's THROTTLING_ERROR_CODES, less the non-JSON services').
@@ -210,7 +223,7 @@ export class AwsJsonClient {
     this.region = opts.region;
     this.credentials = opts.credentials;
     this.maxConnections = Math.max(1, opts.maxConnections);
-    this.timeoutMs = opts.timeoutMs > 0 ? Math.min(opts.timeoutMs, ATTEMPT_CEILING_MS) : ATTEMPT_CEILING_MS;
+    this.timeoutMs = attemptTimeoutMs(opts.timeoutMs);
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? DEFAULT_ATTEMPTS);
     this.observer = opts.observer;
     this.log = opts.log ?? silentLogger;

@@ -1,7 +1,7 @@
 // The upstream layer as the rest of pscache sees it: signed clients per service, built from Config, under
 // the base credentials or a role (roleArn), in the configured Region or another an ARN names.
 import type { Logger } from '../log.ts';
-import { AwsJsonClient } from './client.ts';
+import { AwsJsonClient, attemptTimeoutMs } from './client.ts';
 import { type CredentialSource, createCredentialSource } from './credentials.ts';
 import { resolveEndpoint } from './endpoints.ts';
 import { Principals } from './roles.ts';
@@ -83,9 +83,11 @@ export function createUpstream(
       ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
       log,
     });
-  // STS answers for both services: the more patient of their timeouts (0, none of the user's, wins).
-  const { ssm: ssmTimeout, secretsmanager: smTimeout } = config.timeoutMs;
-  const stsTimeout = ssmTimeout === 0 || smTimeout === 0 ? 0 : Math.max(ssmTimeout, smTimeout);
+  // STS answers for both services: the more patient of their attempt timeouts.
+  const stsTimeout = Math.max(
+    attemptTimeoutMs(config.timeoutMs.ssm),
+    attemptTimeoutMs(config.timeoutMs.secretsmanager),
+  );
   let sts: AwsJsonClient | undefined;
   const principals = new Principals({
     base,

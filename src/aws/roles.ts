@@ -39,11 +39,6 @@ export class Principals {
     this.regions.add(opts.region);
   }
 
-  /** Roles live or being assumed for the first time. */
-  get roleCount(): number {
-    return this.roles.size;
-  }
-
   /**
    * The client for a read of `service` under `roleArn` (undefined: the base credentials) in `region`
    * (undefined: the configured one). Throws RefusedError for a new role beyond maxRoles, or a new Region

@@ -61,7 +61,7 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
 }
 
 /** Walks a parsed document against the schema. Exported for tests. */
-export function configFromToml(doc: Table, path: string): ConfigFile {
+function configFromToml(doc: Table, path: string): ConfigFile {
   const values = new Map<SettingId, FileValue>();
   const notes: string[] = [];
   const fail = (key: string, problem: string) => ConfigError.inFile(path, key, problem);

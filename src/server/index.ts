@@ -1,7 +1,7 @@
 // The HTTP front the daemon starts: the listener (sockets, limits, shutdown) feeding the request pipeline
 // (checks in order, routes, answers).
 import { Listener } from './listener.ts';
-import { Pipeline, type PipelineOptions, type RequestStats } from './pipeline.ts';
+import { Pipeline, type PipelineOptions } from './pipeline.ts';
 
 /** What the pipeline takes (the server tells it of late answers itself), plus where to listen. */
 export interface ServerOptions extends Omit<PipelineOptions, 'wroteLate'> {
@@ -11,12 +11,10 @@ export interface ServerOptions extends Omit<PipelineOptions, 'wroteLate'> {
 }
 
 export class PscacheServer {
-  readonly stats: RequestStats;
   private readonly listener: Listener;
 
   constructor(opts: ServerOptions) {
     const pipeline = new Pipeline({ ...opts, wroteLate: (res) => this.listener.wrote(res) });
-    this.stats = pipeline.stats;
     this.listener = new Listener(opts, pipeline);
   }
 

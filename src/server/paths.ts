@@ -18,7 +18,8 @@ export type RoutePath = (typeof ROUTE_PATHS)[number];
 /** The route a path prefix would hide (a route, or its trailing-slash form, under the prefix); else undefined. */
 export function pathPrefixCollision(prefix: string): string | undefined {
   for (const route of ROUTE_PATHS) {
-    if (`${route}/`.startsWith(prefix) || route.startsWith(prefix)) return route;
+    // `${route}/` starts with every prefix `route` itself starts with.
+    if (`${route}/`.startsWith(prefix)) return route;
   }
   return undefined;
 }

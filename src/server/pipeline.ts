@@ -63,10 +63,6 @@ export interface PipelineOptions {
   wroteLate?: (res: ServerResponse) => void;
 }
 
-export interface RequestStats {
-  requests: number;
-}
-
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' } as const;
 const TEXT = 'text/plain; charset=utf-8';
 const PROMETHEUS = 'text/plain; version=0.0.4; charset=utf-8';
@@ -85,7 +81,6 @@ interface Ctx {
 }
 
 export class Pipeline implements RequestHandler {
-  readonly stats: RequestStats = { requests: 0 };
   private readonly tokenCheck: TokenCheck;
   /** Answers waiting on upstream, so shutdown can answer them. */
   private readonly pending = new Set<ServerResponse>();
@@ -144,9 +139,9 @@ export class Pipeline implements RequestHandler {
         throw new HttpError(400, 'BadHost', 'an HTTP/1.1 request needs a Host header');
       }
       checkOrigin(req.headers);
-      const q = url.indexOf('?');
       // A URL parsed before is a single-item route whose query was valid: no route lookup, no parse.
       const known = this.parsed.get(url);
+      const q = known === undefined ? url.indexOf('?') : -1;
       const route =
         known === undefined ? findRoute(q === -1 ? url : url.slice(0, q), this.opts.pathPrefix) : undefined;
       const isGet = req.method === 'GET' || req.method === 'HEAD';
@@ -292,7 +287,6 @@ export class Pipeline implements RequestHandler {
   }
 
   private count(ctx: Ctx, status: number): void {
-    this.stats.requests++;
     this.opts.metrics.request(ctx.route, status, (monotonicMs() - ctx.started) / 1000);
   }
 

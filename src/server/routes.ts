@@ -64,15 +64,20 @@ function singleValued(q: Query, allowed: readonly string[]): Map<string, string>
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** What every name, id and option value must keep to; `what` opens each message. */
+function checkText(value: string, what: string, max: number): void {
+  if (value.length > max) throw badRequest(`${what} is longer than ${max} characters`);
+  if (CONTROL.test(value)) throw badRequest(`${what} contains control characters`);
+}
+
+const EDGE_SPACE = /^\s|\s$/;
+
 /** Parameter names and paths: SSM ignores spaces around a name, so they are trimmed before the key is built. */
 function name(raw: string | undefined, param: string): string {
   if (raw === undefined) throw badRequest(`query parameter ${param} is required`);
   const value = raw.replace(/^ +| +$/g, '');
   if (value === '') throw badRequest(`query parameter ${param} must not be empty`);
-  if (value.length > MAX_NAME_LENGTH) {
-    throw badRequest(`query parameter ${param} is longer than ${MAX_NAME_LENGTH} characters`);
-  }
-  if (CONTROL.test(value)) throw badRequest(`query parameter ${param} contains control characters`);
+  checkText(value, `query parameter ${param}`, MAX_NAME_LENGTH);
   return value;
 }
 
@@ -82,7 +87,8 @@ function name(raw: string | undefined, param: string): string {
  */
 function secretId(raw: string | undefined, param: string): string {
   const value = name(raw, param);
-  if (value !== raw || /^\s|\s$/.test(value)) {
+  // name() trimmed spaces (SSM's rule); a secret id had to have none.
+  if (value !== raw || EDGE_SPACE.test(value)) {
     throw badRequest(`query parameter ${param} must not begin or end with whitespace`);
   }
   return value;
@@ -96,8 +102,7 @@ function optional(
 ): string | undefined {
   if (value === undefined) return undefined;
   if (value === '') throw badRequest(`query parameter ${param} must not be empty`);
-  if (value.length > max) throw badRequest(`query parameter ${param} is longer than ${max} characters`);
-  if (CONTROL.test(value)) throw badRequest(`query parameter ${param} contains control characters`);
+  checkText(value, `query parameter ${param}`, max);
   if (pattern && !pattern.test(value)) throw badRequest(`query parameter ${param} is not valid`);
   return value;
 }
@@ -208,10 +213,8 @@ function parseSecretPath(rawId: string, q: Query): ItemQuery {
     throw badRequest('the secret id in the path has a malformed percent-encoding');
   }
   if (id === '') throw badRequest('the path must name a secret after the prefix');
-  if (id.length > MAX_NAME_LENGTH)
-    throw badRequest(`the secret id is longer than ${MAX_NAME_LENGTH} characters`);
-  if (CONTROL.test(id)) throw badRequest('the secret id contains control characters');
-  if (/^\s|\s$/.test(id)) throw badRequest('the secret id must not begin or end with whitespace');
+  checkText(id, 'the secret id', MAX_NAME_LENGTH);
+  if (EDGE_SPACE.test(id)) throw badRequest('the secret id must not begin or end with whitespace');
   return secretRequest(id, singleValued(q, SECRET_OPTIONS));
 }
 
