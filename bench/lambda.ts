@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/daemon.ts';
 import { buildLayers } from '../test/helpers/lambda-layer.ts';
 import { lambdaEnvironment, startSim, unpackLayer } from '../test/helpers/lambda-sim.ts';
-import { envInt, type Result, rawGetStatus, rssMiB, type Series, sleep, timeToExit } from './lib.ts';
+import { envInt, type Result, rawGetStatus, rssMiB, type Series, series, sleep, timeToExit } from './lib.ts';
 
 const SUITE = 'lambda';
 /**
@@ -119,12 +119,6 @@ function pathNode(): string {
   return process.execPath;
 }
 
-const series = (label: string, samples: number[] = [], unit: Series['unit'] = 'ms'): Series => ({
-  label,
-  unit,
-  samples,
-});
-
 export async function benchLambda(): Promise<Result[]> {
   const warmups = envInt('BENCH_WARMUPS', 2, 0);
   const runs = envInt('BENCH_RUNS', 15);
@@ -159,17 +153,17 @@ export async function benchLambda(): Promise<Result[]> {
   const systemNode = pathNode();
   const bundledNode = standalone ? join(standalone, 'pscache', 'node') : undefined;
   const s = {
-    systemBase: series(`${systemNode} -e 0`),
-    nodejsRegister: series('pscache-nodejs.zip'),
-    nodejsPing: series('pscache-nodejs.zip'),
-    bareRegister: series('bare Node extension, same launcher'),
-    bundledBase: series('bundled node -e 0'),
-    standaloneRegister: series('pscache-x86_64.zip'),
-    standalonePing: series('pscache-x86_64.zip'),
-    standaloneNext: series('pscache-x86_64.zip'),
-    bareNext: series('bare Node extension on the bundled node, same launcher'),
-    standaloneRss: series('pscache-x86_64.zip', [], 'MiB'),
-    bareRss: series('bare Node extension on the bundled node, same launcher', [], 'MiB'),
+    systemBase: series(`${systemNode} -e 0`, 'ms'),
+    nodejsRegister: series('pscache-nodejs.zip', 'ms'),
+    nodejsPing: series('pscache-nodejs.zip', 'ms'),
+    bareRegister: series('bare Node extension, same launcher', 'ms'),
+    bundledBase: series('bundled node -e 0', 'ms'),
+    standaloneRegister: series('pscache-x86_64.zip', 'ms'),
+    standalonePing: series('pscache-x86_64.zip', 'ms'),
+    standaloneNext: series('pscache-x86_64.zip', 'ms'),
+    bareNext: series('bare Node extension on the bundled node, same launcher', 'ms'),
+    standaloneRss: series('pscache-x86_64.zip', 'MiB'),
+    bareRss: series('bare Node extension on the bundled node, same launcher', 'MiB'),
   };
   try {
     for (let round = 0; round < warmups + runs; round++) {
@@ -215,12 +209,19 @@ export async function benchLambda(): Promise<Result[]> {
       if (d) rmSync(d, { recursive: true, force: true });
   }
 
-  const row = (figure: string, subject: Series, baseline: Series, note?: string): Result => ({
+  const row = (
+    figure: string,
+    subject: Series,
+    baseline: Series,
+    note?: string,
+    target?: Result['target'],
+  ): Result => ({
     suite: SUITE,
     figure,
     subject,
     baseline,
     paired: true,
+    ...(target ? { target } : {}),
     ...(note ? { note } : {}),
   });
   const results: Result[] = [
@@ -239,24 +240,20 @@ export async function benchLambda(): Promise<Result[]> {
     results.push(
       row('Lambda, x86_64 layer: launcher exec → register', s.standaloneRegister, s.bundledBase),
       row('Lambda, x86_64 layer: launcher exec → /ping 200', s.standalonePing, s.bundledBase),
-      {
-        suite: SUITE,
-        figure: 'Lambda, x86_64 layer INIT: launcher exec → first event/next',
-        subject: s.standaloneNext,
-        baseline: s.bareNext,
-        paired: true,
-        target: INIT_TARGET,
-        note: `when Lambda may end INIT; the bare extension listens, registers and calls event/next; no /ping polling during these launches; ${runs} interleaved rounds, order flipped every round; the layer's code cache: ${Math.round((layers.x86_64.codeCache ?? 0) / 1024)} KiB, code_cache=${codeCache}`,
-      },
-      {
-        suite: SUITE,
-        figure: `Lambda, x86_64 layer: idle RSS (first event/next + ${SETTLE_MS} ms)`,
-        subject: s.standaloneRss,
-        baseline: s.bareRss,
-        paired: true,
-        target: RSS_TARGET,
-        note: `VmRSS of the extension process (the launcher execs node in place), ${rssRuns} launches each`,
-      },
+      row(
+        'Lambda, x86_64 layer INIT: launcher exec → first event/next',
+        s.standaloneNext,
+        s.bareNext,
+        `when Lambda may end INIT; the bare extension listens, registers and calls event/next; no /ping polling during these launches; ${runs} interleaved rounds, order flipped every round; the layer's code cache: ${Math.round((layers.x86_64.codeCache ?? 0) / 1024)} KiB, code_cache=${codeCache}`,
+        INIT_TARGET,
+      ),
+      row(
+        `Lambda, x86_64 layer: idle RSS (first event/next + ${SETTLE_MS} ms)`,
+        s.standaloneRss,
+        s.bareRss,
+        `VmRSS of the extension process (the launcher execs node in place), ${rssRuns} launches each`,
+        RSS_TARGET,
+      ),
     );
   } else {
     results.push({

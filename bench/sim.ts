@@ -5,7 +5,7 @@ import { AwsCallError, type Service } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache } from '../src/cache/index.ts';
 import type { Clock } from '../src/clock.ts';
 import type { ItemRequest, Loaded } from '../src/items.ts';
-import type { Loader } from '../src/loader/index.ts';
+import { type Loader, settle } from '../src/loader/index.ts';
 
 /** Event-driven clock: events run in time order; between two instants every pending promise settles. */
 export class SimClock {
@@ -196,15 +196,7 @@ export class SimEnv {
   ) {
     const loader: Loader = {
       one: (r, ctx) => this.load(r, ctx?.attempts),
-      many: (rs, ctx) =>
-        Promise.all(
-          rs.map((r) =>
-            this.load(r, ctx?.attempts).then(
-              (loaded) => ({ ok: true as const, loaded }),
-              (error: unknown) => ({ ok: false as const, error }),
-            ),
-          ),
-        ),
+      many: (rs, ctx) => Promise.all(rs.map((r) => settle(this.load(r, ctx?.attempts)))),
       path: () => Promise.reject(new Error('the fleet model reads no paths')),
     };
     const opts: CacheOptions = {

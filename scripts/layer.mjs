@@ -220,16 +220,17 @@ async function nodeEntry(arch) {
   } catch {
     // not cached yet, or from another version: build it
   }
-  const node = fileFromTar(zlib.gunzipSync(await tarball(pkg, integrity)), 'package/bin/node');
-  if (node.readUInt32BE(0) !== 0x7f454c46 || node.readUInt16LE(18) !== elfMachine) {
-    throw new Error(`${pkg}@${NODE.version}: bin/node is not a Linux ${arch} executable`);
-  }
-  const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
+  // Before the download and the deflate, which take seconds.
   if (typeof zlib.crc32 !== 'function') {
     throw new Error(
       `building the standalone layers needs Node.js 20.15 or later (zlib.crc32); this is ${process.version}`,
     );
   }
+  const node = fileFromTar(zlib.gunzipSync(await tarball(pkg, integrity)), 'package/bin/node');
+  if (node.readUInt32BE(0) !== 0x7f454c46 || node.readUInt16LE(18) !== elfMachine) {
+    throw new Error(`${pkg}@${NODE.version}: bin/node is not a Linux ${arch} executable`);
+  }
+  const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
   const entry = { deflated, crc: zlib.crc32(node) >>> 0, size: node.length };
   writeAtomic(`${base}.deflate`, deflated);
   writeAtomic(

@@ -14,6 +14,7 @@ import {
   SETTINGS,
 } from './config.ts';
 import { startDaemon } from './daemon.ts';
+import { parseFlags, UsageError } from './flags.ts';
 import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
 import { VERSION } from './version.ts';
@@ -84,25 +85,7 @@ whole or not at all.
   --if-absent      leave an existing FILE as it is and exit 0 (for service start-up scripts)`,
 };
 
-class UsageError extends Error {}
-
 type Flags = Record<string, string>;
-
-function parseFlags(args: string[], allowed: readonly string[]): Flags {
-  const flags: Flags = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf('=');
-    const name = eq === -1 ? a : a.slice(0, eq);
-    if (!allowed.includes(name)) {
-      throw new UsageError(`unknown argument ${JSON.stringify(a)}; allowed: ${allowed.join(', ') || 'none'}`);
-    }
-    const value = eq === -1 ? args[++i] : a.slice(eq + 1);
-    if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
-    flags[name] = value;
-  }
-  return flags;
-}
 
 function portFlag(flags: Flags, name: string): number | undefined {
   const v = flags[name];

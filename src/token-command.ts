@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { nodeCrypto } from './builtins.ts';
+import { parseFlags, UsageError } from './flags.ts';
 
 export interface TokenIo {
   stdout(text: string): void;
@@ -24,7 +25,7 @@ export interface TokenIo {
 }
 
 /** A failure the user can act on: exit 2 with one line naming the flag, file or group. */
-class TokenError extends Error {}
+class TokenError extends UsageError {}
 
 interface TokenArgs {
   write?: string;
@@ -33,28 +34,14 @@ interface TokenArgs {
   ifAbsent: boolean;
 }
 
-const FLAGS = ['--write', '--group', '--force', '--if-absent'];
-
 function parseArgs(args: string[]): TokenArgs {
-  const out: TokenArgs = { force: false, ifAbsent: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf('=');
-    const name = eq === -1 ? a : a.slice(0, eq);
-    if (name === '--force' || name === '--if-absent') {
-      if (eq !== -1) throw new TokenError(`${name} takes no value`);
-      if (name === '--force') out.force = true;
-      else out.ifAbsent = true;
-      continue;
-    }
-    if (name !== '--write' && name !== '--group') {
-      throw new TokenError(`unknown argument ${JSON.stringify(a)}; allowed: ${FLAGS.join(', ')}`);
-    }
-    const value = eq === -1 ? args[++i] : a.slice(eq + 1);
-    if (value === undefined || value === '') throw new TokenError(`${name} needs a value`);
-    if (name === '--write') out.write = value;
-    else out.group = value;
-  }
+  const flags = parseFlags(args, ['--write', '--group'], ['--force', '--if-absent']);
+  const out: TokenArgs = {
+    ...(flags['--write'] !== undefined ? { write: flags['--write'] } : {}),
+    ...(flags['--group'] !== undefined ? { group: flags['--group'] } : {}),
+    force: flags['--force'] !== undefined,
+    ifAbsent: flags['--if-absent'] !== undefined,
+  };
   if (out.write === undefined && (out.group !== undefined || out.force || out.ifAbsent)) {
     throw new TokenError('--group, --force and --if-absent need --write FILE');
   }
@@ -64,7 +51,7 @@ function parseArgs(args: string[]): TokenArgs {
 }
 
 /** 32 random bytes, base64url: 43 characters, safe in a header, a file and a shell variable. */
-export function newToken(): string {
+function newToken(): string {
   return nodeCrypto().randomBytes(32).toString('base64url');
 }
 
@@ -200,7 +187,7 @@ export function runToken(args: string[], io: TokenIo): number {
     }
     return writeTokenFile({ ...parsed, write: parsed.write }, io);
   } catch (e) {
-    if (e instanceof TokenError) {
+    if (e instanceof UsageError) {
       io.stderr(`pscache: ${e.message}\n`);
       return 2;
     }

@@ -103,7 +103,8 @@ const callOptions = (ctx: LoadContext | undefined): CallOptions | undefined => {
   return o;
 };
 
-const settle = (p: Promise<Loaded>): Promise<Outcome> =>
+/** A load as an outcome: never rejects. */
+export const settle = (p: Promise<Loaded>): Promise<Outcome> =>
   p.then(
     (loaded) => ({ ok: true, loaded }),
     (error: unknown) => ({ ok: false, error }),
