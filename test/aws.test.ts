@@ -1,9 +1,8 @@
 // The upstream layer (src/aws) against real loopback HTTP servers: signing, retries, limits, credentials.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { HttpRequest } from '@smithy/protocol-http';
@@ -24,6 +23,7 @@ import { getParameter, getParameters, getParametersByPath } from '../src/aws/ssm
 import { AwsCallError, type CallObserver } from '../src/aws/types.ts';
 import { type AwsConfig, ConfigError, loadConfig } from '../src/config.ts';
 import { silentLogger } from '../src/log.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const CREDS: AwsCredentials = {
   accessKeyId: 'AKIDEXAMPLE',
@@ -980,14 +980,13 @@ test('default credential chain is only a fallback: env and container sources win
 });
 
 test('the SDK default chain (loaded on first use) reads a named profile', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pscache-aws-'));
+  const dir = tempDir('aws', t);
   const saved = { ...process.env };
   t.after(() => {
     for (const k of ['AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE', 'AWS_EC2_METADATA_DISABLED']) {
       if (saved[k] === undefined) delete process.env[k];
       else process.env[k] = saved[k];
     }
-    rmSync(dir, { recursive: true, force: true });
   });
   writeFileSync(
     join(dir, 'credentials'),

@@ -1,8 +1,7 @@
 // pscache/client end to end: every function against the bundled daemon and the emulator over loopback,
 // typed errors, retries proven with injected faults, timeouts, transforms, tokens and name encoding.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { inspect } from 'node:util';
@@ -31,6 +30,7 @@ import {
 import { type Fault, type FaultProxy, startFaultProxy } from './helpers/client-proxy.ts';
 import { type ClientWorld, EXOTIC, startClientWorld, VALUES } from './helpers/client-world.ts';
 import { freePort, TEST_TOKEN } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 let cw: ClientWorld;
 const proxies = new Set<FaultProxy>();
@@ -313,7 +313,7 @@ describe('errors', () => {
   });
 
   test("the token is taken in the daemon's order, and file:///path is read", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pscache-client-token-'));
+    const dir = tempDir('client-token');
     const file = join(dir, 'token');
     writeFileSync(file, `${TEST_TOKEN}\n`);
     const read = (env: Record<string, string>) => createClient({ port: cw.port, env }).getSecret('svc/plain');

@@ -3,8 +3,7 @@
 // and the daemon's bundle carries no emulator code.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -19,6 +18,7 @@ import {
   spawnPscache,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 /** Waits until the process has printed something matching `re`; returns everything printed. */
 async function printed(p: RunningProcess, re: RegExp): Promise<string> {
@@ -128,7 +128,7 @@ describe('pscache dev', () => {
   });
 
   test('the AWS CLI accepts the same line', { skip: !hasAwsCli && 'the aws CLI is not installed' }, () => {
-    const home = mkdtempSync(join(tmpdir(), 'pscache-aws-cli-'));
+    const home = tempDir('aws-cli');
     const r = spawnSync(
       'aws',
       ['ssm', 'get-parameter', '--name', '/myapp/api-endpoint', '--output', 'json'],

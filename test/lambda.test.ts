@@ -1,17 +1,8 @@
 // pscache as a Lambda extension: the real layer zip, unpacked and launched the way Lambda does, against
 // the local Runtime API stand-in and the emulator, over real loopback sockets.
 import assert from 'node:assert/strict';
-import {
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
@@ -24,6 +15,7 @@ import {
   startSim,
   unpackLayer,
 } from './helpers/lambda-sim.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const SESSION_TOKEN = 'lambda-session-token-3b9f2e-never-logged';
 const CONTAINER_TOKEN = 'container-authorization-token-81c4d0-never-logged';
@@ -502,7 +494,7 @@ describe('standalone layer', () => {
   test('pscache-x86_64.zip runs with PATH holding no node, on its own node', {
     skip: process.arch !== 'x64' && 'needs an x86_64 machine',
   }, async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'pscache-empty-path-'));
+    const empty = tempDir('empty-path');
     try {
       const s = await start({ zip: layers.x86_64.file, env: { PATH: empty } });
       await s.sim.nextCalls(1);

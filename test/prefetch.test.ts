@@ -2,8 +2,7 @@
 // cache_buffer_ratio, max_jitter_seconds) plus pscache's ssm-path: entries: end to end with `serve
 // --config` against the emulator (the first read is a hit), and the plan itself on a fake clock.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { ItemResult } from '../src/cache/index.ts';
@@ -11,11 +10,12 @@ import { createLogger } from '../src/log.ts';
 import { prefetch, prefetchBudget } from '../src/prefetch.ts';
 import { Daemons, param, type RunningProcess, secret, sleep } from './helpers/daemon.ts';
 import { FakeClock, settle } from './helpers/fake-time.ts';
+import { tempDir } from './helpers/temp.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
-const dir = mkdtempSync(join(tmpdir(), 'pscache-prefetch-'));
+const dir = tempDir('prefetch');
 const q = encodeURIComponent;
 const ROLE = 'arn:aws:iam::123456789012:role/prefetcher';
 

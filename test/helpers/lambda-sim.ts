@@ -2,13 +2,13 @@
 // exit/error), which unpacks a layer zip and runs extensions/<name> from it the way Lambda does.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { assertNothingSensitive } from './daemon.ts';
 import { extractZip } from './lambda-zip.ts';
+import { tempDir } from './temp.ts';
 
 /** A scripted answer: an HTTP status and body, or bytes that are not HTTP at all. */
 export type Scripted = { status: number; body?: string; headers?: Record<string, string> } | { raw: string };
@@ -325,7 +325,7 @@ function answer(req: IncomingMessage, res: ServerResponse, s: Scripted): void {
 
 /** Unpacks a layer zip into a fresh directory with unzip, as Lambda does into /opt; returns the directory. */
 export function unpackLayer(zip: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pscache lambda-'));
+  const dir = tempDir('lambda');
   extractZip(zip, dir);
   return dir;
 }

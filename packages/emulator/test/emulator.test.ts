@@ -1,6 +1,6 @@
 // The emulator, driven through the official AWS SDK v3 clients (SigV4 on) and raw HTTP.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -860,6 +860,7 @@ describe('call counters', () => {
 
 describe('store file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pscache-emulator-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, content: string) => {
     const path = join(dir, name);
     writeFileSync(path, content);
