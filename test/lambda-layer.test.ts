@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { ROOT } from './helpers/daemon.ts';
 import { buildLayers, type LayerInfo, type Layers } from './helpers/lambda-layer.ts';
-import { unpackLayer } from './helpers/lambda-sim.ts';
+import { extractLayer, unpackLayer } from './helpers/lambda-sim.ts';
 import { listZip, readEntry, testZip } from './helpers/lambda-zip.ts';
 import { tempDir } from './helpers/temp.ts';
 
@@ -111,7 +111,7 @@ describe('layout', () => {
 
   test('unzip unpacks exactly the entries, with their modes and bytes: what the Lambda stand-in runs', () => {
     const zip = listZip(layers.x86_64.file);
-    const dir = unpackLayer(layers.x86_64.file);
+    const dir = extractLayer(layers.x86_64.file);
     const found: string[] = [];
     const walk = (rel: string) => {
       for (const d of readdirSync(join(dir, rel), { withFileTypes: true })) {

@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
+import { HOST_ARCH, LAYER_NODE, LTS, nodeBinary } from '../scripts/node-dist.mjs';
 import { freePort, httpGet, type Reply, SENSITIVE, TEST_CREDENTIALS } from './helpers/daemon.ts';
 import { buildLayers, type Layers } from './helpers/lambda-layer.ts';
 import {
@@ -24,10 +25,18 @@ for (const s of [SESSION_TOKEN, CONTAINER_TOKEN, DB_PASSWORD]) SENSITIVE.add(s);
 
 let layers: Layers;
 let emu: Emulator;
+/** The pinned node of each Lambda Node.js runtime (each LTS line), by line. */
+const runtimeNodes = new Map<string, string>();
+/** A pinned Node.js of another version than the standalone layers carry. */
+let otherNode: string;
 const sims = new Set<LambdaSim>();
 const extensions = new Set<Extension>();
 
 before(async () => {
+  // Fetched once per machine (scripts/node-dist.mjs keeps them outside the checkout).
+  const nodes = Promise.all(
+    Object.entries(HOST_ARCH ? LTS : {}).map(async ([line, v]) => [line, await nodeBinary(v)] as const),
+  );
   [layers, emu] = await Promise.all([
     buildLayers(),
     startEmulator({
@@ -46,6 +55,9 @@ before(async () => {
       containerCredentials: { authToken: CONTAINER_TOKEN, ttlSeconds: 3600 },
     }),
   ]);
+  for (const [line, file] of await nodes) runtimeNodes.set(line, file);
+  const other = Object.entries(LTS).find(([, v]) => v !== LAYER_NODE)?.[0];
+  otherNode = other === undefined ? '' : (runtimeNodes.get(other) ?? '');
 });
 
 after(async () => {
@@ -490,6 +502,32 @@ describe('freeze and thaw', () => {
   });
 });
 
+describe('the Node.js layer on each Lambda Node.js runtime', () => {
+  // Lambda's nodejs22.x and nodejs24.x run pscache-nodejs.zip on their own node (/var/lang/bin/node): here
+  // the pinned node of each line comes first on PATH, the launcher's fallback when /var/lang/bin has none.
+  for (const [line, version] of Object.entries(LTS)) {
+    test(`nodejs${line}.x (Node.js ${version}): registers, serves a miss then a hit, exits 0 on SHUTDOWN, no warnings`, {
+      skip: !HOST_ARCH && 'no pinned Node.js runs on this machine',
+    }, async () => {
+      const node = runtimeNodes.get(line)!;
+      const s = await start({ env: { PATH: `${dirname(node)}:/usr/local/bin:/usr/bin/:/bin:/opt/bin` } });
+      await s.sim.nextCalls(1);
+      assert.equal(readlinkSync(`/proc/${s.ext.child.pid}/exe`), node, "runs on the runtime's node");
+      const miss = await s.get(param('/app/a'));
+      assert.equal(miss.status, 200, miss.body);
+      assert.equal(miss.headers['x-pscache'], 'miss');
+      assert.equal(JSON.parse(miss.body).Parameter.Value, 'value of a');
+      await s.sim.invoke();
+      await s.sim.nextCalls(2);
+      const hit = await s.get(param('/app/a'));
+      assert.equal(hit.headers['x-pscache'], 'hit');
+      assert.equal(hit.body, miss.body);
+      const output = await shutdown(s);
+      assert.doesNotMatch(output, /Warning|ERROR/, output);
+    });
+  }
+});
+
 describe('standalone layer', () => {
   test('pscache-x86_64.zip runs with PATH holding no node, on its own node', {
     skip: process.arch !== 'x64' && 'needs an x86_64 machine',
@@ -564,12 +602,11 @@ describe('standalone layer', () => {
       },
     },
     {
-      what: "another node binary (the test runner's) in place of the layer's",
+      what: "another Node.js (a pinned LTS other than the layer's) in place of the layer's node",
       status: /code_cache=rejected/,
-      skip: process.version === `v${layers?.node}` && 'the test runner runs the same Node.js version',
       change: (dir) => {
         rmSync(join(dir, 'pscache', 'node'));
-        symlinkSync(process.execPath, join(dir, 'pscache', 'node'));
+        symlinkSync(otherNode, join(dir, 'pscache', 'node'));
       },
     },
     {
