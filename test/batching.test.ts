@@ -73,7 +73,7 @@ describe('upstream batching on the test clock', () => {
     await core.clock.advance(WINDOW - 1);
     assert.equal(core.calls.length, 4, 'the last five wait for the window');
     await core.clock.advance(1);
-    assert.deepEqual(core.calls[4], { operation: 'GetParameters', ids: NAMES.slice(40) });
+    assert.deepEqual(core.calls[4]?.ids, NAMES.slice(40));
     const got = await Promise.all(reads);
     assert.deepEqual(got, await asAlone(NAMES.map(param)));
     assert.ok(got.every((g) => g.ok && g.source === 'miss'));
@@ -86,9 +86,10 @@ describe('upstream batching on the test clock', () => {
     const secrets = ['batch/a', 'batch/missing', 'batch/denied'].map(secret);
     const secretReads = secrets.map((r) => core.read(r));
     await core.clock.advance(WINDOW);
-    assert.deepEqual(core.calls, [
-      { operation: 'BatchGetSecretValue', ids: ['batch/a', 'batch/missing', 'batch/denied'] },
-    ]);
+    assert.deepEqual(
+      core.calls.map((c) => `${c.operation} ${c.ids.join(',')}`),
+      ['BatchGetSecretValue batch/a,batch/missing,batch/denied'],
+    );
     const gotSecrets = await Promise.all(secretReads);
     assert.deepEqual(
       gotSecrets.map((g) => (g.ok ? JSON.parse(g.body).SecretString : g.code)),

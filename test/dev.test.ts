@@ -11,24 +11,14 @@ import {
   BUNDLE,
   freePort,
   httpGet,
+  printed,
   ROOT,
   type RunningProcess,
   runPscache,
-  sleep,
   spawnPscache,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
 import { tempDir } from './helpers/temp.ts';
-
-/** Waits until the process has printed something matching `re`; returns everything printed. */
-async function printed(p: RunningProcess, re: RegExp): Promise<string> {
-  const deadline = Date.now() + 15000;
-  while (!re.test(p.output())) {
-    if (Date.now() > deadline) throw new Error(`never printed ${re}:\n${p.output()}`);
-    await sleep(20);
-  }
-  return p.output();
-}
 
 /** The variables set by the printed `export` line, as a POSIX shell reads it (quoting included). */
 function exported(output: string): Record<string, string> {

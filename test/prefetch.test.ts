@@ -8,7 +8,7 @@ import { before, describe, test } from 'node:test';
 import type { ItemResult } from '../src/cache/index.ts';
 import { createLogger } from '../src/log.ts';
 import { prefetch, prefetchBudget } from '../src/prefetch.ts';
-import { Daemons, param, type RunningProcess, secret, sleep } from './helpers/daemon.ts';
+import { Daemons, param, printed, type RunningProcess, secret } from './helpers/daemon.ts';
 import { FakeClock, settle } from './helpers/fake-time.ts';
 import { tempDir } from './helpers/temp.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
@@ -49,14 +49,7 @@ function configFile(name: string, toml: string): string {
 }
 
 /** Waits until the daemon has logged the end of its prefetch. */
-async function prefetched(d: RunningProcess): Promise<string> {
-  const t0 = Date.now();
-  while (!/prefetch (done|incomplete|stopped)/.test(d.output())) {
-    if (Date.now() - t0 > 10_000) throw new Error(`no prefetch line:\n${d.output()}`);
-    await sleep(20);
-  }
-  return d.output();
-}
+const prefetched = (d: RunningProcess) => printed(d, /prefetch (done|incomplete|stopped)/);
 
 const source = async (d: RunningProcess, path: string) => {
   const r = await d.get(path);

@@ -4,7 +4,7 @@
 // not by the scheduler; every call the loader makes is recorded as it is made.
 import { type Emulator, type StoreFile, startEmulator } from '../../packages/emulator/index.ts';
 import { waitLimitMs } from '../../src/aws/client.ts';
-import { type AwsJsonClient, createUpstream, type Upstream } from '../../src/aws/index.ts';
+import { type AwsJsonClient, type CallOptions, createUpstream, type Upstream } from '../../src/aws/index.ts';
 import { AwsCallError } from '../../src/aws/types.ts';
 import { ItemCache } from '../../src/cache/index.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -12,12 +12,14 @@ import type { ItemRequest } from '../../src/items.ts';
 import { createLoader } from '../../src/loader/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { TEST_CREDENTIALS, TEST_TOKEN } from './daemon.ts';
-import { FakeClock } from './fake-time.ts';
+import { FakeClock, settle } from './fake-time.ts';
 
-/** One upstream call as the loader made it: the operation and the names or ids it asked for. */
+/** One upstream call as the loader made it: the operation, the names or ids it asked for, and when. */
 export interface MadeCall {
   operation: string;
   ids: string[];
+  /** The test clock's time when it was made. */
+  at: number;
 }
 
 /** What a read got: the body's text, or the error code (AwsCallError) or message. */
@@ -51,6 +53,8 @@ export interface Core {
   cache: ItemCache;
   /** Upstream calls in the order the loader made them. */
   calls: MadeCall[];
+  /** Resolves once every call made so far has been answered (background refreshes included). */
+  idle(): Promise<void>;
   /** The daemon's log lines (INFO and up). */
   lines: string[];
   /** Starts a read now (synchronously: it has joined a load or the batch window when this returns). */
@@ -84,19 +88,23 @@ export function startCore(opts: CoreOptions): Core {
   const log = createLogger('info', 'text', (l) => lines.push(l));
   const real = createUpstream(config, log);
   const calls: MadeCall[] = [];
+  const answered: Promise<unknown>[] = [];
   const recorded = new Map<AwsJsonClient, AwsJsonClient>();
   const record = (c: AwsJsonClient): AwsJsonClient => {
     let r = recorded.get(c);
     if (!r) {
       r = Object.create(c) as AwsJsonClient;
-      r.call = (operation, input, o) => {
-        calls.push({ operation, ids: idsOf(input as Record<string, unknown>) });
-        return c.call(operation, input, o);
+      r.call = <T>(operation: string, input: unknown, o?: CallOptions) => {
+        calls.push({ operation, ids: idsOf(input as Record<string, unknown>), at: clock.now() });
+        const p = c.call<T>(operation, input, o);
+        answered.push(p.catch(() => {}));
+        return p;
       };
       recorded.set(c, r);
     }
     return r;
   };
+  const clock = new FakeClock();
   const upstream: Upstream = {
     ...real,
     region: real.region,
@@ -104,7 +112,6 @@ export function startCore(opts: CoreOptions): Core {
     secretsmanager: record(real.secretsmanager),
     client: (service, via) => record(real.client(service, via)),
   };
-  const clock = new FakeClock();
   const loader = createLoader(upstream, { batchWindowMs: opts.batchWindowMs, log, clock });
   const cache = new ItemCache({
     enabled: true,
@@ -124,6 +131,15 @@ export function startCore(opts: CoreOptions): Core {
     clock,
     cache,
     calls,
+    async idle() {
+      // A call's answer may start another (a batch refused as a whole, then single calls).
+      for (let done = 0; done < answered.length; ) {
+        const upTo = answered.length;
+        await Promise.all(answered.slice(done, upTo));
+        done = upTo;
+        await settle();
+      }
+    },
     lines,
     read(r) {
       const failed = (e: unknown): Got => ({
