@@ -267,6 +267,23 @@ export class Daemons {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Waits until `check()` holds (re-checked every few milliseconds): for something that will happen, at a
+ * moment the test cannot know. Rejects after `timeoutMs`, a bound for a hang, never a deadline a slow
+ * machine could miss.
+ */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/**
  * Waits until the process has printed something matching `re`, and returns everything printed: what a test
  * waits for instead of sleeping and hoping the daemon got there. Rejects, with the output, if the process
  * exits first or nothing matches within `timeoutMs`.
