@@ -140,10 +140,10 @@ max_jitter_seconds = 1
 secrets = [{ secret_id = "pre/plain" }]
 `,
     );
-    const t0 = Date.now();
     const d = await daemons.start({}, { args: ['serve', '--config', config] });
+    // Done at all (printed() gives up after 15 s): the wait is seconds, not minutes. Its length is drawn
+    // in [0, max) on the fake clock in 'the prefetch plan' below.
     await prefetched(d);
-    assert.ok(Date.now() - t0 < 5000);
     assert.equal(await source(d, secret('pre/plain')), 'hit');
     await daemons.stop(d);
   });
