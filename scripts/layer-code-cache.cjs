@@ -40,7 +40,9 @@ const api = createServer((req, res) => {
       // Racing it, a loaded build cached that code and an idle one did not: the zips differed.
       setTimeout(() => {
         res.writeHead(200, { 'Content-Type': 'application/json', 'Lambda-Extension-Identifier': ID });
-        res.end('{"functionName":"pscache-code-cache","functionVersion":"$LATEST","handler":"index.handler"}');
+        res.end(
+          '{"functionName":"pscache-code-cache","functionVersion":"$LATEST","handler":"index.handler"}',
+        );
       }, LATE_BIND_MS + 50);
     } else if (req.method === 'GET' && req.url === `${BASE}/event/next`) {
       // INIT is over: what is compiled now is what every cold start compiles before Lambda may end INIT.

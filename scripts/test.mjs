@@ -4,12 +4,12 @@
 //   node scripts/test.mjs [--node 22|24|VERSION] [FILE ...]      (default: every test file)
 //
 // PSCACHE_TEST_SUMMARY=FILE also writes a JSON summary (scripts/test-summary.mjs); PSCACHE_TEST_CONCURRENCY
-// sets how many files run at once.
+// sets how many files run at once. The longest files (by the last run on this machine) start first.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeBinary, resolveVersion } from './node-dist.mjs';
+import { CACHE_DIR, nodeBinary, resolveVersion } from './node-dist.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TEST_DIRS = ['test', 'packages/emulator/test'];
@@ -47,6 +47,23 @@ if (files.length === 0) {
   }
 }
 
+/**
+ * How long each file took last time on this machine (outside the checkout: a fact about the machine).
+ * The longest start first, so that no long file starts last and runs alone at the end; files never timed
+ * count as long. The order changes no verdict: files share no state.
+ */
+const TIMES = path.join(CACHE_DIR, 'test-times.json');
+const rel = (f) => path.relative(ROOT, f);
+let times = {};
+try {
+  times = JSON.parse(fs.readFileSync(TIMES, 'utf8'));
+} catch {
+  // first run here
+}
+files.sort(
+  (a, b) => (times[rel(b)] ?? Number.POSITIVE_INFINITY) - (times[rel(a)] ?? Number.POSITIVE_INFINITY),
+);
+
 let node = process.execPath;
 let version = process.version;
 if (nodeSpec !== undefined) {
@@ -73,13 +90,16 @@ const sdkRange = readEngines(path.join(ROOT, 'node_modules/@aws-sdk/core/package
 const sdkSupports = sdkRange !== undefined && satisfiesMinimum(version, sdkRange);
 if (sdkSupports) env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
-if (process.env.PSCACHE_TEST_SUMMARY) {
-  reporters.push(
-    `--test-reporter=${path.join(ROOT, 'scripts/test-summary.mjs')}`,
-    `--test-reporter-destination=${path.resolve(process.env.PSCACHE_TEST_SUMMARY)}`,
-  );
-}
+fs.mkdirSync(CACHE_DIR, { recursive: true });
+const summaryFile = process.env.PSCACHE_TEST_SUMMARY
+  ? path.resolve(process.env.PSCACHE_TEST_SUMMARY)
+  : path.join(CACHE_DIR, `test-summary-${process.pid}.json`);
+const reporters = [
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(ROOT, 'scripts/test-summary.mjs')}`,
+  `--test-reporter-destination=${summaryFile}`,
+];
 
 const actual =
   node === process.execPath ? version : execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
@@ -100,7 +120,24 @@ const child = spawn(
   { cwd: ROOT, env, stdio: 'inherit' },
 );
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+child.on('exit', (code, signal) => {
+  rememberTimes();
+  process.exit(code ?? (signal ? 1 : 0));
+});
+
+function rememberTimes() {
+  try {
+    const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8'));
+    for (const [file, { ms }] of Object.entries(summary.files)) times[file] = ms;
+    const tmp = `${TIMES}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(times, null, 1)}\n`);
+    fs.renameSync(tmp, TIMES);
+  } catch {
+    // no summary (the run was cut short): keep the old times
+  } finally {
+    if (!process.env.PSCACHE_TEST_SUMMARY) fs.rmSync(summaryFile, { force: true });
+  }
+}
 
 function readEngines(file) {
   try {
