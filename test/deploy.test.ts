@@ -152,7 +152,7 @@ const ENTRYPOINT = (() => {
 })();
 
 describe('Dockerfile', () => {
-  test('valid instructions; two stages on a small Node 20 base; no EXPOSE; non-root numeric USER', () => {
+  test('valid instructions; two stages on a small base of a supported Node.js LTS (22, 24); no EXPOSE; non-root numeric USER', () => {
     const known = new Set(
       'FROM RUN CMD LABEL EXPOSE ENV ADD COPY ENTRYPOINT VOLUME USER WORKDIR ARG ONBUILD STOPSIGNAL HEALTHCHECK SHELL'.split(
         ' ',
@@ -160,7 +160,7 @@ describe('Dockerfile', () => {
     );
     for (const i of DOCKERFILE) assert.ok(known.has(i.op), `unknown instruction ${i.op} on line ${i.line}`);
     assert.equal(STAGES.length, 2);
-    for (const s of STAGES) assert.match(s.base, /^node:20-(alpine|slim)$/);
+    for (const s of STAGES) assert.match(s.base, /^node:(22|24)-(alpine|slim)$/);
     assert.equal(STAGES[0]!.name, 'build');
     assert.equal(
       DOCKERFILE.filter((i) => i.op === 'EXPOSE').length,
