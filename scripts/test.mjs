@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CACHE_DIR, nodeBinary, resolveVersion } from './node-dist.mjs';
+import { CACHE_DIR, HOST_ARCH, LAYER_NODE, LTS, nodeBinary, resolveVersion } from './node-dist.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TEST_DIRS = ['test', 'packages/emulator/test'];
@@ -73,6 +73,17 @@ if (nodeSpec !== undefined) {
     version = `v${pinned}`;
   } catch (e) {
     usage(e instanceof Error ? e.message : String(e));
+  }
+}
+
+// The pinned nodes the tests run (the layers', each Lambda runtime's): fetched here, one after the other,
+// when this machine has not got them yet, rather than by several test files at once.
+if (HOST_ARCH) {
+  const started = Date.now();
+  for (const v of new Set([LAYER_NODE, ...Object.values(LTS)])) await nodeBinary(v);
+  await nodeBinary(LAYER_NODE, HOST_ARCH === 'x86_64' ? 'arm64' : 'x86_64');
+  if (Date.now() - started > 1000) {
+    process.stdout.write(`test: fetched the pinned Node.js binaries in ${Date.now() - started} ms\n`);
   }
 }
 
