@@ -152,7 +152,14 @@ describe('layout', () => {
     assert.equal(r.status, 0, r.stderr);
     for (const l of [layers.nodejs, layers.x86_64, layers.arm64]) {
       const again = join(out, basename(l.file));
-      assert.ok(readFileSync(again).equals(readFileSync(l.file)), `${basename(l.file)} differs`);
+      if (readFileSync(again).equals(readFileSync(l.file))) continue;
+      // Say which entries differ, and how, before failing.
+      const [a, b] = [listZip(l.file), listZip(again)];
+      const differ = a.entries
+        .map((e, i) => [e, b.entries[i]] as const)
+        .filter(([x, y]) => x.name !== y?.name || x.sha256 !== y.sha256)
+        .map(([x, y]) => `${x.name} (${x.size} bytes) vs ${y?.name} (${y?.size} bytes)`);
+      assert.fail(`${basename(l.file)} differs: ${differ.join('; ') || 'same entries, other bytes'}`);
     }
   });
 });
