@@ -18,6 +18,12 @@ const TEST_DIRS = ['test', 'packages/emulator/test'];
  * processes, and no test's verdict depends on how fast it runs, so a third file fills the gaps.
  */
 const CONCURRENCY = Number(process.env.PSCACHE_TEST_CONCURRENCY || 3);
+if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) {
+  process.stderr.write(
+    `test: PSCACHE_TEST_CONCURRENCY=${JSON.stringify(process.env.PSCACHE_TEST_CONCURRENCY)} is invalid: must be a whole number from 1\n`,
+  );
+  process.exit(2);
+}
 /** A test (or hook) that runs this long has hung: it fails, instead of holding the run forever. */
 const TEST_TIMEOUT_MS = 300_000;
 
