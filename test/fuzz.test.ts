@@ -114,12 +114,12 @@ test('half-closed: a request sent with FIN still gets its answer, upstream misse
   await c.ready();
   c.write(ask('/systemsmanager/parameters/get?name=%2Ffz%2Fdeep%2Fone&refreshNow=true') + ask('/ping'));
   c.end();
-  assert.ok(await c.waitFor(2, 5000));
+  assert.ok(await c.waitFor(2, 15_000));
   assert.deepEqual(
     c.reader.responses.map((r) => r.status),
     [200, 200],
   );
-  assert.ok(await c.waitClosed(2000), 'and then the connection closes');
+  assert.ok(await c.waitClosed(15_000), 'and then the connection closes');
   world.emu.clearFaults();
 });
 

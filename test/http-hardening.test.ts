@@ -30,7 +30,7 @@ async function raw(
   const conn = new Conn(port, () => false);
   await conn.ready();
   conn.write(bytes);
-  await conn.waitFor(count, 5000);
+  await conn.waitFor(count, 15_000);
   conn.destroy();
   return { responses: conn.reader.responses, conn };
 }
@@ -208,7 +208,7 @@ describe('pipelining floods and answers left unread', () => {
     await c.ready();
     for (let i = 0; i < 20_000; i++) {
       c.write(i % 2 === 0 ? ping : read);
-      assert.ok(await c.waitFor(i + 1, 5000), `no answer to request ${i}`);
+      assert.ok(await c.waitFor(i + 1, 15_000), `no answer to request ${i}`);
       assert.ok(!c.closed, `closed after ${i} requests`);
     }
     assert.equal(c.reader.responses.length, 20_000);
@@ -219,7 +219,7 @@ describe('pipelining floods and answers left unread', () => {
     const window = Buffer.concat(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? ping : read)));
     for (let i = 0; i < 300; i++) {
       p.write(window);
-      assert.ok(await p.waitFor((i + 1) * 16, 5000), `no answers to window ${i}`);
+      assert.ok(await p.waitFor((i + 1) * 16, 15_000), `no answers to window ${i}`);
       assert.ok(!p.closed, `closed after ${i} windows`);
     }
     assert.ok(p.reader.responses.every((r) => r.status === 200));
