@@ -1,9 +1,9 @@
 # pscache as a sidecar container: docker build -t pscache . (deploy/README.md shows Compose, ECS and EKS).
 #
-# Base: node:20-alpine. pscache is bundled JavaScript with no native modules, so musl makes no difference
-# to it, and the Alpine image is smaller than node:20-slim, with fewer packages to patch.
+# Base: node:24-alpine, a supported LTS line. pscache is bundled JavaScript with no native modules, so musl
+# makes no difference to it, and the Alpine image is smaller than node:24-slim, with fewer packages to patch.
 
-FROM node:20-alpine AS build
+FROM node:24-alpine AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -15,7 +15,7 @@ RUN npm run build
 RUN npm install --prefix /deps --omit=dev --no-save --no-package-lock --no-audit --no-fund \
       "$(node deploy/sdk-chain-spec.mjs)"
 
-FROM node:20-alpine
+FROM node:24-alpine
 # The final image runs no package manager: drop them (smaller, and fewer files for scanners to flag).
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack /opt/yarn-* \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg \

@@ -453,14 +453,22 @@ export function metricValue(text: string, name: string): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-export const OUT_DIR = new URL('./', import.meta.url);
-export const PLOTS_DIR = new URL('./plots/', import.meta.url);
+/**
+ * `npm run bench -- --publish` (or BENCH_PUBLISH=1): the run's results replace the published ones, which
+ * are tracked (bench/results.md, bench/results.json, bench/plots/, the results section of
+ * docs/benchmarks.md). Any other run writes under bench/out/, which git ignores.
+ */
+export const PUBLISH = process.argv.slice(2).includes('--publish') || process.env['BENCH_PUBLISH'] === '1';
+export const OUT_DIR = new URL(PUBLISH ? './' : './out/', import.meta.url);
+export const PLOTS_DIR = new URL('./plots/', OUT_DIR);
+const REPO = new URL('../', import.meta.url);
 
-/** Writes an SVG under bench/plots/; returns its path relative to the repository root. */
+/** Writes an SVG under the run's plots directory; returns its path relative to the repository root. */
 export function writePlot(file: string, svg: string): string {
   mkdirSync(PLOTS_DIR, { recursive: true });
-  writeFileSync(new URL(file, PLOTS_DIR), svg);
-  return `bench/plots/${file}`;
+  const url = new URL(file, PLOTS_DIR);
+  writeFileSync(url, svg);
+  return url.href.slice(REPO.href.length);
 }
 
 export interface Loadgen {

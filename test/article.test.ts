@@ -2,12 +2,12 @@
 // `pscache dev` (what `npm start` runs) with the example store.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort, ROOT, type RunningProcess, spawnPscache, TEST_TOKEN } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const run = promisify(execFile);
 const FIXTURES = join(ROOT, 'test/fixtures/article');
@@ -35,7 +35,7 @@ before(async () => {
     { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN },
     { port },
   );
-  dir = mkdtempSync(join(tmpdir(), 'pscache-article-'));
+  dir = tempDir('article');
   for (const f of ['article_basic.py', 'article_robust.py', 'run_python.py', 'article_node.cjs']) {
     writeFileSync(
       join(dir, f),

@@ -1,19 +1,19 @@
 // `--config FILE`: the Workload Credentials Provider's TOML schema (nested and flat forms) plus [pscache]:
 // its examples load unchanged, unknown keys and bad values name the file and key, variables override it.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { readConfigFile } from '../src/config/file.ts';
 import { type Config, ConfigError, loadConfig } from '../src/config.ts';
 import { runPscache, TEST_TOKEN } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/provider-config/', import.meta.url));
 const env = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN };
 const withRegion = { ...env, AWS_REGION: 'us-east-1' };
-const dir = mkdtempSync(join(tmpdir(), 'pscache-toml-'));
+const dir = tempDir('toml');
 let n = 0;
 
 /** Writes `toml` to a temporary file and loads it with `vars`. */

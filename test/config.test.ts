@@ -1,13 +1,13 @@
 // Configuration: defaults, precedence, aliases, and a one-line error naming the variable for every bad value.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseRoleArn } from '../src/arn.ts';
 import { SETTING_LIST, type Setting, type SettingId } from '../src/config/settings.ts';
 import { ConfigError, loadConfig, requireToken } from '../src/config.ts';
 import { runPscache, TEST_TOKEN } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const region = { AWS_REGION: 'us-east-1' };
 const base = { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, ...region };
@@ -73,7 +73,7 @@ describe('config precedence and aliases', () => {
     );
   });
   test('token: explicit value, file:// value, then AWS_SESSION_TOKEN, then the container token', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pscache-cfg-'));
+    const dir = tempDir('cfg');
     const file = join(dir, 'token');
     writeFileSync(file, 'from-file\n');
     assert.equal(
@@ -361,7 +361,7 @@ describe('the token: PARAMETERS_SECRETS_EXTENSION_TOKEN, then AWS_TOKEN, AWS_SES
     }
   });
   test('AWS_TOKEN=file:///path is read once, its trailing newline dropped; an empty file names AWS_TOKEN', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pscache-cfg-'));
+    const dir = tempDir('cfg');
     writeFileSync(join(dir, 'awssmatoken'), 'from-provider-file\n');
     writeFileSync(join(dir, 'empty'), '');
     const c = loadConfig({ ...region, AWS_TOKEN: `file://${dir}/awssmatoken`, AWS_SESSION_TOKEN: 's' });

@@ -3,8 +3,7 @@
 // and the daemon's bundle carries no emulator code.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -12,23 +11,14 @@ import {
   BUNDLE,
   freePort,
   httpGet,
+  printed,
   ROOT,
   type RunningProcess,
   runPscache,
-  sleep,
   spawnPscache,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
-
-/** Waits until the process has printed something matching `re`; returns everything printed. */
-async function printed(p: RunningProcess, re: RegExp): Promise<string> {
-  const deadline = Date.now() + 15000;
-  while (!re.test(p.output())) {
-    if (Date.now() > deadline) throw new Error(`never printed ${re}:\n${p.output()}`);
-    await sleep(20);
-  }
-  return p.output();
-}
+import { tempDir } from './helpers/temp.ts';
 
 /** The variables set by the printed `export` line, as a POSIX shell reads it (quoting included). */
 function exported(output: string): Record<string, string> {
@@ -128,7 +118,7 @@ describe('pscache dev', () => {
   });
 
   test('the AWS CLI accepts the same line', { skip: !hasAwsCli && 'the aws CLI is not installed' }, () => {
-    const home = mkdtempSync(join(tmpdir(), 'pscache-aws-cli-'));
+    const home = tempDir('aws-cli');
     const r = spawnSync(
       'aws',
       ['ssm', 'get-parameter', '--name', '/myapp/api-endpoint', '--output', 'json'],

@@ -3,9 +3,8 @@
 // Node.js handler, the Python helpers and handler, and the curl script; with faults from a proxy.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -20,6 +19,7 @@ import {
   spawnPscache,
   TEST_TOKEN,
 } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const run = promisify(execFile);
 const EXAMPLES = join(ROOT, 'examples');
@@ -75,7 +75,7 @@ const exec = (cmd: string, args: string[], e: Record<string, string>, cwd = ROOT
   runCommand(cmd, args, e, { cwd, timeoutMs: 20000 });
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pscache-examples-'));
+  dir = tempDir('examples');
   // The example store plus one secret with the characters naive URL building breaks on.
   store = JSON.parse(readFileSync(join(EXAMPLES, 'store.json'), 'utf8'));
   const seeded = {

@@ -38,6 +38,11 @@ async function stopClean(d: RunningProcess) {
 }
 
 const q = encodeURIComponent;
+/** Upstream attempts of `operation` the daemon counted, from its /metrics answer. */
+function upstreamAttempts(metrics: Reply, operation: string): number {
+  const re = new RegExp(`^pscache_upstream_calls_total\\{operation="${operation}",[^}]*\\} (\\d+)$`, 'gm');
+  return [...metrics.body.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+}
 const calls = (...ops: string[]) => ops.reduce((n, op) => n + (world.emu.calls()[op] ?? 0), 0);
 const json = (r: Reply) => JSON.parse(r.body) as Record<string, unknown>;
 
@@ -61,11 +66,15 @@ const KINDS: Kind[] = [
   { error: 'endless', status: 502, type: /^MalformedResponse$/, attempts: [1, 1] },
   { error: 'hang', status: 504, type: /^TimeoutError$/, attempts: [3, 3] },
 ];
-/** Per-attempt timeout the daemons run with: what turns `hang` into a 504. */
-const TIMEOUT_MS = 600;
+/**
+ * Per-attempt timeout of the daemon that meets `hang`: what turns it into a 504. The other kinds go to a
+ * daemon without one (the 10 s ceiling), so that however slow the machine, reading 8 MB of `endless` is
+ * never cut short by a timeout instead of the size cap.
+ */
+const HANG_TIMEOUT_MS = 300;
 const TIMEOUTS = {
-  SSM_PARAMETER_STORE_TIMEOUT_MILLIS: String(TIMEOUT_MS),
-  SECRETS_MANAGER_TIMEOUT_MILLIS: String(TIMEOUT_MS),
+  SSM_PARAMETER_STORE_TIMEOUT_MILLIS: String(HANG_TIMEOUT_MS),
+  SECRETS_MANAGER_TIMEOUT_MILLIS: String(HANG_TIMEOUT_MS),
 };
 
 const OP: Record<Service, string> = { ssm: 'GetParameter', secretsmanager: 'GetSecretValue' };
@@ -108,19 +117,19 @@ worldHooks(() => world, daemons);
 
 describe('every fault kind on both services', () => {
   test('status per the errors table, bounded attempts, nothing cached; the next read is a miss with the right body', async (t) => {
-    const d = await daemons.start(TIMEOUTS);
-    const pid = d.child.pid!;
+    const other = await daemons.start();
+    const hang = await daemons.start(TIMEOUTS);
     const injected: Record<string, number> = {};
     for (const service of ['ssm', 'secretsmanager'] as const) {
       for (const k of kindsFor(service)) {
+        const d = k.error === 'hang' ? hang : other;
+        const pid = d.child.pid!;
         const what = `${service} ${k.error}`;
         const name = nameOf(service, k.error);
         world.emu.resetCalls();
         world.emu.setFaults([{ operation: OP[service], name, error: k.error }]);
         const rssBefore = rssKiB(pid);
-        const t0 = Date.now();
         const r = await d.get(pathOf(service, k.error));
-        const ms = Date.now() - t0;
         assertFailure(r, k.status, k.type, what);
         const n = calls(OP[service]);
         injected[k.error] = (injected[k.error] ?? 0) + n;
@@ -128,8 +137,8 @@ describe('every fault kind on both services', () => {
           n >= k.attempts[0] && n <= k.attempts[1],
           `${what}: ${n} attempts, not ${k.attempts.join('-')}`,
         );
-        // Retries are bounded in time too: 3 attempts, backoff capped, the per-attempt timeout for a hang.
-        assert.ok(ms < 3 * TIMEOUT_MS + 1500, `${what}: answered after ${ms} ms`);
+        // Bounded in time too, whatever the machine's speed: a hang is answered TimeoutError (504) after
+        // exactly 3 attempts, so each attempt was cut off by its timeout (test/aws.test.ts times them).
         if (k.error === 'huge' || k.error === 'endless') {
           // The body is refused at 8 MB (at once for the 50 MB one with its Content-Length): never buffered whole.
           assert.ok(rssKiB(pid) - rssBefore < 40 * 1024, `${what}: RSS grew ${rssKiB(pid) - rssBefore} KiB`);
@@ -144,11 +153,12 @@ describe('every fault kind on both services', () => {
       }
     }
     t.diagnostic(`upstream attempts answered with a fault, by kind: ${JSON.stringify(injected)}`);
-    await stopClean(d);
+    await stopClean(other);
+    await stopClean(hang);
   });
 
   test('batch and path routes: a fault fails the whole answer and caches none of its items', async () => {
-    const d = await daemons.start(TIMEOUTS);
+    const d = await daemons.start();
     const cases: Array<[FaultKind, number]> = [
       ['reset-mid-body', 502],
       ['malformed', 502],
@@ -283,40 +293,47 @@ describe('stale-if-error', () => {
 });
 
 describe('storms', () => {
-  test('a throttling storm: 429 with Retry-After or the right value, at most 3 attempts per upstream call', async () => {
+  // Which reads of a name share a call depends on when they arrive: test/storms.test.ts fixes that order on
+  // the test's clock, and `npm run bench` measures a real-time storm against a rate limit. Here the names
+  // throttled are chosen, and only what holds however the 60 reads interleave is asserted.
+  test('a throttling storm: 429 with Retry-After or the right value, 3 attempts per throttled call, at most one call per read, nothing cached from it', async () => {
     const names = Array.from({ length: 30 }, (_, i) => `/storm/p${String(i).padStart(2, '0')}`);
     await Promise.all(names.map((n, i) => world.putParameter(n, `storm-value-${i}`)));
-    // Batching off: 30 distinct single calls against a limit of 5 a second.
+    const throttled = new Set(names.filter((_, i) => i % 3 === 0));
+    // Batching off: 30 distinct single calls.
     const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS: '0' });
     world.emu.resetCalls();
-    world.emu.setRateLimit({ ssmTps: 5 });
-    // 60 concurrent requests, two per name: coalesced, then mostly throttled.
+    world.emu.setFaults(
+      [...throttled].map((name) => ({ operation: 'GetParameter', name, error: 'throttle' as const })),
+    );
+    // 60 concurrent requests, two per name.
     const replies = await Promise.all([...names, ...names].map((n) => d.get(param(n))));
-    const statuses = new Set(replies.map((r) => r.status));
-    assert.ok(
-      [...statuses].every((s) => s === 200 || s === 429),
-      [...statuses].join(','),
-    );
-    assert.ok(statuses.has(429), 'the limit did bite');
     replies.forEach((r, i) => {
-      if (r.status === 200)
-        assert.equal(
-          json(r)['Parameter'] && (json(r)['Parameter'] as Record<string, unknown>)['Value'],
-          `storm-value-${i % 30}`,
-        );
-      else assertFailure(r, 429, /Throttling/, names[i % 30]!);
+      const n = names[i % 30]!;
+      if (throttled.has(n)) assertFailure(r, 429, /^ThrottlingException$/, n);
+      else {
+        assert.equal(r.status, 200, `${n}: ${r.body.slice(0, 200)}`);
+        assert.equal((json(r)['Parameter'] as Record<string, unknown>)['Value'], `storm-value-${i % 30}`);
+      }
     });
-    const attempts = calls('GetParameter', 'GetParameters');
-    assert.ok(attempts <= 3 * names.length, `${attempts} upstream attempts for ${names.length} names`);
-    // The storm passes: what was throttled is fetched now (nothing was cached from it), the rest is a hit.
-    world.emu.setRateLimit(undefined);
-    const ok200 = new Set(
-      names.filter((_, i) => replies[i]!.status === 200 && replies[i + 30]!.status === 200),
+    // Each read joins its name's call, is a hit after it, or (after it failed) makes one of its own.
+    const log = world.emu.callLog().filter((c) => c.operation === 'GetParameter');
+    const failedAttempts = log.filter((c) => c.error !== undefined).length;
+    const served = names.length - throttled.size;
+    assert.equal(failedAttempts % 3, 0, `${failedAttempts} throttled attempts: 3 for every throttled call`);
+    assert.ok(
+      failedAttempts >= 3 * throttled.size && failedAttempts <= 3 * 2 * throttled.size,
+      `${failedAttempts} throttled attempts for ${throttled.size} names read twice each`,
     );
-    for (const n of names) {
+    const okAttempts = log.length - failedAttempts;
+    assert.ok(okAttempts >= served && okAttempts <= 2 * served, `${okAttempts} calls for ${served} names`);
+    // The storm passes: what was throttled is fetched now (nothing was cached from it), the rest is a hit.
+    world.emu.clearFaults();
+    for (const [i, n] of names.entries()) {
       const r = await d.get(param(n));
-      assert.equal(r.status, 200);
-      if (ok200.has(n)) assert.equal(r.headers['x-pscache'], 'hit', n);
+      assert.equal(r.status, 200, n);
+      assert.equal((json(r)['Parameter'] as Record<string, unknown>)['Value'], `storm-value-${i}`);
+      assert.equal(r.headers['x-pscache'], throttled.has(n) ? 'miss' : 'hit', n);
     }
     await stopClean(d);
   });
@@ -335,14 +352,16 @@ describe('storms', () => {
 });
 
 describe('endpoint and credentials', () => {
-  test('DNS failure for the endpoint: 502 quickly, every time, and the daemon stays up', async () => {
+  test('DNS failure for the endpoint: 502 after one attempt, every time, and the daemon stays up', async () => {
     const d = await daemons.start({ AWS_ENDPOINT_URL: 'http://does-not-exist.invalid:1' });
     for (let i = 0; i < 3; i++) {
-      const t0 = Date.now();
       const r = await d.get(param('/app/anything', `&version=${i + 1}`));
       assertFailure(r, 502, /^(ENOTFOUND|EAI_AGAIN|ConnectionError)$/, 'dns');
-      assert.ok(Date.now() - t0 < 5000, `answered after ${Date.now() - t0} ms`);
     }
+    // A name that does not resolve is not retried (EAI_AGAIN, a resolver hiccup, is: up to 3 attempts).
+    const attempts = upstreamAttempts(await d.get('/metrics'), 'GetParameter');
+    assert.ok(attempts >= 3 && attempts <= 9, `${attempts} attempts for 3 reads`);
+    if (!/EAI_AGAIN/.test(d.output())) assert.equal(attempts, 3, 'ENOTFOUND: one attempt a read');
     const s = await d.get(secret('any/secret'));
     assertFailure(s, 502, undefined, 'dns secret');
     assert.equal((await d.get('/ping', { token: null })).status, 200);
@@ -378,7 +397,22 @@ describe('endpoint and credentials', () => {
         fetches <= 12,
         `${fetches} credential fetches for ${requests + 1} requests: fetched ahead, not per request`,
       );
-      assert.equal(calls('GetParameter'), requests + 1, 'no request needed a second attempt');
+      // A request signed just before its credentials' last tenth can still reach the emulator after
+      // they expired (on a slow machine): then, and only then, it is tried again with fresh ones.
+      // test/aws.test.ts proves on a fake clock that new credentials are in use before the old expire.
+      const retried = world.emu
+        .callLog()
+        .filter((c) => c.operation === 'GetParameter' && c.error !== undefined);
+      assert.deepEqual(
+        [...new Set(retried.map((c) => c.error))].filter((e) => e !== 'ExpiredTokenException'),
+        [],
+        'no other failure',
+      );
+      assert.equal(
+        calls('GetParameter'),
+        requests + 1 + retried.length,
+        'each failed attempt was tried again once',
+      );
       await stopClean(d);
     } finally {
       world.emu.setContainerCredentials(undefined);

@@ -4,42 +4,21 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { ROOT } from './helpers/daemon.ts';
 import { buildLayers, type LayerInfo, type Layers } from './helpers/lambda-layer.ts';
-import { unpackLayer } from './helpers/lambda-sim.ts';
+import { extractLayer, unpackLayer } from './helpers/lambda-sim.ts';
 import { listZip, readEntry, testZip } from './helpers/lambda-zip.ts';
+import { tempDir } from './helpers/temp.ts';
 
 let layers: Layers;
 let unpacked: string;
-const temps: string[] = [];
-
-function temp(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(d);
-  return d;
-}
 
 before(async () => {
   layers = await buildLayers();
   unpacked = unpackLayer(layers.nodejs.file);
-  temps.push(unpacked);
-});
-
-after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
 const LIMIT_ZIPPED = 50 * 1024 * 1024;
@@ -132,8 +111,7 @@ describe('layout', () => {
 
   test('unzip unpacks exactly the entries, with their modes and bytes: what the Lambda stand-in runs', () => {
     const zip = listZip(layers.x86_64.file);
-    const dir = unpackLayer(layers.x86_64.file);
-    temps.push(dir);
+    const dir = extractLayer(layers.x86_64.file);
     const found: string[] = [];
     const walk = (rel: string) => {
       for (const d of readdirSync(join(dir, rel), { withFileTypes: true })) {
@@ -163,7 +141,7 @@ describe('layout', () => {
   // The code cache too: V8's string hash seed, the one thing that changed its bytes from run to run, is
   // fixed while it is made (scripts/layer-code-cache.cjs), so it is compared like every other entry.
   test('the same source gives the same zips, byte for byte, in another time zone', () => {
-    const out = temp('pscache-layer-again-');
+    const out = tempDir('layer-again');
     const r = spawnSync(process.execPath, [join(ROOT, 'scripts/layer.mjs'), '--out', out], {
       encoding: 'utf8',
       env: {
@@ -174,7 +152,14 @@ describe('layout', () => {
     assert.equal(r.status, 0, r.stderr);
     for (const l of [layers.nodejs, layers.x86_64, layers.arm64]) {
       const again = join(out, basename(l.file));
-      assert.ok(readFileSync(again).equals(readFileSync(l.file)), `${basename(l.file)} differs`);
+      if (readFileSync(again).equals(readFileSync(l.file))) continue;
+      // Say which entries differ, and how, before failing.
+      const [a, b] = [listZip(l.file), listZip(again)];
+      const differ = a.entries
+        .map((e, i) => [e, b.entries[i]] as const)
+        .filter(([x, y]) => x.name !== y?.name || x.sha256 !== y.sha256)
+        .map(([x, y]) => `${x.name} (${x.size} bytes) vs ${y?.name} (${y?.size} bytes)`);
+      assert.fail(`${basename(l.file)} differs: ${differ.join('; ') || 'same entries, other bytes'}`);
     }
   });
 });
@@ -218,7 +203,7 @@ describe('launcher', () => {
   test('with no node in the layer, at /var/lang/bin or on PATH: a clear message, exit 127', {
     skip: existsSync('/var/lang/bin/node') && '/var/lang/bin/node exists here',
   }, () => {
-    const empty = temp('pscache-no-node-');
+    const empty = tempDir('no-node');
     const text = run({ PATH: empty });
     assert.equal(text.status, 127);
     assert.match(
@@ -233,7 +218,7 @@ describe('launcher', () => {
   });
 
   test('NODE_OPTIONS cannot load other code into the extension', () => {
-    const dir = temp('pscache-node-options-');
+    const dir = tempDir('node-options');
     const marker = join(dir, 'loaded');
     const preload = join(dir, 'preload.cjs');
     writeFileSync(preload, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x');`);
@@ -254,7 +239,7 @@ describe('launcher', () => {
 
   test('shell functions exported into the environment do not change what it runs', () => {
     // On Amazon Linux /bin/sh is bash, which imports BASH_FUNC_name%% variables even as sh.
-    const dir = temp('pscache-bash-as-sh-');
+    const dir = tempDir('bash-as-sh');
     const sh = join(dir, 'sh');
     symlinkSync('/bin/bash', sh);
     const evil = '() { echo EVIL; exit 99; }';

@@ -1,21 +1,21 @@
 // pscache as a Lambda extension: the real layer zip, unpacked and launched the way Lambda does, against
 // the local Runtime API stand-in and the emulator, over real loopback sockets.
 import assert from 'node:assert/strict';
-import {
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  truncateSync,
-  writeFileSync,
-} from 'node:fs';
+import { readFileSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
-import { freePort, httpGet, type Reply, SENSITIVE, TEST_CREDENTIALS } from './helpers/daemon.ts';
+import { HOST_ARCH, LAYER_NODE, LTS, nodeBinary } from '../scripts/node-dist.mjs';
+import {
+  freePort,
+  httpGet,
+  type Reply,
+  SENSITIVE,
+  sleep,
+  TEST_CREDENTIALS,
+  until,
+} from './helpers/daemon.ts';
 import { buildLayers, type Layers } from './helpers/lambda-layer.ts';
 import {
   type Extension,
@@ -24,6 +24,7 @@ import {
   startSim,
   unpackLayer,
 } from './helpers/lambda-sim.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const SESSION_TOKEN = 'lambda-session-token-3b9f2e-never-logged';
 const CONTAINER_TOKEN = 'container-authorization-token-81c4d0-never-logged';
@@ -32,10 +33,18 @@ for (const s of [SESSION_TOKEN, CONTAINER_TOKEN, DB_PASSWORD]) SENSITIVE.add(s);
 
 let layers: Layers;
 let emu: Emulator;
+/** The pinned node of each Lambda Node.js runtime (each LTS line), by line. */
+const runtimeNodes = new Map<string, string>();
+/** A pinned Node.js of another version than the standalone layers carry. */
+let otherNode: string;
 const sims = new Set<LambdaSim>();
 const extensions = new Set<Extension>();
 
 before(async () => {
+  // Fetched once per machine (scripts/node-dist.mjs keeps them outside the checkout).
+  const nodes = Promise.all(
+    Object.entries(HOST_ARCH ? LTS : {}).map(async ([line, v]) => [line, await nodeBinary(v)] as const),
+  );
   [layers, emu] = await Promise.all([
     buildLayers(),
     startEmulator({
@@ -54,6 +63,9 @@ before(async () => {
       containerCredentials: { authToken: CONTAINER_TOKEN, ttlSeconds: 3600 },
     }),
   ]);
+  for (const [line, file] of await nodes) runtimeNodes.set(line, file);
+  const other = Object.entries(LTS).find(([, v]) => v !== LAYER_NODE)?.[0];
+  otherNode = other === undefined ? '' : (runtimeNodes.get(other) ?? '');
 });
 
 after(async () => {
@@ -126,17 +138,8 @@ async function shutdown({ sim, ext }: Started, reason = 'SPINDOWN'): Promise<str
 
 const q = encodeURIComponent;
 const param = (name: string) => `/systemsmanager/parameters/get?name=${q(name)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** SSM reads that reached the emulator, whether single or batched. */
 const ssmReads = () => (emu.calls()['GetParameter'] ?? 0) + (emu.calls()['GetParameters'] ?? 0);
-
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 describe('lifecycle', () => {
   test('listens first, then registers with its file name for INVOKE and SHUTDOWN, then polls event/next', async () => {
@@ -207,22 +210,24 @@ describe('lifecycle', () => {
     await shutdown(s);
   });
 
-  test('SHUTDOWN: exits 0 within 500 ms with 20 requests in flight and upstream hanging', async () => {
+  test('SHUTDOWN with 20 requests in flight and upstream hanging: each answered 503 at the grace, exit 0', async () => {
     const s = await start();
     await s.sim.nextCalls(1);
     const warm = await s.get(param('/app/endpoint'));
     assert.equal(warm.status, 200);
     emu.setFaults([{ error: 'hang' }]);
     const inFlight = Array.from({ length: 20 }, (_, i) => s.get(param(`/app/hanging/${i}`)));
-    await until(() => ssmReads() >= 2, 'the hanging upstream calls');
-    await sleep(50);
-    const sentAt = await s.sim.shutdown('spindown');
+    // All 20 are waiting on upstream (the warm-up was the first miss) before SHUTDOWN is sent.
+    const misses = async () =>
+      Number(/^pscache_cache_misses_total (\d+)$/m.exec((await s.get('/metrics')).body)?.[1] ?? 0);
+    await until(async () => (await misses()) >= 21, 'the 20 reads to reach the cache');
+    await s.sim.shutdown('spindown');
     const exit = await s.ext.exited;
-    const elapsed = exit.at - sentAt;
     const { output } = await s.ext.dispose();
     extensions.delete(s.ext);
     assert.equal(exit.code, 0, output);
-    assert.ok(elapsed < 500, `exited ${Math.round(elapsed)} ms after SHUTDOWN`);
+    // Upstream never answers: every one of them was cut off by the shutdown, none left to its attempts.
+    // How soon after SHUTDOWN it exits is a figure of the machine: `npm run bench` measures it.
     for (const r of await Promise.all(inFlight)) {
       assert.equal(r.status, 503);
       assert.equal(r.headers['retry-after'], '1');
@@ -498,11 +503,37 @@ describe('freeze and thaw', () => {
   });
 });
 
+describe('the Node.js layer on each Lambda Node.js runtime', () => {
+  // Lambda's nodejs22.x and nodejs24.x run pscache-nodejs.zip on their own node (/var/lang/bin/node): here
+  // the pinned node of each line comes first on PATH, the launcher's fallback when /var/lang/bin has none.
+  for (const [line, version] of Object.entries(LTS)) {
+    test(`nodejs${line}.x (Node.js ${version}): registers, serves a miss then a hit, exits 0 on SHUTDOWN, no warnings`, {
+      skip: !HOST_ARCH && 'no pinned Node.js runs on this machine',
+    }, async () => {
+      const node = runtimeNodes.get(line)!;
+      const s = await start({ env: { PATH: `${dirname(node)}:/usr/local/bin:/usr/bin/:/bin:/opt/bin` } });
+      await s.sim.nextCalls(1);
+      assert.equal(readlinkSync(`/proc/${s.ext.child.pid}/exe`), node, "runs on the runtime's node");
+      const miss = await s.get(param('/app/a'));
+      assert.equal(miss.status, 200, miss.body);
+      assert.equal(miss.headers['x-pscache'], 'miss');
+      assert.equal(JSON.parse(miss.body).Parameter.Value, 'value of a');
+      await s.sim.invoke();
+      await s.sim.nextCalls(2);
+      const hit = await s.get(param('/app/a'));
+      assert.equal(hit.headers['x-pscache'], 'hit');
+      assert.equal(hit.body, miss.body);
+      const output = await shutdown(s);
+      assert.doesNotMatch(output, /Warning|ERROR/, output);
+    });
+  }
+});
+
 describe('standalone layer', () => {
   test('pscache-x86_64.zip runs with PATH holding no node, on its own node', {
     skip: process.arch !== 'x64' && 'needs an x86_64 machine',
   }, async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'pscache-empty-path-'));
+    const empty = tempDir('empty-path');
     try {
       const s = await start({ zip: layers.x86_64.file, env: { PATH: empty } });
       await s.sim.nextCalls(1);
@@ -572,12 +603,11 @@ describe('standalone layer', () => {
       },
     },
     {
-      what: "another node binary (the test runner's) in place of the layer's",
+      what: "another Node.js (a pinned LTS other than the layer's) in place of the layer's node",
       status: /code_cache=rejected/,
-      skip: process.version === `v${layers?.node}` && 'the test runner runs the same Node.js version',
       change: (dir) => {
         rmSync(join(dir, 'pscache', 'node'));
-        symlinkSync(process.execPath, join(dir, 'pscache', 'node'));
+        symlinkSync(otherNode, join(dir, 'pscache', 'node'));
       },
     },
     {

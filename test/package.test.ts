@@ -2,14 +2,14 @@
 // run time, and that a default install (no optional SDK chain) says how to get it when it is needed.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { freePort, ROOT, type RunningProcess, spawnPscache, TEST_TOKEN } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 
 interface Manifest {
   bin: Record<string, string>;
@@ -135,7 +135,7 @@ describe('installed without the optional SDK chain', () => {
 
   before(() => {
     // The packed files alone, outside the repository: no node_modules anywhere above them.
-    dir = mkdtempSync(join(tmpdir(), 'pscache-packed-'));
+    dir = tempDir('packed');
     for (const f of packed) {
       mkdirSync(dirname(join(dir, f)), { recursive: true });
       copyFileSync(join(ROOT, f), join(dir, f));

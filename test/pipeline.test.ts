@@ -9,7 +9,7 @@ import type { ItemRequest } from '../src/items.ts';
 import { createLogger } from '../src/log.ts';
 import { Metrics } from '../src/metrics.ts';
 import { PscacheServer } from '../src/server/index.ts';
-import { httpGet, type Reply, type RequestOptions } from './helpers/daemon.ts';
+import { httpGet, type Reply, type RequestOptions, until } from './helpers/daemon.ts';
 import { body, FakeClock, ScriptedLoader } from './helpers/fake-time.ts';
 
 const TOKEN = 'pipeline-test-token';
@@ -55,7 +55,8 @@ function cacheWith(loader: ScriptedLoader, clock: FakeClock) {
 /** Sends a read, answers the one load it starts with `value`, and returns the reply. */
 async function missThenAnswer(loader: ScriptedLoader, reply: Promise<Reply>, value: string): Promise<Reply> {
   const before = loader.loads.length;
-  for (let i = 0; i < 1000 && loader.loads.length === before; i++) await new Promise((r) => setImmediate(r));
+  // The request reaches the server over a socket: wait for its load, not a number of event-loop turns.
+  await until(() => loader.loads.length > before, 'the load the request starts');
   assert.equal(loader.loads.length, before + 1, 'one load started');
   loader.loads[before]!.resolve(body(value));
   return reply;

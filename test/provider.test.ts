@@ -3,18 +3,18 @@
 // the cache with /secretsmanager/get), AWS_TOKEN, and `serve --config` with a provider configuration.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { Daemons, type RunningProcess, secret, TEST_CREDENTIALS, TEST_TOKEN } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
 const calls = () => world.emu.calls()['GetSecretValue'] ?? 0;
 const json = (body: string) => JSON.parse(body);
-const dir = mkdtempSync(join(tmpdir(), 'pscache-provider-'));
+const dir = tempDir('provider');
 
 let previousVersion = '';
 before(async () => {

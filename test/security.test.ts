@@ -13,6 +13,7 @@ import {
   daemonEnv,
   freePort,
   param,
+  printed,
   type Reply,
   type RunningProcess,
   runPscache,
@@ -22,6 +23,7 @@ import {
   spawnPscache,
   TEST_CREDENTIALS,
   TEST_TOKEN,
+  until,
 } from './helpers/daemon.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
@@ -307,14 +309,15 @@ describe('sockets', () => {
   test('the daemon listens on loopback only, IPv4 and IPv6, and on nothing else', async (t) => {
     const d = await daemons.start();
     await d.get('/ping', { token: null }); // ::1 is bound after the first request
-    await sleep(100);
+    const v6 = readFileSync('/proc/net/if_inet6', 'utf8').includes('00000000000000000000000000000001');
+    const listeners = () => socketsOf(d.child.pid!).filter((s) => s.state === '0A');
+    if (v6) await until(() => listeners().some((s) => s.proto === 'tcp6'), 'the [::1] listener');
     const socks = socketsOf(d.child.pid!);
     const listening = socks.filter((s) => s.state === '0A');
     assert.ok(
       listening.some((s) => s.proto === 'tcp' && s.local === '0100007F' && s.port === d.port),
       '127.0.0.1',
     );
-    const v6 = readFileSync('/proc/net/if_inet6', 'utf8').includes('00000000000000000000000000000001');
     if (v6)
       assert.ok(
         listening.some((s) => s.proto === 'tcp6' && s.port === d.port),
@@ -381,7 +384,8 @@ describe('sockets', () => {
       if (d) {
         daemons.track(d);
         await d.get('/ping', { token: null }).catch(() => undefined);
-        const exited = await Promise.race([d.exited.then(() => true), sleep(2000).then(() => false)]);
+        // It finds [::1] taken as soon as it binds it; 15 s is a bound for never, not a deadline.
+        const exited = await Promise.race([d.exited.then(() => true), sleep(15_000).then(() => false)]);
         const { code, output } = await daemons.stop(d);
         assert.ok(exited, 'pscache kept serving on 127.0.0.1 alone while [::1] answers for another process');
         assert.notEqual(code, 0);
@@ -443,7 +447,7 @@ describe('the cache keeps what must differ apart', () => {
 
   test('decrypted batch, path and prefetch answers do not serve undecrypted reads', async () => {
     const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm:/sec/secure' });
-    await sleep(200);
+    await printed(d, /prefetch done/);
     const path = await d.get(`/systemsmanager/parameters/path?path=${q('/sec/')}&withDecryption=true`);
     assert.ok(path.body.includes(SECURE));
     const batch = await d.get(
@@ -528,14 +532,6 @@ describe('SnapStart', () => {
     close(): Promise<void> {
       this.server.closeAllConnections();
       return new Promise((r) => this.server.close(() => r()));
-    }
-  }
-
-  async function until(check: () => boolean, what: string): Promise<void> {
-    const deadline = Date.now() + 5000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(5);
     }
   }
 

@@ -1,31 +1,30 @@
 // `pscache token` through the real bundle: a printed token, a token file made atomically with mode 0640
 // and the group asked for, clear refusals (exit 2), and a daemon that accepts the token from that file.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  linkSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { BUNDLE, type Completed, Daemons, runCommand, runPscache, secret } from './helpers/daemon.ts';
+import { dirname, join } from 'node:path';
+import { before, test } from 'node:test';
+import { BUNDLE, type Completed, Daemons, ROOT, runCommand, runPscache, secret } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
 worldHooks(() => world, daemons);
 
-const dirs: string[] = [];
-const tempDir = () => {
-  const d = mkdtempSync(join(tmpdir(), 'pscache-token-'));
-  dirs.push(d);
-  return d;
-};
-
 before(async () => {
   world = await startWorld();
   await world.createSecret('token/app', sensitive('token-test-secret-value'));
-});
-
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** `pscache token ...`, optionally as another user (root only), with a bounded wait. */
@@ -67,7 +66,7 @@ test('pscache token prints a fresh 43-character base64url token each time', asyn
 });
 
 test('--write makes a 0640 file holding the token, and prints its path and the variable, not the token', async () => {
-  const dir = tempDir();
+  const dir = tempDir('token');
   const path = join(dir, 'token');
   const r = await token(['--write', path]);
   assert.equal(r.code, 0, r.stderr);
@@ -79,7 +78,7 @@ test('--write makes a 0640 file holding the token, and prints its path and the v
 });
 
 test('--group with the primary group sets the file gid; as root any group is given', async () => {
-  const dir = tempDir();
+  const dir = tempDir('token');
   const gid = process.getgid!();
   const r = await token(['--write', join(dir, 'token'), '--group', String(gid)]);
   assert.equal(r.code, 0, r.stderr);
@@ -97,7 +96,7 @@ test('--group with the primary group sets the file gid; as root any group is giv
 });
 
 test('a group that does not exist: exit 2 naming it, and no file left behind', async () => {
-  const dir = tempDir();
+  const dir = tempDir('token');
   const r = await token(['--write', join(dir, 'token'), '--group', 'no-such-group-pscache']);
   assert.equal(r.code, 2);
   assert.equal(r.stderr, 'pscache: --group "no-such-group-pscache": no such group\n');
@@ -106,7 +105,7 @@ test('a group that does not exist: exit 2 naming it, and no file left behind', a
 });
 
 test('an existing file is refused without --force, replaced with it, kept with --if-absent', async () => {
-  const dir = tempDir();
+  const dir = tempDir('token');
   const path = join(dir, 'token');
   writeFileSync(path, 'existing-token-kept');
   const refused = await token(['--write', path]);
@@ -126,38 +125,76 @@ test('an existing file is refused without --force, replaced with it, kept with -
 });
 
 test('a directory that cannot be written: exit 2 naming the directory', async () => {
-  const missing = join(tempDir(), 'no', 'such');
+  const missing = join(tempDir('token'), 'no', 'such');
   const r = await token(['--write', join(missing, 'token')]);
   assert.equal(r.code, 2);
   assert.equal(r.stderr, `pscache: cannot create the token file in ${missing} (ENOENT)\n`);
 });
 
-test('as an unprivileged user: a read-only directory and a group it is not in are refused (exit 2)', {
-  skip: isRoot ? false : 'needs root to run the command as another user',
-}, async () => {
-  const locked = tempDir();
-  chmodSync(locked, 0o755);
-  const denied = await token(['--write', join(locked, 'token')], { uid: NOBODY, gid: NOBODY });
-  assert.equal(denied.code, 2);
-  assert.equal(denied.stderr, `pscache: cannot create the token file in ${locked} (EACCES)\n`);
-
-  const open = tempDir();
-  chmodSync(open, 0o777);
-  const notMember = await token(['--write', join(open, 'token'), '--group', '0'], {
+/**
+ * What `nobody` needs to run `pscache token`, in a directory it can read: the checkout may be anywhere,
+ * a 0700 directory included (a `mktemp -d` clone), and so may the node running the tests. Undefined (with
+ * the reason) when even a directory under os.tmpdir() cannot be made readable to that user.
+ */
+function runnableByNobody(t: { after(fn: () => void): void }): { node: string; bundle: string } | string {
+  const app = tempDir('token-app', t);
+  chmodSync(app, 0o755);
+  for (const f of readdirSync(join(ROOT, 'dist'))) {
+    if (f.endsWith('.cjs')) copyFileSync(join(ROOT, 'dist', f), join(app, f));
+  }
+  // The same node binary: a hard link when it can be one, else a copy.
+  const node = join(app, 'node');
+  try {
+    linkSync(process.execPath, node);
+  } catch {
+    copyFileSync(process.execPath, node);
+    chmodSync(node, 0o755);
+  }
+  const bundle = join(app, 'pscache.cjs');
+  const probe = spawnSync(node, ['-e', `require('fs').accessSync(${JSON.stringify(bundle)})`], {
     uid: NOBODY,
     gid: NOBODY,
+    cwd: app,
+    encoding: 'utf8',
   });
-  assert.equal(notMember.code, 2);
+  if (probe.error || probe.status !== 0) {
+    return `user ${NOBODY} cannot read ${app} (is ${tmpdir()} closed to other users?): ${probe.error?.message ?? probe.stderr.trim()}`;
+  }
+  return { node, bundle };
+}
+
+test('as an unprivileged user: a read-only directory and a group it is not in are refused (exit 2)', {
+  skip: isRoot ? false : 'needs root to run the command as another user',
+}, async (t) => {
+  const app = runnableByNobody(t);
+  if (typeof app === 'string') {
+    t.skip(app);
+    return;
+  }
+  const asNobody = (args: string[]) =>
+    runCommand(
+      app.node,
+      [app.bundle, 'token', ...args],
+      {},
+      { uid: NOBODY, gid: NOBODY, cwd: dirname(app.bundle) },
+    );
+  const locked = tempDir('token', t);
+  chmodSync(locked, 0o755);
+  const denied = await asNobody(['--write', join(locked, 'token')]);
+  assert.equal(denied.code, 2, denied.stderr);
+  assert.equal(denied.stderr, `pscache: cannot create the token file in ${locked} (EACCES)\n`);
+
+  const open = tempDir('token', t);
+  chmodSync(open, 0o777);
+  const notMember = await asNobody(['--write', join(open, 'token'), '--group', '0']);
+  assert.equal(notMember.code, 2, notMember.stderr);
   assert.match(
     notMember.stderr,
     /^pscache: --group 0: cannot give .* to that group \(EPERM\); run as root or as a member of it\n$/,
   );
   assert.deepEqual(entries(open), []);
 
-  const own = await token(['--write', join(open, 'token'), '--group', String(NOBODY)], {
-    uid: NOBODY,
-    gid: NOBODY,
-  });
+  const own = await asNobody(['--write', join(open, 'token'), '--group', String(NOBODY)]);
   assert.equal(own.code, 0, own.stderr);
   assert.equal(statSync(join(open, 'token')).uid, NOBODY);
 });
@@ -193,7 +230,7 @@ test('help: pscache --help lists token, pscache token --help describes it', asyn
 });
 
 test('a daemon given PARAMETERS_SECRETS_EXTENSION_TOKEN=file://FILE accepts the token written there', async () => {
-  const dir = tempDir();
+  const dir = tempDir('token');
   const path = join(dir, 'token');
   const r = await token(['--write', path]);
   assert.equal(r.code, 0, r.stderr);

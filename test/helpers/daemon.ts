@@ -265,6 +265,43 @@ export class Daemons {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until `check()` holds (re-checked every few milliseconds): for something that will happen, at a
+ * moment the test cannot know. Rejects after `timeoutMs`, a bound for a hang, never a deadline a slow
+ * machine could miss.
+ */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/**
+ * Waits until the process has printed something matching `re`, and returns everything printed: what a test
+ * waits for instead of sleeping and hoping the daemon got there. Rejects, with the output, if the process
+ * exits first or nothing matches within `timeoutMs`.
+ */
+export async function printed(p: RunningProcess, re: RegExp, timeoutMs = 15_000): Promise<string> {
+  let exited = false;
+  void p.exited.then(() => {
+    exited = true;
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!re.test(p.output())) {
+    if (exited || Date.now() > deadline) {
+      throw new Error(`never printed ${re}${exited ? ' (it exited)' : ''}:\n${p.output()}`);
+    }
+    await sleep(10);
+  }
+  return p.output();
+}
 const q = encodeURIComponent;
 /** The official single-item routes, with the name URL-encoded and `extra` appended as is. */
 export const param = (name: string, extra = '') => `/systemsmanager/parameters/get?name=${q(name)}${extra}`;

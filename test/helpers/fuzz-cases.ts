@@ -963,7 +963,8 @@ export interface SessionStats {
   byStatus: Map<number, number>;
 }
 
-const WAIT_MS = 5000;
+/** A bound for an answer that never comes, not a deadline: a loaded machine may take seconds. */
+const WAIT_MS = 15_000;
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 function count(stats: SessionStats, responses: ParsedResponse[]): void {

@@ -2,13 +2,13 @@
 // exit/error), which unpacks a layer zip and runs extensions/<name> from it the way Lambda does.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { assertNothingSensitive } from './daemon.ts';
 import { extractZip } from './lambda-zip.ts';
+import { tempDir } from './temp.ts';
 
 /** A scripted answer: an HTTP status and body, or bytes that are not HTTP at all. */
 export type Scripted = { status: number; body?: string; headers?: Record<string, string> } | { raw: string };
@@ -323,10 +323,37 @@ function answer(req: IncomingMessage, res: ServerResponse, s: Scripted): void {
   res.end(s.body ?? '');
 }
 
-/** Unpacks a layer zip into a fresh directory with unzip, as Lambda does into /opt; returns the directory. */
-export function unpackLayer(zip: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pscache lambda-'));
+/** Unzips a layer into a fresh directory (with a space in its path), as Lambda does into /opt. */
+export function extractLayer(zip: string): string {
+  const dir = tempDir('lambda layer');
   extractZip(zip, dir);
+  return dir;
+}
+
+/** One unzipped copy of each layer per process, by file, size and mtime (the zips are rebuilt in place). */
+const unzipped = new Map<string, string>();
+
+/**
+ * A fresh directory holding the layer exactly as unzip unpacks it (with a space in its path): unzipped once
+ * per process, then copied, modes included, with the ~120 MB node binary hard-linked (tests replace it,
+ * never write into it). Unzipping the standalone layers takes about a second each time.
+ */
+export function unpackLayer(zip: string): string {
+  const st = statSync(zip);
+  const key = `${zip}:${st.size}:${st.mtimeMs}`;
+  let template = unzipped.get(key);
+  if (template === undefined) {
+    template = extractLayer(zip);
+    unzipped.set(key, template);
+  }
+  const dir = tempDir('lambda layer');
+  cpSync(template, dir, {
+    recursive: true,
+    filter: (src) => src !== join(template, 'pscache', 'node'),
+  });
+  if (existsSync(join(template, 'pscache', 'node'))) {
+    linkSync(join(template, 'pscache', 'node'), join(dir, 'pscache', 'node'));
+  }
   return dir;
 }
 

@@ -1,6 +1,6 @@
 // The emulator, driven through the official AWS SDK v3 clients (SigV4 on) and raw HTTP.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -714,17 +714,22 @@ describe('fault injection', () => {
     assert.equal((await get()).Parameter?.Value, 'https://api.example.com');
   });
 
-  test('latency delays the answer by at least latencyMs', async () => {
+  test('latency delays the answer by at least latencyMs; once cleared, a call overtakes a delayed one', async () => {
     emu.setFaults([{ operation: 'GetParameter', latencyMs: 250 }]);
     const t0 = performance.now();
     await get();
     const slow = performance.now() - t0;
-    emu.clearFaults();
-    const t1 = performance.now();
-    await get();
-    const fast = performance.now() - t1;
     assert.ok(slow >= 245, `slow call took ${slow}ms`);
-    assert.ok(fast < 200, `fast call took ${fast}ms`);
+    emu.clearFaults();
+    // Order, not a duration: sent together, the call without a fault is answered before one held 1 s.
+    emu.setFaults([{ operation: 'GetParameter', name: '/myapp/db/host', latencyMs: 1000 }]);
+    const order: string[] = [];
+    await Promise.all([
+      get('/myapp/db/host').then(() => order.push('delayed')),
+      get().then(() => order.push('cleared')),
+    ]);
+    assert.deepEqual(order, ['cleared', 'delayed']);
+    emu.clearFaults();
   });
 
   test('hang never answers until the client gives up', async () => {
@@ -860,6 +865,7 @@ describe('call counters', () => {
 
 describe('store file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pscache-emulator-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const write = (name: string, content: string) => {
     const path = join(dir, name);
     writeFileSync(path, content);
@@ -1074,9 +1080,12 @@ describe('HTTP control endpoint and robustness', () => {
 
 describe('container credentials endpoint', () => {
   test('mints fresh credentials that SigV4 accepts until they expire', async () => {
+    // The emulator's time is the test's: the credentials expire when the test moves it, not while it waits.
+    let now = Date.now();
     const emu = await startEmulator({
       store: STORE,
       containerCredentials: { authToken: 'container-token', ttlSeconds: 1 },
+      clock: () => now,
     });
     try {
       const denied = await rawRequest(emu.url, { method: 'GET', path: '/__emulator/container-credentials' });
@@ -1097,7 +1106,7 @@ describe('container credentials endpoint', () => {
       };
       const first = await fetchCreds();
       const expiry = Date.parse(first.Expiration);
-      assert.ok(expiry > Date.now() && expiry <= Date.now() + 1500);
+      assert.equal(expiry, now + 1000);
       const credsOf = (c: typeof first) => ({
         accessKeyId: c.AccessKeyId,
         secretAccessKey: c.SecretAccessKey,
@@ -1114,7 +1123,7 @@ describe('container credentials endpoint', () => {
         400,
       );
 
-      await new Promise((r) => setTimeout(r, Math.max(0, expiry - Date.now() + 50)));
+      now = expiry + 50;
       await rejects(
         () => client.send(new GetParameterCommand({ Name: '/myapp/api-endpoint' })),
         'ExpiredTokenException',
