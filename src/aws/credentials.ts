@@ -24,6 +24,8 @@ export interface CredentialSource {
 }
 
 const FIVE_MINUTES = 5 * 60_000;
+/** A fetch in flight longer than this may be hung: callers no longer join it, a new fetch starts. */
+export const FETCH_JOIN_LIMIT_MS = 10_000;
 
 /** Credentials that never change (AWS_ACCESS_KEY_ID & co, tests). */
 export function staticCredentials(creds: AwsCredentials, name = 'static'): CredentialSource {
@@ -86,8 +88,11 @@ export class RefreshingCredentials implements CredentialSource {
   }
 
   private refresh(since = Number.NEGATIVE_INFINITY): Promise<AwsCredentials> {
-    if (this.inflight && this.inflight.startedAt >= since) return this.inflight.promise;
     const started = this.now();
+    const inflight = this.inflight;
+    if (inflight && inflight.startedAt >= since && started - inflight.startedAt < FETCH_JOIN_LIMIT_MS) {
+      return inflight.promise;
+    }
     const generation = this.generation;
     // Once we have had credentials, a refresh must bypass any cache inside the provider itself.
     const p = this.fetch(this.loaded, Number.isFinite(since) ? since : undefined).then(
@@ -120,7 +125,7 @@ export class RefreshingCredentials implements CredentialSource {
   }
 
   private refreshInBackground(t: number, c: Cached): void {
-    if (this.inflight) return;
+    if (this.inflight && t - this.inflight.startedAt < FETCH_JOIN_LIMIT_MS) return;
     // After a failed refresh, wait a little before the next try so that every miss does not pay for it.
     if (t - this.lastFailure < Math.min(10_000, Math.max(c.lifetime / 10, 100))) return;
     this.refresh().catch((err: unknown) => {

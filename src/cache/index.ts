@@ -7,34 +7,42 @@
 //   state          what a read does                                             leaves by
 //   -------------  -----------------------------------------------------------  ------------------------------------
 //   empty          starts a load, waits for it (at most the wait limit: 504)     a load starts: loading
-//   loading        joins the load if it started less than 10 s ago, else         stored: fresh; failed: empty
-//                  starts a newer one (the older is then never stored)
+//   loading        joins the load if it made progress (began, retried, got a     stored: fresh; failed: empty
+//                  page) within the join limit and nothing newer is known of
+//                  the object; else starts a newer one
 //   fresh          answers from the entry (hit)                                  read in the last 10% of its TTL:
 //                                                                                refreshing; TTL over: expired
 //   refreshing     hit; one background load, which later misses join             stored: fresh; failed: fresh,
 //                                                                                no new refresh for 1 s
 //   expired        within STALE_IF_ERROR of expiry: a one-attempt load; the      stored: fresh; transient failure:
-//                  stale value if it fails transiently (or if the load it        backing off; NotFound or
-//                  joined does); past the window: as empty                       AccessDenied: evicted
+//                  stale value if it fails transiently, retries, or has not      backing off; NotFound or
+//                  answered within the stale wait ("stale first"); past the      AccessDenied: evicted
+//                  window: as empty
 //   stale-serving  a load is in flight and already failed an attempt: the stale  the load ends (as expired)
 //                  value at once
 //   backing off    a load failed transiently less than 1 s ago: the stale value  1 s later: expired
 //                  at once, no new load (at most one attempt a second per key)
-//   evicted        gone (NotFound, AccessDenied, past the stale window, LRU):    as empty
-//                  as empty; never a stale value after NotFound or AccessDenied
+//   evicted        gone (NotFound, AccessDenied, past the stale window, LRU, or  as empty
+//                  contradicted by another load): as empty; never a stale value
+//                  after NotFound or AccessDenied
 //
-// Every load carries a sequence number. A load's result is stored only if no newer load of that key has
-// been asked for or stored ("newer wins"), so a refreshNow, which always starts a newer load, can never be
-// undone by an older one; an older load still answers the reads that joined it. clear() (SnapStart's first
+// Newer wins, durably. Every load carries a sequence number (its start order). Each storage key has a mark
+// (marks.ts): the number of the newest load that said something about it, or that a refresh asked for. A
+// load stores only if it is at least the mark of every key it could store under, whichever key it came
+// through (both decryption flags of a String parameter share one entry; a path listing stores its items).
+// Sequence order is not data order: an older load that lands with a value other than what a newer one
+// stored drops that entry instead of trusting either (the cost is a refetch, never a wrong value). A
+// NotFound or AccessDenied drops every entry of the object (both flags) and every listing that shows it;
+// a refreshNow or ttl=0 answer drops listings that show the item otherwise. clear() (SnapStart's first
 // INVOKE) raises a floor below which nothing is stored or joined.
 //
 // Why not lru-cache's fetch(): a forceRefresh joins a fetch already in flight (so refreshNow could not
 // supersede an older load), a fetch in flight holds its slot with no deadline, and a rejection cannot tell
 // a transient failure (serve stale) from NotFound (evict). Its storage and limits are used as they are.
 import { LRUCache } from 'lru-cache';
-import { ATTEMPT_CEILING_MS } from '../aws/client.ts';
+import { JOIN_LIMIT_MS } from '../aws/client.ts';
 import { AwsCallError, type Service } from '../aws/types.ts';
-import { type Clock, systemClock } from '../clock.ts';
+import { type Clock, systemClock, type Timer } from '../clock.ts';
 import {
   cacheKey,
   type ItemRequest,
@@ -45,7 +53,11 @@ import {
   pathKey,
   plainKey,
 } from '../items.ts';
-import { type LoadContext, type Loader, PathTooLargeError } from '../loader/index.ts';
+import { type LoadContext, type Loader, type PathListing, PathTooLargeError } from '../loader/index.ts';
+import { type MarkBounds, Marks } from './marks.ts';
+import { type Share, Shares } from './shares.ts';
+
+export { JOIN_LIMIT_MS };
 
 export type Source = 'hit' | 'miss' | 'stale';
 
@@ -88,10 +100,11 @@ const ENTRY_OVERHEAD = 64;
 const REFRESH_AHEAD_FRACTION = 0.1;
 /** After a load failed transiently, no new load of that key (but for refreshNow) for this long. */
 const RETRY_PAUSE_MS = 1000;
-/** No read joins a load older than the upstream attempt ceiling: it may be hung. */
-export const JOIN_LIMIT_MS = ATTEMPT_CEILING_MS;
 /** refreshNow and ttl=0 reads of one key share one upstream load a second. */
 export const REFRESH_SHARE_MS = 1000;
+/** Marks kept at once at least (each a key and a number; they only matter while older loads run). */
+const MIN_MARKS = 1000;
+const MARK_BYTES = 4 * 1024 * 1024;
 
 const GONE = new Set([
   'ParameterNotFound',
@@ -106,6 +119,8 @@ const GONE = new Set([
 const isGone = (e: unknown) => e instanceof AwsCallError && GONE.has(e.code);
 /** Failures worth riding out on a stale value: throttling, 5xx, timeouts, connection errors, garbage. */
 const isTransient = (e: unknown) => e instanceof AwsCallError && e.kind !== 'aws';
+/** A superseded load nobody waited for, cut short on purpose: neither a failure nor news. */
+const isAbandoned = (e: unknown) => e instanceof AwsCallError && e.code === 'Abandoned';
 
 interface Entry {
   /** The rendered body; undefined when the cached outcome is an error (a path too large). */
@@ -121,26 +136,21 @@ interface Entry {
   pausedUntil: number;
   /** The answer every hit on this entry gets: made once when stored, so a hit allocates nothing. */
   hit: Answer | undefined;
-}
-
-/** The outcome of a refreshNow (or ttl=0) load, shared by such reads for REFRESH_SHARE_MS after it started. */
-interface Recent {
-  startedAt: number;
-  /** The load's sequence number: an entry stored by a newer load is answered instead. */
-  seq: number;
-  body: Buffer | undefined;
-  error: unknown;
+  /** A path listing's items, name -> body: what it shows of each. */
+  items?: Map<string, Buffer>;
 }
 
 interface LoadResult {
   loaded: Loaded;
   /** Items of a path listing, stored under their own keys too. */
-  items?: Array<{ request: ParameterRequest; loaded: Loaded }>;
+  items?: PathListing['items'];
 }
 
 interface Flight {
   seq: number;
   startedAt: number;
+  /** When it last showed progress (began, an attempt failed and another began, a page came). */
+  progressAt: number;
   /** Settles after the result is stored (or not): a read answered from it finds it in the cache after. */
   done: Promise<LoadResult>;
   /** An attempt failed and the load retries: stale-eligible reads stop waiting. */
@@ -157,15 +167,16 @@ interface Flight {
 interface Slot {
   /** The newest load: the only one a read may join. */
   current: Flight | undefined;
-  /** Sequence number of the newest load asked for. */
-  asked: number;
   /** Loads of this key still running (superseded ones included). */
   running: number;
 }
 
-/** A key as the state machine sees it: how to find, load, store and evict it. */
+/** A key as the state machine sees it: how to find, load and land it. */
 interface Target {
+  /** The read's own key: its loads share a slot. */
   key: string;
+  /** Every storage key a load of it may store under: their marks decide whether it may store or be joined. */
+  keys: readonly string[];
   service: Service;
   /** For logs only. */
   name: string;
@@ -173,9 +184,10 @@ interface Target {
   request: ItemRequest | undefined;
   lookup(): Entry | undefined;
   load(ctx: LoadContext): Promise<LoadResult>;
-  store(result: LoadResult, ttlMs: number, seq: number): void;
-  /** Drops the entry; with `gone`, leaves a tombstone numbered `gone` in its place. */
-  evict(gone?: number): void;
+  /** A load's value: stored, or not, as the marks say. */
+  land(result: LoadResult, f: Flight): void;
+  /** NotFound or AccessDenied from load `f`. */
+  gone(f: Flight, err: unknown): void;
 }
 
 type Mode = 'read' | 'refresh' | 'uncached';
@@ -186,9 +198,18 @@ export interface CacheOptions {
   maxBytes: number;
   ttlMs: Record<Service, number>;
   staleIfErrorMs: number;
+  /**
+   * Stale first: a read holding a usable stale value waits at most this long for the load it started or
+   * joined, then gets the stale value while the load finishes in the background (0: it waits for the load).
+   */
+  staleWaitMs?: number;
   loader: Loader;
   /** Longest a read waits for upstream before it is answered 504 (per service). */
   waitLimitMs: Record<Service, number>;
+  /** No read joins a load that showed no progress for this long (per service; default JOIN_LIMIT_MS). */
+  joinLimitMs?: Record<Service, number>;
+  /** Bounds of the marks table (default: max(1000, maxItems) marks, 4 MiB); tests make it small. */
+  markBounds?: MarkBounds;
   clock?: Clock;
   /**
    * TTL multiplier, drawn once per process (and again on clear()); default uniform in [0.9, 1.1). Per
@@ -208,16 +229,28 @@ interface Pending {
   fill: (f: Flight) => void;
 }
 
+/** A stored path listing, for finding the listings that show an item: its role and path. */
+interface Listed {
+  role: string;
+  path: string;
+  recursive: boolean;
+  withDecryption: boolean;
+}
+
 export class ItemCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, stale: 0, loads: 0, errors: 0, evictions: 0 };
   private readonly lru: LRUCache<string, Entry> | undefined;
   private readonly slots = new Map<string, Slot>();
-  /** Outcomes of recent refresh loads, by key (bounded; each lives REFRESH_SHARE_MS). */
-  private readonly recent: LRUCache<string, Recent>;
-  /** Keys found gone, by the number of the load that found it: older loads may not store there. */
-  private readonly tombs: LRUCache<string, number>;
+  /** Sequence numbers of the loads still running, oldest first (a Set keeps insertion order). */
+  private readonly running = new Set<number>();
+  private readonly marks: Marks;
+  private readonly shares: Shares;
+  /** The path listings stored now, by key. */
+  private readonly listings = new Map<string, Listed>();
   private readonly clock: Clock;
   private readonly jitter: () => number;
+  private readonly joinLimitMs: Record<Service, number>;
+  private readonly staleWaitMs: number;
   private jitterFactor: number;
   private seq = 0;
   /** Loads numbered at or below this were started before the last clear(): never stored, never joined. */
@@ -229,11 +262,16 @@ export class ItemCache {
     this.clock = opts.clock ?? systemClock;
     this.jitter = opts.jitter ?? (() => 0.9 + Math.random() * 0.2);
     this.jitterFactor = this.jitter();
-    const perf = { now: () => this.clock.now() };
-    this.recent = new LRUCache<string, Recent>({ max: 1000, ttl: REFRESH_SHARE_MS, perf });
-    // As long as a load started before the deletion may still be in flight.
-    const tombTtl = Math.max(opts.waitLimitMs.ssm, opts.waitLimitMs.secretsmanager);
-    this.tombs = new LRUCache<string, number>({ max: Math.max(1000, opts.maxItems), ttl: tombTtl, perf });
+    this.joinLimitMs = opts.joinLimitMs ?? { ssm: JOIN_LIMIT_MS, secretsmanager: JOIN_LIMIT_MS };
+    this.staleWaitMs = opts.staleWaitMs ?? 0;
+    this.marks = new Marks(
+      opts.markBounds ?? { maxItems: Math.max(MIN_MARKS, opts.maxItems), maxBytes: MARK_BYTES },
+    );
+    // Shares hold bodies the cache does not: at most the cache's own budget beside it.
+    this.shares = new Shares(this.clock, REFRESH_SHARE_MS, {
+      maxItems: Math.max(1, opts.maxItems),
+      maxBytes: opts.maxBytes,
+    });
     if (opts.enabled && opts.maxItems > 0) {
       this.lru = new LRUCache<string, Entry>({
         max: opts.maxItems,
@@ -241,10 +279,13 @@ export class ItemCache {
         // An item larger than the whole byte budget is simply not stored.
         maxEntrySize: opts.maxBytes,
         sizeCalculation: (e, k) => (e.body?.length ?? 256) + k.length * 2 + ENTRY_OVERHEAD,
-        dispose: (_v, _k, reason) => {
+        dispose: (e, k, reason) => {
           if (reason === 'evict') this.stats.evictions++;
+          if (e.items !== undefined) this.listings.delete(k);
         },
-        perf,
+        perf: this.clock,
+        // Time is the clock's alone: no cached reading between two of its ticks.
+        ttlResolution: 0,
       });
     }
   }
@@ -314,8 +355,8 @@ export class ItemCache {
     // Environments restored from one SnapStart snapshot must not share the factor drawn before it.
     this.jitterFactor = this.jitter();
     this.lru?.clear();
-    this.recent.clear();
-    this.tombs.clear();
+    this.shares.clear();
+    this.marks.clear();
   }
 
   get entries(): number {
@@ -324,6 +365,17 @@ export class ItemCache {
 
   get bytes(): number {
     return this.lru?.calculatedSize ?? 0;
+  }
+
+  /** What the tables beside the entries hold (the refresh shares and the marks), for tests and metrics. */
+  get overhead(): { shares: number; shareBytes: number; marks: number; markBytes: number; slots: number } {
+    return {
+      shares: this.shares.count,
+      shareBytes: this.shares.bytes,
+      marks: this.marks.count,
+      markBytes: this.marks.bytes,
+      slots: this.slots.size,
+    };
   }
 
   /** The TTL a read works with (0: the cache is off for it). */
@@ -361,7 +413,7 @@ export class ItemCache {
     const now = this.clock.now();
     const slot = this.slots.get(t.key);
     const current =
-      slot?.current !== undefined && this.joinable(slot.current, now) ? slot.current : undefined;
+      slot?.current !== undefined && this.joinable(t, slot.current, now) ? slot.current : undefined;
     if (mode === 'refresh') return this.refresh(t, current, ttl, now);
     const e = t.lookup();
     if (e !== undefined) {
@@ -382,7 +434,6 @@ export class ItemCache {
         return this.staleOrLoad(t, e, current, ttl, now, begin);
       }
     }
-    this.stats.misses++;
     if (current) {
       current.ttlMs = Math.min(current.ttlMs, ttl);
       return this.wait(t, current, now);
@@ -398,34 +449,43 @@ export class ItemCache {
     ttl: number,
     now: number,
   ): Answer | Promise<Answer> {
-    this.stats.misses++;
     if (current?.refresh && now - current.startedAt < REFRESH_SHARE_MS) {
       // A refreshNow sharing a ttl=0 load wants its answer kept.
       current.ttlMs = Math.max(current.ttlMs, ttl);
       return this.wait(t, current, now);
     }
-    const recent = this.recent.get(t.key);
-    if (recent !== undefined && now - recent.startedAt < REFRESH_SHARE_MS) {
-      const e = t.lookup();
-      if (e?.hit !== undefined && e.seq > recent.seq) return e.hit;
-      if (recent.body === undefined) throw recent.error;
-      return { body: recent.body, source: 'hit' };
+    const shared = this.shared(t);
+    if (shared !== undefined) {
+      this.stats.hits++;
+      if ('hit' in shared) return shared.hit;
+      if (shared.share.body === undefined) throw shared.share.error;
+      return { body: shared.share.body, source: 'hit' };
     }
-    const f = this.start(t, ttl, { refresh: true });
-    const remember = (r: Recent) => {
-      // An older refresh landing after a newer one must not replace what the newer one answered.
-      if (r.seq <= this.floor) return; // from before a clear(): shared with no one
-      const current = this.recent.get(t.key);
-      if (current === undefined || current.startedAt <= r.startedAt) this.recent.set(t.key, r);
-    };
-    f.done.then(
-      (r) => remember({ startedAt: f.startedAt, seq: f.seq, body: r.loaded.body, error: undefined }),
-      (error: unknown) => remember({ startedAt: f.startedAt, seq: f.seq, body: undefined, error }),
-    );
-    return this.wait(t, f, now);
+    return this.wait(t, this.start(t, ttl, { refresh: true }), now);
   }
 
-  /** An expired entry inside the stale window: stale-serving, backing off, or a one-attempt load. */
+  /**
+   * What a refresh of `t` may answer without a load: the outcome of a refresh load of the same object
+   * that started less than a second ago, or an entry a load started after it stored; nothing when
+   * something newer is known of the object than either.
+   */
+  private shared(t: Target): { share: Share } | { hit: Answer } | undefined {
+    let share: Share | undefined;
+    for (const k of t.keys) {
+      const s = this.shares.get(k);
+      if (s !== undefined && (share === undefined || s.seq > share.seq)) share = s;
+    }
+    if (share === undefined) return undefined;
+    const mark = this.markOf(t.keys);
+    const e = t.lookup();
+    if (e?.hit !== undefined && e.seq > share.seq && e.seq >= mark) return { hit: e.hit };
+    return share.seq >= mark ? { share } : undefined;
+  }
+
+  /**
+   * An expired entry inside the stale window: stale-serving, backing off, or a one-attempt load that the
+   * read waits for at most the stale wait.
+   */
   private staleOrLoad(
     t: Target,
     e: Entry,
@@ -439,7 +499,6 @@ export class ItemCache {
       this.stats.stale++;
       return { body: stale, source: 'stale' };
     }
-    this.stats.misses++;
     if (current) return this.wait(t, current, now, stale);
     if (begin) return begin(true).then((f) => this.wait(t, f, now, stale));
     return this.wait(t, this.start(t, ttl, { attempts: 1 }), now, stale);
@@ -447,7 +506,9 @@ export class ItemCache {
 
   private refreshAhead(t: Target, ttl: number): void {
     const f = this.start(t, ttl, {});
-    f.done.catch((err: unknown) => this.opts.onBackgroundError?.(err, t.name));
+    f.done.catch((err: unknown) => {
+      if (!isAbandoned(err)) this.opts.onBackgroundError?.(err, t.name);
+    });
   }
 
   /** A read that neither reads nor fills the cache: the cache is off for it, or SnapStart's window. */
@@ -500,21 +561,55 @@ export class ItemCache {
     );
   }
 
-  private joinable(f: Flight, now: number): boolean {
-    return f.seq > this.floor && now - f.startedAt < JOIN_LIMIT_MS;
+  /**
+   * A read may join `f` if it started after the last clear(), nothing newer is known of any key it could
+   * store under, and it showed progress within the join limit (else it may be hung).
+   */
+  private joinable(t: Target, f: Flight, now: number): boolean {
+    return (
+      f.seq > this.floor &&
+      f.seq > this.marks.floor &&
+      f.seq >= this.markOf(t.keys) &&
+      now - f.progressAt < this.joinLimitMs[t.service]
+    );
+  }
+
+  private markOf(keys: readonly string[]): number {
+    let m = 0;
+    for (const k of keys) {
+      const x = this.marks.get(k);
+      if (x > m) m = x;
+    }
+    return m;
+  }
+
+  private oldestRunning(): number {
+    const first = this.running.values().next();
+    return first.done ? Number.POSITIVE_INFINITY : first.value;
+  }
+
+  private raise(key: string, seq: number): void {
+    this.marks.raise(key, seq, this.oldestRunning());
+  }
+
+  /** Whether load `seq` is the newest word on `keys`: it may store there. */
+  private newest(seq: number, keys: readonly string[]): boolean {
+    return seq > this.floor && seq > this.marks.floor && seq >= this.markOf(keys);
   }
 
   /** Opens a load of `t` that supersedes whatever is in flight for it. */
   private open(t: Target, ttl: number, refresh: boolean): Flight {
     let slot = this.slots.get(t.key);
     if (!slot) {
-      slot = { current: undefined, asked: 0, running: 0 };
+      slot = { current: undefined, running: 0 };
       this.slots.set(t.key, slot);
     }
     const superseded = slot.current;
+    const now = this.clock.now();
     const f: Flight = {
       seq: ++this.seq,
-      startedAt: this.clock.now(),
+      startedAt: now,
+      progressAt: now,
       done: NEVER,
       retrying: false,
       onRetry: [],
@@ -524,24 +619,41 @@ export class ItemCache {
       ttlMs: ttl,
     };
     slot.current = f;
-    slot.asked = f.seq;
     slot.running++;
+    this.running.add(f.seq);
     this.stats.loads++;
+    // A refresh is the newest word on the object from the moment it is asked for: no older load stores.
+    if (refresh) for (const k of t.keys) this.raise(k, f.seq);
     if (superseded && superseded.waiters === 0) superseded.abort?.abort();
     return f;
   }
 
   /** Marks `f` as retrying after a failed attempt: reads holding a stale value stop waiting for it. */
   private retrying(f: Flight): void {
+    f.progressAt = this.clock.now();
     if (f.retrying) return;
     f.retrying = true;
     for (const fn of f.onRetry.splice(0)) fn();
   }
 
+  private contextFor(f: Flight, flights?: Flight[]): LoadContext {
+    const all = flights ?? [f];
+    return {
+      onRetry: () => {
+        for (const x of all) this.retrying(x);
+      },
+      onProgress: () => {
+        const now = this.clock.now();
+        for (const x of all) x.progressAt = now;
+      },
+    };
+  }
+
   private start(t: Target, ttl: number, how: { refresh?: boolean; attempts?: number }): Flight {
     const f = this.open(t, ttl, how.refresh === true);
     f.abort = new AbortController();
-    const ctx: LoadContext = { signal: f.abort.signal, onRetry: () => this.retrying(f) };
+    const ctx = this.contextFor(f);
+    ctx.signal = f.abort.signal;
     if (how.attempts !== undefined) ctx.attempts = how.attempts;
     this.attach(t, f, t.load(ctx));
     return f;
@@ -554,11 +666,7 @@ export class ItemCache {
       const part = pending.filter((p) => p.stale === stale);
       if (part.length === 0) continue;
       const flights = part.map((p) => this.open(p.t, this.ttlFor(p.t.service), false));
-      const ctx: LoadContext = {
-        onRetry: () => {
-          for (const f of flights) this.retrying(f);
-        },
-      };
+      const ctx = this.contextFor(flights[0]!, flights);
       if (stale) ctx.attempts = 1;
       const outcomes = this.opts.loader.many(
         part.map((p) => p.t.request!),
@@ -577,66 +685,74 @@ export class ItemCache {
     }
   }
 
-  /** Stores the load's result if it is still the newest, evicts on NotFound/AccessDenied, and settles `done`. */
+  /** Lands the load's result (stored as the marks allow, or evicting on NotFound) and settles `done`. */
   private attach(t: Target, f: Flight, load: Promise<LoadResult>): void {
-    /** Whether `f` is still the newest load asked for (and started after the last clear); then ends it. */
-    const finish = (): boolean => {
-      const slot = this.slots.get(t.key)!;
-      const newest = f.seq > this.floor && f.seq >= slot.asked;
-      slot.running--;
-      if (slot.current === f) slot.current = undefined;
-      if (slot.running === 0) this.slots.delete(t.key);
-      return newest;
-    };
     f.done = load.then(
       (r) => {
-        const newest = finish();
-        if (newest && f.ttlMs > 0) {
-          t.store(r, f.ttlMs, f.seq);
-        } else if (f.seq > this.floor) {
-          // Not stored (a newer load is on its way, or a ttl=0 read keeps nothing): an entry older than
-          // this answer is known outdated and must not be served, or a refreshNow's answer would be undone.
-          const e = t.lookup();
-          if (e !== undefined && e.seq < f.seq) t.evict();
-        }
+        this.leaveSlot(t, f);
+        if (f.seq > this.floor) t.land(r, f);
+        this.finish(f);
         return r;
       },
       (err: unknown) => {
-        const newest = finish();
-        this.stats.errors++;
-        if (err instanceof PathTooLargeError) {
-          // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
-          if (newest) this.put(t.key, undefined, err, f.ttlMs, f.seq);
-        } else if (isGone(err)) {
-          t.evict(f.seq);
-          // Nor may a refresh of the last second share a value from before it: it shares the news instead.
-          const recent = this.recent.get(t.key);
-          if (recent !== undefined && recent.seq < f.seq) {
-            this.recent.set(t.key, { startedAt: recent.startedAt, seq: f.seq, body: undefined, error: err });
+        this.leaveSlot(t, f);
+        try {
+          if (isAbandoned(err) || f.seq <= this.floor) throw err;
+          this.stats.errors++;
+          if (err instanceof PathTooLargeError) {
+            // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
+            if (this.newest(f.seq, t.keys)) {
+              this.raise(t.key, f.seq);
+              this.put(t.key, undefined, err, f.ttlMs, f.seq);
+            }
+          } else if (isGone(err)) {
+            t.gone(f, err);
+          } else if (isTransient(err)) {
+            const e = t.lookup();
+            if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
           }
-        } else if (isTransient(err)) {
-          const e = t.lookup();
-          if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
+          throw err;
+        } finally {
+          this.finish(f);
         }
-        throw err;
       },
     );
     // Nobody may be waiting (refresh-ahead): the failure is handled above.
     f.done.catch(() => {});
   }
 
+  private leaveSlot(t: Target, f: Flight): void {
+    const slot = this.slots.get(t.key)!;
+    slot.running--;
+    if (slot.current === f) slot.current = undefined;
+    if (slot.running === 0) this.slots.delete(t.key);
+  }
+
+  /** After landing: `f` no longer runs, and marks no running load is older than stop nothing. */
+  private finish(f: Flight): void {
+    this.running.delete(f.seq);
+    if (this.running.size === 0) this.marks.prune(Number.POSITIVE_INFINITY);
+  }
+
   /**
    * Waits for a load, at most the wait limit (then 504). With `stale`, a failed attempt of the load, its
-   * transient failure, or the wait limit answers the stale value instead.
+   * transient failure, the stale wait or the wait limit answers the stale value instead. Counted by how
+   * it was answered: a miss (the load's value or error) or stale.
    */
   private wait(t: Target, f: Flight, arrived: number, stale?: Buffer): Promise<Answer> {
     f.waiters++;
     return new Promise<Answer>((resolve, reject) => {
       let done = false;
+      let staleTimer: Timer | undefined;
       const leave = (): boolean => {
         if (done) return false;
         done = true;
         timer.cancel();
+        staleTimer?.cancel();
+        if (stale) {
+          const i = f.onRetry.indexOf(serveStale);
+          if (i >= 0) f.onRetry.splice(i, 1);
+        }
         f.waiters--;
         // Superseded and abandoned: free its socket.
         if (f.waiters === 0 && this.slots.get(t.key)?.current !== f) f.abort?.abort();
@@ -650,17 +766,25 @@ export class ItemCache {
       const limit = this.opts.waitLimitMs[t.service];
       const timer = this.clock.setTimeout(() => {
         if (stale) return serveStale();
-        if (leave()) reject(waitedTooLong(limit));
+        if (!leave()) return;
+        this.stats.misses++;
+        reject(waitedTooLong(limit));
       }, limit);
-      if (stale) f.onRetry.push(serveStale);
+      if (stale) {
+        f.onRetry.push(serveStale);
+        if (this.staleWaitMs > 0) staleTimer = this.clock.setTimeout(serveStale, this.staleWaitMs);
+      }
       f.done.then(
         (r) => {
-          if (leave())
-            resolve({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - arrived });
+          if (!leave()) return;
+          this.stats.misses++;
+          resolve({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - arrived });
         },
         (err: unknown) => {
           if (stale && isTransient(err)) return serveStale();
-          if (leave()) reject(err);
+          if (!leave()) return;
+          this.stats.misses++;
+          reject(err);
         },
       );
     });
@@ -684,17 +808,24 @@ export class ItemCache {
     });
   }
 
-  /**
-   * Removes `key`. With `gone` (NotFound/AccessDenied from load number `gone`), no load numbered below it
-   * may store there afterwards: a load of the other decryption flag, or a path listing, that started
-   * before the deletion would otherwise bring the old value back.
-   */
-  private drop(key: string, gone: number | undefined): void {
-    if (!this.lru) return;
-    const e = this.lru.get(key, { allowStale: true });
-    if (gone !== undefined && e !== undefined && e.seq > gone) return;
-    this.lru.delete(key);
-    if (gone !== undefined) this.tombs.set(key, gone);
+  private entry(key: string): Entry | undefined {
+    return this.lru?.get(key, { allowStale: true });
+  }
+
+  /** Drops the entry of `key` unless it holds `body` (undefined: drops it whatever it holds). */
+  private dropUnlessSame(key: string, body: Buffer | undefined): void {
+    const e = this.entry(key);
+    if (e === undefined) return;
+    if (body !== undefined && e.body !== undefined && e.body.equals(body)) return;
+    this.lru!.delete(key);
+  }
+
+  /** The share of `key` must not contradict `body` (undefined: drops it whatever it holds). */
+  private dropShareUnlessSame(key: string, body: Buffer | undefined): void {
+    const s = this.shares.get(key);
+    if (s === undefined) return;
+    if (body !== undefined && s.body !== undefined && s.body.equals(body)) return;
+    this.shares.delete(key);
   }
 
   private put(
@@ -703,42 +834,101 @@ export class ItemCache {
     error: Error | undefined,
     ttl: number,
     seq: number,
+    items?: Map<string, Buffer>,
   ): void {
     if (!this.lru || ttl <= 0) return;
-    const existing = this.lru.get(key, { allowStale: true });
-    // A newer load (of another key sharing this entry, or a path listing) already stored it, or found it gone.
-    if (existing !== undefined && existing.seq > seq) return;
-    if ((this.tombs.get(key) ?? 0) > seq) return;
-    this.tombs.delete(key);
     const ttlMs = Math.max(1, Math.round(ttl * this.jitterFactor));
     const now = this.clock.now();
+    const entry: Entry = {
+      body,
+      error,
+      expiresAt: now + ttlMs,
+      ttlMs,
+      seq,
+      pausedUntil: 0,
+      hit: body === undefined ? undefined : { body, source: 'hit' },
+    };
+    if (items !== undefined) entry.items = items;
     // Kept past expiry only as long as it may be served stale.
-    this.lru.set(
-      key,
-      {
-        body,
-        error,
-        expiresAt: now + ttlMs,
-        ttlMs,
-        seq,
-        pausedUntil: 0,
-        hit: body === undefined ? undefined : { body, source: 'hit' },
-      },
-      { ttl: ttlMs + this.opts.staleIfErrorMs },
-    );
+    this.lru.set(key, entry, { ttl: ttlMs + this.opts.staleIfErrorMs });
   }
 
-  /** Stores an item's answer under its own key, or under the shared key when it reads the same decrypted or not. */
-  private putItem(r: ItemRequest, loaded: Loaded, ttl: number, seq: number): void {
+  /**
+   * An item's value from load `f` (a single read, a batch, a path listing's item): stored under its own
+   * key, or the shared key when it reads the same decrypted or not, if `f` is the newest word on it.
+   */
+  private landItem(r: ItemRequest, loaded: Loaded, f: Flight, ttl: number): void {
     const own = cacheKey(r);
-    const plain = loaded.plain ? plainKey(r) : undefined;
-    if (plain !== undefined && this.lru) {
-      // A String stored under the shared key must not leave an older own-key entry in front of it.
-      const e = this.lru.get(own, { allowStale: true });
-      if (e !== undefined && e.seq > seq) return;
-      if (e !== undefined) this.lru.delete(own);
+    const key = loaded.plain ? plainKey(r)! : own;
+    const keys = key === own ? [own] : [key, own];
+    if (this.newest(f.seq, keys)) {
+      this.raise(key, f.seq);
+      // An older own-key entry (the parameter was a SecureString) must not stand in front of this one.
+      if (key !== own) this.dropUnlessSame(own, undefined);
+      if (ttl > 0) this.put(key, loaded.body, undefined, ttl, f.seq);
+      // Not kept (ttl=0): an older entry that says otherwise is outdated.
+      else this.dropUnlessSame(key, loaded.body);
+    } else {
+      // An older load. Sequence order is not data order: its value may be newer than what a newer load
+      // stored, so an entry that differs from it is dropped rather than trusted either way.
+      this.dropUnlessSame(key, loaded.body);
     }
-    this.put(plain ?? own, loaded.body, undefined, ttl, seq);
+    const share = this.shares.get(key);
+    if (f.refresh && (share === undefined || share.seq < f.seq)) {
+      this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, body: loaded.body, error: undefined });
+    } else {
+      this.dropShareUnlessSame(key, loaded.body);
+    }
+    // A refreshNow or ttl=0 answer is a floor for listings too: one that shows the item otherwise goes.
+    if (f.refresh) this.dropListings(r, loaded);
+  }
+
+  /** NotFound or AccessDenied for `r` from load `f`: every entry and listing of the object goes. */
+  private landGone(r: ItemRequest, f: Flight, err: unknown): void {
+    for (const k of objectKeys(r)) {
+      this.dropUnlessSame(k, undefined);
+      this.raise(k, f.seq);
+      const s = this.shares.get(k);
+      if (s !== undefined && s.seq > f.seq) this.shares.delete(k);
+      else if (s !== undefined) this.shares.set(k, { startedAt: s.startedAt, seq: f.seq, body: undefined, error: err });
+    }
+    const own = cacheKey(r);
+    if (f.refresh && this.shares.get(own) === undefined) {
+      this.shares.set(own, { startedAt: f.startedAt, seq: f.seq, body: undefined, error: err });
+    }
+    this.dropListings(r, undefined);
+  }
+
+  /**
+   * Drops stored listings that show `r` otherwise than `loaded` (undefined: found gone, so every listing
+   * that shows it goes; a value: listings in its scope that show another value or do not show it).
+   */
+  private dropListings(r: ItemRequest, loaded: Loaded | undefined): void {
+    if (r.service !== 'ssm' || r.version !== undefined || r.label !== undefined || this.listings.size === 0)
+      return;
+    const role = r.roleArn ?? '';
+    for (const [key, l] of this.listings) {
+      if (l.role !== role || !under(l.path, r.name)) continue;
+      // A SecureString reads otherwise with the other flag: only the same flag's listings compare.
+      if (loaded !== undefined && !loaded.plain && l.withDecryption !== r.withDecryption) continue;
+      const shown = this.entry(key)?.items?.get(r.name);
+      if (loaded === undefined ? shown === undefined : shown?.equals(loaded.body)) continue;
+      if (shown === undefined && !inScope(l, r.name)) continue;
+      this.lru!.delete(key);
+    }
+  }
+
+  /**
+   * Whether something newer than load `seq` is known of `item` that its listing contradicts: a newer
+   * load found it gone, stored another value, or said something that is no longer at hand.
+   */
+  private outdated(item: { request: ParameterRequest; loaded: Loaded }, seq: number): boolean {
+    const own = cacheKey(item.request);
+    const plain = plainKey(item.request)!;
+    const mark = this.markOf([own, plain]);
+    if (seq > this.marks.floor && seq >= mark) return false;
+    const e = this.entry(own) ?? this.entry(plain);
+    return !(e !== undefined && e.seq >= mark && e.body?.equals(item.loaded.body) === true);
   }
 
   private itemTarget(r: ItemRequest): Target {
@@ -746,43 +936,83 @@ export class ItemCache {
     const plain = plainKey(r);
     return {
       key,
+      keys: plain === undefined ? [key] : [key, plain],
       service: r.service,
       name: itemName(r),
       request: r,
       lookup: () => {
-        const own = this.lru?.get(key, { allowStale: true });
-        return own !== undefined || plain === undefined ? own : this.lru?.get(plain, { allowStale: true });
+        const own = this.entry(key);
+        return own !== undefined || plain === undefined ? own : this.entry(plain);
       },
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
-      store: (res, ttl, seq) => this.putItem(r, res.loaded, ttl, seq),
-      evict: (gone) => {
-        this.drop(key, gone);
-        if (plain !== undefined) this.drop(plain, gone);
-      },
+      land: (res, f) => this.landItem(r, res.loaded, f, f.ttlMs),
+      gone: (f, err) => this.landGone(r, f, err),
     };
   }
 
   private pathTarget(p: PathRequest): Target {
     const key = pathKey(p);
+    const keys = [key];
     return {
       key,
+      keys,
       service: 'ssm',
       name: p.path,
       request: undefined,
-      lookup: () => this.lru?.get(key, { allowStale: true }),
+      lookup: () => this.entry(key),
       load: (ctx) =>
         this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items })),
-      store: (res, ttl, seq) => {
-        this.put(key, res.loaded.body, undefined, ttl, seq);
-        // Each item under its own key too, unless a newer load of that item was asked for meanwhile.
-        for (const item of res.items ?? []) {
-          if ((this.slots.get(cacheKey(item.request))?.asked ?? 0) > seq) continue;
-          this.putItem(item.request, item.loaded, this.ttlFor('ssm'), seq);
+      land: (res, f) => {
+        const items = res.items ?? [];
+        // A listing that shows an item otherwise than something newer known of it is outdated: not kept.
+        const current = !items.some((item) => this.outdated(item, f.seq));
+        if (current && this.newest(f.seq, keys)) {
+          this.raise(key, f.seq);
+          const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
+          this.put(key, res.loaded.body, undefined, f.ttlMs, f.seq, shown);
+          if (this.lru?.has(key)) {
+            this.listings.set(key, {
+              role: p.roleArn ?? '',
+              path: p.path,
+              recursive: p.recursive,
+              withDecryption: p.withDecryption,
+            });
+          }
+        } else {
+          this.dropUnlessSame(key, res.loaded.body);
         }
+        // Each item under its own key too, by the same rules as a single read of it.
+        for (const item of items) this.landItem(item.request, item.loaded, f, f.ttlMs);
       },
-      evict: (gone) => this.drop(key, gone),
+      gone: (f) => {
+        this.dropUnlessSame(key, undefined);
+        this.raise(key, f.seq);
+      },
     };
   }
+}
+
+/** Every storage key of the object `r` names: its own, the other decryption flag's, and the shared one. */
+function objectKeys(r: ItemRequest): string[] {
+  if (r.service !== 'ssm') return [cacheKey(r)];
+  return [
+    cacheKey({ ...r, withDecryption: false }),
+    cacheKey({ ...r, withDecryption: true }),
+    plainKey(r)!,
+  ];
+}
+
+/** Whether `name` lies under `path` (`/a` and `/a/` hold `/a/x`, not `/ab`). */
+function under(path: string, name: string): boolean {
+  const prefix = path.endsWith('/') ? path : `${path}/`;
+  return name.startsWith(prefix);
+}
+
+/** Whether a listing of `l` would show `name`, which lies under its path: a direct child, or any depth when recursive. */
+function inScope(l: Listed, name: string): boolean {
+  if (l.recursive) return true;
+  const prefix = l.path.endsWith('/') ? l.path : `${l.path}/`;
+  return !name.slice(prefix.length).includes('/');
 }
 
 /** Placeholder until attach() sets a flight's real promise (never observed). */
