@@ -76,6 +76,17 @@ export class Metrics {
     lines.push(`pscache_cache_entries ${cache.entries}`);
     metric('pscache_cache_bytes', 'gauge', 'Bytes the cache entries are counted as.');
     lines.push(`pscache_cache_bytes ${cache.bytes}`);
+    const side = cache.overhead;
+    metric(
+      'pscache_cache_share_bytes',
+      'gauge',
+      'Bytes of refreshNow/ttl=0 answers shared for a second (at most MAX_CACHE_SIZE beside the cache).',
+    );
+    lines.push(`pscache_cache_share_bytes ${side.shareBytes}`);
+    metric('pscache_cache_marks', 'gauge', 'Newer-wins marks kept while older loads run.');
+    lines.push(`pscache_cache_marks ${side.marks}`);
+    metric('pscache_loads_in_flight', 'gauge', 'Keys with an upstream load in flight.');
+    lines.push(`pscache_loads_in_flight ${side.slots}`);
     metric(
       'pscache_evictions_total',
       'counter',

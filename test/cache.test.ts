@@ -128,7 +128,11 @@ describe('nothing waits forever', () => {
     assert.equal((await peek(b)).state, 'pending', 'every reader has its own deadline');
     await clock.advance(JOIN_LIMIT_MS - 1);
     assert.equal(codeOf(await peek(b)), 'TimeoutError');
-    assert.equal(loader.loads[0]!.ctx?.signal?.aborted, true, 'superseded and abandoned: its socket is freed');
+    assert.equal(
+      loader.loads[0]!.ctx?.signal?.aborted,
+      true,
+      'superseded and abandoned: its socket is freed',
+    );
     loader.loads[0]!.resolve(body('v1'));
     await settle();
     assert.equal(await text(cache.get(secret('k'))), 'v1 hit', 'a late answer that agrees changes nothing');
@@ -226,7 +230,11 @@ describe('newer wins, durably', () => {
     assert.equal(await text(older), 'old miss', 'the older load still answers the read that started it');
     const next = start(() => cache.get(secret('k')));
     await settle();
-    assert.equal(loader.loads.length, 3, 'the refreshed value, contradicted by a late answer, is fetched again');
+    assert.equal(
+      loader.loads.length,
+      3,
+      'the refreshed value, contradicted by a late answer, is fetched again',
+    );
     loader.loads[2]!.resolve(body('new'));
     assert.equal(await text(next), 'new miss');
     assert.equal(await text(cache.get(secret('k'))), 'new hit');
@@ -275,7 +283,11 @@ describe('newer wins, durably', () => {
     await settle();
     loader.open.find((l) => l !== slow)!.resolve(plain('v2'));
     assert.equal(await text(ttl0), 'v2 miss');
-    assert.equal(await text(cache.get(param('/p', true), { refresh: true })), 'v2 hit', 'shared: the same second');
+    assert.equal(
+      await text(cache.get(param('/p', true), { refresh: true })),
+      'v2 hit',
+      'shared: the same second',
+    );
     slow.resolve(plain('v1'));
     assert.equal(await text(held), 'v1 miss', 'the held read gets what it read');
     for (const d of [true, false]) {
@@ -412,7 +424,12 @@ describe('newer wins, durably', () => {
       for (let i = 0; i < 1000; i++) {
         const other = start(() => cache.get(param(`/other/${i}`)));
         await settle(1);
-        loader.open.find((l) => l.requests[0]?.service === 'ssm' && (l.requests[0] as ParameterRequest).name === `/other/${i}`)!.reject(paramNotFound());
+        loader.open
+          .find(
+            (l) =>
+              l.requests[0]?.service === 'ssm' && (l.requests[0] as ParameterRequest).name === `/other/${i}`,
+          )!
+          .reject(paramNotFound());
         await other.catch(() => {});
       }
       held.resolve(listing('with x', [['/a/x', 'before-delete']]));
@@ -467,7 +484,11 @@ describe('stale-if-error and stale first', () => {
     assert.equal(loader.open.length, 1, 'the expired read joined the refresh in flight');
     assert.equal((await peek(joined)).state, 'pending');
     refresh.ctx?.onRetry?.(server500());
-    assert.equal(await text(joined), 'v1 stale', 'a failed attempt is enough: it does not wait out the retries');
+    assert.equal(
+      await text(joined),
+      'v1 stale',
+      'a failed attempt is enough: it does not wait out the retries',
+    );
     assert.equal(await text(cache.get(secret('k'))), 'v1 stale', 'while it retries: stale at once');
     refresh.reject(server500());
     await settle();
@@ -546,7 +567,11 @@ describe('stale-if-error and stale first', () => {
     const b = start(() => cache.get(secret('k')));
     await settle();
     loader.only().reject(server500());
-    assert.equal(await outcome(b), 'InternalFailure', 'the entry is gone: an outage now is an error, not the old value');
+    assert.equal(
+      await outcome(b),
+      'InternalFailure',
+      'the entry is gone: an outage now is an error, not the old value',
+    );
   });
 
   test('a NotFound through one flag evicts both flags of the object', async () => {
@@ -586,7 +611,12 @@ describe('listings', () => {
     const s = setup({ staleWaitMs: 1000 });
     const first = start(() => s.cache.getPath(p));
     await settle();
-    s.loader.only().resolve(listing('a and b', [['/r/a', 'A'], ['/r/b', 'B']]));
+    s.loader.only().resolve(
+      listing('a and b', [
+        ['/r/a', 'A'],
+        ['/r/b', 'B'],
+      ]),
+    );
     assert.equal(await text(first), 'a and b miss');
     return s;
   }
@@ -635,7 +665,12 @@ describe('listings', () => {
     const after = start(() => cache.getPath(p));
     await settle();
     assert.equal(loader.open.length, 1, 'a listing that shows B under a refresh of B2 is dropped');
-    loader.only().resolve(listing('a and b2', [['/r/a', 'A'], ['/r/b', 'B2']]));
+    loader.only().resolve(
+      listing('a and b2', [
+        ['/r/a', 'A'],
+        ['/r/b', 'B2'],
+      ]),
+    );
     await after;
     const created = start(() => cache.get(param('/r/deep/c'), { refresh: true }));
     await settle();
@@ -643,8 +678,18 @@ describe('listings', () => {
     await created;
     const recursive = start(() => cache.getPath(p));
     await settle();
-    assert.equal(loader.open.length, 1, 'a recursive listing that leaves out a refreshed item below it is dropped');
-    loader.only().resolve(listing('three', [['/r/a', 'A'], ['/r/b', 'B2'], ['/r/deep/c', 'C']]));
+    assert.equal(
+      loader.open.length,
+      1,
+      'a recursive listing that leaves out a refreshed item below it is dropped',
+    );
+    loader.only().resolve(
+      listing('three', [
+        ['/r/a', 'A'],
+        ['/r/b', 'B2'],
+        ['/r/deep/c', 'C'],
+      ]),
+    );
     await recursive;
   });
 
@@ -664,7 +709,7 @@ describe('listings', () => {
     await settle();
     loader.only().resolve(plain('B'));
     await direct;
-    const again = start(() => cache.getPath(np));
+    start(() => cache.getPath(np));
     await settle();
     assert.equal(loader.open.length, 1, 'a direct child it leaves out: dropped');
   });
@@ -868,7 +913,11 @@ describe('time', () => {
       assert.ok(systemClock.now() - t0 >= REFRESH_SHARE_MS, 'the clock moved on');
       const b = start(() => cache.get(secret('k'), { refresh: true }));
       await settle();
-      assert.equal(loader.loads.length, 2, 'more than a second later: a new refresh, whatever the wall clock says');
+      assert.equal(
+        loader.loads.length,
+        2,
+        'more than a second later: a new refresh, whatever the wall clock says',
+      );
       loader.loads[1]!.resolve(body('v2'));
       assert.equal(await text(b), 'v2 miss');
     } finally {
@@ -988,7 +1037,11 @@ describe('SnapStart window', () => {
     const during = start(() => cache.get(secret('warm')));
     await settle();
     const bypass = loader.open.find((l) => l !== before)!;
-    assert.equal(typeof bypass.ctx?.credentialsSince, 'number', 'signed with credentials fetched after it arrived');
+    assert.equal(
+      typeof bypass.ctx?.credentialsSince,
+      'number',
+      'signed with credentials fetched after it arrived',
+    );
     bypass.resolve(body('after restore'));
     assert.equal(await text(during), 'after restore miss', 'not answered from what INIT cached');
     const batch = cache.getMany([secret('warm')]);

@@ -83,7 +83,6 @@ const ITEMS: Item[] = [
 /** The path listing reads every parameter as the base credentials. */
 const PATH_OBJECTS: readonly Obj[] = ['/p', '/s'];
 
-const keyOf = (i: Item) => `${i.role}|${i.obj}|${i.sel}|${i.d && !PLAIN[i.obj] ? 'dec' : 'raw'}`;
 /** The read key (what one read names), finer than keyOf for String parameters. */
 const readKeyOf = (i: Item) => `${i.role}|${i.obj}|${i.sel}|${i.d ? 1 : 0}`;
 /** Reads of one group share deletion floors (both decryption flags of one name, role and selector). */
@@ -178,7 +177,9 @@ type Action =
 
 // Every internal lifetime and a step either side: share 1 s, retry pause 1 s, stale wait, TTL and its
 // last tenth, stale window, join limit, wait limit.
-const STEPS = [1, 50, 699, 701, 999, 1000, 1001, 2500, 4499, 4501, 5001, 7999, 8001, 8100, 19_999, 20_001, 40_000];
+const STEPS = [
+  1, 50, 699, 701, 999, 1000, 1001, 2500, 4499, 4501, 5001, 7999, 8001, 8100, 19_999, 20_001, 40_000,
+];
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   {
@@ -230,7 +231,10 @@ const action: fc.Arbitrary<Action> = fc.oneof(
       ),
     }),
   },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(...STEPS) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(...STEPS) }),
+  },
   { weight: 1, arbitrary: fc.constantFrom({ kind: 'window' as const }, { kind: 'invoke' as const }) },
 );
 
@@ -262,7 +266,8 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   const bump = (o: Obj, roles: Role[] = ['', 'R']) => {
     for (const role of roles) epochs.set(viewOf(o, role), epochOf(o, role) + 1);
   };
-  const notFoundCode = (i: Item) => (i.obj.startsWith('/') ? 'ParameterNotFound' : 'ResourceNotFoundException');
+  const notFoundCode = (i: Item) =>
+    i.obj.startsWith('/') ? 'ParameterNotFound' : 'ResourceNotFoundException';
   /** What upstream answers a read of `i` now. */
   const contentOf = (i: Item): Content => {
     if (i.role === 'R' && denied.has(i.obj)) return { gone: 'AccessDeniedException' };
@@ -282,7 +287,12 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     many: (rs, ctx) => add('many', rs.map(itemOf), undefined, ctx) as Promise<Outcome[]>,
     path: (p, ctx) => add('path', [], p, ctx) as Promise<PathListing>,
   };
-  function add(kind: ModelLoad['kind'], its: Item[], path: PathRequest | undefined, ctx: LoadContext | undefined) {
+  function add(
+    kind: ModelLoad['kind'],
+    its: Item[],
+    path: PathRequest | undefined,
+    ctx: LoadContext | undefined,
+  ) {
     return new Promise((resolve, reject) => {
       const covered = path ? PATH_OBJECTS.map((o) => item(o, '', '', path.withDecryption)) : its;
       const l: ModelLoad = {
@@ -363,17 +373,16 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   const checkFloor = (read: Read, key: string, epoch: number, content: Content, what: string) => {
     const f = floors.get(key);
     if (f && read.event > f.event && epoch < f.epoch && !sameContent(content, f.content))
-      fail(`read ${read.id} (${read.mode}) of ${what}: ${JSON.stringify(content)} read before a floor of ${JSON.stringify(f.content)}`);
+      fail(
+        `read ${read.id} (${read.mode}) of ${what}: ${JSON.stringify(content)} read before a floor of ${JSON.stringify(f.content)}`,
+      );
   };
   let clearedAt = 0;
-  let clearedAtTime = Number.NEGATIVE_INFINITY;
   let windowOpen = false;
-  let windowOpenedAt = Number.POSITIVE_INFINITY;
   const counted = { hits: 0, misses: 0, stale: 0 };
 
   /** Loads that read object `o` for `role`'s view, whichever key they came through. */
-  const loadsOfGroup = (g: string) =>
-    loads.filter((l) => l.items.some((x) => groupOf(x.item) === g));
+  const loadsOfGroup = (g: string) => loads.filter((l) => l.items.some((x) => groupOf(x.item) === g));
   const covers = (l: ModelLoad, i: Item) =>
     l.items.some((x) => groupOf(x.item) === groupOf(i) && (PLAIN[i.obj] || x.item.d === i.d));
 
@@ -408,9 +417,16 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         return;
       }
       const l = errorLoad.get(error);
-      if (!l) return fail(`read ${read.id} of ${what}: ${error.code} from no load`);
-      const related = error.kind === 'aws' ? l.items.some((y) => groupOf(y.item) === groupOf(i)) : covers(l, i);
-      if (!related) return fail(`read ${read.id} of ${what}: ${error.code} from a load of something else`);
+      if (!l) {
+        fail(`read ${read.id} of ${what}: ${error.code} from no load`);
+        return;
+      }
+      const related =
+        error.kind === 'aws' ? l.items.some((y) => groupOf(y.item) === groupOf(i)) : covers(l, i);
+      if (!related) {
+        fail(`read ${read.id} of ${what}: ${error.code} from a load of something else`);
+        return;
+      }
       if (error.kind === 'aws') {
         const x = l.items.find((y) => groupOf(y.item) === groupOf(i))!;
         checkFloor(read, what, x.epoch, x.content, what);
@@ -424,29 +440,48 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     const stamp = JSON.parse(a.body.toString()) as Stamp;
     const l = loads[stamp.l]!;
     // Identity: the object, role, selector and (SecureString) decryption flag asked for.
-    if (stamp.o !== i.obj || stamp.r !== i.role || stamp.s !== i.sel)
-      return fail(`read ${read.id} of ${what} got ${JSON.stringify(stamp)}`);
-    if (stamp.d !== undefined && stamp.d !== i.d) return fail(`read ${read.id} of ${what}: the other flag's answer`);
-    const x = l.items.find((y) => readKeyOf(y.item) === readKeyOf(i) || (PLAIN[i.obj] && groupOf(y.item) === groupOf(i)));
-    if (!x) return fail(`read ${read.id} of ${what}: answered from load ${l.id}, which read no such thing`);
+    if (stamp.o !== i.obj || stamp.r !== i.role || stamp.s !== i.sel) {
+      fail(`read ${read.id} of ${what} got ${JSON.stringify(stamp)}`);
+      return;
+    }
+    if (stamp.d !== undefined && stamp.d !== i.d) {
+      fail(`read ${read.id} of ${what}: the other flag's answer`);
+      return;
+    }
+    const x = l.items.find(
+      (y) => readKeyOf(y.item) === readKeyOf(i) || (PLAIN[i.obj] && groupOf(y.item) === groupOf(i)),
+    );
+    if (!x) {
+      fail(`read ${read.id} of ${what}: answered from load ${l.id}, which read no such thing`);
+      return;
+    }
     const content: Content = { v: stamp.v };
     checkFloor(read, what, x.epoch, content, what);
     // SnapStart: nothing from before the first INVOKE; inside the window, only a fresh load with new credentials.
-    if (read.event > clearedAt && l.event < clearedAt) fail(`read ${read.id} of ${what}: a value from before INVOKE`);
-    if (read.inWindow && (a.source !== 'miss' || l.event < read.event || l.ctx?.credentialsSince === undefined))
+    if (read.event > clearedAt && l.event < clearedAt)
+      fail(`read ${read.id} of ${what}: a value from before INVOKE`);
+    if (
+      read.inWindow &&
+      (a.source !== 'miss' || l.event < read.event || l.ctx?.credentialsSince === undefined)
+    )
       fail(`read ${read.id} of ${what} in the SnapStart window was not loaded afresh`);
     if (a.source === 'hit') {
       if (!sync) fail(`read ${read.id} of ${what}: a hit that waited`);
       if (read.mode === 'refresh' || read.mode === 'ttl0') {
         if (read.arrivedAt - l.startedAt >= REFRESH_SHARE_MS)
-          fail(`read ${read.id} of ${what} (${read.mode}): shared a load ${read.arrivedAt - l.startedAt} ms old`);
+          fail(
+            `read ${read.id} of ${what} (${read.mode}): shared a load ${read.arrivedAt - l.startedAt} ms old`,
+          );
       } else {
         const life = read.mode === 'ttl1s' ? 1000 : TTL;
         if (l.endedAt === undefined || read.arrivedAt >= l.endedAt + life)
-          fail(`read ${read.id} of ${what}: a hit ${read.arrivedAt - (l.endedAt ?? 0)} ms after its load, TTL ${life}`);
+          fail(
+            `read ${read.id} of ${what}: a hit ${read.arrivedAt - (l.endedAt ?? 0)} ms after its load, TTL ${life}`,
+          );
       }
     } else if (a.source === 'stale') {
-      if (read.mode === 'refresh' || read.mode === 'ttl0') fail(`read ${read.id} of ${what} (${read.mode}) got a stale value`);
+      if (read.mode === 'refresh' || read.mode === 'ttl0')
+        fail(`read ${read.id} of ${what} (${read.mode}) got a stale value`);
       if (l.endedAt === undefined || read.arrivedAt > l.endedAt + TTL + STALE)
         fail(`read ${read.id} of ${what}: stale past the stale window`);
       if (!staleJustified(i, read.arrivedAt, now))
@@ -457,8 +492,13 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       const last = before.length > 0 ? before[before.length - 1]! : Number.POSITIVE_INFINITY;
       if (l.startedAt < read.arrivedAt && read.arrivedAt - last >= JOIN)
         fail(`read ${read.id} of ${what} joined load ${l.id}, silent for ${read.arrivedAt - last} ms`);
-      if ((read.mode === 'refresh' || read.mode === 'ttl0') && read.arrivedAt - l.startedAt >= REFRESH_SHARE_MS)
-        fail(`read ${read.id} of ${what} (${read.mode}) joined a load ${read.arrivedAt - l.startedAt} ms old`);
+      if (
+        (read.mode === 'refresh' || read.mode === 'ttl0') &&
+        read.arrivedAt - l.startedAt >= REFRESH_SHARE_MS
+      )
+        fail(
+          `read ${read.id} of ${what} (${read.mode}) joined a load ${read.arrivedAt - l.startedAt} ms old`,
+        );
     }
     if ((read.mode === 'refresh' || read.mode === 'ttl0') && !read.inWindow) {
       // A floor for this key; for a String, for the other flag too; and for the listings that show it.
@@ -468,7 +508,9 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
 
   /** The keys a refresh answer of `i` is a floor for. */
   const floorKeys = (i: Item): string[] => {
-    const keys = ITEMS.filter((j) => groupOf(j) === groupOf(i) && (PLAIN[i.obj] || j.d === i.d)).map(readKeyOf);
+    const keys = ITEMS.filter((j) => groupOf(j) === groupOf(i) && (PLAIN[i.obj] || j.d === i.d)).map(
+      readKeyOf,
+    );
     if (i.role === '' && i.sel === '' && PATH_OBJECTS.includes(i.obj)) {
       for (const d of [false, true]) if (PLAIN[i.obj] || d === i.d) keys.push(pathFloorKey(d, i.obj));
     }
@@ -488,7 +530,10 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     if (a === undefined) {
       if (sync) counted.hits++;
       else counted.misses++;
-      if (!(error instanceof AwsCallError)) return fail(`path read ${read.id}: ${String(error)}`);
+      if (!(error instanceof AwsCallError)) {
+        fail(`path read ${read.id}: ${String(error)}`);
+        return;
+      }
       if (error.code === 'TimeoutError' && !errorLoad.has(error) && waited < WAIT)
         fail(`path read ${read.id}: a timeout after ${waited} ms`);
       return;
@@ -499,7 +544,8 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     const stamp = JSON.parse(a.body.toString()) as PathStamp;
     const l = loads[stamp.l]!;
     if (stamp.d !== read.pathD) fail(`path read ${read.id}: the other flag's listing`);
-    if (read.event > clearedAt && l.event < clearedAt) fail(`path read ${read.id}: a listing from before INVOKE`);
+    if (read.event > clearedAt && l.event < clearedAt)
+      fail(`path read ${read.id}: a listing from before INVOKE`);
     for (const x of l.items) {
       const shown = stamp.shows.find((s) => s.o === x.item.obj);
       const content: Content = shown ? { v: shown.v } : { gone: 'absent' };
@@ -508,7 +554,9 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       if (f && read.event > f.event && x.epoch < f.epoch) {
         const agrees = 'v' in content ? 'v' in f.content && f.content.v === content.v : 'gone' in f.content;
         if (!agrees)
-          fail(`path read ${read.id}: shows ${x.item.obj} as ${JSON.stringify(content)} from before a floor of ${JSON.stringify(f.content)}`);
+          fail(
+            `path read ${read.id}: shows ${x.item.obj} as ${JSON.stringify(content)} from before a floor of ${JSON.stringify(f.content)}`,
+          );
       }
     }
     if (a.source === 'hit' && (l.endedAt === undefined || read.arrivedAt >= l.endedAt + TTL))
@@ -574,7 +622,9 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     });
   };
   /** An answer, and whether it came at once (a hit, or an error thrown from the cache's own entry). */
-  const answerOf = (f: () => Answer | Promise<Answer>): Promise<{ a?: Answer; e?: unknown; sync: boolean }> => {
+  const answerOf = (
+    f: () => Answer | Promise<Answer>,
+  ): Promise<{ a?: Answer; e?: unknown; sync: boolean }> => {
     try {
       const x = f();
       if (!(x instanceof Promise)) return Promise.resolve({ a: x, sync: true });
@@ -623,7 +673,9 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
           read,
           p.then((x) => {
             if (expect.mustHit && x.a?.source !== 'hit')
-              fail(`read ${read.id} of ${readKeyOf(i)}: load ${expect.mustHit.id} stored it, yet ${x.a?.source ?? 'an error'}`);
+              fail(
+                `read ${read.id} of ${readKeyOf(i)}: load ${expect.mustHit.id} stored it, yet ${x.a?.source ?? 'an error'}`,
+              );
             return [x];
           }),
         );
@@ -646,7 +698,11 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         cause = undefined;
         track(
           read,
-          p.then((xs) => xs.map((x) => (x.ok ? { a: x.answer, sync: x.answer.source === 'hit' } : { e: x.error, sync: false }))),
+          p.then((xs) =>
+            xs.map((x) =>
+              x.ok ? { a: x.answer, sync: x.answer.source === 'hit' } : { e: x.error, sync: false },
+            ),
+          ),
         );
         break;
       }
@@ -664,7 +720,10 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         cause = read;
         const p = answerOf(() => cache.getPath({ path: '/', recursive: true, withDecryption: act.d }));
         cause = undefined;
-        track(read, p.then((x) => [x]));
+        track(
+          read,
+          p.then((x) => [x]),
+        );
         break;
       }
       case 'rotate': {
@@ -773,7 +832,6 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       case 'window':
         if (!windowOpen && clearedAt === 0) {
           windowOpen = true;
-          windowOpenedAt = clock.now();
           cache.restoreWindow();
         }
         break;
@@ -782,7 +840,6 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
           windowOpen = false;
           cache.clear();
           clearedAt = ++event;
-          clearedAtTime = clock.now();
         }
         break;
     }
@@ -809,7 +866,11 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     if (prev.event < clearedAt && clearedAt < l.event) continue;
     const g = groupOf(c.items[0]!);
     const between = loadsOfGroup(g).some(
-      (o) => o !== prev && o !== l && ((o.event > prev.event && o.event < l.event) || (o.endedAt !== undefined && o.endedAt >= prev.startedAt && o.endedAt <= l.startedAt)),
+      (o) =>
+        o !== prev &&
+        o !== l &&
+        ((o.event > prev.event && o.event < l.event) ||
+          (o.endedAt !== undefined && o.endedAt >= prev.startedAt && o.endedAt <= l.startedAt)),
     );
     if (!between && prev.outcome !== 'transient' && prev.settled)
       fail(`${key}: refresh loads ${l.startedAt - prev.startedAt} ms apart`);
@@ -817,7 +878,9 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   // The counters match the labels the answers carried.
   const s = cache.stats;
   if (s.hits !== counted.hits || s.stale !== counted.stale || s.misses !== counted.misses)
-    fail(`stats ${JSON.stringify({ hits: s.hits, misses: s.misses, stale: s.stale })} != answers ${JSON.stringify(counted)}`);
+    fail(
+      `stats ${JSON.stringify({ hits: s.hits, misses: s.misses, stale: s.stale })} != answers ${JSON.stringify(counted)}`,
+    );
   // Every table beside the entries empties itself once nothing runs.
   for (const l of loads) if (!l.settled) l.reject(new AwsCallError('InternalFailure', 'end', 'server', 500));
   await settle();
@@ -978,7 +1041,16 @@ test('model: random reads, upstream changes, answer orders, clock and SnapStart 
       fc.oneof(
         {
           weight: 3,
-          arbitrary: fc.constantFrom<number[]>([2, 3], [4, 5], [2, 3, 4], [2, 3, 5], [0, 6], [2, 7], [2, 8, 9], [3, 9]),
+          arbitrary: fc.constantFrom<number[]>(
+            [2, 3],
+            [4, 5],
+            [2, 3, 4],
+            [2, 3, 5],
+            [0, 6],
+            [2, 7],
+            [2, 8, 9],
+            [3, 9],
+          ),
         },
         { weight: 2, arbitrary: fc.uniqueArray(fc.nat(ITEMS.length - 1), { minLength: 1, maxLength: 3 }) },
       ),

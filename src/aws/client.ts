@@ -347,10 +347,7 @@ export class AwsJsonClient {
    */
   private async attempt(operation: string, body: string, opts: CallOptions): Promise<Attempt> {
     const deadline = monotonicMs() + this.timeoutMs;
-    const [transport, creds] = await Promise.all([
-      this.transport(),
-      this.credentialsBefore(deadline, opts),
-    ]);
+    const [transport, creds] = await Promise.all([this.transport(), this.credentialsBefore(deadline, opts)]);
     const headers: Record<string, string> = {
       Host: this.url.host,
       ...this.protocol.headers(operation),
@@ -440,17 +437,20 @@ export class AwsJsonClient {
         req.destroy();
       };
       // The socket is destroyed with the request: a hung connection never returns to the pool.
-      timer = setTimeout(() => {
-        fail({
-          ok: false,
-          error: new AwsCallError(
-            'TimeoutError',
-            `no complete answer within ${this.timeoutMs} ms`,
-            'timeout',
-          ),
-          retryable: true,
-        });
-      }, Math.max(1, deadline - monotonicMs()));
+      timer = setTimeout(
+        () => {
+          fail({
+            ok: false,
+            error: new AwsCallError(
+              'TimeoutError',
+              `no complete answer within ${this.timeoutMs} ms`,
+              'timeout',
+            ),
+            retryable: true,
+          });
+        },
+        Math.max(1, deadline - monotonicMs()),
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'NetworkingError';

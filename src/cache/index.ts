@@ -816,7 +816,7 @@ export class ItemCache {
   private dropUnlessSame(key: string, body: Buffer | undefined): void {
     const e = this.entry(key);
     if (e === undefined) return;
-    if (body !== undefined && e.body !== undefined && e.body.equals(body)) return;
+    if (body !== undefined && e.body?.equals(body)) return;
     this.lru!.delete(key);
   }
 
@@ -824,7 +824,7 @@ export class ItemCache {
   private dropShareUnlessSame(key: string, body: Buffer | undefined): void {
     const s = this.shares.get(key);
     if (s === undefined) return;
-    if (body !== undefined && s.body !== undefined && s.body.equals(body)) return;
+    if (body !== undefined && s.body?.equals(body)) return;
     this.shares.delete(key);
   }
 
@@ -890,7 +890,8 @@ export class ItemCache {
       this.raise(k, f.seq);
       const s = this.shares.get(k);
       if (s !== undefined && s.seq > f.seq) this.shares.delete(k);
-      else if (s !== undefined) this.shares.set(k, { startedAt: s.startedAt, seq: f.seq, body: undefined, error: err });
+      else if (s !== undefined)
+        this.shares.set(k, { startedAt: s.startedAt, seq: f.seq, body: undefined, error: err });
     }
     const own = cacheKey(r);
     if (f.refresh && this.shares.get(own) === undefined) {
@@ -995,11 +996,7 @@ export class ItemCache {
 /** Every storage key of the object `r` names: its own, the other decryption flag's, and the shared one. */
 function objectKeys(r: ItemRequest): string[] {
   if (r.service !== 'ssm') return [cacheKey(r)];
-  return [
-    cacheKey({ ...r, withDecryption: false }),
-    cacheKey({ ...r, withDecryption: true }),
-    plainKey(r)!,
-  ];
+  return [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true }), plainKey(r)!];
 }
 
 /** Whether `name` lies under `path` (`/a` and `/a/` hold `/a/x`, not `/ab`). */

@@ -23,8 +23,7 @@ export class Marks {
 
   /** The mark of `key` (or the floor, if higher). */
   get(key: string): number {
-    const m = this.marks.get(key) ?? 0;
-    return m > this.floorSeq ? m : this.floorSeq;
+    return Math.max(this.marks.get(key) ?? 0, this.floorSeq);
   }
 
   get floor(): number {
@@ -51,7 +50,8 @@ export class Marks {
       this.size += weigh(key);
     }
     this.marks.set(key, seq);
-    if (this.marks.size > this.bounds.maxItems || this.size > this.bounds.maxBytes) this.makeRoom(oldestRunning);
+    if (this.marks.size > this.bounds.maxItems || this.size > this.bounds.maxBytes)
+      this.makeRoom(oldestRunning);
   }
 
   /**

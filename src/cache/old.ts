@@ -318,7 +318,9 @@ export class ItemCache {
     this.tombs.clear();
   }
 
-  get overhead() { return { shares: 0, shareBytes: 0, marks: 0, markBytes: 0, slots: 0 }; }
+  get overhead() {
+    return { shares: 0, shareBytes: 0, marks: 0, markBytes: 0, slots: 0 };
+  }
   get entries(): number {
     return this.lru?.size ?? 0;
   }
