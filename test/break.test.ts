@@ -1,0 +1,407 @@
+// Adversarial review of the cache core: each test is a concrete sequence that breaks one of the guarantees
+// in docs/architecture.md ("The cache: one state machine per key", "What you can rely on"). They FAIL on
+// purpose against the code as it is; each names the guarantee it breaks. Same fake-clock style as
+// test/cache.test.ts (its setup() copied).
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { AwsJsonClient, CallOptions } from '../src/aws/client.ts';
+import type { Upstream } from '../src/aws/index.ts';
+import { AwsCallError } from '../src/aws/types.ts';
+import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
+import { createLoader, type LoadContext, type PathListing } from '../src/loader/index.ts';
+import { silentLogger } from '../src/log.ts';
+import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
+
+const TTL = 10_000;
+const WAIT = 30_000;
+
+function setup(o: Partial<CacheOptions> = {}, loader: ScriptedLoader = new ScriptedLoader()) {
+  const clock = new FakeClock();
+  const background: Array<{ e: unknown; name: string }> = [];
+  const cache = new ItemCache({
+    enabled: true,
+    maxItems: 100,
+    maxBytes: 1 << 20,
+    ttlMs: { ssm: TTL, secretsmanager: TTL },
+    staleIfErrorMs: 60_000,
+    loader,
+    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
+    clock,
+    jitter: () => 1,
+    onBackgroundError: (e, name) => background.push({ e, name }),
+    ...o,
+  });
+  return { clock, loader, cache, background };
+}
+
+const secret = (id: string, more: Partial<Extract<ItemRequest, { service: 'secretsmanager' }>> = {}) =>
+  ({ service: 'secretsmanager', secretId: id, ...more }) as ItemRequest;
+const param = (name: string, withDecryption = false): ParameterRequest => ({
+  service: 'ssm',
+  name,
+  withDecryption,
+});
+/** A String parameter's answer: the same with and without decryption. */
+const plain = (text: string): Loaded => ({ body: Buffer.from(text), plain: true });
+const paramNotFound = () => new AwsCallError('ParameterNotFound', 'gone', 'aws', 400);
+const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
+const throttled = () => new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400);
+const listing = (text: string, items: Array<[string, string]>, withDecryption = false): PathListing => ({
+  body: Buffer.from(text),
+  items: items.map(([name, value]) => ({ request: param(name, withDecryption), loaded: plain(value) })),
+});
+
+const text = (a: Answer | Promise<Answer>) =>
+  Promise.resolve(a).then((x) => `${x.body.toString()} ${x.source}`);
+/** Starts a read and swallows its rejection (looked at later). */
+const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
+  let p: Promise<Answer>;
+  try {
+    p = Promise.resolve(a());
+  } catch (e) {
+    p = Promise.reject(e);
+  }
+  p.catch(() => {});
+  return p;
+};
+/** `body source`, or the error code. */
+const outcome = (p: Promise<Answer>) =>
+  p.then(
+    (x) => `${x.body.toString()} ${x.source}`,
+    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
+  );
+/** What a read answers now: a hit at once, or whatever the load it starts is answered (by `answer`). */
+async function readNow(
+  loader: ScriptedLoader,
+  read: () => Answer | Promise<Answer>,
+  answer: (l: ScriptedLoader['loads'][number]) => void,
+): Promise<string> {
+  const before = loader.loads.length;
+  const p = start(read);
+  await settle();
+  for (const l of loader.loads.slice(before)) if (!l.settled) answer(l);
+  return outcome(p);
+}
+
+describe('guarantee 1: newer wins, durably', () => {
+  test('G1: a load of the other flag that started before a refreshNow answered stores its older value after it', async () => {
+    const { loader, cache } = setup();
+    // refreshNow of the String /p through withDecryption=false: its first attempt is throttled, it retries.
+    const refreshed = start(() => cache.get(param('/p'), { refresh: true }));
+    await settle();
+    const r = loader.only();
+    r.ctx?.onRetry?.(throttled());
+    // Meanwhile a plain read through withDecryption=true (another slot) makes its own load and reads v1.
+    const other = start(() => cache.get(param('/p', true)));
+    await settle();
+    const l = loader.open.find((x) => x !== r)!;
+    // /p becomes v2; the refresh's retry reads v2 and answers.
+    r.resolve(plain('v2'));
+    assert.equal(await text(refreshed), 'v2 miss');
+    // The other flag's answer (v1, read before the update) comes back after the refresh answered.
+    l.resolve(plain('v1'));
+    assert.equal(await text(other), 'v1 miss', 'it answers the read that started it (allowed)');
+    // A read arriving after the refresh answered must not get the older v1.
+    for (const d of [false, true]) {
+      const got = await readNow(
+        loader,
+        () => cache.get(param('/p', d)),
+        (x) => x.resolve(plain('v2')),
+      );
+      assert.match(got, /^v2 /, `withDecryption=${d}: the refresh answered v2, yet a later read got ${got}`);
+    }
+  });
+
+  test('G1: a path listing that started before a refreshNow answered stores the older item value after it', async () => {
+    const { loader, cache } = setup();
+    const refreshed = start(() => cache.get(param('/a/x'), { refresh: true }));
+    await settle();
+    const r = loader.only();
+    r.ctx?.onRetry?.(throttled());
+    const p = { path: '/a', recursive: false, withDecryption: false };
+    const list = start(() => cache.getPath(p));
+    await settle();
+    const pl = loader.open.find((x) => x !== r)!;
+    r.resolve(plain('x-new'));
+    assert.equal(await text(refreshed), 'x-new miss');
+    pl.resolve(listing('listing shows x-old', [['/a/x', 'x-old']]));
+    await list;
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/a/x')),
+      (x) => x.resolve(plain('x-new')),
+    );
+    assert.match(got, /^x-new /, `after the refresh answered x-new, a plain read got ${got}`);
+  });
+
+  test('G1: after a refreshNow of one flag finds the SecureString became a String, the other flag still hits the SecureString entry', async () => {
+    const { clock, loader, cache } = setup();
+    // /t is a SecureString: both flags cached (ciphertext and plaintext).
+    for (const [d, v] of [
+      [false, 'ciphertext'],
+      [true, 'old plaintext'],
+    ] as const) {
+      const a = start(() => cache.get(param('/t', d)));
+      await settle();
+      loader.only().resolve(body(v));
+      await a;
+    }
+    // /t is now a String "now plain"; refreshNow through withDecryption=true says so.
+    const b = start(() => cache.get(param('/t', true), { refresh: true }));
+    await settle();
+    loader.only().resolve(plain('now plain'));
+    assert.equal(await text(b), 'now plain miss');
+    await clock.advance(REFRESH_SHARE_MS);
+    // "for a String, either flag": a later read through withDecryption=false must not get the old value.
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/t', false)),
+      (x) => x.resolve(plain('now plain')),
+    );
+    assert.match(got, /^now plain /, `withDecryption=false got ${got} after the refresh answered the String`);
+  });
+
+  test('G1: after a refreshNow finds a String became a SecureString, the other flag still hits the old String value', async () => {
+    const { clock, loader, cache } = setup();
+    const a = start(() => cache.get(param('/u')));
+    await settle();
+    loader.only().resolve(plain('old string'));
+    await a;
+    // /u is now a SecureString; refreshNow through withDecryption=true reads its plaintext.
+    const b = start(() => cache.get(param('/u', true), { refresh: true }));
+    await settle();
+    loader.only().resolve(body('new plaintext'));
+    assert.equal(await text(b), 'new plaintext miss');
+    await clock.advance(REFRESH_SHARE_MS);
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/u', false)),
+      (x) => x.resolve(body('new ciphertext')),
+    );
+    assert.doesNotMatch(got, /^old string/, 'the value from before the refresh answered');
+  });
+});
+
+describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
+  test('G2: a value the other flag read before a NotFound, landing after it, is stored and served', async () => {
+    const { loader, cache } = setup();
+    // Two plain reads of the String /q, one per flag: two loads (two slots).
+    const a = start(() => cache.get(param('/q', false)));
+    const b = start(() => cache.get(param('/q', true)));
+    await settle();
+    const [la, lb] = loader.loads;
+    // lb read v1 upstream; /q was then deleted; la read NotFound and answers first.
+    la!.reject(paramNotFound());
+    assert.equal(await outcome(a), 'ParameterNotFound');
+    lb!.resolve(plain('v1'));
+    assert.equal(await text(b), 'v1 miss', 'it answers its own reader (allowed)');
+    for (const d of [false, true]) {
+      const got = await readNow(
+        loader,
+        () => cache.get(param('/q', d)),
+        (x) => x.reject(paramNotFound()),
+      );
+      assert.equal(got, 'ParameterNotFound', `withDecryption=${d}: after NotFound answered, got ${got}`);
+    }
+  });
+
+  test('G2: a listing that read the item before a NotFound and lands after it stores and shows it', async () => {
+    const { loader, cache } = setup();
+    const p = { path: '/g/', recursive: true, withDecryption: false };
+    const a = start(() => cache.get(param('/g/x')));
+    await settle();
+    const la = loader.only();
+    const list = start(() => cache.getPath(p));
+    await settle();
+    const pl = loader.open.find((x) => x !== la)!;
+    la.reject(paramNotFound());
+    assert.equal(await outcome(a), 'ParameterNotFound');
+    pl.resolve(listing('listing shows x', [['/g/x', 'before delete']]));
+    await list;
+    const single = await readNow(
+      loader,
+      () => cache.get(param('/g/x')),
+      (x) => x.reject(paramNotFound()),
+    );
+    assert.equal(single, 'ParameterNotFound', `a single read after the NotFound got ${single}`);
+    const again = await readNow(
+      loader,
+      () => cache.getPath(p),
+      (x) => x.resolve(listing('listing without x', [])),
+    );
+    assert.equal(again, 'listing without x miss', `the listing showing /g/x was served: ${again}`);
+  });
+
+  test('G2: a NotFound of a secret by name leaves its versionStage=AWSCURRENT entry answering the old value', async () => {
+    const { loader, cache } = setup();
+    const current = secret('s', { versionStage: 'AWSCURRENT' });
+    const a = start(() => cache.get(current));
+    await settle();
+    loader.only().resolve(body('s value'));
+    await a;
+    // The secret is deleted: a refreshNow of it by name answers NotFound.
+    const gone = start(() => cache.get(secret('s'), { refresh: true }));
+    await settle();
+    loader.only().reject(notFound());
+    assert.equal(await outcome(gone), 'ResourceNotFoundException');
+    const got = await readNow(
+      loader,
+      () => cache.get(current),
+      (x) => x.reject(notFound()),
+    );
+    assert.equal(got, 'ResourceNotFoundException', `the deleted secret, read as AWSCURRENT, answered ${got}`);
+  });
+});
+
+describe('guarantee 3: listings that show an item otherwise are not served', () => {
+  test('G3 (model seed 777): a path read after a refreshNow answered joins an older listing load and shows the older value', async () => {
+    const { loader, cache } = setup();
+    const p = { path: '/', recursive: true, withDecryption: true };
+    // A listing starts (it reads /p as v1), then /p becomes v2 and a refreshNow answers v2.
+    const first = start(() => cache.getPath(p));
+    await settle();
+    const pl = loader.only();
+    const refreshed = start(() => cache.get(param('/p'), { refresh: true }));
+    await settle();
+    loader.open.find((x) => x !== pl)!.resolve(plain('v2'));
+    assert.equal(await text(refreshed), 'v2 miss');
+    // A path read that arrives now must not be answered a listing showing v1.
+    const second = start(() => cache.getPath(p));
+    await settle();
+    const joined = loader.open.length === 1;
+    pl.resolve(listing('shows /p v1', [['/p', 'v1']], true));
+    await first;
+    const got = await outcome(second);
+    assert.ok(!joined, `it joined the listing load that started before the refresh answered: ${got}`);
+  });
+
+  test('G2/G3: a path read after a NotFound answered joins an older listing load that shows the deleted item', async () => {
+    const { loader, cache } = setup();
+    const p = { path: '/d', recursive: false, withDecryption: false };
+    const first = start(() => cache.getPath(p));
+    await settle();
+    const pl = loader.only();
+    const gone = start(() => cache.get(param('/d/x')));
+    await settle();
+    loader.open.find((x) => x !== pl)!.reject(paramNotFound());
+    assert.equal(await outcome(gone), 'ParameterNotFound');
+    const second = start(() => cache.getPath(p));
+    await settle();
+    const joined = loader.open.length === 1;
+    pl.resolve(listing('shows /d/x', [['/d/x', 'before delete']]));
+    await first;
+    const got = await outcome(second);
+    assert.ok(!joined, `joined the older listing after the NotFound answered: ${got}`);
+  });
+});
+
+describe('guarantee 6: bounded memory beside the cache', () => {
+  test('G6: a share whose second ends before an earlier-set share is not purged by the timer at its end', async () => {
+    const { clock, loader, cache } = setup();
+    // Refresh A starts at t0 and answers late; refresh B starts at t0+500 and answers first.
+    const a = start(() => cache.get(secret('a'), { refresh: true }));
+    await settle();
+    const la = loader.only();
+    await clock.advance(500);
+    const b = start(() => cache.get(secret('b'), { refresh: true }));
+    await settle();
+    const lb = loader.open.find((x) => x !== la)!;
+    await clock.advance(100);
+    lb.resolve(body('B')); // share B: its second ends at t0+1500; the purge timer is set for then
+    await b;
+    await clock.advance(100);
+    la.resolve(body('A')); // share A: its second ends at t0+1000
+    await a;
+    assert.equal(cache.overhead.shares, 2);
+    await clock.advance(400); // t0+1100: A's second is over
+    assert.equal(cache.overhead.shares, 1, "A's share outlives its second (purged only at B's end)");
+  });
+
+  test('G6/G4: a loader that throws synchronously leaks its slot forever and holds the key for the join limit', async () => {
+    class Throwing extends ScriptedLoader {
+      throwNext = true;
+      override one(r: ItemRequest, ctx?: LoadContext): Promise<Loaded> {
+        if (this.throwNext) {
+          this.throwNext = false;
+          throw new TypeError('a bug in the loader');
+        }
+        return super.one(r, ctx);
+      }
+    }
+    const loader = new Throwing();
+    const { clock, cache } = setup({}, loader);
+    assert.throws(() => cache.get(secret('k')), TypeError);
+    // Nothing runs any more: the next read must make its own load.
+    const next = start(() => cache.get(secret('k')));
+    await settle();
+    const started = loader.loads.length;
+    if (started === 1) loader.only().resolve(body('v'));
+    await clock.advance(WAIT);
+    const got = await outcome(next);
+    assert.equal(got, 'v miss', `the next read joined a load that never existed: ${got} after ${WAIT} ms`);
+    assert.equal(cache.overhead.slots, 0, `slots left after every load settled: ${cache.overhead.slots}`);
+  });
+});
+
+describe('guarantee 7: counters and the superseded refresh-ahead', () => {
+  test('G7: a superseded refresh-ahead that shared a batch-window call reports the batch failure as an error and a background error', async () => {
+    // The real loader (batch window 2 ms) over a scripted AWS client.
+    const clock = new FakeClock();
+    interface Call {
+      operation: string;
+      opts: CallOptions | undefined;
+      resolve(v: unknown): void;
+      reject(e: unknown): void;
+    }
+    const calls: Call[] = [];
+    const aws = {
+      call: (operation: string, _input: unknown, opts?: CallOptions) =>
+        new Promise((resolve, reject) => calls.push({ operation, opts, resolve, reject })),
+    } as unknown as AwsJsonClient;
+    const upstream = { ssm: aws, secretsmanager: aws, region: 'us-east-1', client: () => aws } as Upstream;
+    const loader = createLoader(upstream, { batchWindowMs: 2, log: silentLogger, clock });
+    const background: unknown[] = [];
+    const cache = new ItemCache({
+      enabled: true,
+      maxItems: 100,
+      maxBytes: 1 << 20,
+      ttlMs: { ssm: TTL, secretsmanager: TTL },
+      staleIfErrorMs: 60_000,
+      loader,
+      waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
+      clock,
+      jitter: () => 1,
+      onBackgroundError: (e) => background.push(e),
+    });
+    const sv = (name: string, v: string) => ({ Name: name, ARN: `arn:x:${name}`, SecretString: v });
+    // k is cached.
+    const first = start(() => cache.get(secret('k')));
+    await clock.advance(2);
+    calls[0]!.resolve(sv('k', 'v1'));
+    await first;
+    // In the last tenth of its TTL a hit starts a refresh-ahead; a miss of another secret shares its window.
+    await clock.advance(TTL * 0.95);
+    assert.equal((await cache.get(secret('k'))).source, 'hit');
+    const other = start(() => cache.get(secret('other')));
+    await clock.advance(2);
+    const batch = calls.find((c) => c.operation === 'BatchGetSecretValue')!;
+    assert.ok(batch, 'the refresh-ahead and the miss share one batch call');
+    // A refreshNow supersedes the refresh-ahead (nobody waits for it: aborted), and answers v2.
+    const refreshed = start(() => cache.get(secret('k'), { refresh: true }));
+    await clock.advance(2);
+    assert.equal(
+      batch.opts?.signal,
+      undefined,
+      'the batch call carries no abort signal: the abort of the refresh-ahead never reaches it',
+    );
+    calls.findLast((c) => c.operation === 'GetSecretValue')!.resolve(sv('k', 'v2'));
+    assert.equal((await refreshed).source, 'miss');
+    // The shared batch call, which the abort never reached, is throttled.
+    batch.reject(throttled());
+    assert.equal(await outcome(other), 'ThrottlingException');
+    await settle();
+    assert.equal(cache.stats.errors, 1, 'only the miss of "other" failed');
+    assert.deepEqual(background, [], 'the superseded refresh-ahead is not a background error');
+  });
+});
