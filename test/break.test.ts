@@ -4,8 +4,9 @@
 // test/cache.test.ts (its setup() copied).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AwsJsonClient, CallOptions } from '../src/aws/client.ts';
+import { AwsJsonClient, type CallOptions } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
+import { type AwsCredentials, type CredentialSource, RefreshingCredentials } from '../src/aws/credentials.ts';
 import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
 import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
@@ -341,6 +342,109 @@ describe('guarantee 6: bounded memory beside the cache', () => {
     const got = await outcome(next);
     assert.equal(got, 'v miss', `the next read joined a load that never existed: ${got} after ${WAIT} ms`);
     assert.equal(cache.overhead.slots, 0, `slots left after every load settled: ${cache.overhead.slots}`);
+  });
+});
+
+describe('guarantee 6 (marks) and 8 (it actually caches)', () => {
+  test('G6: marks are not dropped once no older load runs: under overlapping loads they pile up to the bound', async () => {
+    const { loader, cache } = setup();
+    // Loads overlap like a busy server's: each starts before the previous one ends, so some load always runs.
+    let prev = start(() => cache.get(secret('k0'), { refresh: true }));
+    await settle();
+    let prevLoad = loader.only();
+    for (let i = 1; i <= 20; i++) {
+      const next = start(() => cache.get(secret(`k${i}`), { refresh: true }));
+      await settle();
+      const nextLoad = loader.open.find((x) => x !== prevLoad)!;
+      prevLoad.resolve(body(`v${i - 1}`));
+      await prev;
+      [prev, prevLoad] = [next, nextLoad];
+    }
+    // The one load running now (k20) is newer than every mark but its own: they stop nothing.
+    assert.ok(
+      cache.overhead.marks <= 1,
+      `marks held while only a newer load runs: ${cache.overhead.marks} (grows with traffic up to max(1000, CACHE_SIZE))`,
+    );
+    prevLoad.resolve(body('v20'));
+    await prev;
+  });
+
+  test('G8: a path listing is evicted by its own items: with CACHE_SIZE items under the path it is never a hit', async () => {
+    const { loader, cache } = setup({ maxItems: 3 });
+    const p = { path: '/e', recursive: false, withDecryption: false };
+    for (let round = 0; round < 2; round++) {
+      const got = await readNow(
+        loader,
+        () => cache.getPath(p),
+        (x) =>
+          x.resolve(
+            listing('three items', [
+              ['/e/a', 'A'],
+              ['/e/b', 'B'],
+              ['/e/c', 'C'],
+            ]),
+          ),
+      );
+      if (round === 1) assert.equal(got, 'three items hit', 'the listing just stored answers the next read');
+    }
+  });
+});
+
+describe('guarantee 10: credentials within the attempt', () => {
+  test('G10 (monotonic time): after a backward step of the wall clock a hung credential fetch is joined again, far past 10 s', async () => {
+    const realNow = Date.now;
+    let wall = realNow();
+    Date.now = () => wall;
+    try {
+      const fetches: Array<(c: AwsCredentials) => void> = [];
+      // Constructed while Date.now is the test's: its default clock is the wall clock.
+      const source = new RefreshingCredentials(
+        'test',
+        () => new Promise<AwsCredentials>((resolve) => fetches.push(resolve)),
+        silentLogger,
+      );
+      source.get().catch(() => {});
+      await settle();
+      assert.equal(fetches.length, 1);
+      // 15 s of real time pass, during which NTP steps the wall clock back an hour.
+      wall += 15_000 - 3_600_000;
+      source.get().catch(() => {});
+      await settle();
+      assert.equal(fetches.length, 2, 'a fetch in flight for 15 s must not be joined');
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  test('G10 (doc: a credential timeout "counts as a timeout (retried, stale-eligible)"): it is never retried', async () => {
+    let gets = 0;
+    const never: CredentialSource = {
+      name: 'test',
+      get: () => {
+        gets++;
+        return new Promise<AwsCredentials>(() => {});
+      },
+      invalidate: () => false,
+    };
+    const client = new AwsJsonClient({
+      service: 'secretsmanager',
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      credentials: never,
+      maxConnections: 1,
+      timeoutMs: 20,
+      maxAttempts: 3,
+    });
+    const retries: string[] = [];
+    const e = await client
+      .call('GetSecretValue', { SecretId: 'x' }, { onRetry: (x) => retries.push(x.code) })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    client.close();
+    assert.ok(e instanceof AwsCallError && e.kind === 'timeout', String(e));
+    assert.ok(gets > 1, `one attempt of 3, no retry (onRetry calls: ${retries.length}): a stale-holding read is not told either`);
   });
 });
 
