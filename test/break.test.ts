@@ -3,7 +3,7 @@
 // purpose against the code as it is; each names the guarantee it breaks. Same fake-clock style as
 // test/cache.test.ts (its setup() copied).
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { AwsJsonClient, type CallOptions } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
 import { type AwsCredentials, type CredentialSource, RefreshingCredentials } from '../src/aws/credentials.ts';
@@ -11,7 +11,11 @@ import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
 import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
 import { createLoader, type LoadContext, type PathListing } from '../src/loader/index.ts';
-import { silentLogger } from '../src/log.ts';
+import { Collections } from '../src/collections.ts';
+import { createLogger, silentLogger } from '../src/log.ts';
+import { Metrics } from '../src/metrics.ts';
+import { PscacheServer } from '../src/server/index.ts';
+import { httpGet } from './helpers/daemon.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
 const TTL = 10_000;
@@ -507,5 +511,38 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
     await settle();
     assert.equal(cache.stats.errors, 1, 'only the miss of "other" failed');
     assert.deepEqual(background, [], 'the superseded refresh-ahead is not a background error');
+  });
+
+  test('G7: a refreshNow answered from a NotFound share is counted a hit but labelled miss (as is a cached PathTooLarge)', async () => {
+    const TOKEN = 'break-test-token';
+    const { loader, cache } = setup();
+    const server = new PscacheServer({
+      port: 0,
+      hosts: ['127.0.0.1'],
+      token: TOKEN,
+      maxInboundConnections: 16,
+      cache,
+      collections: new Collections(cache),
+      metrics: new Metrics(),
+      log: createLogger('info', 'text', () => {}),
+      version: 'test',
+    });
+    after(() => server.close(0));
+    await server.listen();
+    const port = Number(server.addresses[0]!.split(':').pop());
+    const url = '/secretsmanager/get?secretId=gone&refreshNow=true';
+    const first = httpGet(port, url, { token: TOKEN });
+    for (let i = 0; i < 1000 && loader.loads.length === 0; i++) await new Promise((r) => setImmediate(r));
+    loader.only().reject(notFound());
+    const a = await first;
+    const b = await httpGet(port, url, { token: TOKEN });
+    assert.equal(loader.loads.length, 1, 'the second refreshNow shared the NotFound');
+    const labels = [a.headers['x-pscache'], b.headers['x-pscache']];
+    const counted = { hit: cache.stats.hits, miss: cache.stats.misses };
+    const labelled = {
+      hit: labels.filter((x) => x === 'hit').length,
+      miss: labels.filter((x) => x === 'miss').length,
+    };
+    assert.deepEqual(counted, labelled, `labels ${JSON.stringify(labels)} (statuses ${a.status}, ${b.status})`);
   });
 });
