@@ -257,6 +257,24 @@ describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
     );
     assert.equal(got, 'ResourceNotFoundException', `the deleted secret, read as AWSCURRENT, answered ${got}`);
   });
+  test('G2: a parameter found gone by name still answers its old value when read by its ARN', async () => {
+    const { loader, cache } = setup();
+    const arn = param('arn:aws:ssm:us-east-1:123456789012:parameter/app/x');
+    const a = start(() => cache.get(arn));
+    await settle();
+    loader.only().resolve(plain('old'));
+    await a;
+    const gone = start(() => cache.get(param('/app/x'), { refresh: true }));
+    await settle();
+    loader.only().reject(paramNotFound());
+    assert.equal(await outcome(gone), 'ParameterNotFound');
+    const got = await readNow(
+      loader,
+      () => cache.get(arn),
+      (x) => x.reject(paramNotFound()),
+    );
+    assert.equal(got, 'ParameterNotFound', `the same parameter read by ARN answered ${got}`);
+  });
 });
 
 describe('guarantee 3: listings that show an item otherwise are not served', () => {
@@ -544,5 +562,19 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
       miss: labels.filter((x) => x === 'miss').length,
     };
     assert.deepEqual(counted, labelled, `labels ${JSON.stringify(labels)} (statuses ${a.status}, ${b.status})`);
+  });
+});
+
+describe('guarantee 5: one upstream refresh a second per object', () => {
+  test("G5: concurrent refreshNow reads of a String's two flags make two loads", async () => {
+    const { loader, cache } = setup();
+    const a = start(() => cache.get(param('/two'), { refresh: true }));
+    const b = start(() => cache.get(param('/two', true), { refresh: true }));
+    await settle();
+    const n = loader.loads.length;
+    for (const l of loader.open) l.resolve(plain('v'));
+    await a;
+    await b;
+    assert.equal(n, 1, `"a String's two flags share one": ${n} loads in the same millisecond`);
   });
 });
