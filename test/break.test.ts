@@ -5,13 +5,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { AwsJsonClient, type CallOptions } from '../src/aws/client.ts';
-import type { Upstream } from '../src/aws/index.ts';
 import { type AwsCredentials, type CredentialSource, RefreshingCredentials } from '../src/aws/credentials.ts';
+import type { Upstream } from '../src/aws/index.ts';
 import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import { Collections } from '../src/collections.ts';
 import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
 import { createLoader, type LoadContext, type PathListing } from '../src/loader/index.ts';
-import { Collections } from '../src/collections.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
 import { Metrics } from '../src/metrics.ts';
 import { PscacheServer } from '../src/server/index.ts';
@@ -466,7 +466,10 @@ describe('guarantee 10: credentials within the attempt', () => {
       );
     client.close();
     assert.ok(e instanceof AwsCallError && e.kind === 'timeout', String(e));
-    assert.ok(gets > 1, `one attempt of 3, no retry (onRetry calls: ${retries.length}): a stale-holding read is not told either`);
+    assert.ok(
+      gets > 1,
+      `one attempt of 3, no retry (onRetry calls: ${retries.length}): a stale-holding read is not told either`,
+    );
   });
 });
 
@@ -485,7 +488,12 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
       call: (operation: string, _input: unknown, opts?: CallOptions) =>
         new Promise((resolve, reject) => calls.push({ operation, opts, resolve, reject })),
     } as unknown as AwsJsonClient;
-    const upstream = { ssm: aws, secretsmanager: aws, region: 'us-east-1', client: () => aws } as Upstream;
+    const upstream = {
+      ssm: aws,
+      secretsmanager: aws,
+      region: 'us-east-1',
+      client: () => aws,
+    } as unknown as Upstream;
     const loader = createLoader(upstream, { batchWindowMs: 2, log: silentLogger, clock });
     const background: unknown[] = [];
     const cache = new ItemCache({
@@ -521,7 +529,10 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
       undefined,
       'the batch call carries no abort signal: the abort of the refresh-ahead never reaches it',
     );
-    calls.findLast((c) => c.operation === 'GetSecretValue')!.resolve(sv('k', 'v2'));
+    calls
+      .filter((c) => c.operation === 'GetSecretValue')
+      .pop()!
+      .resolve(sv('k', 'v2'));
     assert.equal((await refreshed).source, 'miss');
     // The shared batch call, which the abort never reached, is throttled.
     batch.reject(throttled());
@@ -561,7 +572,11 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
       hit: labels.filter((x) => x === 'hit').length,
       miss: labels.filter((x) => x === 'miss').length,
     };
-    assert.deepEqual(counted, labelled, `labels ${JSON.stringify(labels)} (statuses ${a.status}, ${b.status})`);
+    assert.deepEqual(
+      counted,
+      labelled,
+      `labels ${JSON.stringify(labels)} (statuses ${a.status}, ${b.status})`,
+    );
   });
 });
 
