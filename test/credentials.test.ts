@@ -23,6 +23,7 @@ function scripted() {
     () => new Promise<AwsCredentials>((resolve, reject) => fetches.push({ resolve, reject })),
     silentLogger,
     () => now,
+    () => now,
   );
   const creds = (id: string, lifetimeMs = 3_600_000): AwsCredentials => ({
     accessKeyId: id,

@@ -26,15 +26,17 @@
 //                  contradicted by another load): as empty; never a stale value
 //                  after NotFound or AccessDenied
 //
-// Newer wins, durably. Every load carries a sequence number (its start order). Each storage key has a mark
-// (marks.ts): the number of the newest load that said something about it, or that a refresh asked for. A
-// load stores only if it is at least the mark of every key it could store under, whichever key it came
-// through (both decryption flags of a String parameter share one entry; a path listing stores its items).
-// Sequence order is not data order: an older load that lands with a value other than what a newer one
-// stored drops that entry instead of trusting either (the cost is a refetch, never a wrong value). A
-// NotFound or AccessDenied drops every entry of the object (both flags) and every listing that shows it;
-// a refreshNow or ttl=0 answer drops listings that show the item otherwise. clear() (SnapStart's first
-// INVOKE) raises a floor below which nothing is stored or joined.
+// Newer wins, durably. Every load carries a sequence number (its start order). Each storage key, and each
+// id an object is known by (name, ARN), has a mark (marks.ts). A load that lands raises the marks of what
+// it answered for to the newest number given out so far: every load started before that moment may carry
+// older data. A later load numbered at or below a mark neither stores there nor is joined; when it lands
+// it must agree with what landed since (the stored entry), or the entry is dropped rather than trusted
+// either way (sequence order is not data order: a late retry may read newer data; the cost is a refetch,
+// never a wrong value). A refresh asked for raises the marks to just below its own number. NotFound or
+// AccessDenied drops every entry of the object (both flags, every selector, every id it is known by) and
+// every listing that shows it; a refreshNow or ttl=0 answer drops the listings and other ids that show it
+// otherwise; listings in flight that such an answer contradicts are neither joined nor stored. clear()
+// (SnapStart's first INVOKE) raises a floor below which nothing is stored or joined.
 //
 // Why not lru-cache's fetch(): a forceRefresh joins a fetch already in flight (so refreshNow could not
 // supersede an older load), a fetch in flight holds its slot with no deadline, and a rejection cannot tell
@@ -45,6 +47,7 @@ import { AwsCallError, type Service } from '../aws/types.ts';
 import { type Clock, systemClock, type Timer } from '../clock.ts';
 import {
   cacheKey,
+  idKey,
   type ItemRequest,
   itemName,
   type Loaded,
@@ -52,6 +55,7 @@ import {
   type PathRequest,
   pathKey,
   plainKey,
+  selectorOf,
 } from '../items.ts';
 import { type LoadContext, type Loader, type PathListing, PathTooLargeError } from '../loader/index.ts';
 import { type MarkBounds, Marks } from './marks.ts';
@@ -130,8 +134,16 @@ interface Entry {
   expiresAt: number;
   /** The (jittered) TTL it was stored with, for the refresh-ahead threshold. */
   ttlMs: number;
-  /** Sequence number of the load that stored it. */
-  seq: number;
+  /** The newest load number given out when it was stored (or last confirmed by a load that agreed). */
+  stamp: number;
+  /** Its object's ids (idKey), selector and decryption class: what other keys it must agree with. */
+  ids: readonly string[];
+  sel: string;
+  /** A String's answer (both flags), or the flag it was read with. */
+  plain: boolean;
+  dec: boolean;
+  /** The object's name as listings show it (undefined for a listing). */
+  name: string | undefined;
   /** Backing off: no new load of this key before this clock time (after a failed load). */
   pausedUntil: number;
   /** The answer every hit on this entry gets: made once when stored, so a hit allocates nothing. */
@@ -162,6 +174,10 @@ interface Flight {
   refresh: boolean;
   /** The TTL its result is stored with: the shortest asked for by the reads that share it. */
   ttlMs: number;
+  /** A newer load took its place while nobody waited for it: its outcome is news to nobody. */
+  superseded: boolean;
+  /** A listing something newer contradicts (an item refreshed or found gone meanwhile): neither joined nor stored. */
+  outdated: boolean;
 }
 
 interface Slot {
@@ -175,7 +191,7 @@ interface Slot {
 interface Target {
   /** The read's own key: its loads share a slot. */
   key: string;
-  /** Every storage key a load of it may store under: their marks decide whether it may store or be joined. */
+  /** Every key whose mark decides whether a load of it may be joined (storage keys, the id asked by). */
   keys: readonly string[];
   service: Service;
   /** For logs only. */
@@ -183,7 +199,8 @@ interface Target {
   /** The item it stands for (undefined for a path listing). */
   request: ItemRequest | undefined;
   lookup(): Entry | undefined;
-  load(ctx: LoadContext): Promise<LoadResult>;
+  /** Makes the load; `f` is the flight it is made for (absent when uncached). */
+  load(ctx: LoadContext, f?: Flight): Promise<LoadResult>;
   /** A load's value: stored, or not, as the marks say. */
   land(result: LoadResult, f: Flight): void;
   /** NotFound or AccessDenied from load `f`. */
@@ -229,12 +246,20 @@ interface Pending {
   fill: (f: Flight) => void;
 }
 
-/** A stored path listing, for finding the listings that show an item: its role and path. */
+/** A path listing (stored, or a load in flight), for finding the listings an item's news concerns. */
 interface Listed {
   role: string;
   path: string;
   recursive: boolean;
   withDecryption: boolean;
+}
+
+/** News of an item that listings must agree with: its name (role, flag) and value, or gone (undefined). */
+interface ItemNews {
+  role: string;
+  name: string;
+  withDecryption: boolean;
+  loaded: Loaded | undefined;
 }
 
 export class ItemCache {
@@ -247,6 +272,10 @@ export class ItemCache {
   private readonly shares: Shares;
   /** The path listings stored now, by key. */
   private readonly listings = new Map<string, Listed>();
+  /** Path listing loads in flight. */
+  private readonly listingFlights = new Map<Flight, Listed>();
+  /** Id (idKey) -> the storage keys whose entries answer for an object known by it. */
+  private readonly byId = new Map<string, Set<string>>();
   private readonly clock: Clock;
   private readonly jitter: () => number;
   private readonly joinLimitMs: Record<Service, number>;
@@ -282,6 +311,12 @@ export class ItemCache {
         dispose: (e, k, reason) => {
           if (reason === 'evict') this.stats.evictions++;
           if (e.items !== undefined) this.listings.delete(k);
+          for (const id of e.ids) {
+            const keys = this.byId.get(id);
+            if (keys === undefined) continue;
+            keys.delete(k);
+            if (keys.size === 0) this.byId.delete(id);
+          }
         },
         perf: this.clock,
         // Time is the clock's alone: no cached reading between two of its ticks.
@@ -311,23 +346,32 @@ export class ItemCache {
 
   /**
    * Several items (a batch route, prefetch). Each goes through the same states as a single read; the loads
-   * they need that join none in flight go upstream together (GetParameters / BatchGetSecretValue).
+   * they need that join none in flight go upstream together (GetParameters / BatchGetSecretValue). An
+   * item asked twice is read once.
    */
   getMany(rs: readonly ItemRequest[]): Promise<ItemResult[]> {
     const pending: Pending[] = [];
     const off: Array<{ r: ItemRequest; resolve: (x: ItemResult) => void }> = [];
+    const seen = new Map<string, Promise<ItemResult>>();
     const results = rs.map((r) => {
+      const key = cacheKey(r);
+      const again = seen.get(key);
+      if (again !== undefined) return again;
+      let result: Promise<ItemResult>;
       if (this.modeOf(r.service, undefined) === 'uncached') {
         // The cache is off for it (or SnapStart's window): loaded together all the same, kept nowhere.
-        return new Promise<ItemResult>((resolve) => off.push({ r, resolve }));
+        result = new Promise<ItemResult>((resolve) => off.push({ r, resolve }));
+      } else {
+        const t = this.itemTarget(r);
+        result = settled(() =>
+          this.read(t, 'read', this.ttlFor(r.service), undefined, (stale) => {
+            const flight = new Promise<Flight>((fill) => pending.push({ t, stale, fill }));
+            return flight;
+          }),
+        );
       }
-      const t = this.itemTarget(r);
-      return settled(() =>
-        this.read(t, 'read', this.ttlFor(r.service), undefined, (stale) => {
-          const flight = new Promise<Flight>((fill) => pending.push({ t, stale, fill }));
-          return flight;
-        }),
-      );
+      seen.set(key, result);
+      return result;
     });
     if (pending.length > 0) this.startTogether(pending);
     if (off.length > 0) this.loadTogetherUncached(off, this.uncachedContext());
@@ -467,7 +511,7 @@ export class ItemCache {
   /**
    * What a refresh of `t` may answer without a load: the outcome of a refresh load of the same object
    * that started less than a second ago, or an entry a load started after it stored; nothing when
-   * something newer is known of the object than either.
+   * something newer landed for the object since.
    */
   private shared(t: Target): { share: Share } | { hit: Answer } | undefined {
     let share: Share | undefined;
@@ -476,10 +520,10 @@ export class ItemCache {
       if (s !== undefined && (share === undefined || s.seq > share.seq)) share = s;
     }
     if (share === undefined) return undefined;
-    const mark = this.markOf(t.keys);
+    const landed = this.landedOf(t.keys);
     const e = t.lookup();
-    if (e?.hit !== undefined && e.seq > share.seq && e.seq >= mark) return { hit: e.hit };
-    return share.seq >= mark ? { share } : undefined;
+    if (e?.hit !== undefined && e.stamp >= landed && e.stamp >= share.stamp) return { hit: e.hit };
+    return share.stamp >= landed ? { share } : undefined;
   }
 
   /**
@@ -507,7 +551,12 @@ export class ItemCache {
   private refreshAhead(t: Target, ttl: number): void {
     const f = this.start(t, ttl, {});
     f.done.catch((err: unknown) => {
-      if (!isAbandoned(err)) this.opts.onBackgroundError?.(err, t.name);
+      if (isAbandoned(err) || f.superseded || f.seq <= this.floor) return;
+      try {
+        this.opts.onBackgroundError?.(err, t.name);
+      } catch {
+        // A broken logger must not take the process down.
+      }
     });
   }
 
@@ -516,7 +565,7 @@ export class ItemCache {
     this.stats.misses++;
     this.stats.loads++;
     const started = this.clock.now();
-    return this.limit(t.load(ctx), t.service).then(
+    return this.limit(call(() => t.load(ctx)), t.service).then(
       (r) => ({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - started }),
       (e: unknown) => {
         this.stats.errors++;
@@ -534,14 +583,20 @@ export class ItemCache {
     this.stats.misses += items.length;
     this.stats.loads += items.length;
     const service = items[0]!.r.service;
+    const fail = (error: unknown) => {
+      this.stats.errors += items.length;
+      for (const x of items) x.resolve({ ok: false, error });
+    };
     this.limit(
-      this.opts.loader.many(
-        items.map((x) => x.r),
-        ctx,
+      call(() =>
+        this.opts.loader.many(
+          items.map((x) => x.r),
+          ctx,
+        ),
       ),
       service,
-    ).then(
-      (outcomes) =>
+    ).then((outcomes) => {
+      try {
         items.forEach((x, i) => {
           const o = outcomes[i]!;
           if (!o.ok) this.stats.errors++;
@@ -553,31 +608,41 @@ export class ItemCache {
                 }
               : { ok: false, error: o.error },
           );
-        }),
-      (error: unknown) => {
-        this.stats.errors += items.length;
-        for (const x of items) x.resolve({ ok: false, error });
-      },
-    );
+        });
+      } catch (e) {
+        // An answer of the wrong shape is a fault of pscache's own: each item gets it, nobody hangs.
+        fail(e);
+      }
+    }, fail);
   }
 
   /**
-   * A read may join `f` if it started after the last clear(), nothing newer is known of any key it could
-   * store under, and it showed progress within the join limit (else it may be hung).
+   * A read may join `f` if it started after the last clear(), nothing landed for any key it could answer
+   * for since it started, nothing newer contradicts it (a listing), and it showed progress within the
+   * join limit (else it may be hung).
    */
   private joinable(t: Target, f: Flight, now: number): boolean {
     return (
       f.seq > this.floor &&
-      f.seq > this.marks.floor &&
-      f.seq >= this.markOf(t.keys) &&
+      f.seq > this.gateOf(t.keys) &&
+      !f.outdated &&
       now - f.progressAt < this.joinLimitMs[t.service]
     );
   }
 
-  private markOf(keys: readonly string[]): number {
+  private gateOf(keys: readonly string[]): number {
     let m = 0;
     for (const k of keys) {
-      const x = this.marks.get(k);
+      const x = this.marks.gate(k);
+      if (x > m) m = x;
+    }
+    return m;
+  }
+
+  private landedOf(keys: readonly string[]): number {
+    let m = 0;
+    for (const k of keys) {
+      const x = this.marks.landed(k);
       if (x > m) m = x;
     }
     return m;
@@ -588,13 +653,9 @@ export class ItemCache {
     return first.done ? Number.POSITIVE_INFINITY : first.value;
   }
 
-  private raise(key: string, seq: number): void {
-    this.marks.raise(key, seq, this.oldestRunning());
-  }
-
-  /** Whether load `seq` is the newest word on `keys`: it may store there. */
-  private newest(seq: number, keys: readonly string[]): boolean {
-    return seq > this.floor && seq > this.marks.floor && seq >= this.markOf(keys);
+  /** Something landed at `key` now. */
+  private landAt(key: string): void {
+    this.marks.land(key, this.seq, this.oldestRunning());
   }
 
   /** Opens a load of `t` that supersedes whatever is in flight for it. */
@@ -617,14 +678,22 @@ export class ItemCache {
       abort: undefined,
       refresh,
       ttlMs: ttl,
+      superseded: false,
+      outdated: false,
     };
     slot.current = f;
     slot.running++;
     this.running.add(f.seq);
     this.stats.loads++;
     // A refresh is the newest word on the object from the moment it is asked for: no older load stores.
-    if (refresh) for (const k of t.keys) this.raise(k, f.seq);
-    if (superseded && superseded.waiters === 0) superseded.abort?.abort();
+    if (refresh) {
+      const oldest = this.oldestRunning();
+      for (const k of t.keys) this.marks.ask(k, f.seq, oldest);
+    }
+    if (superseded && superseded.waiters === 0) {
+      superseded.superseded = true;
+      superseded.abort?.abort();
+    }
     return f;
   }
 
@@ -636,15 +705,14 @@ export class ItemCache {
     for (const fn of f.onRetry.splice(0)) fn();
   }
 
-  private contextFor(f: Flight, flights?: Flight[]): LoadContext {
-    const all = flights ?? [f];
+  private contextFor(flights: Flight[]): LoadContext {
     return {
       onRetry: () => {
-        for (const x of all) this.retrying(x);
+        for (const x of flights) this.retrying(x);
       },
       onProgress: () => {
         const now = this.clock.now();
-        for (const x of all) x.progressAt = now;
+        for (const x of flights) x.progressAt = now;
       },
     };
   }
@@ -652,10 +720,10 @@ export class ItemCache {
   private start(t: Target, ttl: number, how: { refresh?: boolean; attempts?: number }): Flight {
     const f = this.open(t, ttl, how.refresh === true);
     f.abort = new AbortController();
-    const ctx = this.contextFor(f);
+    const ctx = this.contextFor([f]);
     ctx.signal = f.abort.signal;
     if (how.attempts !== undefined) ctx.attempts = how.attempts;
-    this.attach(t, f, t.load(ctx));
+    this.attach(t, f, call(() => t.load(ctx, f)));
     return f;
   }
 
@@ -666,11 +734,13 @@ export class ItemCache {
       const part = pending.filter((p) => p.stale === stale);
       if (part.length === 0) continue;
       const flights = part.map((p) => this.open(p.t, this.ttlFor(p.t.service), false));
-      const ctx = this.contextFor(flights[0]!, flights);
+      const ctx = this.contextFor(flights);
       if (stale) ctx.attempts = 1;
-      const outcomes = this.opts.loader.many(
-        part.map((p) => p.t.request!),
-        ctx,
+      const outcomes = call(() =>
+        this.opts.loader.many(
+          part.map((p) => p.t.request!),
+          ctx,
+        ),
       );
       part.forEach((p, k) => {
         const f = flights[k]!;
@@ -689,25 +759,31 @@ export class ItemCache {
   private attach(t: Target, f: Flight, load: Promise<LoadResult>): void {
     f.done = load.then(
       (r) => {
-        this.leaveSlot(t, f);
-        if (f.seq > this.floor) t.land(r, f);
-        this.finish(f);
-        return r;
+        try {
+          this.leaveSlot(t, f);
+          if (f.seq > this.floor) t.land(r, f);
+          return r;
+        } finally {
+          this.finish(f);
+        }
       },
       (err: unknown) => {
-        this.leaveSlot(t, f);
         try {
+          this.leaveSlot(t, f);
+          // Cut short on purpose, or from before the last clear(): news to nobody.
           if (isAbandoned(err) || f.seq <= this.floor) throw err;
-          this.stats.errors++;
+          // Superseded with nobody waiting: not counted, and no back-off; a NotFound is news all the same.
+          const quiet = f.superseded && f.waiters === 0;
+          if (!quiet) this.stats.errors++;
           if (err instanceof PathTooLargeError) {
             // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
-            if (this.newest(f.seq, t.keys)) {
-              this.raise(t.key, f.seq);
-              this.put(t.key, undefined, err, f.ttlMs, f.seq);
+            if (f.seq > this.gateOf([t.key]) && !f.outdated) {
+              this.landAt(t.key);
+              this.put(t.key, undefined, err, f.ttlMs, LISTING);
             }
           } else if (isGone(err)) {
             t.gone(f, err);
-          } else if (isTransient(err)) {
+          } else if (isTransient(err) && !quiet) {
             const e = t.lookup();
             if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
           }
@@ -726,12 +802,14 @@ export class ItemCache {
     slot.running--;
     if (slot.current === f) slot.current = undefined;
     if (slot.running === 0) this.slots.delete(t.key);
+    this.listingFlights.delete(f);
   }
 
-  /** After landing: `f` no longer runs, and marks no running load is older than stop nothing. */
+  /** After landing: `f` no longer runs, and marks that stop no running load go. */
   private finish(f: Flight): void {
+    const wasOldest = this.oldestRunning() === f.seq;
     this.running.delete(f.seq);
-    if (this.running.size === 0) this.marks.prune(Number.POSITIVE_INFINITY);
+    if (wasOldest) this.marks.prune(this.oldestRunning());
   }
 
   /**
@@ -755,7 +833,10 @@ export class ItemCache {
         }
         f.waiters--;
         // Superseded and abandoned: free its socket.
-        if (f.waiters === 0 && this.slots.get(t.key)?.current !== f) f.abort?.abort();
+        if (f.waiters === 0 && this.slots.get(t.key)?.current !== f) {
+          f.superseded = true;
+          f.abort?.abort();
+        }
         return true;
       };
       const serveStale = () => {
@@ -812,20 +893,8 @@ export class ItemCache {
     return this.lru?.get(key, { allowStale: true });
   }
 
-  /** Drops the entry of `key` unless it holds `body` (undefined: drops it whatever it holds). */
-  private dropUnlessSame(key: string, body: Buffer | undefined): void {
-    const e = this.entry(key);
-    if (e === undefined) return;
-    if (body !== undefined && e.body?.equals(body)) return;
-    this.lru!.delete(key);
-  }
-
-  /** The share of `key` must not contradict `body` (undefined: drops it whatever it holds). */
-  private dropShareUnlessSame(key: string, body: Buffer | undefined): void {
-    const s = this.shares.get(key);
-    if (s === undefined) return;
-    if (body !== undefined && s.body?.equals(body)) return;
-    this.shares.delete(key);
+  private drop(key: string): void {
+    this.lru?.delete(key);
   }
 
   private put(
@@ -833,7 +902,7 @@ export class ItemCache {
     body: Buffer | undefined,
     error: Error | undefined,
     ttl: number,
-    seq: number,
+    about: Pick<Entry, 'ids' | 'sel' | 'plain' | 'dec' | 'name'>,
     items?: Map<string, Buffer>,
   ): void {
     if (!this.lru || ttl <= 0) return;
@@ -844,100 +913,184 @@ export class ItemCache {
       error,
       expiresAt: now + ttlMs,
       ttlMs,
-      seq,
+      stamp: this.seq,
       pausedUntil: 0,
       hit: body === undefined ? undefined : { body, source: 'hit' },
+      ...about,
     };
     if (items !== undefined) entry.items = items;
     // Kept past expiry only as long as it may be served stale.
     this.lru.set(key, entry, { ttl: ttlMs + this.opts.staleIfErrorMs });
+    if (!this.lru.has(key)) return;
+    for (const id of about.ids) {
+      let keys = this.byId.get(id);
+      if (keys === undefined) {
+        keys = new Set();
+        this.byId.set(id, keys);
+      }
+      keys.add(key);
+    }
   }
 
   /**
-   * An item's value from load `f` (a single read, a batch, a path listing's item): stored under its own
-   * key, or the shared key when it reads the same decrypted or not, if `f` is the newest word on it.
+   * Whether what `f` brings for `keys` agrees with what landed there since it started: the entry holds the
+   * newest landing and the same body. A load nothing landed for since it started agrees trivially.
+   */
+  private agrees(f: Flight, key: string, keys: readonly string[], body: Buffer): boolean {
+    const landed = this.landedOf(keys);
+    if (f.seq > landed) return true;
+    const e = this.entry(key);
+    return e !== undefined && e.stamp >= landed && e.body?.equals(body) === true;
+  }
+
+  /**
+   * An item's value from load `f` (a single read, a batch, a path listing's item), stored under its own
+   * key, or the shared key when it reads the same decrypted or not, if `f` is newer than everything that
+   * landed there or was asked for; otherwise it must agree with what landed since, or the entry goes.
    */
   private landItem(r: ItemRequest, loaded: Loaded, f: Flight, ttl: number): void {
     const own = cacheKey(r);
     const key = loaded.plain ? plainKey(r)! : own;
-    const keys = key === own ? [own] : [key, own];
-    if (this.newest(f.seq, keys)) {
-      this.raise(key, f.seq);
-      // An older own-key entry (the parameter was a SecureString) must not stand in front of this one.
-      if (key !== own) this.dropUnlessSame(own, undefined);
-      if (ttl > 0) this.put(key, loaded.body, undefined, ttl, f.seq);
-      // Not kept (ttl=0): an older entry that says otherwise is outdated.
-      else this.dropUnlessSame(key, loaded.body);
-    } else {
-      // An older load. Sequence order is not data order: its value may be newer than what a newer load
-      // stored, so an entry that differs from it is dropped rather than trusted either way.
-      this.dropUnlessSame(key, loaded.body);
+    const ids = (loaded.ids ?? []).map((id) => idKey(r, id));
+    const gateKeys = [key, ...ids];
+    const body = loaded.body;
+    const sel = selectorOf(r);
+    const plain = loaded.plain === true;
+    const dec = r.service === 'ssm' && r.withDecryption;
+    const newer = f.seq > this.marks.floor && f.seq > this.gateOf(gateKeys);
+    if (newer) {
+      // The newest word on it: stored. What the object's type made other keys hold is outdated: a
+      // String's answer replaces both flags' SecureString entries, a SecureString's the String entry.
+      const others =
+        r.service !== 'ssm'
+          ? []
+          : plain
+            ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
+            : [plainKey(r)!];
+      for (const k of others) {
+        this.drop(k);
+        this.landAt(k);
+      }
+      if (f.refresh) this.dropOtherIds(key, ids, sel, plain, dec, body);
+      this.landAt(key);
+      for (const id of f.refresh ? ids : []) this.landAt(id);
+      if (ttl > 0) {
+        this.put(key, body, undefined, ttl, { ids, sel, plain, dec, name: nameOf(r, loaded) });
+      } else {
+        // Not kept (ttl=0): an older entry that says otherwise is outdated; one that agrees is current.
+        const e = this.entry(key);
+        if (e !== undefined && e.body?.equals(body)) e.stamp = this.seq;
+        else this.drop(key);
+      }
+    } else if (!this.agrees(f, key, gateKeys, body)) {
+      // Something landed since it started and says otherwise. Sequence order is not data order (a late
+      // retry may have read newer data): neither is trusted, and the next read asks again.
+      this.drop(key);
+      this.landAt(key);
+    } else if (this.landedOf(gateKeys) < f.seq) {
+      // Only a refresh was asked for since it started: not stored, and an older entry that says
+      // otherwise is outdated by it.
+      const e = this.entry(key);
+      if (e !== undefined && !e.body?.equals(body)) this.drop(key);
     }
     const share = this.shares.get(key);
-    if (f.refresh && (share === undefined || share.seq < f.seq)) {
-      this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, body: loaded.body, error: undefined });
-    } else {
-      this.dropShareUnlessSame(key, loaded.body);
+    if (f.refresh && newer && (share === undefined || share.seq < f.seq)) {
+      this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
+    } else if (share !== undefined && !share.body?.equals(body)) {
+      this.shares.delete(key);
     }
     // A refreshNow or ttl=0 answer is a floor for listings too: one that shows the item otherwise goes.
-    if (f.refresh) this.dropListings(r, loaded);
+    if (f.refresh && r.service === 'ssm') {
+      this.news({ role: r.roleArn ?? '', name: nameOf(r, loaded), withDecryption: dec, loaded });
+    }
   }
 
-  /** NotFound or AccessDenied for `r` from load `f`: every entry and listing of the object goes. */
+  /** Other ids' entries of the object (an ARN, a name) that show it otherwise than a refresh answer go. */
+  private dropOtherIds(
+    key: string,
+    ids: readonly string[],
+    sel: string,
+    plain: boolean,
+    dec: boolean,
+    body: Buffer,
+  ): void {
+    for (const id of ids) {
+      for (const k of [...(this.byId.get(id) ?? [])]) {
+        if (k === key) continue;
+        const e = this.entry(k);
+        if (e === undefined || e.sel !== sel || !(e.plain || plain || e.dec === dec)) continue;
+        if (e.body?.equals(body)) continue;
+        this.drop(k);
+        this.landAt(k);
+      }
+    }
+  }
+
+  /**
+   * NotFound or AccessDenied for `r` from load `f`: every entry of the object goes (both flags; by the
+   * name or without a selector, every id and selector it is known by), with every listing that shows it.
+   */
   private landGone(r: ItemRequest, f: Flight, err: unknown): void {
-    for (const k of objectKeys(r)) {
-      this.dropUnlessSame(k, undefined);
-      this.raise(k, f.seq);
+    const id = idKey(r, itemName(r));
+    const sel = selectorOf(r);
+    const keys = new Set(objectKeys(r));
+    const names = new Set<string>();
+    if (r.service === 'ssm' && !r.name.startsWith('arn:')) names.add(r.name);
+    const ids = new Set([id]);
+    for (const k of this.byId.get(id) ?? []) {
+      const e = this.entry(k);
+      if (e === undefined || (sel !== '' && e.sel !== sel)) continue;
+      keys.add(k);
+      for (const other of e.ids) ids.add(other);
+    }
+    for (const k of keys) {
+      const name = this.entry(k)?.name;
+      if (name !== undefined && r.service === 'ssm') names.add(name);
+      this.drop(k);
+      this.landAt(k);
       const s = this.shares.get(k);
       if (s !== undefined && s.seq > f.seq) this.shares.delete(k);
-      else if (s !== undefined)
-        this.shares.set(k, { startedAt: s.startedAt, seq: f.seq, body: undefined, error: err });
+      else if (s !== undefined) {
+        this.shares.set(k, { startedAt: s.startedAt, seq: f.seq, stamp: this.seq, body: undefined, error: err });
+      }
     }
+    for (const other of ids) this.landAt(other);
     const own = cacheKey(r);
     if (f.refresh && this.shares.get(own) === undefined) {
-      this.shares.set(own, { startedAt: f.startedAt, seq: f.seq, body: undefined, error: err });
+      this.shares.set(own, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body: undefined, error: err });
     }
-    this.dropListings(r, undefined);
+    if (r.service === 'ssm') {
+      for (const name of names) {
+        this.news({ role: r.roleArn ?? '', name, withDecryption: r.withDecryption, loaded: undefined });
+      }
+    }
   }
 
   /**
-   * Drops stored listings that show `r` otherwise than `loaded` (undefined: found gone, so every listing
-   * that shows it goes; a value: listings in its scope that show another value or do not show it).
+   * News of an item (a refresh answer, or NotFound) that listings must agree with: stored listings that
+   * show it otherwise (or leave it out, in their scope) go, and listings in flight are neither joined nor
+   * stored.
    */
-  private dropListings(r: ItemRequest, loaded: Loaded | undefined): void {
-    if (r.service !== 'ssm' || r.version !== undefined || r.label !== undefined || this.listings.size === 0)
-      return;
-    const role = r.roleArn ?? '';
+  private news(n: ItemNews): void {
+    for (const [f, l] of this.listingFlights) if (concerns(l, n)) f.outdated = true;
+    if (this.listings.size === 0) return;
     for (const [key, l] of this.listings) {
-      if (l.role !== role || !under(l.path, r.name)) continue;
-      // A SecureString reads otherwise with the other flag: only the same flag's listings compare.
-      if (loaded !== undefined && !loaded.plain && l.withDecryption !== r.withDecryption) continue;
-      const shown = this.entry(key)?.items?.get(r.name);
-      if (loaded === undefined ? shown === undefined : shown?.equals(loaded.body)) continue;
-      if (shown === undefined && !inScope(l, r.name)) continue;
-      this.lru!.delete(key);
+      if (!concerns(l, n)) continue;
+      const shown = this.entry(key)?.items?.get(n.name);
+      if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
+      if (shown === undefined && !inScope(l, n.name)) continue;
+      this.drop(key);
+      this.landAt(key);
     }
-  }
-
-  /**
-   * Whether something newer than load `seq` is known of `item` that its listing contradicts: a newer
-   * load found it gone, stored another value, or said something that is no longer at hand.
-   */
-  private outdated(item: { request: ParameterRequest; loaded: Loaded }, seq: number): boolean {
-    const own = cacheKey(item.request);
-    const plain = plainKey(item.request)!;
-    const mark = this.markOf([own, plain]);
-    if (seq > this.marks.floor && seq >= mark) return false;
-    const e = this.entry(own) ?? this.entry(plain);
-    return !(e !== undefined && e.seq >= mark && e.body?.equals(item.loaded.body) === true);
   }
 
   private itemTarget(r: ItemRequest): Target {
     const key = cacheKey(r);
     const plain = plainKey(r);
+    const id = idKey(r, itemName(r));
     return {
       key,
-      keys: plain === undefined ? [key] : [key, plain],
+      keys: plain === undefined ? [key, id] : [key, plain, id],
       service: r.service,
       name: itemName(r),
       request: r,
@@ -954,6 +1107,12 @@ export class ItemCache {
   private pathTarget(p: PathRequest): Target {
     const key = pathKey(p);
     const keys = [key];
+    const listed: Listed = {
+      role: p.roleArn ?? '',
+      path: p.path,
+      recursive: p.recursive,
+      withDecryption: p.withDecryption,
+    };
     return {
       key,
       keys,
@@ -961,42 +1120,63 @@ export class ItemCache {
       name: p.path,
       request: undefined,
       lookup: () => this.entry(key),
-      load: (ctx) =>
-        this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items })),
+      load: (ctx, f) => {
+        if (f !== undefined) this.listingFlights.set(f, listed);
+        return this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items }));
+      },
       land: (res, f) => {
         const items = res.items ?? [];
-        // A listing that shows an item otherwise than something newer known of it is outdated: not kept.
-        const current = !items.some((item) => this.outdated(item, f.seq));
-        if (current && this.newest(f.seq, keys)) {
-          this.raise(key, f.seq);
-          const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
-          this.put(key, res.loaded.body, undefined, f.ttlMs, f.seq, shown);
-          if (this.lru?.has(key)) {
-            this.listings.set(key, {
-              role: p.roleArn ?? '',
-              path: p.path,
-              recursive: p.recursive,
-              withDecryption: p.withDecryption,
-            });
-          }
-        } else {
-          this.dropUnlessSame(key, res.loaded.body);
-        }
-        // Each item under its own key too, by the same rules as a single read of it.
+        // Whether each item agrees with what landed for it since the listing started, judged before
+        // the items land (an item that disagrees drops the entry it disagrees with).
+        const agree = items.every((item) => {
+          const own = cacheKey(item.request);
+          const at = item.loaded.plain ? plainKey(item.request)! : own;
+          const ids = (item.loaded.ids ?? []).map((id) => idKey(item.request, id));
+          return this.agrees(f, at, [at, own, ...ids], item.loaded.body);
+        });
+        // Items first: the listing, stored last, is then the most recently used of them.
         for (const item of items) this.landItem(item.request, item.loaded, f, f.ttlMs);
+        if (agree && !f.outdated && f.seq > this.marks.floor && f.seq > this.gateOf(keys)) {
+          this.landAt(key);
+          const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
+          this.put(key, res.loaded.body, undefined, f.ttlMs, LISTING, shown);
+          if (this.lru?.has(key)) this.listings.set(key, listed);
+        } else {
+          const e = this.entry(key);
+          if (e !== undefined && !e.body?.equals(res.loaded.body)) this.drop(key);
+        }
       },
-      gone: (f) => {
-        this.dropUnlessSame(key, undefined);
-        this.raise(key, f.seq);
+      gone: () => {
+        this.drop(key);
+        this.landAt(key);
       },
     };
   }
 }
 
-/** Every storage key of the object `r` names: its own, the other decryption flag's, and the shared one. */
+/** What a listing entry says about itself (it answers for no item id). */
+const LISTING = { ids: [], sel: '', plain: true, dec: false, name: undefined };
+
+/** Every storage key of the object `r` names with its selector: its own, the other flag's, the shared one. */
 function objectKeys(r: ItemRequest): string[] {
   if (r.service !== 'ssm') return [cacheKey(r)];
-  return [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true }), plainKey(r)!];
+  return [
+    cacheKey({ ...r, withDecryption: false }),
+    cacheKey({ ...r, withDecryption: true }),
+    plainKey(r)!,
+  ];
+}
+
+/** The name an item's answer gives it (the one listings show), or the one asked for. */
+function nameOf(r: ItemRequest, loaded: Loaded): string {
+  return loaded.ids?.find((id) => !id.startsWith('arn:')) ?? itemName(r);
+}
+
+/** Whether news of an item concerns a listing: same role, a name under its path, a flag it compares. */
+function concerns(l: Listed, n: ItemNews): boolean {
+  if (l.role !== n.role || !under(l.path, n.name)) return false;
+  // A SecureString reads otherwise with the other flag: only the same flag's listings compare.
+  return n.loaded === undefined || n.loaded.plain === true || l.withDecryption === n.withDecryption;
 }
 
 /** Whether `name` lies under `path` (`/a` and `/a/` hold `/a/x`, not `/ab`). */
@@ -1010,6 +1190,15 @@ function inScope(l: Listed, name: string): boolean {
   if (l.recursive) return true;
   const prefix = l.path.endsWith('/') ? l.path : `${l.path}/`;
   return !name.slice(prefix.length).includes('/');
+}
+
+/** A loader's call as a promise, also when it throws at once (a fault of pscache's own). */
+function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /** Placeholder until attach() sets a flight's real promise (never observed). */

@@ -8,8 +8,10 @@ import type { Clock, Timer } from '../clock.ts';
 export interface Share {
   /** When the load started: the share is good for `lifeMs` after it. */
   startedAt: number;
-  /** The load's sequence number: an entry stored by a newer load is answered instead. */
+  /** The load's sequence number. */
   seq: number;
+  /** The newest load number given out when it landed: what landed since outdates it. */
+  stamp: number;
   body: Buffer | undefined;
   error: unknown;
 }
@@ -24,6 +26,8 @@ const SHARE_OVERHEAD = 64;
 export class Shares {
   private readonly lru: LRUCache<string, Share>;
   private timer: Timer | undefined;
+  /** When the purge timer fires: a share due earlier moves it. */
+  private timerAt = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly clock: Clock,
@@ -46,10 +50,11 @@ export class Shares {
   }
 
   set(key: string, share: Share): void {
-    const left = share.startedAt + this.lifeMs - this.clock.now();
-    if (left <= 0) return;
+    const now = this.clock.now();
+    const due = share.startedAt + this.lifeMs;
+    if (due <= now) return;
     this.lru.set(key, share);
-    this.timer ??= this.clock.setTimeout(() => this.purge(), left);
+    this.purgeAt(due, now);
   }
 
   delete(key: string): void {
@@ -60,6 +65,7 @@ export class Shares {
     this.lru.clear();
     this.timer?.cancel();
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
   }
 
   get count(): number {
@@ -70,9 +76,18 @@ export class Shares {
     return this.lru.calculatedSize;
   }
 
-  /** Drops every share past its second; comes back when the oldest one left is due. */
+  /** The purge timer fires at `due` at the latest. */
+  private purgeAt(due: number, now: number): void {
+    if (due >= this.timerAt) return;
+    this.timer?.cancel();
+    this.timerAt = due;
+    this.timer = this.clock.setTimeout(() => this.purge(), due - now);
+  }
+
+  /** Drops every share past its second; comes back when the next one left is due. */
   private purge(): void {
     this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     const now = this.clock.now();
     let next = Number.POSITIVE_INFINITY;
     for (const key of [...this.lru.keys()]) {
@@ -81,6 +96,6 @@ export class Shares {
       if (due <= now) this.lru.delete(key);
       else if (due < next) next = due;
     }
-    if (next !== Number.POSITIVE_INFINITY) this.timer = this.clock.setTimeout(() => this.purge(), next - now);
+    if (next !== Number.POSITIVE_INFINITY) this.purgeAt(next, now);
   }
 }
