@@ -89,6 +89,34 @@ export function idKey(r: { service: ItemRequest['service']; roleArn?: string }, 
   return `${rolePart(r)}${r.service === 'ssm' ? 'ssm' : 'sm'}id${SEP}${id}`;
 }
 
+/**
+ * Every id the object a request names may be known by, as far as the id itself tells: the id; for an SSM
+ * parameter ARN, the name it ends in (with and without the leading `/`, which its ARN does not keep
+ * apart); for a secret ARN, its partial form and the name it ends in. Answers tell the rest (Loaded.ids).
+ */
+export function idsOf(r: ItemRequest): string[] {
+  const id = r.service === 'ssm' ? r.name : r.secretId;
+  if (!id.startsWith('arn:')) return [id];
+  const ids = [id];
+  if (r.service === 'ssm') {
+    const at = id.indexOf(':parameter/');
+    if (at !== -1) {
+      const rest = id.slice(at + ':parameter/'.length).split(':')[0]!;
+      ids.push(`/${rest}`, rest);
+    }
+  } else {
+    const at = id.indexOf(':secret:');
+    if (at !== -1) {
+      const rest = id.slice(at + ':secret:'.length);
+      ids.push(rest);
+      if (rest[rest.length - SECRET_SUFFIX] === '-') {
+        ids.push(id.slice(0, -SECRET_SUFFIX), rest.slice(0, -SECRET_SUFFIX));
+      }
+    }
+  }
+  return ids;
+}
+
 /** The selector a request names ('' for none): version or label, versionId or versionStage. */
 export function selectorOf(r: ItemRequest): string {
   if (r.service === 'ssm') return selectorPart(r);

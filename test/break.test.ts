@@ -400,9 +400,9 @@ describe('guarantee 6 (marks) and 8 (it actually caches)', () => {
       await prev;
       [prev, prevLoad] = [next, nextLoad];
     }
-    // The one load running now (k20) is newer than every mark but its own: they stop nothing.
+    // The one load running now (k20) is newer than every mark but its own two (its key and its id).
     assert.ok(
-      cache.overhead.marks <= 1,
+      cache.overhead.marks <= 2,
       `marks held while only a newer load runs: ${cache.overhead.marks} (grows with traffic up to max(1000, CACHE_SIZE))`,
     );
     prevLoad.resolve(body('v20'));

@@ -48,6 +48,7 @@ import { type Clock, systemClock, type Timer } from '../clock.ts';
 import {
   cacheKey,
   idKey,
+  idsOf,
   type ItemRequest,
   itemName,
   type Loaded,
@@ -951,7 +952,7 @@ export class ItemCache {
   private landItem(r: ItemRequest, loaded: Loaded, f: Flight, ttl: number): void {
     const own = cacheKey(r);
     const key = loaded.plain ? plainKey(r)! : own;
-    const ids = (loaded.ids ?? []).map((id) => idKey(r, id));
+    const ids = [...new Set([...idsOf(r), ...(loaded.ids ?? [])])].map((id) => idKey(r, id));
     const gateKeys = [key, ...ids];
     const body = loaded.body;
     const sel = selectorOf(r);
@@ -1031,17 +1032,19 @@ export class ItemCache {
    * name or without a selector, every id and selector it is known by), with every listing that shows it.
    */
   private landGone(r: ItemRequest, f: Flight, err: unknown): void {
-    const id = idKey(r, itemName(r));
     const sel = selectorOf(r);
     const keys = new Set(objectKeys(r));
     const names = new Set<string>();
-    if (r.service === 'ssm' && !r.name.startsWith('arn:')) names.add(r.name);
-    const ids = new Set([id]);
-    for (const k of this.byId.get(id) ?? []) {
-      const e = this.entry(k);
-      if (e === undefined || (sel !== '' && e.sel !== sel)) continue;
-      keys.add(k);
-      for (const other of e.ids) ids.add(other);
+    const asked = idsOf(r);
+    if (r.service === 'ssm') for (const n of asked) if (!n.startsWith('arn:')) names.add(n);
+    const ids = new Set(asked.map((id) => idKey(r, id)));
+    for (const id of [...ids]) {
+      for (const k of this.byId.get(id) ?? []) {
+        const e = this.entry(k);
+        if (e === undefined || (sel !== '' && e.sel !== sel)) continue;
+        keys.add(k);
+        for (const other of e.ids) ids.add(other);
+      }
     }
     for (const k of keys) {
       const name = this.entry(k)?.name;
@@ -1087,10 +1090,10 @@ export class ItemCache {
   private itemTarget(r: ItemRequest): Target {
     const key = cacheKey(r);
     const plain = plainKey(r);
-    const id = idKey(r, itemName(r));
+    const ids = idsOf(r).map((id) => idKey(r, id));
     return {
       key,
-      keys: plain === undefined ? [key, id] : [key, plain, id],
+      keys: plain === undefined ? [key, ...ids] : [key, plain, ...ids],
       service: r.service,
       name: itemName(r),
       request: r,
@@ -1131,7 +1134,7 @@ export class ItemCache {
         const agree = items.every((item) => {
           const own = cacheKey(item.request);
           const at = item.loaded.plain ? plainKey(item.request)! : own;
-          const ids = (item.loaded.ids ?? []).map((id) => idKey(item.request, id));
+          const ids = [item.request.name, ...(item.loaded.ids ?? [])].map((id) => idKey(item.request, id));
           return this.agrees(f, at, [at, own, ...ids], item.loaded.body);
         });
         // Items first: the listing, stored last, is then the most recently used of them.
