@@ -1,33 +1,45 @@
 // Model-based test of the cache core against a reference model written from the guarantees in
 // docs/architecture.md, not from the code. fast-check draws random sequences of reads (plain, refreshNow,
-// ttl=0, a short ttl, batch, path listing; as the base credentials or a role; by name, version or label),
-// upstream changes (new values, deletion, restore, denial to one role, a label moved), answers released in
-// any order (values, NotFound/AccessDenied, throttling, 5xx, failed attempts, listing pages), clock jumps
-// past every internal lifetime, and SnapStart events. For every answer the model knows what upstream held
-// and when, and judges:
+// ttl=0, a short ttl, batch, path listing recursive or not; as the base credentials or a role; by name, by
+// ARN, by version, label or versionStage), upstream changes (new values, deletion, restore, a parameter
+// that changes type, denial to one role, a label moved), answers released in any order (values read when
+// the load started or when it answered, as a retry would, NotFound/AccessDenied, throttling, 5xx, failed
+// attempts, listing pages, a listing too large, a loader that throws at once, a load cut short when nobody
+// waits), clock jumps past every internal lifetime, SnapStart events, and small caches, small mark tables
+// and a service with caching off. For every answer the model knows what upstream held and when, and judges:
 //
-// - identity: the object, decryption flag, role and selector asked for;
+// - identity: the object, decryption flag (when its content depends on it), role and selector asked for;
 // - floors: after a refreshNow or ttl=0 answer, or a NotFound/AccessDenied, no read that arrives later gets
-//   what upstream held before it (unless it reads the same); for a String both flags, for a deletion both
-//   flags and the listings that showed it;
-// - freshness: a hit within its TTL of the load that stored it (a refresh's hit within a second of that
-//   load's start), stale only within the stale window and only when a load of the object failed or
-//   retried around the read, or the read waited the stale wait; a miss from a load that showed progress
-//   within the join limit;
-// - liveness: every read answered within the wait limit; an error only from a load that failed, or a
-//   timeout at the wait limit; a read that joined a load which returned a value gets it;
+//   what upstream held before it (unless it reads the same): for a String both flags, for every id the
+//   object is known by (name, ARN), for a deletion every selector, and for the listings that show it;
+// - freshness: a hit within the TTL of the load that stored it (a second if a ttl=1 read shared that load;
+//   a refresh's hit within a second of its load's start), stale only within the stale window and only when
+//   a load of that entry failed or retried around the read, or the read waited the stale wait; a miss from
+//   a load that showed progress within the join limit;
+// - liveness: every read answered within the wait limit; an error only from a load that failed (or a
+//   timeout at the wait limit, or the loader's own fault thrown for that very read); never an abort;
 // - caching: a plain read of a key whose newest load stored a value moments ago is a hit; a plain miss
-//   while a joinable load of its key runs joins it; refreshNow/ttl=0 loads of a key at most one a second;
-// - accounting: the hit, miss and stale counters match the answers' labels; afterwards no share, mark or
-//   load slot is left.
+//   while a joinable load of its key runs joins it; a read of an entry expired inside the stale window is
+//   answered within the stale wait; refreshNow/ttl=0 loads of a key at most one a second, and a String's
+//   answer shared by its other flag;
+// - accounting and bounds: the hit, miss and stale counters match the answers; shares within the cache's
+//   budget and never past their second, marks within their bound, no slot without a running load; nothing
+//   left once every load settled.
 //
-// Reproduce a failure with PSCACHE_MODEL_SEED=<seed printed> (and PSCACHE_MODEL_RUNS for more runs).
+// Reproduce a failure with PSCACHE_MODEL_SEED=<seed printed> (and PSCACHE_MODEL_RUNS for more runs), or
+// replay one counterexample with PSCACHE_MODEL_REPLAY='<the counterexample printed>'.
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
 import type { ItemRequest, Loaded, ParameterRequest, PathRequest } from '../src/items.ts';
-import type { LoadContext, Loader, Outcome, PathListing } from '../src/loader/index.ts';
+import {
+  type LoadContext,
+  type Loader,
+  type Outcome,
+  type PathListing,
+  PathTooLargeError,
+} from '../src/loader/index.ts';
 import { FakeClock, settle } from './helpers/fake-time.ts';
 
 const TTL = 5000;
@@ -37,35 +49,48 @@ const JOIN = 8000;
 const STALE_WAIT = 700;
 const RETRY_PAUSE = 1000;
 const ROLE = 'arn:aws:iam::123456789012:role/model';
+const ACCOUNT = '123456789012';
 
-type Obj = 'sa' | 'sb' | '/p' | '/s';
-const OBJECTS: readonly Obj[] = ['sa', 'sb', '/p', '/s'];
-/** Whether the object reads the same decrypted or not (a String parameter, or a secret). */
-const PLAIN: Record<Obj, boolean> = { sa: true, sb: true, '/p': true, '/s': false };
+type Obj = 'sa' | 'sb' | '/p' | '/s' | '/n/q';
+const OBJECTS: readonly Obj[] = ['sa', 'sb', '/p', '/s', '/n/q'];
+const isParam = (o: Obj) => o.startsWith('/');
 type Role = '' | 'R';
-type Sel = '' | 'L' | '1';
+type Sel = '' | 'L' | '1' | 'AWSCURRENT';
+const arnOf = (o: Obj) =>
+  isParam(o)
+    ? `arn:aws:ssm:us-east-1:${ACCOUNT}:parameter${o}`
+    : `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:${o}-AbCdEf`;
+/** The ids an answer names its object by, as the loader reports them. */
+const idsOf = (o: Obj) => (isParam(o) ? [o, arnOf(o)] : [o, arnOf(o), arnOf(o).slice(0, -7)]);
 
-/** One readable key: an object, as a role, with a selector and a decryption flag. */
+/** One readable key: an object, as a role, through an id, with a selector and a decryption flag. */
 interface Item {
   obj: Obj;
   role: Role;
   sel: Sel;
   d: boolean;
+  byArn: boolean;
   r: ItemRequest;
 }
 
-function item(obj: Obj, role: Role, sel: Sel, d: boolean): Item {
+function item(obj: Obj, role: Role, sel: Sel, d: boolean, byArn = false): Item {
   const roleArn = role === 'R' ? { roleArn: ROLE } : {};
-  const r: ItemRequest = obj.startsWith('/')
+  const id = byArn ? arnOf(obj) : obj;
+  const r: ItemRequest = isParam(obj)
     ? {
         service: 'ssm',
-        name: obj,
+        name: id,
         withDecryption: d,
         ...(sel === 'L' ? { label: 'L' } : sel === '1' ? { version: '1' } : {}),
         ...roleArn,
       }
-    : { service: 'secretsmanager', secretId: obj, ...roleArn };
-  return { obj, role, sel, d, r };
+    : {
+        service: 'secretsmanager',
+        secretId: id,
+        ...(sel === 'AWSCURRENT' ? { versionStage: sel } : {}),
+        ...roleArn,
+      };
+  return { obj, role, sel, d: isParam(obj) && d, byArn, r };
 }
 
 const ITEMS: Item[] = [
@@ -79,14 +104,20 @@ const ITEMS: Item[] = [
   item('/p', 'R', '', false),
   item('/p', '', 'L', false),
   item('/p', '', '1', true),
+  item('/p', '', '', false, true),
+  item('sa', '', '', false, true),
+  item('sa', '', 'AWSCURRENT', false),
+  item('/n/q', '', '', false),
 ];
-/** The path listing reads every parameter as the base credentials. */
-const PATH_OBJECTS: readonly Obj[] = ['/p', '/s'];
+/** What a path listing of `/` shows, recursive or not. */
+const PATH_OBJECTS: readonly Obj[] = ['/p', '/s', '/n/q'];
+const inListing = (o: Obj, recursive: boolean) => recursive || !o.slice(1).includes('/');
 
-/** The read key (what one read names), finer than keyOf for String parameters. */
-const readKeyOf = (i: Item) => `${i.role}|${i.obj}|${i.sel}|${i.d ? 1 : 0}`;
-/** Reads of one group share deletion floors (both decryption flags of one name, role and selector). */
+/** The read key (what one read names). */
+const readKeyOf = (i: Item) => `${i.role}|${i.byArn ? 'arn' : 'name'}|${i.obj}|${i.sel}|${i.d ? 1 : 0}`;
+/** Reads of one group are one object to refreshNow floors: both flags, every id, one selector and role. */
 const groupOf = (i: { role: Role; obj: Obj; sel: Sel }) => `${i.role}|${i.obj}|${i.sel}`;
+const viewOf = (o: Obj, role: Role) => `${o}|${role}`;
 const itemOf = (r: ItemRequest): Item => {
   const found = ITEMS.find((i) => sameRequest(i.r, r));
   if (!found) throw new Error(`no model item for ${JSON.stringify(r)}`);
@@ -94,7 +125,8 @@ const itemOf = (r: ItemRequest): Item => {
 };
 function sameRequest(a: ItemRequest, b: ItemRequest): boolean {
   if (a.service !== b.service || (a.roleArn ?? '') !== (b.roleArn ?? '')) return false;
-  if (a.service === 'secretsmanager' && b.service === 'secretsmanager') return a.secretId === b.secretId;
+  if (a.service === 'secretsmanager' && b.service === 'secretsmanager')
+    return a.secretId === b.secretId && (a.versionStage ?? '') === (b.versionStage ?? '');
   if (a.service === 'ssm' && b.service === 'ssm') {
     return (
       a.name === b.name &&
@@ -106,28 +138,37 @@ function sameRequest(a: ItemRequest, b: ItemRequest): boolean {
   return false;
 }
 
-/** What a view (an object as a role) reads as: a version, or an error code. */
-type Content = { v: number } | { gone: string };
+/** What a read of a view finds: a version (of a String, or a SecureString), or an error code. */
+type Content = { v: number; secure: boolean } | { gone: string };
 const sameContent = (a: Content, b: Content) =>
-  'v' in a ? 'v' in b && a.v === b.v : 'gone' in b && a.gone === b.gone;
+  'v' in a ? 'v' in b && a.v === b.v && a.secure === b.secure : 'gone' in b && a.gone === b.gone;
 
-/** A body says what it is: object, version, selector, decryption flag (SecureString), role, load. */
+/**
+ * What a body says: the object, version, selector, decryption flag (SecureString), role. Two loads of the
+ * same content render the same bytes, as the real loader does; which load a body came from is known by
+ * the Buffer's identity (the cache hands out the very Buffer it was given).
+ */
 interface Stamp {
   o: Obj;
   v: number;
   s: Sel;
   d?: boolean;
   r: Role;
-  l: number;
 }
 interface PathStamp {
   path: true;
   d: boolean;
-  l: number;
+  rec: boolean;
   shows: Array<{ o: Obj; v: number }>;
 }
 
 type ReadMode = 'plain' | 'refresh' | 'ttl0' | 'ttl1s';
+
+interface Captured {
+  item: Item;
+  content: Content;
+  epoch: number;
+}
 
 interface ModelLoad {
   id: number;
@@ -137,18 +178,19 @@ interface ModelLoad {
   /** Every moment it showed progress: its start, each failed attempt, each page. */
   progress: number[];
   endedAt: number | undefined;
-  /** What it read, per item: the content and the view's epoch when it started (it read upstream then). */
-  items: Array<{ item: Item; content: Content; epoch: number }>;
+  endedEvent: number | undefined;
+  /** What it read, per item: the content and the view's epoch when it read upstream. */
+  items: Captured[];
   path: PathRequest | undefined;
   ctx: LoadContext | undefined;
-  /** The read that started it (undefined: refresh-ahead, or a path or batch started for several). */
+  /** The read that started it (undefined: a refresh-ahead of a hit, or one started for several). */
   cause: Read | undefined;
   settled: boolean;
-  outcome: 'value' | 'gone' | 'transient' | undefined;
+  outcome: 'value' | 'gone' | 'transient' | 'other' | undefined;
   /** Clock times at which an attempt failed (retry) or it failed transiently. */
   failures: number[];
-  /** The model event at which it was answered. */
-  endedEvent: number | undefined;
+  /** A ttl=1 read shared it (miss): it may have stored what it brought for a second only. */
+  short: boolean;
   resolve(v: Loaded | Outcome[] | PathListing): void;
   reject(e: unknown): void;
 }
@@ -157,7 +199,7 @@ interface Read {
   id: number;
   items: Item[];
   mode: ReadMode | 'many' | 'path';
-  pathD: boolean;
+  path: { d: boolean; rec: boolean } | undefined;
   event: number;
   arrivedAt: number;
   inWindow: boolean;
@@ -167,10 +209,15 @@ interface Read {
 type Action =
   | { kind: 'read'; item: number; mode: ReadMode }
   | { kind: 'many'; items: number[] }
-  | { kind: 'path'; d: boolean }
-  | { kind: 'rotate' | 'delete' | 'restore' | 'relabel'; obj: number }
+  | { kind: 'path'; d: boolean; rec: boolean }
+  | { kind: 'rotate' | 'delete' | 'restore' | 'relabel' | 'retype'; obj: number }
   | { kind: 'deny' | 'allow'; obj: number }
-  | { kind: 'answer'; pick: number; how: 'value' | 'retry' | 'throttle' | '5xx' | 'page' }
+  | {
+      kind: 'answer';
+      pick: number;
+      how: 'value' | 'late' | 'retry' | 'throttle' | '5xx' | 'page' | 'toolarge';
+    }
+  | { kind: 'throwNext' }
   | { kind: 'advance'; ms: number }
   | { kind: 'window' }
   | { kind: 'invoke' };
@@ -197,7 +244,10 @@ const action: fc.Arbitrary<Action> = fc.oneof(
       items: fc.uniqueArray(fc.nat(ITEMS.length - 1), { minLength: 1, maxLength: 4 }),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('path' as const), d: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('path' as const), d: fc.boolean(), rec: fc.boolean() }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -207,13 +257,14 @@ const action: fc.Arbitrary<Action> = fc.oneof(
         'delete' as const,
         'restore' as const,
         'relabel' as const,
+        'retype' as const,
       ),
       obj: fc.nat(OBJECTS.length - 1),
     }),
   },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constantFrom('deny' as const, 'allow' as const), obj: fc.nat(3) }),
+    arbitrary: fc.record({ kind: fc.constantFrom('deny' as const, 'allow' as const), obj: fc.nat(4) }),
   },
   {
     weight: 9,
@@ -223,11 +274,13 @@ const action: fc.Arbitrary<Action> = fc.oneof(
       how: fc.constantFrom(
         'value' as const,
         'value' as const,
-        'value' as const,
+        'late' as const,
+        'late' as const,
         'retry' as const,
         'throttle' as const,
         '5xx' as const,
         'page' as const,
+        'toolarge' as const,
       ),
     }),
   },
@@ -235,7 +288,14 @@ const action: fc.Arbitrary<Action> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({ kind: fc.constant('advance' as const), ms: fc.constantFrom(...STEPS) }),
   },
-  { weight: 1, arbitrary: fc.constantFrom({ kind: 'window' as const }, { kind: 'invoke' as const }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      { kind: 'window' as const },
+      { kind: 'invoke' as const },
+      { kind: 'throwNext' as const },
+    ),
+  },
 );
 
 interface RunOptions {
@@ -243,6 +303,10 @@ interface RunOptions {
   staleWait: number;
   /** Marks kept at once: small runs drop marks for room and raise the floor. */
   marks: number;
+  /** A small cache (3 items, 400 bytes) evicts; a large one never does. */
+  small: boolean;
+  /** SSM's TTL 0: parameters are never cached, secrets are. */
+  ssmOff: boolean;
 }
 
 async function run(actions: Action[], focus: number[], opts: RunOptions): Promise<void> {
@@ -254,33 +318,36 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   };
 
   // ---- upstream -------------------------------------------------------------------------------------
-  const world = new Map<Obj, Content>(OBJECTS.map((o) => [o, { v: 1 }]));
+  const world = new Map<Obj, { v: number } | { gone: true }>(OBJECTS.map((o) => [o, { v: 1 }]));
+  const secure = new Map<Obj, boolean>(OBJECTS.map((o) => [o, o === '/s']));
   /** The newest version each object ever had (a restore is a newer version). */
   const versions = new Map<Obj, number>(OBJECTS.map((o) => [o, 1]));
   let labelAt = 1;
   const denied = new Set<Obj>();
-  /** Per view (object + role): bumped by every change that view could see. */
   const epochs = new Map<string, number>();
-  const viewOf = (o: Obj, role: Role) => `${o}|${role}`;
   const epochOf = (o: Obj, role: Role) => epochs.get(viewOf(o, role)) ?? 0;
   const bump = (o: Obj, roles: Role[] = ['', 'R']) => {
     for (const role of roles) epochs.set(viewOf(o, role), epochOf(o, role) + 1);
   };
-  const notFoundCode = (i: Item) =>
-    i.obj.startsWith('/') ? 'ParameterNotFound' : 'ResourceNotFoundException';
+  const notFoundCode = (i: Item) => (isParam(i.obj) ? 'ParameterNotFound' : 'ResourceNotFoundException');
   /** What upstream answers a read of `i` now. */
   const contentOf = (i: Item): Content => {
     if (i.role === 'R' && denied.has(i.obj)) return { gone: 'AccessDeniedException' };
     const s = world.get(i.obj)!;
     if ('gone' in s) return { gone: notFoundCode(i) };
-    if (i.sel === '1') return { v: 1 };
-    if (i.sel === 'L') return { v: Math.min(labelAt, s.v) };
-    return s;
+    const sec = secure.get(i.obj)!;
+    if (i.sel === '1') return { v: 1, secure: sec };
+    if (i.sel === 'L') return { v: Math.min(labelAt, s.v), secure: sec };
+    return { v: s.v, secure: sec };
   };
+  const capture = (i: Item): Captured => ({ item: i, content: contentOf(i), epoch: epochOf(i.obj, i.role) });
 
   // ---- the loader: every load waits for the model to answer it ---------------------------------------
   const loads: ModelLoad[] = [];
   let cause: Read | undefined;
+  let throwNext = false;
+  /** Faults the loader threw at once, with the read being made when it did. */
+  const thrown = new WeakMap<object, Read | undefined>();
   const errorLoad = new WeakMap<object, ModelLoad>();
   const loader: Loader = {
     one: (r, ctx) => add('one', [itemOf(r)], undefined, ctx) as Promise<Loaded>,
@@ -293,43 +360,71 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     path: PathRequest | undefined,
     ctx: LoadContext | undefined,
   ) {
+    const covered = path
+      ? PATH_OBJECTS.filter((o) => inListing(o, path.recursive)).map((o) =>
+          item(o, '', '', path.withDecryption),
+        )
+      : its;
+    let settle: { resolve(v: unknown): void; reject(e: unknown): void } = { resolve() {}, reject() {} };
+    const settleWith = (how: 'resolve' | 'reject', v: unknown) => {
+      if (l.settled) return;
+      l.settled = true;
+      l.endedAt = clock.now();
+      l.endedEvent = ++event;
+      if (how === 'resolve') settle.resolve(v);
+      else settle.reject(v);
+    };
+    const l: ModelLoad = {
+      id: loads.length,
+      kind,
+      event: ++event,
+      startedAt: clock.now(),
+      progress: [clock.now()],
+      endedAt: undefined,
+      endedEvent: undefined,
+      items: covered.map(capture),
+      path,
+      ctx,
+      cause,
+      settled: false,
+      outcome: undefined,
+      failures: [],
+      short: false,
+      resolve: (v) => settleWith('resolve', v),
+      reject: (e) => settleWith('reject', e),
+    };
+    loads.push(l);
+    if (throwNext) {
+      // A fault of the loader's own, thrown at once: a load that started and ended on the spot.
+      throwNext = false;
+      l.outcome = 'other';
+      settleWith('reject', undefined);
+      const e = new TypeError('a fault of the loader');
+      thrown.set(e, cause);
+      throw e;
+    }
+    // As the AWS client does: a load cut short (nobody waits for it) fails at once as Abandoned.
+    ctx?.signal?.addEventListener('abort', () => {
+      const e = new AwsCallError('Abandoned', 'nobody waits for this answer any more', 'network');
+      errorLoad.set(e, l);
+      l.outcome = 'other';
+      l.reject(e);
+    });
     return new Promise((resolve, reject) => {
-      const covered = path ? PATH_OBJECTS.map((o) => item(o, '', '', path.withDecryption)) : its;
-      const l: ModelLoad = {
-        id: loads.length,
-        kind,
-        event: ++event,
-        startedAt: clock.now(),
-        progress: [clock.now()],
-        endedAt: undefined,
-        items: covered.map((i) => ({ item: i, content: contentOf(i), epoch: epochOf(i.obj, i.role) })),
-        path,
-        ctx,
-        cause,
-        settled: false,
-        outcome: undefined,
-        failures: [],
-        endedEvent: undefined,
-        resolve: (v) => {
-          l.settled = true;
-          l.endedAt = clock.now();
-          l.endedEvent = ++event;
-          resolve(v);
-        },
-        reject: (e) => {
-          l.settled = true;
-          l.endedAt = clock.now();
-          l.endedEvent = ++event;
-          reject(e);
-        },
-      };
-      loads.push(l);
+      settle = { resolve, reject };
     });
   }
-  const bodyFor = (i: Item, v: number, l: number): Loaded => {
-    const stamp: Stamp = { o: i.obj, v, s: i.sel, r: i.role, l, ...(PLAIN[i.obj] ? {} : { d: i.d }) };
+  /** Which load each body the loader handed out came from. */
+  const madeBy = new WeakMap<Buffer, ModelLoad>();
+  /** Bodies a ttl=1 read was answered with as it loaded them: they may live a second only. */
+  const shortBodies = new WeakSet<Buffer>();
+  const bodyFor = (i: Item, c: { v: number; secure: boolean }, l: ModelLoad): Loaded => {
+    const stamp: Stamp = { o: i.obj, v: c.v, s: i.sel, r: i.role, ...(c.secure ? { d: i.d } : {}) };
     const body = Buffer.from(JSON.stringify(stamp));
-    return PLAIN[i.obj] && i.obj.startsWith('/') ? { body, plain: true } : { body };
+    madeBy.set(body, l);
+    return isParam(i.obj) && !c.secure
+      ? { body, plain: true, ids: idsOf(i.obj) }
+      : { body, ids: idsOf(i.obj) };
   };
   const goneError = (c: Content, l: ModelLoad) => {
     if (!('gone' in c)) return undefined;
@@ -346,11 +441,13 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     return e;
   };
 
+  const maxItems = opts.small ? 3 : 100;
+  const maxBytes = opts.small ? 400 : 1 << 20;
   const cache = new ItemCache({
     enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
+    maxItems,
+    maxBytes,
+    ttlMs: { ssm: opts.ssmOff ? 0 : TTL, secretsmanager: TTL },
     staleIfErrorMs: STALE,
     staleWaitMs: opts.staleWait,
     loader,
@@ -360,6 +457,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     clock,
     jitter: () => 1,
   });
+  const cachedService = (i: Item) => !(opts.ssmOff && isParam(i.obj));
 
   // ---- what the model remembers to judge answers by ---------------------------------------------------
   const reads: Read[] = [];
@@ -381,16 +479,29 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   let windowOpen = false;
   const counted = { hits: 0, misses: 0, stale: 0 };
 
-  /** Loads that read object `o` for `role`'s view, whichever key they came through. */
+  /** Loads that read object `o` for a role's view with a selector, through any id or flag. */
   const loadsOfGroup = (g: string) => loads.filter((l) => l.items.some((x) => groupOf(x.item) === g));
-  const covers = (l: ModelLoad, i: Item) =>
-    l.items.some((x) => groupOf(x.item) === groupOf(i) && (PLAIN[i.obj] || x.item.d === i.d));
+  /** Whether `l` could answer `i`: it read `i`'s group, with `i`'s flag unless the content is a String's. */
+  const covers = (l: ModelLoad, i: Item, x?: Captured) =>
+    (x ? [x] : l.items).some(
+      (y) =>
+        groupOf(y.item) === groupOf(i) &&
+        (y.item.d === i.d || ('v' in y.content && !y.content.secure) || !isParam(i.obj)),
+    );
 
-  /** Whether a stale answer to a read of `i` between `from` and `to` is justified. */
-  const staleJustified = (i: Item, arrived: number, answered: number) => {
+  /** Whether a stale answer to a read of `i` between `arrived` and `answered` is justified. */
+  const staleJustified = (i: Item | undefined, read: Read, answered: number) => {
+    const arrived = read.arrivedAt;
     if (answered - arrived >= WAIT) return true;
     if (opts.staleWait > 0 && answered - arrived >= opts.staleWait) return true;
-    return loadsOfGroup(groupOf(i)).some((l) =>
+    // A failure of a load whose back-off or retry reaches the entry this read found: an item load of the
+    // same key or (a String's shared entry) the other flag, or for a listing, a load of that listing.
+    const related = loads.filter((l) =>
+      i === undefined
+        ? l.kind === 'path' && l.path!.withDecryption === read.path!.d && l.path!.recursive === read.path!.rec
+        : l.kind !== 'path' && covers(l, i),
+    );
+    return related.some((l) =>
       l.failures.some(
         (t) =>
           (t >= arrived - RETRY_PAUSE && t <= answered) ||
@@ -398,6 +509,27 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
           (t <= arrived && (l.endedAt === undefined || l.endedAt >= arrived)),
       ),
     );
+  };
+
+  /** The keys a refresh answer of `i` is a floor for: its group's keys (both flags for a String). */
+  const floorKeys = (i: Item, c: Content): string[] => {
+    const plain = 'v' in c && !c.secure;
+    const keys = ITEMS.filter((j) => groupOf(j) === groupOf(i) && (plain || j.d === i.d)).map(readKeyOf);
+    if (i.role === '' && i.sel === '' && PATH_OBJECTS.includes(i.obj)) {
+      for (const d of [false, true]) if (plain || d === i.d) keys.push(pathFloorKey(d, i.obj));
+    }
+    return keys;
+  };
+  /** A NotFound/AccessDenied answer: a floor for the object's keys (every selector, if it named none). */
+  const gone = (i: Item, epoch: number, content: Content) => {
+    for (const j of ITEMS) {
+      if (j.obj !== i.obj || j.role !== i.role) continue;
+      if (i.sel !== '' && j.sel !== i.sel) continue;
+      raiseFloor(readKeyOf(j), epoch, content);
+    }
+    if (i.role === '' && (i.sel === '' || !isParam(i.obj)) && PATH_OBJECTS.includes(i.obj)) {
+      for (const d of [false, true]) raiseFloor(pathFloorKey(d, i.obj), epoch, content);
+    }
   };
 
   function checkItem(read: Read, i: Item, a: Answer | undefined, error: unknown, sync: boolean): void {
@@ -408,8 +540,16 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     if (a === undefined) {
       if (sync) counted.hits++;
       else counted.misses++;
+      if (error instanceof TypeError && thrown.has(error)) {
+        if (thrown.get(error) !== read) fail(`read ${read.id} of ${what} got another read's loader fault`);
+        return;
+      }
       if (!(error instanceof AwsCallError)) {
         fail(`read ${read.id} of ${what} failed with a non-upstream error: ${String(error)}`);
+        return;
+      }
+      if (error.code === 'Abandoned') {
+        fail(`read ${read.id} of ${what} got the abort of a load cut short`);
         return;
       }
       if (error.code === 'TimeoutError' && !errorLoad.has(error)) {
@@ -421,16 +561,20 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         fail(`read ${read.id} of ${what}: ${error.code} from no load`);
         return;
       }
-      const related =
-        error.kind === 'aws' ? l.items.some((y) => groupOf(y.item) === groupOf(i)) : covers(l, i);
-      if (!related) {
-        fail(`read ${read.id} of ${what}: ${error.code} from a load of something else`);
-        return;
-      }
       if (error.kind === 'aws') {
-        const x = l.items.find((y) => groupOf(y.item) === groupOf(i))!;
+        // A NotFound holds for the object: any id, either flag, and without a selector every selector.
+        const x = l.items.find(
+          (y) =>
+            y.item.obj === i.obj && y.item.role === i.role && (y.item.sel === i.sel || y.item.sel === ''),
+        );
+        if (!x) {
+          fail(`read ${read.id} of ${what}: ${error.code} from a load of something else`);
+          return;
+        }
         checkFloor(read, what, x.epoch, x.content, what);
-        if (read.mode !== 'path' && !read.inWindow) gone(i, x.epoch, x.content);
+        if (!read.inWindow && cachedService(i)) gone(x.item, x.epoch, x.content);
+      } else if (!covers(l, i)) {
+        fail(`read ${read.id} of ${what}: ${error.code} from a load of something else`);
       }
       return;
     }
@@ -438,8 +582,12 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     else if (a.source === 'stale') counted.stale++;
     else counted.misses++;
     const stamp = JSON.parse(a.body.toString()) as Stamp;
-    const l = loads[stamp.l]!;
-    // Identity: the object, role, selector and (SecureString) decryption flag asked for.
+    const l = madeBy.get(a.body);
+    if (l === undefined) {
+      fail(`read ${read.id} of ${what}: a body no load handed out`);
+      return;
+    }
+    // Identity: the object, role, selector and (when the content depends on it) decryption flag.
     if (stamp.o !== i.obj || stamp.r !== i.role || stamp.s !== i.sel) {
       fail(`read ${read.id} of ${what} got ${JSON.stringify(stamp)}`);
       return;
@@ -449,13 +597,13 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       return;
     }
     const x = l.items.find(
-      (y) => readKeyOf(y.item) === readKeyOf(i) || (PLAIN[i.obj] && groupOf(y.item) === groupOf(i)),
+      (y) => groupOf(y.item) === groupOf(i) && 'v' in y.content && y.content.v === stamp.v && covers(l, i, y),
     );
     if (!x) {
       fail(`read ${read.id} of ${what}: answered from load ${l.id}, which read no such thing`);
       return;
     }
-    const content: Content = { v: stamp.v };
+    const content = x.content;
     checkFloor(read, what, x.epoch, content, what);
     // SnapStart: nothing from before the first INVOKE; inside the window, only a fresh load with new credentials.
     if (read.event > clearedAt && l.event < clearedAt)
@@ -465,6 +613,8 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       (a.source !== 'miss' || l.event < read.event || l.ctx?.credentialsSince === undefined)
     )
       fail(`read ${read.id} of ${what} in the SnapStart window was not loaded afresh`);
+    if (!cachedService(i) && (a.source !== 'miss' || l.event < read.event))
+      fail(`read ${read.id} of ${what}: caching is off for it, yet ${a.source} from load ${l.id}`);
     if (a.source === 'hit') {
       if (!sync) fail(`read ${read.id} of ${what}: a hit that waited`);
       if (read.mode === 'refresh' || read.mode === 'ttl0') {
@@ -473,7 +623,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
             `read ${read.id} of ${what} (${read.mode}): shared a load ${read.arrivedAt - l.startedAt} ms old`,
           );
       } else {
-        const life = read.mode === 'ttl1s' ? 1000 : TTL;
+        const life = read.mode === 'ttl1s' || shortBodies.has(a.body) ? 1000 : TTL;
         if (l.endedAt === undefined || read.arrivedAt >= l.endedAt + life)
           fail(
             `read ${read.id} of ${what}: a hit ${read.arrivedAt - (l.endedAt ?? 0)} ms after its load, TTL ${life}`,
@@ -482,9 +632,12 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     } else if (a.source === 'stale') {
       if (read.mode === 'refresh' || read.mode === 'ttl0')
         fail(`read ${read.id} of ${what} (${read.mode}) got a stale value`);
-      if (l.endedAt === undefined || read.arrivedAt > l.endedAt + TTL + STALE)
+      if (
+        l.endedAt === undefined ||
+        read.arrivedAt > l.endedAt + (shortBodies.has(a.body) ? 1000 : TTL) + STALE
+      )
         fail(`read ${read.id} of ${what}: stale past the stale window`);
-      if (!staleJustified(i, read.arrivedAt, now))
+      if (!staleJustified(i, read, now))
         fail(`read ${read.id} of ${what}: stale after ${waited} ms with no failure of its load`);
     } else {
       // A miss: from a load that started after the read, or that showed progress within the join limit.
@@ -499,30 +652,15 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         fail(
           `read ${read.id} of ${what} (${read.mode}) joined a load ${read.arrivedAt - l.startedAt} ms old`,
         );
+      if (read.mode === 'ttl1s') {
+        l.short = true;
+        shortBodies.add(a.body);
+      }
     }
-    if ((read.mode === 'refresh' || read.mode === 'ttl0') && !read.inWindow) {
-      // A floor for this key; for a String, for the other flag too; and for the listings that show it.
-      for (const k of floorKeys(i)) raiseFloor(k, x.epoch, content);
+    if ((read.mode === 'refresh' || read.mode === 'ttl0') && !read.inWindow && cachedService(i)) {
+      for (const k of floorKeys(i, content)) raiseFloor(k, x.epoch, content);
     }
   }
-
-  /** The keys a refresh answer of `i` is a floor for. */
-  const floorKeys = (i: Item): string[] => {
-    const keys = ITEMS.filter((j) => groupOf(j) === groupOf(i) && (PLAIN[i.obj] || j.d === i.d)).map(
-      readKeyOf,
-    );
-    if (i.role === '' && i.sel === '' && PATH_OBJECTS.includes(i.obj)) {
-      for (const d of [false, true]) if (PLAIN[i.obj] || d === i.d) keys.push(pathFloorKey(d, i.obj));
-    }
-    return keys;
-  };
-  /** A NotFound/AccessDenied answer: a floor for both flags of the group and for the listings that show it. */
-  const gone = (i: Item, epoch: number, content: Content) => {
-    for (const j of ITEMS) if (groupOf(j) === groupOf(i)) raiseFloor(readKeyOf(j), epoch, content);
-    if (i.role === '' && i.sel === '' && PATH_OBJECTS.includes(i.obj)) {
-      for (const d of [false, true]) raiseFloor(pathFloorKey(d, i.obj), epoch, content);
-    }
-  };
 
   function checkPath(read: Read, a: Answer | undefined, error: unknown, sync: boolean): void {
     const waited = clock.now() - read.arrivedAt;
@@ -530,7 +668,12 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     if (a === undefined) {
       if (sync) counted.hits++;
       else counted.misses++;
-      if (!(error instanceof AwsCallError)) {
+      if (error instanceof TypeError && thrown.has(error)) {
+        if (thrown.get(error) !== read) fail(`path read ${read.id} got another read's loader fault`);
+        return;
+      }
+      if (error instanceof PathTooLargeError) return;
+      if (!(error instanceof AwsCallError) || error.code === 'Abandoned') {
         fail(`path read ${read.id}: ${String(error)}`);
         return;
       }
@@ -542,14 +685,21 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     else if (a.source === 'stale') counted.stale++;
     else counted.misses++;
     const stamp = JSON.parse(a.body.toString()) as PathStamp;
-    const l = loads[stamp.l]!;
-    if (stamp.d !== read.pathD) fail(`path read ${read.id}: the other flag's listing`);
+    const l = madeBy.get(a.body);
+    if (l === undefined) {
+      fail(`path read ${read.id}: a body no load handed out`);
+      return;
+    }
+    if (stamp.d !== read.path!.d || stamp.rec !== read.path!.rec)
+      fail(`path read ${read.id}: another listing`);
     if (read.event > clearedAt && l.event < clearedAt)
       fail(`path read ${read.id}: a listing from before INVOKE`);
     for (const x of l.items) {
       const shown = stamp.shows.find((s) => s.o === x.item.obj);
-      const content: Content = shown ? { v: shown.v } : { gone: 'absent' };
-      const f = floors.get(pathFloorKey(read.pathD, x.item.obj));
+      const content: Content = shown
+        ? { v: shown.v, secure: 'v' in x.content && x.content.secure }
+        : { gone: 'absent' };
+      const f = floors.get(pathFloorKey(read.path!.d, x.item.obj));
       // A listing that left an item out agrees with a NotFound floor; one that shows it agrees with a value.
       if (f && read.event > f.event && x.epoch < f.epoch) {
         const agrees = 'v' in content ? 'v' in f.content && f.content.v === content.v : 'gone' in f.content;
@@ -561,33 +711,42 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     }
     if (a.source === 'hit' && (l.endedAt === undefined || read.arrivedAt >= l.endedAt + TTL))
       fail(`path read ${read.id}: a hit past the TTL`);
-    if (a.source === 'stale' && (l.endedAt === undefined || read.arrivedAt > l.endedAt + TTL + STALE))
-      fail(`path read ${read.id}: stale past the stale window`);
+    if (a.source === 'stale') {
+      if (l.endedAt === undefined || read.arrivedAt > l.endedAt + TTL + STALE)
+        fail(`path read ${read.id}: stale past the stale window`);
+      if (!staleJustified(undefined, read, clock.now()))
+        fail(`path read ${read.id}: stale with no failure of its load`);
+    }
   }
 
   /**
    * Caching and joining, judged when a plain read arrives: a key whose newest load stored a value within
-   * the first 90% of its TTL, with nothing of its group started or landed since, must answer a hit; a key
-   * whose load runs, showed progress within the join limit and has nothing newer of its group, must be
-   * joined, not loaded again. (Runs whose marks table overflows on purpose may refetch: not judged.)
+   * the first 90% of its TTL, with nothing of its object started or landed since, must answer a hit; a key
+   * whose load runs, showed progress within the join limit and has nothing newer of its object, must be
+   * joined, not loaded again. (Small caches evict, small mark tables refetch on purpose: not judged.)
    */
-  function expectations(read: Read, i: Item): { mustHit?: ModelLoad; mustJoin?: ModelLoad } {
-    if (read.mode !== 'plain' || windowOpen || opts.marks < 1000) return {};
+  function expectations(
+    read: Read,
+    i: Item,
+  ): { mustHit?: ModelLoad; mustJoin?: ModelLoad; answerBy?: number } {
+    if (read.mode !== 'plain' || windowOpen || opts.marks < 1000 || opts.small || !cachedService(i))
+      return {};
     const t = read.arrivedAt;
-    const g = groupOf(i);
-    const group = loadsOfGroup(g);
-    const newerStarted = (l: ModelLoad) => group.some((o) => o !== l && o.event > l.event);
-    const landedAfter = (ev: number) => group.some((o) => o.endedEvent !== undefined && o.endedEvent > ev);
+    const objectLoads = loads.filter((l) => l.items.some((x) => x.item.obj === i.obj));
+    const newerStarted = (l: ModelLoad) => objectLoads.some((o) => o !== l && o.event > l.event);
+    const landedAfter = (ev: number) =>
+      objectLoads.some((o) => o.endedEvent !== undefined && o.endedEvent > ev);
     const shortened = (l: ModelLoad) =>
-      reads.some((r) => r.mode === 'ttl1s' && r.items.some((j) => groupOf(j) === g) && r.event > l.event);
+      l.short ||
+      reads.some((r) => r.mode === 'ttl1s' && r.items.some((j) => j.obj === i.obj) && r.event > l.event);
     const mustHit = loads.find(
       (l) =>
         l.outcome === 'value' &&
+        l.kind !== 'path' &&
         l.endedEvent !== undefined &&
         l.event > clearedAt &&
         t < l.endedAt! + TTL * 0.9 &&
-        covers(l, i) &&
-        l.items.some((x) => groupOf(x.item) === g && 'v' in x.content) &&
+        l.items.some((x) => readKeyOf(x.item) === readKeyOf(i) && 'v' in x.content) &&
         (l.cause === undefined || l.cause.mode === 'plain' || l.cause.mode === 'many') &&
         !shortened(l) &&
         !newerStarted(l) &&
@@ -604,7 +763,28 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         !newerStarted(l) &&
         !landedAfter(l.event),
     );
-    return { ...(mustHit ? { mustHit } : {}), ...(mustJoin ? { mustJoin } : {}) };
+    // Stale first: a key whose entry expired inside the stale window, with nothing landed for its object
+    // since it was stored, answers within the stale wait whatever upstream does.
+    const staleBy =
+      opts.staleWait > 0 &&
+      loads.some(
+        (l) =>
+          l.outcome === 'value' &&
+          l.kind !== 'path' &&
+          l.endedEvent !== undefined &&
+          l.event > clearedAt &&
+          l.items.some((x) => readKeyOf(x.item) === readKeyOf(i) && 'v' in x.content) &&
+          (l.cause === undefined || l.cause.mode === 'plain' || l.cause.mode === 'many') &&
+          !shortened(l) &&
+          t >= l.endedAt! + TTL &&
+          t <= l.endedAt! + TTL + STALE &&
+          !landedAfter(l.endedEvent),
+      );
+    return {
+      ...(mustHit ? { mustHit } : {}),
+      ...(mustJoin ? { mustJoin } : {}),
+      ...(staleBy ? { answerBy: t + opts.staleWait } : {}),
+    };
   }
 
   const track = (read: Read, p: Promise<Array<{ a?: Answer; e?: unknown; sync: boolean }>>) => {
@@ -637,8 +817,31 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     }
   };
 
+  /** Bounds that hold between any two steps. */
+  const checkBounds = (step: string) => {
+    const o = cache.overhead;
+    if (o.shares > maxItems || o.shareBytes > maxBytes)
+      fail(`${step}: shares ${o.shares} items, ${o.shareBytes} bytes`);
+    if (o.marks > Math.max(opts.marks, 0)) fail(`${step}: ${o.marks} marks, bound ${opts.marks}`);
+    // A batch load runs for each of its items' keys.
+    const running = loads
+      .filter((l) => !l.settled)
+      .reduce((n, l) => n + (l.kind === 'many' ? l.items.length : 1), 0);
+    if (o.slots > running) fail(`${step}: ${o.slots} load slots for ${running} keys loading`);
+  };
+
   const pick = (n: number) => ITEMS[focus[n % focus.length]!]!;
   const objAt = (n: number) => pick(n).obj;
+  const newRead = (items: Item[], mode: Read['mode'], path?: { d: boolean; rec: boolean }): Read => ({
+    id: reads.length,
+    items,
+    mode,
+    path,
+    event: ++event,
+    arrivedAt: clock.now(),
+    inWindow: windowOpen,
+    answered: false,
+  });
 
   for (const act of actions) {
     if (failures.length > 0) break;
@@ -653,16 +856,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
               : act.mode === 'ttl1s'
                 ? { ttlMs: 1000 }
                 : undefined;
-        const read: Read = {
-          id: reads.length,
-          items: [i],
-          mode: act.mode,
-          pathD: false,
-          event: ++event,
-          arrivedAt: clock.now(),
-          inWindow: windowOpen,
-          answered: false,
-        };
+        const read = newRead([i], act.mode);
         const expect = expectations(read, i);
         cause = read;
         const p = answerOf(() => cache.get(i.r, o));
@@ -672,6 +866,10 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         track(
           read,
           p.then((x) => {
+            if (expect.answerBy !== undefined && clock.now() > expect.answerBy)
+              fail(
+                `read ${read.id} of ${readKeyOf(i)} held a stale value, yet waited ${clock.now() - read.arrivedAt} ms`,
+              );
             if (expect.mustHit && x.a?.source !== 'hit')
               fail(
                 `read ${read.id} of ${readKeyOf(i)}: load ${expect.mustHit.id} stored it, yet ${x.a?.source ?? 'an error'}`,
@@ -683,42 +881,29 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       }
       case 'many': {
         const its = [...new Set(act.items.map((n) => focus[n % focus.length]!))].map((n) => ITEMS[n]!);
-        const read: Read = {
-          id: reads.length,
-          items: its,
-          mode: 'many',
-          pathD: false,
-          event: ++event,
-          arrivedAt: clock.now(),
-          inWindow: windowOpen,
-          answered: false,
-        };
+        const read = newRead(its, 'many');
         cause = read;
-        const p = cache.getMany(its.map((i) => i.r));
+        let p: Promise<Array<{ a?: Answer; e?: unknown; sync: boolean }>>;
+        try {
+          p = cache
+            .getMany(its.map((i) => i.r))
+            .then((xs) =>
+              xs.map((x) =>
+                x.ok ? { a: x.answer, sync: x.answer.source === 'hit' } : { e: x.error, sync: false },
+              ),
+            );
+        } catch (e) {
+          fail(`getMany threw at once: ${String(e)}`);
+          p = Promise.resolve([]);
+        }
         cause = undefined;
-        track(
-          read,
-          p.then((xs) =>
-            xs.map((x) =>
-              x.ok ? { a: x.answer, sync: x.answer.source === 'hit' } : { e: x.error, sync: false },
-            ),
-          ),
-        );
+        track(read, p);
         break;
       }
       case 'path': {
-        const read: Read = {
-          id: reads.length,
-          items: [],
-          mode: 'path',
-          pathD: act.d,
-          event: ++event,
-          arrivedAt: clock.now(),
-          inWindow: windowOpen,
-          answered: false,
-        };
+        const read = newRead([], 'path', { d: act.d, rec: act.rec });
         cause = read;
-        const p = answerOf(() => cache.getPath({ path: '/', recursive: true, withDecryption: act.d }));
+        const p = answerOf(() => cache.getPath({ path: '/', recursive: act.rec, withDecryption: act.d }));
         cause = undefined;
         track(
           read,
@@ -726,10 +911,11 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         );
         break;
       }
-      case 'rotate': {
+      case 'rotate':
+      case 'restore': {
         const o = objAt(act.obj);
         const s = world.get(o)!;
-        if ('v' in s) {
+        if ((act.kind === 'rotate') === 'v' in s) {
           const v = versions.get(o)! + 1;
           versions.set(o, v);
           world.set(o, { v });
@@ -740,17 +926,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       case 'delete': {
         const o = objAt(act.obj);
         if ('v' in world.get(o)!) {
-          world.set(o, { gone: 'deleted' });
-          bump(o);
-        }
-        break;
-      }
-      case 'restore': {
-        const o = objAt(act.obj);
-        if ('gone' in world.get(o)!) {
-          const v = versions.get(o)! + 1;
-          versions.set(o, v);
-          world.set(o, { v });
+          world.set(o, { gone: true });
           bump(o);
         }
         break;
@@ -760,6 +936,18 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         if ('v' in s && labelAt !== s.v) {
           labelAt = s.v;
           bump('/p');
+        }
+        break;
+      }
+      case 'retype': {
+        // A parameter deleted and put again as the other type: a new version of it.
+        const o = objAt(act.obj);
+        if (isParam(o) && 'v' in world.get(o)!) {
+          secure.set(o, !secure.get(o));
+          const v = versions.get(o)! + 1;
+          versions.set(o, v);
+          world.set(o, { v });
+          bump(o);
         }
         break;
       }
@@ -773,6 +961,9 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         }
         break;
       }
+      case 'throwNext':
+        throwNext = true;
+        break;
       case 'answer': {
         const open = loads.filter((l) => !l.settled);
         if (open.length === 0) break;
@@ -782,21 +973,37 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
           l.failures.push(clock.now());
           l.progress.push(clock.now());
           l.ctx?.onRetry?.(new AwsCallError('InternalFailure', 'attempt failed', 'server', 500));
-        } else if (act.how === 'page') {
+          break;
+        }
+        if (act.how === 'page') {
           if (l.kind === 'path') {
             l.progress.push(clock.now());
             l.ctx?.onProgress?.();
           }
-        } else if (act.how === 'throttle' || act.how === '5xx') {
+          break;
+        }
+        if (act.how === 'throttle' || act.how === '5xx') {
           l.failures.push(clock.now());
           l.outcome = 'transient';
           l.reject(transient(l, act.how));
-        } else if (l.kind === 'one') {
-          const x = l.items[0]!;
-          const e = goneError(x.content, l);
+          break;
+        }
+        if (act.how === 'toolarge' && l.kind === 'path') {
+          l.outcome = 'other';
+          l.reject(new PathTooLargeError('/', l.path!.recursive));
+          break;
+        }
+        // A retry that read upstream only now: what it answers is today's content.
+        if (act.how === 'late') {
+          l.items = l.items.map((x) => capture(x.item));
+          l.progress.push(clock.now());
+        }
+        if (l.kind === 'one') {
+          const [x] = l.items;
+          const e = goneError(x!.content, l);
           l.outcome = e ? 'gone' : 'value';
           if (e) l.reject(e);
-          else l.resolve(bodyFor(x.item, (x.content as { v: number }).v, l.id));
+          else l.resolve(bodyFor(x!.item, x!.content as { v: number; secure: boolean }, l));
         } else if (l.kind === 'many') {
           l.outcome = 'value';
           l.resolve(
@@ -804,7 +1011,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
               const e = goneError(x.content, l);
               return e
                 ? { ok: false, error: e }
-                : { ok: true, loaded: bodyFor(x.item, (x.content as { v: number }).v, l.id) };
+                : { ok: true, loaded: bodyFor(x.item, x.content as { v: number; secure: boolean }, l) };
             }),
           );
         } else {
@@ -813,14 +1020,16 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
           const stamp: PathStamp = {
             path: true,
             d: l.path!.withDecryption,
-            l: l.id,
+            rec: l.path!.recursive,
             shows: present.map((x) => ({ o: x.item.obj, v: (x.content as { v: number }).v })),
           };
+          const listingBody = Buffer.from(JSON.stringify(stamp));
+          madeBy.set(listingBody, l);
           l.resolve({
-            body: Buffer.from(JSON.stringify(stamp)),
+            body: listingBody,
             items: present.map((x) => ({
               request: x.item.r as ParameterRequest,
-              loaded: bodyFor(x.item, (x.content as { v: number }).v, l.id),
+              loaded: bodyFor(x.item, x.content as { v: number; secure: boolean }, l),
             })),
           });
         }
@@ -828,6 +1037,8 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
       }
       case 'advance':
         await clock.advance(act.ms);
+        if (cache.overhead.shareAgeMs >= REFRESH_SHARE_MS)
+          fail(`a share ${cache.overhead.shareAgeMs} ms old is still held after the clock moved`);
         break;
       case 'window':
         if (!windowOpen && clearedAt === 0) {
@@ -844,6 +1055,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         break;
     }
     await settle(2);
+    checkBounds(act.kind);
   }
   // Nothing waits forever: past every deadline, every read has its answer (hung loads included).
   await clock.advance(WAIT + JOIN + 1);
@@ -852,28 +1064,43 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   // Every load was started by a read: at most one per item read (and one refresh-ahead per hit).
   const itemReads = reads.reduce((n, r) => n + Math.max(1, r.items.length), 0);
   if (loads.length > itemReads) fail(`${loads.length} loads for ${itemReads} item reads`);
-  // refreshNow and ttl=0 reads of one key start at most one load a second, unless something newer of the
-  // object (another load of its group) landed or started in between, or INVOKE started afresh.
-  const lastRefresh = new Map<string, ModelLoad>();
-  // (A marks table that overflows on purpose stops joins of older loads: not judged then.)
-  for (const l of opts.marks < 1000 ? [] : loads) {
+  // refreshNow and ttl=0 reads of one key start at most one load a second, and a String's refresh answer
+  // is shared by its other flag, unless something else of the object started or landed in between, or
+  // INVOKE started afresh. (Small mark tables and caches refetch on purpose: not judged.)
+  const judged = opts.marks >= 1000 && !opts.small;
+  for (const [a, l] of judged ? loads.entries() : []) {
     const c = l.cause;
-    if (!c || (c.mode !== 'refresh' && c.mode !== 'ttl0') || c.inWindow) continue;
-    const key = readKeyOf(c.items[0]!);
-    const prev = lastRefresh.get(key);
-    lastRefresh.set(key, l);
-    if (prev === undefined || l.startedAt - prev.startedAt >= REFRESH_SHARE_MS) continue;
-    if (prev.event < clearedAt && clearedAt < l.event) continue;
-    const g = groupOf(c.items[0]!);
-    const between = loadsOfGroup(g).some(
-      (o) =>
-        o !== prev &&
-        o !== l &&
-        ((o.event > prev.event && o.event < l.event) ||
-          (o.endedAt !== undefined && o.endedAt >= prev.startedAt && o.endedAt <= l.startedAt)),
-    );
-    if (!between && prev.outcome !== 'transient' && prev.settled)
-      fail(`${key}: refresh loads ${l.startedAt - prev.startedAt} ms apart`);
+    if (!c || (c.mode !== 'refresh' && c.mode !== 'ttl0') || c.inWindow || !cachedService(c.items[0]!))
+      continue;
+    const i = c.items[0]!;
+    for (const prev of loads.slice(0, a)) {
+      const pc = prev.cause;
+      if (!pc || (pc.mode !== 'refresh' && pc.mode !== 'ttl0') || pc.inWindow) continue;
+      const pi = pc.items[0]!;
+      if (groupOf(pi) !== groupOf(i) || pi.byArn !== i.byArn) continue;
+      const sameKey = readKeyOf(pi) === readKeyOf(i);
+      // The other flag shares only an answer that landed and said the parameter reads the same either way.
+      const plainAnswer =
+        prev.outcome === 'value' && prev.items.some((x) => 'v' in x.content && !x.content.secure);
+      if (!sameKey && !(plainAnswer && prev.endedEvent !== undefined && prev.endedEvent < l.event)) continue;
+      if (
+        l.startedAt - prev.startedAt >= REFRESH_SHARE_MS ||
+        prev.outcome === 'transient' ||
+        prev.outcome === 'other'
+      )
+        continue;
+      if (prev.event < clearedAt && clearedAt < l.event) continue;
+      const between = loads.some(
+        (o) =>
+          o !== prev &&
+          o !== l &&
+          o.items.some((x) => x.item.obj === i.obj) &&
+          ((o.event > prev.event && o.event < l.event) ||
+            (o.endedEvent !== undefined && o.endedEvent > prev.event && o.endedEvent < l.event)),
+      );
+      if (!between && prev.settled && prev.endedEvent! < l.event)
+        fail(`${readKeyOf(i)}: a refresh load ${l.startedAt - prev.startedAt} ms after load ${prev.id}`);
+    }
   }
   // The counters match the labels the answers carried.
   const s = cache.stats;
@@ -884,7 +1111,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   // Every table beside the entries empties itself once nothing runs.
   for (const l of loads) if (!l.settled) l.reject(new AwsCallError('InternalFailure', 'end', 'server', 500));
   await settle();
-  await clock.advance(REFRESH_SHARE_MS * 2);
+  await clock.advance(REFRESH_SHARE_MS);
   const o = cache.overhead;
   if (o.shares !== 0 || o.marks !== 0 || o.slots !== 0) fail(`left behind: ${JSON.stringify(o)}`);
   if (failures.length > 0) throw new Error(`guarantees broken:\n${failures.join('\n')}`);
@@ -910,7 +1137,7 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
   {
     focus: [2, 4, 5],
     actions: [
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'delete', obj: 0 },
       { kind: 'read', item: 0, mode: 'plain' },
       { kind: 'answer', pick: 1, how: 'value' },
@@ -920,23 +1147,23 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
       { kind: 'answer', pick: 1, how: 'value' },
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'read', item: 0, mode: 'plain' },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
     ],
   },
   // 3. A listing slower than the join limit, read every few seconds, is joined and cached.
   {
     focus: [2],
     actions: [
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'advance', ms: 4499 },
       { kind: 'answer', pick: 0, how: 'page' },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'advance', ms: 4499 },
       { kind: 'answer', pick: 0, how: 'page' },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'advance', ms: 4499 },
       { kind: 'answer', pick: 0, how: 'value' },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
     ],
   },
   // 4. Stale first: an expired entry while upstream hangs.
@@ -963,7 +1190,7 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
       { kind: 'answer', pick: 1, how: 'value' },
       { kind: 'rotate', obj: 0 },
       { kind: 'answer', pick: 0, how: 'retry' },
-      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'answer', pick: 0, how: 'late' },
       { kind: 'read', item: 0, mode: 'plain' },
     ],
   },
@@ -971,16 +1198,16 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
   {
     focus: [2],
     actions: [
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'delete', obj: 0 },
       { kind: 'read', item: 0, mode: 'refresh' },
       { kind: 'answer', pick: 0, how: 'value' },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'advance', ms: 5001 },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
       { kind: 'answer', pick: 0, how: '5xx' },
-      { kind: 'path', d: false },
+      { kind: 'path', d: false, rec: true },
     ],
   },
   // 6d. The one-second share, kept per flag, contradicts the shared entry.
@@ -994,6 +1221,50 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'read', item: 1, mode: 'refresh' },
       { kind: 'read', item: 0, mode: 'refresh' },
+    ],
+  },
+  // Review, G1: a load of the other flag that started before a refresh answered, with older data.
+  {
+    focus: [2, 3],
+    actions: [
+      { kind: 'read', item: 0, mode: 'refresh' },
+      { kind: 'answer', pick: 0, how: 'retry' },
+      { kind: 'read', item: 1, mode: 'plain' },
+      { kind: 'rotate', obj: 0 },
+      { kind: 'answer', pick: 0, how: 'late' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'read', item: 1, mode: 'plain' },
+      { kind: 'read', item: 0, mode: 'plain' },
+    ],
+  },
+  // Review, G2: NotFound by name, then an older read by ARN and a versionStage read.
+  {
+    focus: [0, 11, 12],
+    actions: [
+      { kind: 'read', item: 1, mode: 'plain' },
+      { kind: 'read', item: 2, mode: 'plain' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'delete', obj: 0 },
+      { kind: 'read', item: 0, mode: 'refresh' },
+      { kind: 'answer', pick: 1, how: 'value' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'read', item: 1, mode: 'plain' },
+      { kind: 'read', item: 2, mode: 'plain' },
+    ],
+  },
+  // Review, type change: a SecureString becomes a String (and back).
+  {
+    focus: [2, 3],
+    actions: [
+      { kind: 'retype', obj: 0 },
+      { kind: 'read', item: 0, mode: 'plain' },
+      { kind: 'read', item: 1, mode: 'plain' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'retype', obj: 0 },
+      { kind: 'read', item: 1, mode: 'refresh' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'read', item: 0, mode: 'plain' },
     ],
   },
   // A hung load: a read past the join limit starts anew; nobody waits past the wait limit.
@@ -1031,13 +1302,22 @@ test('model: random reads, upstream changes, answer orders, clock and SnapStart 
   console.log(note);
   const options: fc.Arbitrary<RunOptions> = fc.record({
     staleWait: fc.constantFrom(0, STALE_WAIT),
-    marks: fc.constantFrom(2, 1000),
+    marks: fc.constantFrom(3, 1000, 1000, 1000),
+    small: fc.constantFrom(false, false, false, true),
+    ssmOff: fc.constantFrom(false, false, false, false, false, true),
   });
+  const replay = process.env['PSCACHE_MODEL_REPLAY'];
+  if (replay !== undefined) {
+    const [actions, focus, opts] = JSON.parse(replay) as [Action[], number[], RunOptions];
+    await run(actions, focus, opts);
+    return;
+  }
   const details = await fc.check(
     fc.asyncProperty(
       fc.array(action, { minLength: 1, maxLength: 50 }),
       // Each run reads a few keys only, so that its reads, changes and answers meet on them; most runs one
-      // object through several doors: both flags, a role, a label or version, and listings over them.
+      // object through several doors: both flags, a role, an ARN, a label, version or versionStage, and
+      // listings over them.
       fc.oneof(
         {
           weight: 3,
@@ -1050,6 +1330,9 @@ test('model: random reads, upstream changes, answer orders, clock and SnapStart 
             [2, 7],
             [2, 8, 9],
             [3, 9],
+            [2, 3, 10],
+            [0, 11, 12],
+            [2, 13],
           ),
         },
         { weight: 2, arbitrary: fc.uniqueArray(fc.nat(ITEMS.length - 1), { minLength: 1, maxLength: 3 }) },
@@ -1063,8 +1346,8 @@ test('model: random reads, upstream changes, answer orders, clock and SnapStart 
       seed,
       numRuns,
       examples: EXAMPLES.flatMap((e) => [
-        [e.actions, e.focus, { staleWait: STALE_WAIT, marks: 1000 }],
-        [e.actions, e.focus, { staleWait: 0, marks: 2 }],
+        [e.actions, e.focus, { staleWait: STALE_WAIT, marks: 1000, small: false, ssmOff: false }],
+        [e.actions, e.focus, { staleWait: 0, marks: 3, small: false, ssmOff: false }],
       ]) as Array<[Action[], number[], RunOptions]>,
     },
   );

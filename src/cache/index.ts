@@ -47,9 +47,9 @@ import { AwsCallError, type Service } from '../aws/types.ts';
 import { type Clock, systemClock, type Timer } from '../clock.ts';
 import {
   cacheKey,
+  type ItemRequest,
   idKey,
   idsOf,
-  type ItemRequest,
   itemName,
   type Loaded,
   type ParameterRequest,
@@ -173,7 +173,10 @@ interface Flight {
   abort: AbortController | undefined;
   /** Started by refreshNow or ttl=0: later such reads within REFRESH_SHARE_MS join it. */
   refresh: boolean;
-  /** The TTL its result is stored with: the shortest asked for by the reads that share it. */
+  /**
+   * The TTL its result is stored with: the shortest positive one asked for by the reads that share it;
+   * 0 when every one of them was a ttl=0 read (keeps nothing). A ttl only ever shortens what is kept.
+   */
   ttlMs: number;
   /** A newer load took its place while nobody waited for it: its outcome is news to nobody. */
   superseded: boolean;
@@ -413,10 +416,18 @@ export class ItemCache {
   }
 
   /** What the tables beside the entries hold (the refresh shares and the marks), for tests and metrics. */
-  get overhead(): { shares: number; shareBytes: number; marks: number; markBytes: number; slots: number } {
+  get overhead(): {
+    shares: number;
+    shareBytes: number;
+    shareAgeMs: number;
+    marks: number;
+    markBytes: number;
+    slots: number;
+  } {
     return {
       shares: this.shares.count,
       shareBytes: this.shares.bytes,
+      shareAgeMs: this.shares.oldestAgeMs,
       marks: this.marks.count,
       markBytes: this.marks.bytes,
       slots: this.slots.size,
@@ -480,7 +491,7 @@ export class ItemCache {
       }
     }
     if (current) {
-      current.ttlMs = Math.min(current.ttlMs, ttl);
+      shareTtl(current, ttl);
       return this.wait(t, current, now);
     }
     if (begin) return begin(false).then((f) => this.wait(t, f, now));
@@ -495,8 +506,8 @@ export class ItemCache {
     now: number,
   ): Answer | Promise<Answer> {
     if (current?.refresh && now - current.startedAt < REFRESH_SHARE_MS) {
-      // A refreshNow sharing a ttl=0 load wants its answer kept.
-      current.ttlMs = Math.max(current.ttlMs, ttl);
+      // A refreshNow sharing a ttl=0 load wants its answer kept (a ttl=0 read joining keeps nothing).
+      shareTtl(current, ttl);
       return this.wait(t, current, now);
     }
     const shared = this.shared(t);
@@ -523,7 +534,7 @@ export class ItemCache {
     if (share === undefined) return undefined;
     const landed = this.landedOf(t.keys);
     const e = t.lookup();
-    if (e?.hit !== undefined && e.stamp >= landed && e.stamp >= share.stamp) return { hit: e.hit };
+    if (e?.hit !== undefined && e.stamp >= landed && e.stamp > share.stamp) return { hit: e.hit };
     return share.stamp >= landed ? { share } : undefined;
   }
 
@@ -566,7 +577,10 @@ export class ItemCache {
     this.stats.misses++;
     this.stats.loads++;
     const started = this.clock.now();
-    return this.limit(call(() => t.load(ctx)), t.service).then(
+    return this.limit(
+      call(() => t.load(ctx)),
+      t.service,
+    ).then(
       (r) => ({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - started }),
       (e: unknown) => {
         this.stats.errors++;
@@ -724,7 +738,11 @@ export class ItemCache {
     const ctx = this.contextFor([f]);
     ctx.signal = f.abort.signal;
     if (how.attempts !== undefined) ctx.attempts = how.attempts;
-    this.attach(t, f, call(() => t.load(ctx, f)));
+    this.attach(
+      t,
+      f,
+      call(() => t.load(ctx, f)),
+    );
     return f;
   }
 
@@ -972,9 +990,7 @@ export class ItemCache {
         this.drop(k);
         this.landAt(k);
       }
-      if (f.refresh) this.dropOtherIds(key, ids, sel, plain, dec, body);
       this.landAt(key);
-      for (const id of f.refresh ? ids : []) this.landAt(id);
       if (ttl > 0) {
         this.put(key, body, undefined, ttl, { ids, sel, plain, dec, name: nameOf(r, loaded) });
       } else {
@@ -993,6 +1009,12 @@ export class ItemCache {
       // otherwise is outdated by it.
       const e = this.entry(key);
       if (e !== undefined && !e.body?.equals(body)) this.drop(key);
+    }
+    if (f.refresh) {
+      // A refresh's answer is a floor for every id of the object, newest word or not: what they hold
+      // otherwise goes, and no load started before it stores through them.
+      this.dropOtherIds(key, ids, sel, plain, dec, body);
+      for (const id of ids) this.landAt(id);
     }
     const share = this.shares.get(key);
     if (f.refresh && newer && (share === undefined || share.seq < f.seq)) {
@@ -1054,13 +1076,25 @@ export class ItemCache {
       const s = this.shares.get(k);
       if (s !== undefined && s.seq > f.seq) this.shares.delete(k);
       else if (s !== undefined) {
-        this.shares.set(k, { startedAt: s.startedAt, seq: f.seq, stamp: this.seq, body: undefined, error: err });
+        this.shares.set(k, {
+          startedAt: s.startedAt,
+          seq: f.seq,
+          stamp: this.seq,
+          body: undefined,
+          error: err,
+        });
       }
     }
     for (const other of ids) this.landAt(other);
     const own = cacheKey(r);
     if (f.refresh && this.shares.get(own) === undefined) {
-      this.shares.set(own, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body: undefined, error: err });
+      this.shares.set(own, {
+        startedAt: f.startedAt,
+        seq: f.seq,
+        stamp: this.seq,
+        body: undefined,
+        error: err,
+      });
     }
     if (r.service === 'ssm') {
       for (const name of names) {
@@ -1160,14 +1194,16 @@ export class ItemCache {
 /** What a listing entry says about itself (it answers for no item id). */
 const LISTING = { ids: [], sel: '', plain: true, dec: false, name: undefined };
 
+/** Another read shares load `f` with its TTL: kept as long as the shortest positive one asks. */
+function shareTtl(f: Flight, ttl: number): void {
+  if (ttl <= 0) return;
+  f.ttlMs = f.ttlMs <= 0 ? ttl : Math.min(f.ttlMs, ttl);
+}
+
 /** Every storage key of the object `r` names with its selector: its own, the other flag's, the shared one. */
 function objectKeys(r: ItemRequest): string[] {
   if (r.service !== 'ssm') return [cacheKey(r)];
-  return [
-    cacheKey({ ...r, withDecryption: false }),
-    cacheKey({ ...r, withDecryption: true }),
-    plainKey(r)!,
-  ];
+  return [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true }), plainKey(r)!];
 }
 
 /** The name an item's answer gives it (the one listings show), or the one asked for. */

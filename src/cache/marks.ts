@@ -99,7 +99,8 @@ export class Marks {
       this.marks.set(key, { gate, landed });
       this.size += weigh(key);
     }
-    if (this.marks.size > this.bounds.maxItems || this.size > this.bounds.maxBytes) this.makeRoom(oldestRunning);
+    if (this.marks.size > this.bounds.maxItems || this.size > this.bounds.maxBytes)
+      this.makeRoom(oldestRunning);
   }
 
   private makeRoom(oldestRunning: number): void {

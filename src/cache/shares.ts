@@ -76,6 +76,13 @@ export class Shares {
     return this.lru.calculatedSize;
   }
 
+  /** How long ago the oldest share's load started (0 when none is held). */
+  get oldestAgeMs(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const s of this.lru.values()) if (s.startedAt < oldest) oldest = s.startedAt;
+    return oldest === Number.POSITIVE_INFINITY ? 0 : this.clock.now() - oldest;
+  }
+
   /** The purge timer fires at `due` at the latest. */
   private purgeAt(due: number, now: number): void {
     if (due >= this.timerAt) return;
