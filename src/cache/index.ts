@@ -996,7 +996,7 @@ export class ItemCache {
       } else {
         // Not kept (ttl=0): an older entry that says otherwise is outdated; one that agrees is current.
         const e = this.entry(key);
-        if (e !== undefined && e.body?.equals(body)) e.stamp = this.seq;
+        if (e?.body?.equals(body)) e.stamp = this.seq;
         else this.drop(key);
       }
     } else if (!this.agrees(f, key, gateKeys, body)) {

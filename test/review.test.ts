@@ -1,7 +1,6 @@
-// Adversarial review of the cache core: each test is a concrete sequence that breaks one of the guarantees
-// in docs/architecture.md ("The cache: one state machine per key", "What you can rely on"). They FAIL on
-// purpose against the code as it is; each names the guarantee it breaks. Same fake-clock style as
-// test/cache.test.ts (its setup() copied).
+// The cache core against an independent review's 19 breaks of its guarantees (docs/architecture.md, "What
+// you can rely on"): each test is the reviewer's sequence, fixed, and asserts what the guarantee says. Same
+// fake-clock style as test/cache.test.ts; the reference model in test/model.test.ts generates their kind.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { AwsJsonClient, type CallOptions } from '../src/aws/client.ts';
@@ -89,8 +88,8 @@ async function readNow(
   return outcome(p);
 }
 
-describe('guarantee 1: newer wins, durably', () => {
-  test('G1: a load of the other flag that started before a refreshNow answered stores its older value after it', async () => {
+describe('newer wins, durably', () => {
+  test('1: a load of the other flag that started before a refreshNow answered cannot store its older value after it', async () => {
     const { loader, cache } = setup();
     // refreshNow of the String /p through withDecryption=false: its first attempt is throttled, it retries.
     const refreshed = start(() => cache.get(param('/p'), { refresh: true }));
@@ -118,7 +117,7 @@ describe('guarantee 1: newer wins, durably', () => {
     }
   });
 
-  test('G1: a path listing that started before a refreshNow answered stores the older item value after it', async () => {
+  test('2: a listing that started before a refreshNow answered cannot store the older item value after it', async () => {
     const { loader, cache } = setup();
     const refreshed = start(() => cache.get(param('/a/x'), { refresh: true }));
     await settle();
@@ -140,7 +139,7 @@ describe('guarantee 1: newer wins, durably', () => {
     assert.match(got, /^x-new /, `after the refresh answered x-new, a plain read got ${got}`);
   });
 
-  test('G1: after a refreshNow of one flag finds the SecureString became a String, the other flag still hits the SecureString entry', async () => {
+  test('3: once a refreshNow finds a SecureString became a String, neither flag hits the SecureString entries', async () => {
     const { clock, loader, cache } = setup();
     // /t is a SecureString: both flags cached (ciphertext and plaintext).
     for (const [d, v] of [
@@ -167,7 +166,7 @@ describe('guarantee 1: newer wins, durably', () => {
     assert.match(got, /^now plain /, `withDecryption=false got ${got} after the refresh answered the String`);
   });
 
-  test('G1: after a refreshNow finds a String became a SecureString, the other flag still hits the old String value', async () => {
+  test('4: once a refreshNow finds a String became a SecureString, the other flag no longer hits the String value', async () => {
     const { clock, loader, cache } = setup();
     const a = start(() => cache.get(param('/u')));
     await settle();
@@ -188,8 +187,8 @@ describe('guarantee 1: newer wins, durably', () => {
   });
 });
 
-describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
-  test('G2: a value the other flag read before a NotFound, landing after it, is stored and served', async () => {
+describe('never stale after NotFound/AccessDenied', () => {
+  test('5: a value the other flag read before a NotFound, landing after it, is neither stored nor served', async () => {
     const { loader, cache } = setup();
     // Two plain reads of the String /q, one per flag: two loads (two slots).
     const a = start(() => cache.get(param('/q', false)));
@@ -211,7 +210,7 @@ describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
     }
   });
 
-  test('G2: a listing that read the item before a NotFound and lands after it stores and shows it', async () => {
+  test('6: a listing that read the item before a NotFound and lands after it is not stored', async () => {
     const { loader, cache } = setup();
     const p = { path: '/g/', recursive: true, withDecryption: false };
     const a = start(() => cache.get(param('/g/x')));
@@ -238,7 +237,7 @@ describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
     assert.equal(again, 'listing without x miss', `the listing showing /g/x was served: ${again}`);
   });
 
-  test('G2: a NotFound of a secret by name leaves its versionStage=AWSCURRENT entry answering the old value', async () => {
+  test('7: a NotFound of a secret by name drops its versionStage=AWSCURRENT entry too', async () => {
     const { loader, cache } = setup();
     const current = secret('s', { versionStage: 'AWSCURRENT' });
     const a = start(() => cache.get(current));
@@ -261,7 +260,7 @@ describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
     );
     assert.equal(got, 'ResourceNotFoundException', `the deleted secret, read as AWSCURRENT, answered ${got}`);
   });
-  test('G2: a parameter found gone by name still answers its old value when read by its ARN', async () => {
+  test('8: a parameter found gone by name is gone when read by its ARN too', async () => {
     const { loader, cache } = setup();
     const arn = param('arn:aws:ssm:us-east-1:123456789012:parameter/app/x');
     const a = start(() => cache.get(arn));
@@ -285,8 +284,8 @@ describe('guarantee 2: never stale after NotFound/AccessDenied', () => {
   });
 });
 
-describe('guarantee 3: listings that show an item otherwise are not served', () => {
-  test('G3 (model seed 777): a path read after a refreshNow answered joins an older listing load and shows the older value', async () => {
+describe('listings that show an item otherwise are not served', () => {
+  test('9 (model seed 777): a path read after a refreshNow answered does not join an older listing load', async () => {
     const { loader, cache } = setup();
     const p = { path: '/', recursive: true, withDecryption: true };
     // A listing starts (it reads /p as v1), then /p becomes v2 and a refreshNow answers v2.
@@ -309,7 +308,7 @@ describe('guarantee 3: listings that show an item otherwise are not served', () 
     assert.ok(!joined, `it joined the listing load that started before the refresh answered: ${got}`);
   });
 
-  test('G2/G3: a path read after a NotFound answered joins an older listing load that shows the deleted item', async () => {
+  test('10: a path read after a NotFound answered does not join an older listing load that shows the item', async () => {
     const { loader, cache } = setup();
     const p = { path: '/d', recursive: false, withDecryption: false };
     const first = start(() => cache.getPath(p));
@@ -331,8 +330,8 @@ describe('guarantee 3: listings that show an item otherwise are not served', () 
   });
 });
 
-describe('guarantee 6: bounded memory beside the cache', () => {
-  test('G6: a share whose second ends before an earlier-set share is not purged by the timer at its end', async () => {
+describe('bounded memory beside the cache', () => {
+  test('11: a share is purged when its second ends, also when an earlier-set share lasts longer', async () => {
     const { clock, loader, cache } = setup();
     // Refresh A starts at t0 and answers late; refresh B starts at t0+500 and answers first.
     const a = start(() => cache.get(secret('a'), { refresh: true }));
@@ -353,7 +352,7 @@ describe('guarantee 6: bounded memory beside the cache', () => {
     assert.equal(cache.overhead.shares, 1, "A's share outlives its second (purged only at B's end)");
   });
 
-  test('G6/G4: a loader that throws synchronously leaks its slot forever and holds the key for the join limit', async () => {
+  test('12: a loader that throws at once fails its read with the fault, leaks no slot and holds nothing', async () => {
     class Throwing extends ScriptedLoader {
       throwNext = true;
       override one(r: ItemRequest, ctx?: LoadContext): Promise<Loaded> {
@@ -385,8 +384,8 @@ describe('guarantee 6: bounded memory beside the cache', () => {
   });
 });
 
-describe('guarantee 6 (marks) and 8 (it actually caches)', () => {
-  test('G6: marks are not dropped once no older load runs: under overlapping loads they pile up to the bound', async () => {
+describe('marks, and it actually caches', () => {
+  test('13: marks are dropped once no older load runs, also while newer loads overlap', async () => {
     const { loader, cache } = setup();
     // Loads overlap like a busy server's: each starts before the previous one ends, so some load always runs.
     let prev = start(() => cache.get(secret('k0'), { refresh: true }));
@@ -409,7 +408,7 @@ describe('guarantee 6 (marks) and 8 (it actually caches)', () => {
     await prev;
   });
 
-  test('G8: a path listing is evicted by its own items: with CACHE_SIZE items under the path it is never a hit', async () => {
+  test('14: a listing is not evicted by its own items: with CACHE_SIZE items under the path it is still a hit', async () => {
     const { loader, cache } = setup({ maxItems: 3 });
     const p = { path: '/e', recursive: false, withDecryption: false };
     for (let round = 0; round < 2; round++) {
@@ -430,8 +429,8 @@ describe('guarantee 6 (marks) and 8 (it actually caches)', () => {
   });
 });
 
-describe('guarantee 10: credentials within the attempt', () => {
-  test('G10 (monotonic time): after a backward step of the wall clock a hung credential fetch is joined again, far past 10 s', async () => {
+describe('credentials within the attempt', () => {
+  test('15: how long a credential fetch has been in flight is measured on a monotonic clock', async () => {
     let wall = 1_700_000_000_000;
     let tick = 1000;
     const fetches: Array<(c: AwsCredentials) => void> = [];
@@ -459,7 +458,7 @@ describe('guarantee 10: credentials within the attempt', () => {
     assert.equal(fetches.length, 2, 'a fetch in flight for 1 s is joined, whatever the wall clock did');
   });
 
-  test('G10: a credential source that does not answer within the attempt fails the call at once (a timeout), not three times over', async () => {
+  test('16: a credential source that does not answer within the attempt fails the call at once (a timeout), not three times over', async () => {
     let gets = 0;
     const never: CredentialSource = {
       name: 'test',
@@ -494,8 +493,8 @@ describe('guarantee 10: credentials within the attempt', () => {
   });
 });
 
-describe('guarantee 7: counters and the superseded refresh-ahead', () => {
-  test('G7: a superseded refresh-ahead that shared a batch-window call reports the batch failure as an error and a background error', async () => {
+describe('counters and the superseded refresh-ahead', () => {
+  test('17: a superseded refresh-ahead that shared a batch-window call is neither an error nor a background error when the batch fails', async () => {
     // The real loader (batch window 2 ms) over a scripted AWS client.
     const clock = new FakeClock();
     interface Call {
@@ -563,7 +562,7 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
     assert.deepEqual(background, [], 'the superseded refresh-ahead is not a background error');
   });
 
-  test('G7: a refreshNow answered from a NotFound share is counted a hit but labelled miss (as is a cached PathTooLarge)', async () => {
+  test('18: a refreshNow answered from a NotFound share (or a cached PathTooLarge) is labelled and counted a hit', async () => {
     const TOKEN = 'break-test-token';
     const { loader, cache } = setup();
     const server = new PscacheServer({
@@ -601,8 +600,8 @@ describe('guarantee 7: counters and the superseded refresh-ahead', () => {
   });
 });
 
-describe('guarantee 5: one upstream refresh a second per object', () => {
-  test("G5: a String's refresh through one flag is shared by a refresh through the other within the second", async () => {
+describe('one upstream refresh a second per object', () => {
+  test("19: a String's refresh through one flag is shared by a refresh through the other within the second", async () => {
     const { loader, cache } = setup();
     const a = start(() => cache.get(param('/two'), { refresh: true }));
     await settle();
