@@ -63,7 +63,11 @@ export class Metrics {
     }
     metric('pscache_cache_hits_total', 'counter', 'Requests answered from a fresh cache entry.');
     lines.push(`pscache_cache_hits_total ${s.hits}`);
-    metric('pscache_cache_misses_total', 'counter', 'Requests that had to wait on upstream.');
+    metric(
+      'pscache_cache_misses_total',
+      'counter',
+      'Requests that had to wait on upstream (one that then got a stale value counts as stale).',
+    );
     lines.push(`pscache_cache_misses_total ${s.misses}`);
     metric('pscache_stale_served_total', 'counter', 'Expired entries served while upstream was failing.');
     lines.push(`pscache_stale_served_total ${s.stale}`);

@@ -833,11 +833,12 @@ export class ItemCache {
 
   /**
    * Waits for a load, at most the wait limit (then 504). With `stale`, a failed attempt of the load, its
-   * transient failure, the stale wait or the wait limit answers the stale value instead. Counted by how
-   * it was answered: a miss (the load's value or error) or stale.
+   * transient failure, the stale wait or the wait limit answers the stale value instead. Counted a miss
+   * from the start (it waits on upstream: a read cut off at shutdown was one), moved to stale if it ends so.
    */
   private wait(t: Target, f: Flight, arrived: number, stale?: Buffer): Promise<Answer> {
     f.waiters++;
+    this.stats.misses++;
     return new Promise<Answer>((resolve, reject) => {
       let done = false;
       let staleTimer: Timer | undefined;
@@ -860,15 +861,14 @@ export class ItemCache {
       };
       const serveStale = () => {
         if (!leave()) return;
+        this.stats.misses--;
         this.stats.stale++;
         resolve({ body: stale!, source: 'stale', upstreamMs: this.clock.now() - arrived });
       };
       const limit = this.opts.waitLimitMs[t.service];
       const timer = this.clock.setTimeout(() => {
         if (stale) return serveStale();
-        if (!leave()) return;
-        this.stats.misses++;
-        reject(waitedTooLong(limit));
+        if (leave()) reject(waitedTooLong(limit));
       }, limit);
       if (stale) {
         f.onRetry.push(serveStale);
@@ -876,15 +876,12 @@ export class ItemCache {
       }
       f.done.then(
         (r) => {
-          if (!leave()) return;
-          this.stats.misses++;
-          resolve({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - arrived });
+          if (leave())
+            resolve({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - arrived });
         },
         (err: unknown) => {
           if (stale && isTransient(err)) return serveStale();
-          if (!leave()) return;
-          this.stats.misses++;
-          reject(err);
+          if (leave()) reject(err);
         },
       );
     });
