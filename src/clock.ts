@@ -7,14 +7,17 @@ export interface Timer {
 }
 
 export interface Clock {
-  /** Milliseconds, monotonic enough for TTLs (Date.now in production). */
+  /**
+   * Milliseconds from an arbitrary origin, for intervals (TTLs, windows, deadlines): monotonic in
+   * production, so a step of the wall clock stretches or cuts none of them. Never a timestamp to show.
+   */
   now(): number;
   /** Runs `fn` after `ms`; the timer never keeps the process alive on its own. */
   setTimeout(fn: () => void, ms: number): Timer;
 }
 
 export const systemClock: Clock = {
-  now: Date.now,
+  now: () => monotonicMs(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref();

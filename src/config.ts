@@ -57,6 +57,8 @@ export interface Config {
   prefetchMaxJitterMs: number;
   /** How long past expiry an entry may be served while upstream fails transiently (ms); 0 = off. */
   staleIfErrorMs: number;
+  /** Stale first: how long a read holding a stale value waits for its refresh (ms); 0 = as long as it takes. */
+  staleWaitMs: number;
   maxInboundConnections: number;
   /** How long a miss waits for others to share one batch call (ms); 0 = batching off. */
   batchWindowMs: number;
@@ -360,6 +362,7 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     prefetchBufferRatio: r.get('prefetchBufferRatio'),
     prefetchMaxJitterMs: r.get('prefetchJitter') * 1000,
     staleIfErrorMs: staleIfError * 1000,
+    staleWaitMs: r.get('staleWait'),
     maxInboundConnections: r.get('maxInbound'),
     batchWindowMs: r.get('batchWindow'),
     token: tok,

@@ -1,5 +1,5 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
-import { waitLimitMs } from './aws/client.ts';
+import { joinLimitMs, waitLimitMs } from './aws/client.ts';
 import { createUpstream, type Upstream } from './aws/index.ts';
 import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
@@ -59,10 +59,15 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     maxBytes: config.cacheMaxBytes,
     ttlMs: config.ttlMs,
     staleIfErrorMs: config.staleIfErrorMs,
+    staleWaitMs: config.staleWaitMs,
     loader,
     waitLimitMs: {
       ssm: waitLimitMs(config.timeoutMs.ssm),
       secretsmanager: waitLimitMs(config.timeoutMs.secretsmanager),
+    },
+    joinLimitMs: {
+      ssm: joinLimitMs(config.timeoutMs.ssm),
+      secretsmanager: joinLimitMs(config.timeoutMs.secretsmanager),
     },
     onBackgroundError: (e, name) => {
       // Upstream failures of a refresh nobody waits for are routine; a fault of pscache's own never is.

@@ -80,6 +80,51 @@ export function plainKey(r: ItemRequest): string | undefined {
   return remembered(plainKeys, r, () => `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`);
 }
 
+/**
+ * The key of an id an object is known by (a name, an ARN, a secret's partial ARN), for one role and
+ * service, whatever the selector and decryption flag: reads made through different ids of one object
+ * are tied together through it (a NotFound through one drops what the others hold).
+ */
+export function idKey(r: { service: ItemRequest['service']; roleArn?: string }, id: string): string {
+  return `${rolePart(r)}${r.service === 'ssm' ? 'ssm' : 'sm'}id${SEP}${id}`;
+}
+
+/**
+ * Every id the object a request names may be known by, as far as the id itself tells: the id; for an SSM
+ * parameter ARN, the name it ends in (with and without the leading `/`, which its ARN does not keep
+ * apart); for a secret ARN, its partial form and the name it ends in. Answers tell the rest (Loaded.ids).
+ */
+export function idsOf(r: ItemRequest): string[] {
+  const id = r.service === 'ssm' ? r.name : r.secretId;
+  if (!id.startsWith('arn:')) return [id];
+  const ids = [id];
+  if (r.service === 'ssm') {
+    const at = id.indexOf(':parameter/');
+    if (at !== -1) {
+      const rest = id.slice(at + ':parameter/'.length).split(':')[0]!;
+      ids.push(`/${rest}`, rest);
+    }
+  } else {
+    const at = id.indexOf(':secret:');
+    if (at !== -1) {
+      const rest = id.slice(at + ':secret:'.length);
+      ids.push(rest);
+      if (rest[rest.length - SECRET_SUFFIX] === '-') {
+        ids.push(id.slice(0, -SECRET_SUFFIX), rest.slice(0, -SECRET_SUFFIX));
+      }
+    }
+  }
+  return ids;
+}
+
+/** The selector a request names ('' for none): version or label, versionId or versionStage. */
+export function selectorOf(r: ItemRequest): string {
+  if (r.service === 'ssm') return selectorPart(r);
+  return r.versionId === undefined && r.versionStage === undefined
+    ? ''
+    : `${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`;
+}
+
 /** A path listing's own key: its items are also stored under their single-item keys. */
 export function pathKey(p: PathRequest): string {
   return `${rolePart(p)}ssmpath${SEP}${p.path}${SEP}${p.recursive ? 1 : 0}${SEP}${p.withDecryption ? 1 : 0}`;
@@ -113,14 +158,26 @@ export interface Loaded {
   body: Buffer;
   /** The answer does not depend on withDecryption (a String or StringList parameter): store it under plainKey. */
   plain?: boolean;
+  /** Every id the answer names its object by (Name, ARN, a secret's partial ARN). */
+  ids?: readonly string[];
 }
 
 export function loadedParameter(p: WireParameter): Loaded {
   const body = Buffer.from(parameterBody(p));
-  return p.Type === 'SecureString' ? { body } : { body, plain: true };
+  const ids = p.ARN !== undefined ? [p.Name, p.ARN] : [p.Name];
+  return p.Type === 'SecureString' ? { body, ids } : { body, plain: true, ids };
 }
 
-export const loadedSecret = (s: WireSecretValue): Loaded => ({ body: Buffer.from(secretBody(s)) });
+export function loadedSecret(s: WireSecretValue): Loaded {
+  const ids: string[] = [];
+  if (s.Name !== undefined) ids.push(s.Name);
+  if (s.ARN !== undefined) {
+    ids.push(s.ARN);
+    // A partial ARN (the full one without `-` and its 6 random characters) names it too.
+    if (s.ARN[s.ARN.length - SECRET_SUFFIX] === '-') ids.push(s.ARN.slice(0, -SECRET_SUFFIX));
+  }
+  return { body: Buffer.from(secretBody(s)), ids };
+}
 
 /** True when a single read may share a batch call: no selector, and a plain name. */
 export function batchable(r: ItemRequest): boolean {

@@ -63,7 +63,11 @@ export class Metrics {
     }
     metric('pscache_cache_hits_total', 'counter', 'Requests answered from a fresh cache entry.');
     lines.push(`pscache_cache_hits_total ${s.hits}`);
-    metric('pscache_cache_misses_total', 'counter', 'Requests that had to wait on upstream.');
+    metric(
+      'pscache_cache_misses_total',
+      'counter',
+      'Requests that had to wait on upstream (one that then got a stale value counts as stale).',
+    );
     lines.push(`pscache_cache_misses_total ${s.misses}`);
     metric('pscache_stale_served_total', 'counter', 'Expired entries served while upstream was failing.');
     lines.push(`pscache_stale_served_total ${s.stale}`);
@@ -76,6 +80,17 @@ export class Metrics {
     lines.push(`pscache_cache_entries ${cache.entries}`);
     metric('pscache_cache_bytes', 'gauge', 'Bytes the cache entries are counted as.');
     lines.push(`pscache_cache_bytes ${cache.bytes}`);
+    const side = cache.overhead;
+    metric(
+      'pscache_cache_share_bytes',
+      'gauge',
+      'Bytes of refreshNow/ttl=0 answers shared for a second (at most MAX_CACHE_SIZE beside the cache).',
+    );
+    lines.push(`pscache_cache_share_bytes ${side.shareBytes}`);
+    metric('pscache_cache_marks', 'gauge', 'Newer-wins marks kept while older loads run.');
+    lines.push(`pscache_cache_marks ${side.marks}`);
+    metric('pscache_loads_in_flight', 'gauge', 'Keys with an upstream load in flight.');
+    lines.push(`pscache_loads_in_flight ${side.slots}`);
     metric(
       'pscache_evictions_total',
       'counter',

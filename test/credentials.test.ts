@@ -1,9 +1,16 @@
 // RefreshingCredentials on a fake clock with fetches the test answers in any order: a fetch in flight
-// across invalidate() (SnapStart's first INVOKE) never lands, and `since` reads take only credentials
-// fetched after they arrived (the restore window).
+// across invalidate() (SnapStart's first INVOKE) never lands, `since` reads take only credentials
+// fetched after they arrived (the restore window), and a fetch that never answers holds nobody.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type AwsCredentials, RefreshingCredentials } from '../src/aws/credentials.ts';
+import { AwsJsonClient } from '../src/aws/client.ts';
+import {
+  type AwsCredentials,
+  type CredentialSource,
+  FETCH_JOIN_LIMIT_MS,
+  RefreshingCredentials,
+} from '../src/aws/credentials.ts';
+import { AwsCallError } from '../src/aws/types.ts';
 import { silentLogger } from '../src/log.ts';
 import { settle } from './helpers/fake-time.ts';
 
@@ -15,6 +22,7 @@ function scripted() {
     'test',
     () => new Promise<AwsCredentials>((resolve, reject) => fetches.push({ resolve, reject })),
     silentLogger,
+    () => now,
     () => now,
   );
   const creds = (id: string, lifetimeMs = 3_600_000): AwsCredentials => ({
@@ -105,5 +113,65 @@ describe('credentials generations', () => {
       'LATE',
       'an earlier-started fetch landing later is not kept',
     );
+  });
+});
+
+describe('a credential source that never answers (issue reproduction 6)', () => {
+  test('a fetch in flight longer than the join limit is no longer joined: the next read starts another', async () => {
+    const s = scripted();
+    const hung = s.source.get();
+    hung.catch(() => {});
+    await settle();
+    s.advance(FETCH_JOIN_LIMIT_MS - 1);
+    const joined = s.source.get();
+    await settle();
+    assert.equal(s.fetches.length, 1, 'inside the limit: joined');
+    s.advance(1);
+    const fresh = s.source.get();
+    await settle();
+    assert.equal(s.fetches.length, 2, 'past it: a new fetch');
+    s.fetches[1]!.resolve(s.creds('NEW'));
+    assert.equal((await fresh).accessKeyId, 'NEW');
+    assert.equal((await s.source.get()).accessKeyId, 'NEW', 'and kept');
+    s.fetches[0]!.resolve(s.creds('OLD'));
+    assert.equal((await joined).accessKeyId, 'OLD', 'the hung fetch still answers its own callers');
+    assert.equal(
+      (await s.source.get()).accessKeyId,
+      'NEW',
+      'an older-started fetch landing later is not kept',
+    );
+  });
+
+  test('the client fails the attempt at its deadline (a timeout, never a hang), and an abort ends it at once', async () => {
+    const never: CredentialSource = {
+      name: 'test',
+      get: () => new Promise<AwsCredentials>(() => {}),
+      invalidate: () => false,
+    };
+    const client = new AwsJsonClient({
+      service: 'secretsmanager',
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      credentials: never,
+      maxConnections: 1,
+      timeoutMs: 50,
+    });
+    const e = await client.call('GetSecretValue', { SecretId: 'x' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    assert.ok(e instanceof AwsCallError, String(e));
+    assert.equal(e.code, 'CredentialsProviderError');
+    assert.equal(e.kind, 'timeout', 'stale-eligible, and a 504 to a caller without a stale value');
+    assert.match(e.message, /no credentials from the test source within 50 ms/);
+    const abort = new AbortController();
+    const aborted = client.call('GetSecretValue', { SecretId: 'x' }, { signal: abort.signal }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    abort.abort();
+    const a = await aborted;
+    assert.ok(a instanceof AwsCallError && a.code === 'Abandoned', String(a));
+    client.close();
   });
 });

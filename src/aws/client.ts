@@ -68,13 +68,21 @@ const TARGET_PREFIX: Record<string, string> = { ssm: 'AmazonSSM', secretsmanager
 /** Idle pooled sockets close after this long, so a frozen-and-thawed Lambda rarely meets a dead one. */
 const FREE_SOCKET_TIMEOUT_MS = 4000;
 const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 1500;
+/** The longest pause between two attempts of a call. */
+export const BACKOFF_CAP_MS = 1500;
 /** Attempts per call unless told otherwise, as the AWS SDKs' standard retry mode. */
 const DEFAULT_ATTEMPTS = 3;
 
 /** What one attempt may take: the user's `*_TIMEOUT_MILLIS` (0: none of theirs) capped at the ceiling. */
 export const attemptTimeoutMs = (timeoutMs: number): number =>
   timeoutMs > 0 ? Math.min(timeoutMs, ATTEMPT_CEILING_MS) : ATTEMPT_CEILING_MS;
+
+/**
+ * How long a load may show no progress and still be joined: an attempt to its ceiling and the backoff
+ * before it. A load silent for longer may be hung (a fault of pscache's own): a read starts a newer one.
+ */
+export const joinLimitMs = (timeoutMs: number): number => attemptTimeoutMs(timeoutMs) + BACKOFF_CAP_MS;
+export const JOIN_LIMIT_MS = joinLimitMs(0);
 
 /**
  * Longest a read waits on upstream before it is answered 504: every attempt to its ceiling, the backoffs
@@ -333,13 +341,13 @@ export class AwsJsonClient {
     return this.transportPromise;
   }
 
+  /**
+   * One attempt: credentials, then the request, within one deadline. A credential source that never
+   * answers fails the attempt at the deadline (a timeout, stale-eligible) instead of holding the call.
+   */
   private async attempt(operation: string, body: string, opts: CallOptions): Promise<Attempt> {
-    const [transport, creds] = await Promise.all([
-      this.transport(),
-      this.credentials.get(
-        opts.credentialsSince !== undefined ? { since: opts.credentialsSince } : undefined,
-      ),
-    ]);
+    const deadline = monotonicMs() + this.timeoutMs;
+    const [transport, creds] = await Promise.all([this.transport(), this.credentialsBefore(deadline, opts)]);
     const headers: Record<string, string> = {
       Host: this.url.host,
       ...this.protocol.headers(operation),
@@ -350,7 +358,48 @@ export class AwsJsonClient {
       { method: 'POST', path: this.path, headers, body },
       { credentials: creds, region: this.region, service: this.service },
     );
-    return this.send(transport, operation, headers, body, creds, opts.signal);
+    return this.send(transport, operation, headers, body, creds, opts.signal, deadline);
+  }
+
+  private credentialsBefore(deadline: number, opts: CallOptions): Promise<AwsCredentials> {
+    const pending = this.credentials.get(
+      opts.credentialsSince !== undefined ? { since: opts.credentialsSince } : undefined,
+    );
+    const signal = opts.signal;
+    return new Promise<AwsCredentials>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        done();
+        reject(abandoned());
+      };
+      const timer = setTimeout(
+        () => {
+          done();
+          reject(
+            new AwsCallError(
+              'CredentialsProviderError',
+              `no credentials from the ${this.credentials.name} source within ${this.timeoutMs} ms`,
+              'timeout',
+            ),
+          );
+        },
+        Math.max(1, deadline - monotonicMs()),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      pending.then(
+        (c) => {
+          done();
+          resolve(c);
+        },
+        (e: unknown) => {
+          done();
+          reject(e);
+        },
+      );
+    });
   }
 
   private send(
@@ -360,6 +409,7 @@ export class AwsJsonClient {
     body: string,
     creds: AwsCredentials,
     signal: AbortSignal | undefined,
+    deadline: number,
   ): Promise<Attempt> {
     return new Promise<Attempt>((resolve) => {
       let settled = false;
@@ -387,17 +437,20 @@ export class AwsJsonClient {
         req.destroy();
       };
       // The socket is destroyed with the request: a hung connection never returns to the pool.
-      timer = setTimeout(() => {
-        fail({
-          ok: false,
-          error: new AwsCallError(
-            'TimeoutError',
-            `no complete answer within ${this.timeoutMs} ms`,
-            'timeout',
-          ),
-          retryable: true,
-        });
-      }, this.timeoutMs);
+      timer = setTimeout(
+        () => {
+          fail({
+            ok: false,
+            error: new AwsCallError(
+              'TimeoutError',
+              `no complete answer within ${this.timeoutMs} ms`,
+              'timeout',
+            ),
+            retryable: true,
+          });
+        },
+        Math.max(1, deadline - monotonicMs()),
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'NetworkingError';

@@ -1,6 +1,7 @@
 // Where signing credentials come from (environment -> container endpoint -> SDK default chain), cached
 // and refreshed before they expire. SDK providers are imported only when that source is the one in use.
 
+import { monotonicMs } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { fetchContainerCredentials } from './container-credentials.ts';
 import { AwsCallError, type AwsConfig, type AwsCredentials } from './types.ts';
@@ -24,6 +25,8 @@ export interface CredentialSource {
 }
 
 const FIVE_MINUTES = 5 * 60_000;
+/** A fetch in flight longer than this may be hung: callers no longer join it, a new fetch starts. */
+export const FETCH_JOIN_LIMIT_MS = 10_000;
 
 /** Credentials that never change (AWS_ACCESS_KEY_ID & co, tests). */
 export function staticCredentials(creds: AwsCredentials, name = 'static'): CredentialSource {
@@ -50,7 +53,7 @@ interface Cached {
  */
 export class RefreshingCredentials implements CredentialSource {
   private cached: Cached | undefined;
-  private inflight: { promise: Promise<AwsCredentials>; startedAt: number } | undefined;
+  private inflight: { promise: Promise<AwsCredentials>; startedAt: number; startedTick: number } | undefined;
   private lastFailure = Number.NEGATIVE_INFINITY;
   private loaded = false;
   /** Bumped by invalidate(): a fetch started before it never lands in `cached` after it. */
@@ -61,7 +64,10 @@ export class RefreshingCredentials implements CredentialSource {
     /** `since`: the credentials this fetch signs with must be fetched at or after it (a role's AssumeRole). */
     private readonly fetch: (forceRefresh: boolean, since?: number) => Promise<AwsCredentials>,
     private readonly log: Logger,
+    /** Wall time (ms), against the credentials' expiration and `since`. */
     private readonly now: () => number = Date.now,
+    /** Monotonic time (ms), for how long a fetch has been in flight: a wall-clock step changes nothing. */
+    private readonly elapsed: () => number = monotonicMs,
   ) {}
 
   get(opts?: { since?: number }): Promise<AwsCredentials> {
@@ -86,8 +92,12 @@ export class RefreshingCredentials implements CredentialSource {
   }
 
   private refresh(since = Number.NEGATIVE_INFINITY): Promise<AwsCredentials> {
-    if (this.inflight && this.inflight.startedAt >= since) return this.inflight.promise;
     const started = this.now();
+    const tick = this.elapsed();
+    const inflight = this.inflight;
+    if (inflight && inflight.startedAt >= since && tick - inflight.startedTick < FETCH_JOIN_LIMIT_MS) {
+      return inflight.promise;
+    }
     const generation = this.generation;
     // Once we have had credentials, a refresh must bypass any cache inside the provider itself.
     const p = this.fetch(this.loaded, Number.isFinite(since) ? since : undefined).then(
@@ -111,7 +121,7 @@ export class RefreshingCredentials implements CredentialSource {
         throw err;
       },
     );
-    this.inflight = { promise: p, startedAt: started };
+    this.inflight = { promise: p, startedAt: started, startedTick: tick };
     const clear = () => {
       if (this.inflight?.promise === p) this.inflight = undefined;
     };
@@ -120,7 +130,7 @@ export class RefreshingCredentials implements CredentialSource {
   }
 
   private refreshInBackground(t: number, c: Cached): void {
-    if (this.inflight) return;
+    if (this.inflight && this.elapsed() - this.inflight.startedTick < FETCH_JOIN_LIMIT_MS) return;
     // After a failed refresh, wait a little before the next try so that every miss does not pay for it.
     if (t - this.lastFailure < Math.min(10_000, Math.max(c.lifetime / 10, 100))) return;
     this.refresh().catch((err: unknown) => {

@@ -7,45 +7,62 @@
 //   state          what a read does                                             leaves by
 //   -------------  -----------------------------------------------------------  ------------------------------------
 //   empty          starts a load, waits for it (at most the wait limit: 504)     a load starts: loading
-//   loading        joins the load if it started less than 10 s ago, else         stored: fresh; failed: empty
-//                  starts a newer one (the older is then never stored)
+//   loading        joins the load if it made progress (began, retried, got a     stored: fresh; failed: empty
+//                  page) within the join limit and nothing newer is known of
+//                  the object; else starts a newer one
 //   fresh          answers from the entry (hit)                                  read in the last 10% of its TTL:
 //                                                                                refreshing; TTL over: expired
 //   refreshing     hit; one background load, which later misses join             stored: fresh; failed: fresh,
 //                                                                                no new refresh for 1 s
 //   expired        within STALE_IF_ERROR of expiry: a one-attempt load; the      stored: fresh; transient failure:
-//                  stale value if it fails transiently (or if the load it        backing off; NotFound or
-//                  joined does); past the window: as empty                       AccessDenied: evicted
+//                  stale value if it fails transiently, retries, or has not      backing off; NotFound or
+//                  answered within the stale wait ("stale first"); past the      AccessDenied: evicted
+//                  window: as empty
 //   stale-serving  a load is in flight and already failed an attempt: the stale  the load ends (as expired)
 //                  value at once
 //   backing off    a load failed transiently less than 1 s ago: the stale value  1 s later: expired
 //                  at once, no new load (at most one attempt a second per key)
-//   evicted        gone (NotFound, AccessDenied, past the stale window, LRU):    as empty
-//                  as empty; never a stale value after NotFound or AccessDenied
+//   evicted        gone (NotFound, AccessDenied, past the stale window, LRU, or  as empty
+//                  contradicted by another load): as empty; never a stale value
+//                  after NotFound or AccessDenied
 //
-// Every load carries a sequence number. A load's result is stored only if no newer load of that key has
-// been asked for or stored ("newer wins"), so a refreshNow, which always starts a newer load, can never be
-// undone by an older one; an older load still answers the reads that joined it. clear() (SnapStart's first
-// INVOKE) raises a floor below which nothing is stored or joined.
+// Newer wins, durably. Every load carries a sequence number (its start order). Each storage key, and each
+// id an object is known by (name, ARN), has a mark (marks.ts). A load that lands raises the marks of what
+// it answered for to the newest number given out so far: every load started before that moment may carry
+// older data. A later load numbered at or below a mark neither stores there nor is joined; when it lands
+// it must agree with what landed since (the stored entry), or the entry is dropped rather than trusted
+// either way (sequence order is not data order: a late retry may read newer data; the cost is a refetch,
+// never a wrong value). A refresh asked for raises the marks to just below its own number. NotFound or
+// AccessDenied drops every entry of the object (both flags, every selector, every id it is known by) and
+// every listing that shows it; a refreshNow or ttl=0 answer drops the listings and other ids that show it
+// otherwise; listings in flight that such an answer contradicts are neither joined nor stored. clear()
+// (SnapStart's first INVOKE) raises a floor below which nothing is stored or joined.
 //
 // Why not lru-cache's fetch(): a forceRefresh joins a fetch already in flight (so refreshNow could not
 // supersede an older load), a fetch in flight holds its slot with no deadline, and a rejection cannot tell
 // a transient failure (serve stale) from NotFound (evict). Its storage and limits are used as they are.
 import { LRUCache } from 'lru-cache';
-import { ATTEMPT_CEILING_MS } from '../aws/client.ts';
+import { JOIN_LIMIT_MS } from '../aws/client.ts';
 import { AwsCallError, type Service } from '../aws/types.ts';
-import { type Clock, systemClock } from '../clock.ts';
+import { type Clock, systemClock, type Timer } from '../clock.ts';
 import {
   cacheKey,
   type ItemRequest,
+  idKey,
+  idsOf,
   itemName,
   type Loaded,
   type ParameterRequest,
   type PathRequest,
   pathKey,
   plainKey,
+  selectorOf,
 } from '../items.ts';
-import { type LoadContext, type Loader, PathTooLargeError } from '../loader/index.ts';
+import { type LoadContext, type Loader, type PathListing, PathTooLargeError } from '../loader/index.ts';
+import { type MarkBounds, Marks } from './marks.ts';
+import { type Share, Shares } from './shares.ts';
+
+export { JOIN_LIMIT_MS };
 
 export type Source = 'hit' | 'miss' | 'stale';
 
@@ -88,10 +105,11 @@ const ENTRY_OVERHEAD = 64;
 const REFRESH_AHEAD_FRACTION = 0.1;
 /** After a load failed transiently, no new load of that key (but for refreshNow) for this long. */
 const RETRY_PAUSE_MS = 1000;
-/** No read joins a load older than the upstream attempt ceiling: it may be hung. */
-export const JOIN_LIMIT_MS = ATTEMPT_CEILING_MS;
 /** refreshNow and ttl=0 reads of one key share one upstream load a second. */
 export const REFRESH_SHARE_MS = 1000;
+/** Marks kept at once at least (each a key and a number; they only matter while older loads run). */
+const MIN_MARKS = 1000;
+const MARK_BYTES = 4 * 1024 * 1024;
 
 const GONE = new Set([
   'ParameterNotFound',
@@ -106,6 +124,8 @@ const GONE = new Set([
 const isGone = (e: unknown) => e instanceof AwsCallError && GONE.has(e.code);
 /** Failures worth riding out on a stale value: throttling, 5xx, timeouts, connection errors, garbage. */
 const isTransient = (e: unknown) => e instanceof AwsCallError && e.kind !== 'aws';
+/** A superseded load nobody waited for, cut short on purpose: neither a failure nor news. */
+const isAbandoned = (e: unknown) => e instanceof AwsCallError && e.code === 'Abandoned';
 
 interface Entry {
   /** The rendered body; undefined when the cached outcome is an error (a path too large). */
@@ -115,32 +135,35 @@ interface Entry {
   expiresAt: number;
   /** The (jittered) TTL it was stored with, for the refresh-ahead threshold. */
   ttlMs: number;
-  /** Sequence number of the load that stored it. */
-  seq: number;
+  /** The newest load number given out when it was stored (or last confirmed by a load that agreed). */
+  stamp: number;
+  /** Its object's ids (idKey), selector and decryption class: what other keys it must agree with. */
+  ids: readonly string[];
+  sel: string;
+  /** A String's answer (both flags), or the flag it was read with. */
+  plain: boolean;
+  dec: boolean;
+  /** The object's name as listings show it (undefined for a listing). */
+  name: string | undefined;
   /** Backing off: no new load of this key before this clock time (after a failed load). */
   pausedUntil: number;
   /** The answer every hit on this entry gets: made once when stored, so a hit allocates nothing. */
   hit: Answer | undefined;
-}
-
-/** The outcome of a refreshNow (or ttl=0) load, shared by such reads for REFRESH_SHARE_MS after it started. */
-interface Recent {
-  startedAt: number;
-  /** The load's sequence number: an entry stored by a newer load is answered instead. */
-  seq: number;
-  body: Buffer | undefined;
-  error: unknown;
+  /** A path listing's items, name -> body: what it shows of each. */
+  items?: Map<string, Buffer>;
 }
 
 interface LoadResult {
   loaded: Loaded;
   /** Items of a path listing, stored under their own keys too. */
-  items?: Array<{ request: ParameterRequest; loaded: Loaded }>;
+  items?: PathListing['items'];
 }
 
 interface Flight {
   seq: number;
   startedAt: number;
+  /** When it last showed progress (began, an attempt failed and another began, a page came). */
+  progressAt: number;
   /** Settles after the result is stored (or not): a read answered from it finds it in the cache after. */
   done: Promise<LoadResult>;
   /** An attempt failed and the load retries: stale-eligible reads stop waiting. */
@@ -150,32 +173,42 @@ interface Flight {
   abort: AbortController | undefined;
   /** Started by refreshNow or ttl=0: later such reads within REFRESH_SHARE_MS join it. */
   refresh: boolean;
-  /** The TTL its result is stored with: the shortest asked for by the reads that share it. */
+  /**
+   * The TTL its result is stored with: the shortest positive one asked for by the reads that share it;
+   * 0 when every one of them was a ttl=0 read (keeps nothing). A ttl only ever shortens what is kept.
+   */
   ttlMs: number;
+  /** A newer load took its place while nobody waited for it: its outcome is news to nobody. */
+  superseded: boolean;
+  /** A listing something newer contradicts (an item refreshed or found gone meanwhile): neither joined nor stored. */
+  outdated: boolean;
 }
 
 interface Slot {
   /** The newest load: the only one a read may join. */
   current: Flight | undefined;
-  /** Sequence number of the newest load asked for. */
-  asked: number;
   /** Loads of this key still running (superseded ones included). */
   running: number;
 }
 
-/** A key as the state machine sees it: how to find, load, store and evict it. */
+/** A key as the state machine sees it: how to find, load and land it. */
 interface Target {
+  /** The read's own key: its loads share a slot. */
   key: string;
+  /** Every key whose mark decides whether a load of it may be joined (storage keys, the id asked by). */
+  keys: readonly string[];
   service: Service;
   /** For logs only. */
   name: string;
   /** The item it stands for (undefined for a path listing). */
   request: ItemRequest | undefined;
   lookup(): Entry | undefined;
-  load(ctx: LoadContext): Promise<LoadResult>;
-  store(result: LoadResult, ttlMs: number, seq: number): void;
-  /** Drops the entry; with `gone`, leaves a tombstone numbered `gone` in its place. */
-  evict(gone?: number): void;
+  /** Makes the load; `f` is the flight it is made for (absent when uncached). */
+  load(ctx: LoadContext, f?: Flight): Promise<LoadResult>;
+  /** A load's value: stored, or not, as the marks say. */
+  land(result: LoadResult, f: Flight): void;
+  /** NotFound or AccessDenied from load `f`. */
+  gone(f: Flight, err: unknown): void;
 }
 
 type Mode = 'read' | 'refresh' | 'uncached';
@@ -186,9 +219,18 @@ export interface CacheOptions {
   maxBytes: number;
   ttlMs: Record<Service, number>;
   staleIfErrorMs: number;
+  /**
+   * Stale first: a read holding a usable stale value waits at most this long for the load it started or
+   * joined, then gets the stale value while the load finishes in the background (0: it waits for the load).
+   */
+  staleWaitMs?: number;
   loader: Loader;
   /** Longest a read waits for upstream before it is answered 504 (per service). */
   waitLimitMs: Record<Service, number>;
+  /** No read joins a load that showed no progress for this long (per service; default JOIN_LIMIT_MS). */
+  joinLimitMs?: Record<Service, number>;
+  /** Bounds of the marks table (default: max(1000, maxItems) marks, 4 MiB); tests make it small. */
+  markBounds?: MarkBounds;
   clock?: Clock;
   /**
    * TTL multiplier, drawn once per process (and again on clear()); default uniform in [0.9, 1.1). Per
@@ -208,16 +250,40 @@ interface Pending {
   fill: (f: Flight) => void;
 }
 
+/** A path listing (stored, or a load in flight), for finding the listings an item's news concerns. */
+interface Listed {
+  role: string;
+  path: string;
+  recursive: boolean;
+  withDecryption: boolean;
+}
+
+/** News of an item that listings must agree with: its name (role, flag) and value, or gone (undefined). */
+interface ItemNews {
+  role: string;
+  name: string;
+  withDecryption: boolean;
+  loaded: Loaded | undefined;
+}
+
 export class ItemCache {
   readonly stats: CacheStats = { hits: 0, misses: 0, stale: 0, loads: 0, errors: 0, evictions: 0 };
   private readonly lru: LRUCache<string, Entry> | undefined;
   private readonly slots = new Map<string, Slot>();
-  /** Outcomes of recent refresh loads, by key (bounded; each lives REFRESH_SHARE_MS). */
-  private readonly recent: LRUCache<string, Recent>;
-  /** Keys found gone, by the number of the load that found it: older loads may not store there. */
-  private readonly tombs: LRUCache<string, number>;
+  /** Sequence numbers of the loads still running, oldest first (a Set keeps insertion order). */
+  private readonly running = new Set<number>();
+  private readonly marks: Marks;
+  private readonly shares: Shares;
+  /** The path listings stored now, by key. */
+  private readonly listings = new Map<string, Listed>();
+  /** Path listing loads in flight. */
+  private readonly listingFlights = new Map<Flight, Listed>();
+  /** Id (idKey) -> the storage keys whose entries answer for an object known by it. */
+  private readonly byId = new Map<string, Set<string>>();
   private readonly clock: Clock;
   private readonly jitter: () => number;
+  private readonly joinLimitMs: Record<Service, number>;
+  private readonly staleWaitMs: number;
   private jitterFactor: number;
   private seq = 0;
   /** Loads numbered at or below this were started before the last clear(): never stored, never joined. */
@@ -229,11 +295,16 @@ export class ItemCache {
     this.clock = opts.clock ?? systemClock;
     this.jitter = opts.jitter ?? (() => 0.9 + Math.random() * 0.2);
     this.jitterFactor = this.jitter();
-    const perf = { now: () => this.clock.now() };
-    this.recent = new LRUCache<string, Recent>({ max: 1000, ttl: REFRESH_SHARE_MS, perf });
-    // As long as a load started before the deletion may still be in flight.
-    const tombTtl = Math.max(opts.waitLimitMs.ssm, opts.waitLimitMs.secretsmanager);
-    this.tombs = new LRUCache<string, number>({ max: Math.max(1000, opts.maxItems), ttl: tombTtl, perf });
+    this.joinLimitMs = opts.joinLimitMs ?? { ssm: JOIN_LIMIT_MS, secretsmanager: JOIN_LIMIT_MS };
+    this.staleWaitMs = opts.staleWaitMs ?? 0;
+    this.marks = new Marks(
+      opts.markBounds ?? { maxItems: Math.max(MIN_MARKS, opts.maxItems), maxBytes: MARK_BYTES },
+    );
+    // Shares hold bodies the cache does not: at most the cache's own budget beside it.
+    this.shares = new Shares(this.clock, REFRESH_SHARE_MS, {
+      maxItems: Math.max(1, opts.maxItems),
+      maxBytes: opts.maxBytes,
+    });
     if (opts.enabled && opts.maxItems > 0) {
       this.lru = new LRUCache<string, Entry>({
         max: opts.maxItems,
@@ -241,10 +312,19 @@ export class ItemCache {
         // An item larger than the whole byte budget is simply not stored.
         maxEntrySize: opts.maxBytes,
         sizeCalculation: (e, k) => (e.body?.length ?? 256) + k.length * 2 + ENTRY_OVERHEAD,
-        dispose: (_v, _k, reason) => {
+        dispose: (e, k, reason) => {
           if (reason === 'evict') this.stats.evictions++;
+          if (e.items !== undefined) this.listings.delete(k);
+          for (const id of e.ids) {
+            const keys = this.byId.get(id);
+            if (keys === undefined) continue;
+            keys.delete(k);
+            if (keys.size === 0) this.byId.delete(id);
+          }
         },
-        perf,
+        perf: this.clock,
+        // Time is the clock's alone: no cached reading between two of its ticks.
+        ttlResolution: 0,
       });
     }
   }
@@ -270,23 +350,32 @@ export class ItemCache {
 
   /**
    * Several items (a batch route, prefetch). Each goes through the same states as a single read; the loads
-   * they need that join none in flight go upstream together (GetParameters / BatchGetSecretValue).
+   * they need that join none in flight go upstream together (GetParameters / BatchGetSecretValue). An
+   * item asked twice is read once.
    */
   getMany(rs: readonly ItemRequest[]): Promise<ItemResult[]> {
     const pending: Pending[] = [];
     const off: Array<{ r: ItemRequest; resolve: (x: ItemResult) => void }> = [];
+    const seen = new Map<string, Promise<ItemResult>>();
     const results = rs.map((r) => {
+      const key = cacheKey(r);
+      const again = seen.get(key);
+      if (again !== undefined) return again;
+      let result: Promise<ItemResult>;
       if (this.modeOf(r.service, undefined) === 'uncached') {
         // The cache is off for it (or SnapStart's window): loaded together all the same, kept nowhere.
-        return new Promise<ItemResult>((resolve) => off.push({ r, resolve }));
+        result = new Promise<ItemResult>((resolve) => off.push({ r, resolve }));
+      } else {
+        const t = this.itemTarget(r);
+        result = settled(() =>
+          this.read(t, 'read', this.ttlFor(r.service), undefined, (stale) => {
+            const flight = new Promise<Flight>((fill) => pending.push({ t, stale, fill }));
+            return flight;
+          }),
+        );
       }
-      const t = this.itemTarget(r);
-      return settled(() =>
-        this.read(t, 'read', this.ttlFor(r.service), undefined, (stale) => {
-          const flight = new Promise<Flight>((fill) => pending.push({ t, stale, fill }));
-          return flight;
-        }),
-      );
+      seen.set(key, result);
+      return result;
     });
     if (pending.length > 0) this.startTogether(pending);
     if (off.length > 0) this.loadTogetherUncached(off, this.uncachedContext());
@@ -314,8 +403,8 @@ export class ItemCache {
     // Environments restored from one SnapStart snapshot must not share the factor drawn before it.
     this.jitterFactor = this.jitter();
     this.lru?.clear();
-    this.recent.clear();
-    this.tombs.clear();
+    this.shares.clear();
+    this.marks.clear();
   }
 
   get entries(): number {
@@ -324,6 +413,25 @@ export class ItemCache {
 
   get bytes(): number {
     return this.lru?.calculatedSize ?? 0;
+  }
+
+  /** What the tables beside the entries hold (the refresh shares and the marks), for tests and metrics. */
+  get overhead(): {
+    shares: number;
+    shareBytes: number;
+    shareAgeMs: number;
+    marks: number;
+    markBytes: number;
+    slots: number;
+  } {
+    return {
+      shares: this.shares.count,
+      shareBytes: this.shares.bytes,
+      shareAgeMs: this.shares.oldestAgeMs,
+      marks: this.marks.count,
+      markBytes: this.marks.bytes,
+      slots: this.slots.size,
+    };
   }
 
   /** The TTL a read works with (0: the cache is off for it). */
@@ -361,7 +469,7 @@ export class ItemCache {
     const now = this.clock.now();
     const slot = this.slots.get(t.key);
     const current =
-      slot?.current !== undefined && this.joinable(slot.current, now) ? slot.current : undefined;
+      slot?.current !== undefined && this.joinable(t, slot.current, now) ? slot.current : undefined;
     if (mode === 'refresh') return this.refresh(t, current, ttl, now);
     const e = t.lookup();
     if (e !== undefined) {
@@ -382,9 +490,8 @@ export class ItemCache {
         return this.staleOrLoad(t, e, current, ttl, now, begin);
       }
     }
-    this.stats.misses++;
     if (current) {
-      current.ttlMs = Math.min(current.ttlMs, ttl);
+      shareTtl(current, ttl);
       return this.wait(t, current, now);
     }
     if (begin) return begin(false).then((f) => this.wait(t, f, now));
@@ -398,34 +505,43 @@ export class ItemCache {
     ttl: number,
     now: number,
   ): Answer | Promise<Answer> {
-    this.stats.misses++;
     if (current?.refresh && now - current.startedAt < REFRESH_SHARE_MS) {
-      // A refreshNow sharing a ttl=0 load wants its answer kept.
-      current.ttlMs = Math.max(current.ttlMs, ttl);
+      // A refreshNow sharing a ttl=0 load wants its answer kept (a ttl=0 read joining keeps nothing).
+      shareTtl(current, ttl);
       return this.wait(t, current, now);
     }
-    const recent = this.recent.get(t.key);
-    if (recent !== undefined && now - recent.startedAt < REFRESH_SHARE_MS) {
-      const e = t.lookup();
-      if (e?.hit !== undefined && e.seq > recent.seq) return e.hit;
-      if (recent.body === undefined) throw recent.error;
-      return { body: recent.body, source: 'hit' };
+    const shared = this.shared(t);
+    if (shared !== undefined) {
+      this.stats.hits++;
+      if ('hit' in shared) return shared.hit;
+      if (shared.share.body === undefined) throw shared.share.error;
+      return { body: shared.share.body, source: 'hit' };
     }
-    const f = this.start(t, ttl, { refresh: true });
-    const remember = (r: Recent) => {
-      // An older refresh landing after a newer one must not replace what the newer one answered.
-      if (r.seq <= this.floor) return; // from before a clear(): shared with no one
-      const current = this.recent.get(t.key);
-      if (current === undefined || current.startedAt <= r.startedAt) this.recent.set(t.key, r);
-    };
-    f.done.then(
-      (r) => remember({ startedAt: f.startedAt, seq: f.seq, body: r.loaded.body, error: undefined }),
-      (error: unknown) => remember({ startedAt: f.startedAt, seq: f.seq, body: undefined, error }),
-    );
-    return this.wait(t, f, now);
+    return this.wait(t, this.start(t, ttl, { refresh: true }), now);
   }
 
-  /** An expired entry inside the stale window: stale-serving, backing off, or a one-attempt load. */
+  /**
+   * What a refresh of `t` may answer without a load: the outcome of a refresh load of the same object
+   * that started less than a second ago, or an entry a load started after it stored; nothing when
+   * something newer landed for the object since.
+   */
+  private shared(t: Target): { share: Share } | { hit: Answer } | undefined {
+    let share: Share | undefined;
+    for (const k of t.keys) {
+      const s = this.shares.get(k);
+      if (s !== undefined && (share === undefined || s.seq > share.seq)) share = s;
+    }
+    if (share === undefined) return undefined;
+    const landed = this.landedOf(t.keys);
+    const e = t.lookup();
+    if (e?.hit !== undefined && e.stamp >= landed && e.stamp > share.stamp) return { hit: e.hit };
+    return share.stamp >= landed ? { share } : undefined;
+  }
+
+  /**
+   * An expired entry inside the stale window: stale-serving, backing off, or a one-attempt load that the
+   * read waits for at most the stale wait.
+   */
   private staleOrLoad(
     t: Target,
     e: Entry,
@@ -439,7 +555,6 @@ export class ItemCache {
       this.stats.stale++;
       return { body: stale, source: 'stale' };
     }
-    this.stats.misses++;
     if (current) return this.wait(t, current, now, stale);
     if (begin) return begin(true).then((f) => this.wait(t, f, now, stale));
     return this.wait(t, this.start(t, ttl, { attempts: 1 }), now, stale);
@@ -447,7 +562,14 @@ export class ItemCache {
 
   private refreshAhead(t: Target, ttl: number): void {
     const f = this.start(t, ttl, {});
-    f.done.catch((err: unknown) => this.opts.onBackgroundError?.(err, t.name));
+    f.done.catch((err: unknown) => {
+      if (isAbandoned(err) || f.superseded || f.seq <= this.floor) return;
+      try {
+        this.opts.onBackgroundError?.(err, t.name);
+      } catch {
+        // A broken logger must not take the process down.
+      }
+    });
   }
 
   /** A read that neither reads nor fills the cache: the cache is off for it, or SnapStart's window. */
@@ -455,7 +577,10 @@ export class ItemCache {
     this.stats.misses++;
     this.stats.loads++;
     const started = this.clock.now();
-    return this.limit(t.load(ctx), t.service).then(
+    return this.limit(
+      call(() => t.load(ctx)),
+      t.service,
+    ).then(
       (r) => ({ body: r.loaded.body, source: 'miss', upstreamMs: this.clock.now() - started }),
       (e: unknown) => {
         this.stats.errors++;
@@ -473,14 +598,20 @@ export class ItemCache {
     this.stats.misses += items.length;
     this.stats.loads += items.length;
     const service = items[0]!.r.service;
+    const fail = (error: unknown) => {
+      this.stats.errors += items.length;
+      for (const x of items) x.resolve({ ok: false, error });
+    };
     this.limit(
-      this.opts.loader.many(
-        items.map((x) => x.r),
-        ctx,
+      call(() =>
+        this.opts.loader.many(
+          items.map((x) => x.r),
+          ctx,
+        ),
       ),
       service,
-    ).then(
-      (outcomes) =>
+    ).then((outcomes) => {
+      try {
         items.forEach((x, i) => {
           const o = outcomes[i]!;
           if (!o.ok) this.stats.errors++;
@@ -492,29 +623,69 @@ export class ItemCache {
                 }
               : { ok: false, error: o.error },
           );
-        }),
-      (error: unknown) => {
-        this.stats.errors += items.length;
-        for (const x of items) x.resolve({ ok: false, error });
-      },
+        });
+      } catch (e) {
+        // An answer of the wrong shape is a fault of pscache's own: each item gets it, nobody hangs.
+        fail(e);
+      }
+    }, fail);
+  }
+
+  /**
+   * A read may join `f` if it started after the last clear(), nothing landed for any key it could answer
+   * for since it started, nothing newer contradicts it (a listing), and it showed progress within the
+   * join limit (else it may be hung).
+   */
+  private joinable(t: Target, f: Flight, now: number): boolean {
+    return (
+      f.seq > this.floor &&
+      f.seq > this.gateOf(t.keys) &&
+      !f.outdated &&
+      now - f.progressAt < this.joinLimitMs[t.service]
     );
   }
 
-  private joinable(f: Flight, now: number): boolean {
-    return f.seq > this.floor && now - f.startedAt < JOIN_LIMIT_MS;
+  private gateOf(keys: readonly string[]): number {
+    let m = 0;
+    for (const k of keys) {
+      const x = this.marks.gate(k);
+      if (x > m) m = x;
+    }
+    return m;
+  }
+
+  private landedOf(keys: readonly string[]): number {
+    let m = 0;
+    for (const k of keys) {
+      const x = this.marks.landed(k);
+      if (x > m) m = x;
+    }
+    return m;
+  }
+
+  private oldestRunning(): number {
+    const first = this.running.values().next();
+    return first.done ? Number.POSITIVE_INFINITY : first.value;
+  }
+
+  /** Something landed at `key` now. */
+  private landAt(key: string): void {
+    this.marks.land(key, this.seq, this.oldestRunning());
   }
 
   /** Opens a load of `t` that supersedes whatever is in flight for it. */
   private open(t: Target, ttl: number, refresh: boolean): Flight {
     let slot = this.slots.get(t.key);
     if (!slot) {
-      slot = { current: undefined, asked: 0, running: 0 };
+      slot = { current: undefined, running: 0 };
       this.slots.set(t.key, slot);
     }
     const superseded = slot.current;
+    const now = this.clock.now();
     const f: Flight = {
       seq: ++this.seq,
-      startedAt: this.clock.now(),
+      startedAt: now,
+      progressAt: now,
       done: NEVER,
       retrying: false,
       onRetry: [],
@@ -522,28 +693,56 @@ export class ItemCache {
       abort: undefined,
       refresh,
       ttlMs: ttl,
+      superseded: false,
+      outdated: false,
     };
     slot.current = f;
-    slot.asked = f.seq;
     slot.running++;
+    this.running.add(f.seq);
     this.stats.loads++;
-    if (superseded && superseded.waiters === 0) superseded.abort?.abort();
+    // A refresh is the newest word on the object from the moment it is asked for: no older load stores.
+    if (refresh) {
+      const oldest = this.oldestRunning();
+      for (const k of t.keys) this.marks.ask(k, f.seq, oldest);
+    }
+    if (superseded && superseded.waiters === 0) {
+      superseded.superseded = true;
+      superseded.abort?.abort();
+    }
     return f;
   }
 
   /** Marks `f` as retrying after a failed attempt: reads holding a stale value stop waiting for it. */
   private retrying(f: Flight): void {
+    f.progressAt = this.clock.now();
     if (f.retrying) return;
     f.retrying = true;
     for (const fn of f.onRetry.splice(0)) fn();
   }
 
+  private contextFor(flights: Flight[]): LoadContext {
+    return {
+      onRetry: () => {
+        for (const x of flights) this.retrying(x);
+      },
+      onProgress: () => {
+        const now = this.clock.now();
+        for (const x of flights) x.progressAt = now;
+      },
+    };
+  }
+
   private start(t: Target, ttl: number, how: { refresh?: boolean; attempts?: number }): Flight {
     const f = this.open(t, ttl, how.refresh === true);
     f.abort = new AbortController();
-    const ctx: LoadContext = { signal: f.abort.signal, onRetry: () => this.retrying(f) };
+    const ctx = this.contextFor([f]);
+    ctx.signal = f.abort.signal;
     if (how.attempts !== undefined) ctx.attempts = how.attempts;
-    this.attach(t, f, t.load(ctx));
+    this.attach(
+      t,
+      f,
+      call(() => t.load(ctx, f)),
+    );
     return f;
   }
 
@@ -554,15 +753,13 @@ export class ItemCache {
       const part = pending.filter((p) => p.stale === stale);
       if (part.length === 0) continue;
       const flights = part.map((p) => this.open(p.t, this.ttlFor(p.t.service), false));
-      const ctx: LoadContext = {
-        onRetry: () => {
-          for (const f of flights) this.retrying(f);
-        },
-      };
+      const ctx = this.contextFor(flights);
       if (stale) ctx.attempts = 1;
-      const outcomes = this.opts.loader.many(
-        part.map((p) => p.t.request!),
-        ctx,
+      const outcomes = call(() =>
+        this.opts.loader.many(
+          part.map((p) => p.t.request!),
+          ctx,
+        ),
       );
       part.forEach((p, k) => {
         const f = flights[k]!;
@@ -577,73 +774,94 @@ export class ItemCache {
     }
   }
 
-  /** Stores the load's result if it is still the newest, evicts on NotFound/AccessDenied, and settles `done`. */
+  /** Lands the load's result (stored as the marks allow, or evicting on NotFound) and settles `done`. */
   private attach(t: Target, f: Flight, load: Promise<LoadResult>): void {
-    /** Whether `f` is still the newest load asked for (and started after the last clear); then ends it. */
-    const finish = (): boolean => {
-      const slot = this.slots.get(t.key)!;
-      const newest = f.seq > this.floor && f.seq >= slot.asked;
-      slot.running--;
-      if (slot.current === f) slot.current = undefined;
-      if (slot.running === 0) this.slots.delete(t.key);
-      return newest;
-    };
     f.done = load.then(
       (r) => {
-        const newest = finish();
-        if (newest && f.ttlMs > 0) {
-          t.store(r, f.ttlMs, f.seq);
-        } else if (f.seq > this.floor) {
-          // Not stored (a newer load is on its way, or a ttl=0 read keeps nothing): an entry older than
-          // this answer is known outdated and must not be served, or a refreshNow's answer would be undone.
-          const e = t.lookup();
-          if (e !== undefined && e.seq < f.seq) t.evict();
+        try {
+          this.leaveSlot(t, f);
+          if (f.seq > this.floor) t.land(r, f);
+          return r;
+        } finally {
+          this.finish(f);
         }
-        return r;
       },
       (err: unknown) => {
-        const newest = finish();
-        this.stats.errors++;
-        if (err instanceof PathTooLargeError) {
-          // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
-          if (newest) this.put(t.key, undefined, err, f.ttlMs, f.seq);
-        } else if (isGone(err)) {
-          t.evict(f.seq);
-          // Nor may a refresh of the last second share a value from before it: it shares the news instead.
-          const recent = this.recent.get(t.key);
-          if (recent !== undefined && recent.seq < f.seq) {
-            this.recent.set(t.key, { startedAt: recent.startedAt, seq: f.seq, body: undefined, error: err });
+        try {
+          this.leaveSlot(t, f);
+          // Cut short on purpose, or from before the last clear(): news to nobody.
+          if (isAbandoned(err) || f.seq <= this.floor) throw err;
+          // Superseded with nobody waiting: not counted, and no back-off; a NotFound is news all the same.
+          const quiet = f.superseded && f.waiters === 0;
+          if (!quiet) this.stats.errors++;
+          if (err instanceof PathTooLargeError) {
+            // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
+            if (f.seq > this.gateOf([t.key]) && !f.outdated) {
+              this.landAt(t.key);
+              this.put(t.key, undefined, err, f.ttlMs, LISTING);
+            }
+          } else if (isGone(err)) {
+            t.gone(f, err);
+          } else if (isTransient(err) && !quiet) {
+            const e = t.lookup();
+            if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
           }
-        } else if (isTransient(err)) {
-          const e = t.lookup();
-          if (e) e.pausedUntil = this.clock.now() + RETRY_PAUSE_MS;
+          throw err;
+        } finally {
+          this.finish(f);
         }
-        throw err;
       },
     );
     // Nobody may be waiting (refresh-ahead): the failure is handled above.
     f.done.catch(() => {});
   }
 
+  private leaveSlot(t: Target, f: Flight): void {
+    const slot = this.slots.get(t.key)!;
+    slot.running--;
+    if (slot.current === f) slot.current = undefined;
+    if (slot.running === 0) this.slots.delete(t.key);
+    this.listingFlights.delete(f);
+  }
+
+  /** After landing: `f` no longer runs, and marks that stop no running load go. */
+  private finish(f: Flight): void {
+    const wasOldest = this.oldestRunning() === f.seq;
+    this.running.delete(f.seq);
+    if (wasOldest) this.marks.prune(this.oldestRunning());
+  }
+
   /**
    * Waits for a load, at most the wait limit (then 504). With `stale`, a failed attempt of the load, its
-   * transient failure, or the wait limit answers the stale value instead.
+   * transient failure, the stale wait or the wait limit answers the stale value instead. Counted a miss
+   * from the start (it waits on upstream: a read cut off at shutdown was one), moved to stale if it ends so.
    */
   private wait(t: Target, f: Flight, arrived: number, stale?: Buffer): Promise<Answer> {
     f.waiters++;
+    this.stats.misses++;
     return new Promise<Answer>((resolve, reject) => {
       let done = false;
+      let staleTimer: Timer | undefined;
       const leave = (): boolean => {
         if (done) return false;
         done = true;
         timer.cancel();
+        staleTimer?.cancel();
+        if (stale) {
+          const i = f.onRetry.indexOf(serveStale);
+          if (i >= 0) f.onRetry.splice(i, 1);
+        }
         f.waiters--;
         // Superseded and abandoned: free its socket.
-        if (f.waiters === 0 && this.slots.get(t.key)?.current !== f) f.abort?.abort();
+        if (f.waiters === 0 && this.slots.get(t.key)?.current !== f) {
+          f.superseded = true;
+          f.abort?.abort();
+        }
         return true;
       };
       const serveStale = () => {
         if (!leave()) return;
+        this.stats.misses--;
         this.stats.stale++;
         resolve({ body: stale!, source: 'stale', upstreamMs: this.clock.now() - arrived });
       };
@@ -652,7 +870,10 @@ export class ItemCache {
         if (stale) return serveStale();
         if (leave()) reject(waitedTooLong(limit));
       }, limit);
-      if (stale) f.onRetry.push(serveStale);
+      if (stale) {
+        f.onRetry.push(serveStale);
+        if (this.staleWaitMs > 0) staleTimer = this.clock.setTimeout(serveStale, this.staleWaitMs);
+      }
       f.done.then(
         (r) => {
           if (leave())
@@ -684,17 +905,12 @@ export class ItemCache {
     });
   }
 
-  /**
-   * Removes `key`. With `gone` (NotFound/AccessDenied from load number `gone`), no load numbered below it
-   * may store there afterwards: a load of the other decryption flag, or a path listing, that started
-   * before the deletion would otherwise bring the old value back.
-   */
-  private drop(key: string, gone: number | undefined): void {
-    if (!this.lru) return;
-    const e = this.lru.get(key, { allowStale: true });
-    if (gone !== undefined && e !== undefined && e.seq > gone) return;
-    this.lru.delete(key);
-    if (gone !== undefined) this.tombs.set(key, gone);
+  private entry(key: string): Entry | undefined {
+    return this.lru?.get(key, { allowStale: true });
+  }
+
+  private drop(key: string): void {
+    this.lru?.delete(key);
   }
 
   private put(
@@ -702,86 +918,322 @@ export class ItemCache {
     body: Buffer | undefined,
     error: Error | undefined,
     ttl: number,
-    seq: number,
+    about: Pick<Entry, 'ids' | 'sel' | 'plain' | 'dec' | 'name'>,
+    items?: Map<string, Buffer>,
   ): void {
     if (!this.lru || ttl <= 0) return;
-    const existing = this.lru.get(key, { allowStale: true });
-    // A newer load (of another key sharing this entry, or a path listing) already stored it, or found it gone.
-    if (existing !== undefined && existing.seq > seq) return;
-    if ((this.tombs.get(key) ?? 0) > seq) return;
-    this.tombs.delete(key);
     const ttlMs = Math.max(1, Math.round(ttl * this.jitterFactor));
     const now = this.clock.now();
+    const entry: Entry = {
+      body,
+      error,
+      expiresAt: now + ttlMs,
+      ttlMs,
+      stamp: this.seq,
+      pausedUntil: 0,
+      hit: body === undefined ? undefined : { body, source: 'hit' },
+      ...about,
+    };
+    if (items !== undefined) entry.items = items;
     // Kept past expiry only as long as it may be served stale.
-    this.lru.set(
-      key,
-      {
-        body,
-        error,
-        expiresAt: now + ttlMs,
-        ttlMs,
-        seq,
-        pausedUntil: 0,
-        hit: body === undefined ? undefined : { body, source: 'hit' },
-      },
-      { ttl: ttlMs + this.opts.staleIfErrorMs },
-    );
+    this.lru.set(key, entry, { ttl: ttlMs + this.opts.staleIfErrorMs });
+    if (!this.lru.has(key)) return;
+    for (const id of about.ids) {
+      let keys = this.byId.get(id);
+      if (keys === undefined) {
+        keys = new Set();
+        this.byId.set(id, keys);
+      }
+      keys.add(key);
+    }
   }
 
-  /** Stores an item's answer under its own key, or under the shared key when it reads the same decrypted or not. */
-  private putItem(r: ItemRequest, loaded: Loaded, ttl: number, seq: number): void {
+  /**
+   * Whether what `f` brings for `keys` agrees with what landed there since it started: the entry holds the
+   * newest landing and the same body. A load nothing landed for since it started agrees trivially.
+   */
+  private agrees(f: Flight, key: string, keys: readonly string[], body: Buffer): boolean {
+    const landed = this.landedOf(keys);
+    if (f.seq > landed) return true;
+    const e = this.entry(key);
+    return e !== undefined && e.stamp >= landed && e.body?.equals(body) === true;
+  }
+
+  /**
+   * An item's value from load `f` (a single read, a batch, a path listing's item), stored under its own
+   * key, or the shared key when it reads the same decrypted or not, if `f` is newer than everything that
+   * landed there or was asked for; otherwise it must agree with what landed since, or the entry goes.
+   */
+  private landItem(r: ItemRequest, loaded: Loaded, f: Flight, ttl: number): void {
     const own = cacheKey(r);
-    const plain = loaded.plain ? plainKey(r) : undefined;
-    if (plain !== undefined && this.lru) {
-      // A String stored under the shared key must not leave an older own-key entry in front of it.
-      const e = this.lru.get(own, { allowStale: true });
-      if (e !== undefined && e.seq > seq) return;
-      if (e !== undefined) this.lru.delete(own);
+    const key = loaded.plain ? plainKey(r)! : own;
+    const ids = [...new Set([...idsOf(r), ...(loaded.ids ?? [])])].map((id) => idKey(r, id));
+    const gateKeys = [key, ...ids];
+    const body = loaded.body;
+    const sel = selectorOf(r);
+    const plain = loaded.plain === true;
+    const dec = r.service === 'ssm' && r.withDecryption;
+    const newer = f.seq > this.marks.floor && f.seq > this.gateOf(gateKeys);
+    if (newer) {
+      // The newest word on it: stored. What the object's type made other keys hold is outdated: a
+      // String's answer replaces both flags' SecureString entries, a SecureString's the String entry.
+      const others =
+        r.service !== 'ssm'
+          ? []
+          : plain
+            ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
+            : [plainKey(r)!];
+      for (const k of others) {
+        this.drop(k);
+        this.landAt(k);
+      }
+      this.landAt(key);
+      if (ttl > 0) {
+        this.put(key, body, undefined, ttl, { ids, sel, plain, dec, name: nameOf(r, loaded) });
+      } else {
+        // Not kept (ttl=0): an older entry that says otherwise is outdated; one that agrees is current.
+        const e = this.entry(key);
+        if (e?.body?.equals(body)) e.stamp = this.seq;
+        else this.drop(key);
+      }
+    } else if (!this.agrees(f, key, gateKeys, body)) {
+      // Something landed since it started and says otherwise. Sequence order is not data order (a late
+      // retry may have read newer data): neither is trusted, and the next read asks again.
+      this.drop(key);
+      this.landAt(key);
+    } else if (this.landedOf(gateKeys) < f.seq) {
+      // Only a refresh was asked for since it started: not stored, and an older entry that says
+      // otherwise is outdated by it.
+      const e = this.entry(key);
+      if (e !== undefined && !e.body?.equals(body)) this.drop(key);
     }
-    this.put(plain ?? own, loaded.body, undefined, ttl, seq);
+    if (f.refresh) {
+      // A refresh's answer is a floor for every id of the object, newest word or not: what they hold
+      // otherwise goes, and no load started before it stores through them.
+      this.dropOtherIds(key, ids, sel, plain, dec, body);
+      for (const id of ids) this.landAt(id);
+    }
+    const share = this.shares.get(key);
+    if (f.refresh && newer && (share === undefined || share.seq < f.seq)) {
+      this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
+    } else if (share !== undefined && !share.body?.equals(body)) {
+      this.shares.delete(key);
+    }
+    // A refreshNow or ttl=0 answer is a floor for listings too: one that shows the item otherwise goes.
+    if (f.refresh && r.service === 'ssm') {
+      this.news({ role: r.roleArn ?? '', name: nameOf(r, loaded), withDecryption: dec, loaded });
+    }
+  }
+
+  /** Other ids' entries of the object (an ARN, a name) that show it otherwise than a refresh answer go. */
+  private dropOtherIds(
+    key: string,
+    ids: readonly string[],
+    sel: string,
+    plain: boolean,
+    dec: boolean,
+    body: Buffer,
+  ): void {
+    for (const id of ids) {
+      for (const k of [...(this.byId.get(id) ?? [])]) {
+        if (k === key) continue;
+        const e = this.entry(k);
+        if (e === undefined || e.sel !== sel || !(e.plain || plain || e.dec === dec)) continue;
+        if (e.body?.equals(body)) continue;
+        this.drop(k);
+        this.landAt(k);
+      }
+    }
+  }
+
+  /**
+   * NotFound or AccessDenied for `r` from load `f`: every entry of the object goes (both flags; by the
+   * name or without a selector, every id and selector it is known by), with every listing that shows it.
+   */
+  private landGone(r: ItemRequest, f: Flight, err: unknown): void {
+    const sel = selectorOf(r);
+    const keys = new Set(objectKeys(r));
+    const names = new Set<string>();
+    const asked = idsOf(r);
+    if (r.service === 'ssm') for (const n of asked) if (!n.startsWith('arn:')) names.add(n);
+    const ids = new Set(asked.map((id) => idKey(r, id)));
+    for (const id of [...ids]) {
+      for (const k of this.byId.get(id) ?? []) {
+        const e = this.entry(k);
+        if (e === undefined || (sel !== '' && e.sel !== sel)) continue;
+        keys.add(k);
+        for (const other of e.ids) ids.add(other);
+      }
+    }
+    for (const k of keys) {
+      const name = this.entry(k)?.name;
+      if (name !== undefined && r.service === 'ssm') names.add(name);
+      this.drop(k);
+      this.landAt(k);
+      const s = this.shares.get(k);
+      if (s !== undefined && s.seq > f.seq) this.shares.delete(k);
+      else if (s !== undefined) {
+        this.shares.set(k, {
+          startedAt: s.startedAt,
+          seq: f.seq,
+          stamp: this.seq,
+          body: undefined,
+          error: err,
+        });
+      }
+    }
+    for (const other of ids) this.landAt(other);
+    const own = cacheKey(r);
+    if (f.refresh && this.shares.get(own) === undefined) {
+      this.shares.set(own, {
+        startedAt: f.startedAt,
+        seq: f.seq,
+        stamp: this.seq,
+        body: undefined,
+        error: err,
+      });
+    }
+    if (r.service === 'ssm') {
+      for (const name of names) {
+        this.news({ role: r.roleArn ?? '', name, withDecryption: r.withDecryption, loaded: undefined });
+      }
+    }
+  }
+
+  /**
+   * News of an item (a refresh answer, or NotFound) that listings must agree with: stored listings that
+   * show it otherwise (or leave it out, in their scope) go, and listings in flight are neither joined nor
+   * stored.
+   */
+  private news(n: ItemNews): void {
+    for (const [f, l] of this.listingFlights) if (concerns(l, n)) f.outdated = true;
+    if (this.listings.size === 0) return;
+    for (const [key, l] of this.listings) {
+      if (!concerns(l, n)) continue;
+      const shown = this.entry(key)?.items?.get(n.name);
+      if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
+      if (shown === undefined && !inScope(l, n.name)) continue;
+      this.drop(key);
+      this.landAt(key);
+    }
   }
 
   private itemTarget(r: ItemRequest): Target {
     const key = cacheKey(r);
     const plain = plainKey(r);
+    const ids = idsOf(r).map((id) => idKey(r, id));
     return {
       key,
+      keys: plain === undefined ? [key, ...ids] : [key, plain, ...ids],
       service: r.service,
       name: itemName(r),
       request: r,
       lookup: () => {
-        const own = this.lru?.get(key, { allowStale: true });
-        return own !== undefined || plain === undefined ? own : this.lru?.get(plain, { allowStale: true });
+        const own = this.entry(key);
+        return own !== undefined || plain === undefined ? own : this.entry(plain);
       },
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
-      store: (res, ttl, seq) => this.putItem(r, res.loaded, ttl, seq),
-      evict: (gone) => {
-        this.drop(key, gone);
-        if (plain !== undefined) this.drop(plain, gone);
-      },
+      land: (res, f) => this.landItem(r, res.loaded, f, f.ttlMs),
+      gone: (f, err) => this.landGone(r, f, err),
     };
   }
 
   private pathTarget(p: PathRequest): Target {
     const key = pathKey(p);
+    const keys = [key];
+    const listed: Listed = {
+      role: p.roleArn ?? '',
+      path: p.path,
+      recursive: p.recursive,
+      withDecryption: p.withDecryption,
+    };
     return {
       key,
+      keys,
       service: 'ssm',
       name: p.path,
       request: undefined,
-      lookup: () => this.lru?.get(key, { allowStale: true }),
-      load: (ctx) =>
-        this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items })),
-      store: (res, ttl, seq) => {
-        this.put(key, res.loaded.body, undefined, ttl, seq);
-        // Each item under its own key too, unless a newer load of that item was asked for meanwhile.
-        for (const item of res.items ?? []) {
-          if ((this.slots.get(cacheKey(item.request))?.asked ?? 0) > seq) continue;
-          this.putItem(item.request, item.loaded, this.ttlFor('ssm'), seq);
+      lookup: () => this.entry(key),
+      load: (ctx, f) => {
+        if (f !== undefined) this.listingFlights.set(f, listed);
+        return this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items }));
+      },
+      land: (res, f) => {
+        const items = res.items ?? [];
+        // Whether each item agrees with what landed for it since the listing started, judged before
+        // the items land (an item that disagrees drops the entry it disagrees with).
+        const agree = items.every((item) => {
+          const own = cacheKey(item.request);
+          const at = item.loaded.plain ? plainKey(item.request)! : own;
+          const ids = [item.request.name, ...(item.loaded.ids ?? [])].map((id) => idKey(item.request, id));
+          return this.agrees(f, at, [at, own, ...ids], item.loaded.body);
+        });
+        // Items first: the listing, stored last, is then the most recently used of them.
+        for (const item of items) this.landItem(item.request, item.loaded, f, f.ttlMs);
+        if (agree && !f.outdated && f.seq > this.marks.floor && f.seq > this.gateOf(keys)) {
+          this.landAt(key);
+          const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
+          this.put(key, res.loaded.body, undefined, f.ttlMs, LISTING, shown);
+          if (this.lru?.has(key)) this.listings.set(key, listed);
+        } else {
+          const e = this.entry(key);
+          if (e !== undefined && !e.body?.equals(res.loaded.body)) this.drop(key);
         }
       },
-      evict: (gone) => this.drop(key, gone),
+      gone: () => {
+        this.drop(key);
+        this.landAt(key);
+      },
     };
+  }
+}
+
+/** What a listing entry says about itself (it answers for no item id). */
+const LISTING = { ids: [], sel: '', plain: true, dec: false, name: undefined };
+
+/** Another read shares load `f` with its TTL: kept as long as the shortest positive one asks. */
+function shareTtl(f: Flight, ttl: number): void {
+  if (ttl <= 0) return;
+  f.ttlMs = f.ttlMs <= 0 ? ttl : Math.min(f.ttlMs, ttl);
+}
+
+/** Every storage key of the object `r` names with its selector: its own, the other flag's, the shared one. */
+function objectKeys(r: ItemRequest): string[] {
+  if (r.service !== 'ssm') return [cacheKey(r)];
+  return [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true }), plainKey(r)!];
+}
+
+/** The name an item's answer gives it (the one listings show), or the one asked for. */
+function nameOf(r: ItemRequest, loaded: Loaded): string {
+  return loaded.ids?.find((id) => !id.startsWith('arn:')) ?? itemName(r);
+}
+
+/** Whether news of an item concerns a listing: same role, a name under its path, a flag it compares. */
+function concerns(l: Listed, n: ItemNews): boolean {
+  if (l.role !== n.role || !under(l.path, n.name)) return false;
+  // A SecureString reads otherwise with the other flag: only the same flag's listings compare.
+  return n.loaded === undefined || n.loaded.plain === true || l.withDecryption === n.withDecryption;
+}
+
+/** Whether `name` lies under `path` (`/a` and `/a/` hold `/a/x`, not `/ab`). */
+function under(path: string, name: string): boolean {
+  const prefix = path.endsWith('/') ? path : `${path}/`;
+  return name.startsWith(prefix);
+}
+
+/** Whether a listing of `l` would show `name`, which lies under its path: a direct child, or any depth when recursive. */
+function inScope(l: Listed, name: string): boolean {
+  if (l.recursive) return true;
+  const prefix = l.path.endsWith('/') ? l.path : `${l.path}/`;
+  return !name.slice(prefix.length).includes('/');
+}
+
+/** A loader's call as a promise, also when it throws at once (a fault of pscache's own). */
+function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 

@@ -391,6 +391,15 @@ export const SETTINGS = {
     default: 300,
     meaning: 'seconds past expiry an entry may still be served while upstream fails transiently (0: off)',
   }),
+  staleWait: int({
+    env: 'PARAMETERS_SECRETS_EXTENSION_STALE_WAIT_MILLIS',
+    origin: 'pscache',
+    min: 0,
+    max: 60_000,
+    default: 1000,
+    meaning:
+      'stale first: how long a read of an expired entry waits for its refresh before it gets the stale value, ms (0: it waits for the refresh)',
+  }),
   maxInbound: int({
     env: 'PARAMETERS_SECRETS_EXTENSION_MAX_INBOUND_CONNECTIONS',
     toml: `${SM}.max_conn`,

@@ -292,6 +292,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
         callOptions(ctx),
       );
       all.push(...page.Parameters);
+      ctx?.onProgress?.();
       // Stop paging at once: the rest would only be thrown away, and each page costs quota.
       if (all.length > PATH_ITEM_LIMIT) throw new PathTooLargeError(p.path, p.recursive);
       nextToken = page.NextToken;

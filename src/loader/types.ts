@@ -11,6 +11,8 @@ export interface LoadContext {
   attempts?: number;
   /** Told when an attempt failed and another follows. */
   onRetry?: (e: AwsCallError) => void;
+  /** Told when a load of several calls made one (a page of a path listing came): it is not hung. */
+  onProgress?: () => void;
   /** Sign only with credentials fetched at or after this time (Date.now ms): the SnapStart restore window. */
   credentialsSince?: number;
 }

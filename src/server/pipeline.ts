@@ -76,8 +76,10 @@ interface Ctx {
   route: string;
   /** What the request is about, for DEBUG logs only. */
   name: string | undefined;
-  /** True once the request was handed to the cache (errors then carry X-Pscache: miss). */
+  /** True once the request was handed to the cache (errors then carry X-Pscache). */
   upstream: boolean;
+  /** The cache answered later, not at once: an error is then a `miss`; one thrown at once, a `hit`. */
+  waited: boolean;
 }
 
 export class Pipeline implements RequestHandler {
@@ -102,6 +104,7 @@ export class Pipeline implements RequestHandler {
       route: 'other',
       name: undefined,
       upstream: false,
+      waited: false,
     };
     try {
       if (overLimit(req)) {
@@ -185,6 +188,7 @@ export class Pipeline implements RequestHandler {
         }
       }
       if (answer instanceof Promise) {
+        ctx.waited = true;
         this.pending.add(res);
         answer.then(
           (a) => this.answer(ctx, a),
@@ -253,7 +257,7 @@ export class Pipeline implements RequestHandler {
       ...JSON_HEADERS,
       ...e.headers,
       'Content-Length': body.length,
-      ...(ctx.upstream ? { 'X-Pscache': 'miss' } : {}),
+      ...(ctx.upstream ? { 'X-Pscache': ctx.waited ? 'miss' : 'hit' } : {}),
     });
     res.end(req.method === 'HEAD' ? undefined : body);
     if (late) this.opts.wroteLate?.(res);
@@ -308,6 +312,7 @@ export class Pipeline implements RequestHandler {
         route: 'shutdown',
         name: undefined,
         upstream: true,
+        waited: true,
       };
       this.fail(ctx, new HttpError(503, 'ShuttingDown', 'pscache is shutting down', { 'Retry-After': '1' }));
     }
