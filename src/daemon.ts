@@ -106,7 +106,12 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
         ssm_timeout_ms: config.timeoutMs.ssm,
         secretsmanager_timeout_ms: config.timeoutMs.secretsmanager,
         max_connections: config.maxConnections,
+        max_outbound_connections: config.maxOutboundConnections,
         max_inbound_connections: config.maxInboundConnections,
+        proxy: config.network.proxy?.https?.shown,
+        http_proxy: config.network.proxy?.http?.shown,
+        no_proxy_entries: config.network.proxy?.noProxy.length,
+        ca_bundle: config.network.caBundle?.path,
       });
     }
   };

@@ -173,6 +173,11 @@ export interface CredentialOptions {
   containerTimeoutMs?: number;
   /** Retries against the container credentials endpoint. Default 2. */
   containerRetries?: number;
+  /**
+   * The agent the SDK chain's own AWS calls (STS for web identity, SSO) go through: pscache's, when a
+   * proxy or AWS_CA_BUNDLE is configured. IMDS and the container endpoint are always reached directly.
+   */
+  sdkHttpsAgent?: () => Promise<import('node:http').Agent>;
   now?: () => number;
 }
 
@@ -228,8 +233,11 @@ export function createCredentialSource(
               'the SDK default chain is not installed; run `npm install @aws-sdk/credential-provider-node` next to pscache, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_CONTAINER_CREDENTIALS_FULL_URI',
             );
           }
+          const httpsAgent = await opts.sdkHttpsAgent?.();
           provider = mod.defaultProvider({
             ...(aws.profile !== undefined ? { profile: aws.profile } : {}),
+            // The shorthand smithy clients take for NodeHttpHandler's options.
+            ...(httpsAgent ? { clientConfig: { requestHandler: { httpsAgent } } } : {}),
             logger: sdkLogger(log),
           });
         }

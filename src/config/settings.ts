@@ -1,6 +1,13 @@
 // The one table of settings: every variable and --config key pscache reads, with its default, what it
 // allows and what it means. loadConfig (src/config.ts) validates from it; `npm run docs:config` prints it.
 import { parseRoleArn, ROLE_ARN_FORMAT } from '../arn.ts';
+import {
+  NetworkSettingError,
+  type NoProxyRule,
+  type ProxyUrl,
+  parseNoProxy,
+  parseProxyUrl,
+} from '../aws/network.ts';
 import type { Service } from '../aws/types.ts';
 
 import type { LogFormat, LogLevel } from '../log.ts';
@@ -269,6 +276,44 @@ function fileOnly<T>(meta: Meta & { default: T; allowed: string; fromFile: (v: u
 
 const SM = 'capabilities.secrets_manager';
 
+/** A parser from src/aws/network.ts, its complaint made the setting's. */
+function network<T>(parse: (raw: string) => T): (raw: string) => T {
+  return (raw) => {
+    try {
+      return parse(raw);
+    } catch (e) {
+      if (e instanceof NetworkSettingError) throw new Invalid(e.message);
+      throw e;
+    }
+  };
+}
+
+/** HTTPS_PROXY or HTTP_PROXY (either case). Secret: the URL may hold a password, so it is never echoed. */
+function proxyUrl(variable: 'HTTPS_PROXY' | 'HTTP_PROXY', meaning: string): Setting<ProxyUrl | undefined> {
+  return {
+    env: variable,
+    aliases: [variable.toLowerCase()],
+    origin: 'aws',
+    default: undefined,
+    defaultText: '—',
+    allowed:
+      variable === 'HTTPS_PROXY'
+        ? 'a proxy URL: http://[user:password@]host[:port], or https://...'
+        : 'an http:// proxy URL: http://[user:password@]host[:port]',
+    meaning,
+    secret: true,
+    parse: network((raw) => {
+      const p = parseProxyUrl(raw, variable);
+      if (variable === 'HTTP_PROXY' && p.protocol !== 'http:') {
+        throw new NetworkSettingError(
+          'must be an http:// proxy (plain-http endpoints are sent through it as they are)',
+        );
+      }
+      return p;
+    }),
+  };
+}
+
 /** Every setting, in the order the docs list them. */
 export const SETTINGS = {
   // --- The official extension's variables.
@@ -338,7 +383,7 @@ export const SETTINGS = {
     min: 1,
     max: 1000,
     default: 3,
-    meaning: 'outbound sockets per upstream service',
+    meaning: 'outbound sockets per upstream endpoint (a service in a Region), shared by every role',
   }),
   logLevel: oneOf<LogLevel>(
     {
@@ -400,6 +445,14 @@ export const SETTINGS = {
     max: 65535,
     default: 1024,
     meaning: 'concurrent client connections; beyond it, 429',
+  }),
+  maxOutbound: int({
+    env: 'PARAMETERS_SECRETS_EXTENSION_MAX_OUTBOUND_CONNECTIONS',
+    origin: 'pscache',
+    min: 2,
+    max: 1000,
+    default: 64,
+    meaning: 'outbound sockets to AWS at once, every endpoint, role and Region together',
   }),
   batchWindow: int({
     env: 'PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS',
@@ -603,6 +656,34 @@ export const SETTINGS = {
     origin: 'aws',
     meaning: 'endpoint for STS (AssumeRole, for roleArn reads)',
   }),
+  httpsProxy: proxyUrl(
+    'HTTPS_PROXY',
+    'proxy for https:// endpoints (every AWS endpoint), through CONNECT; never for loopback',
+  ),
+  httpProxy: proxyUrl(
+    'HTTP_PROXY',
+    'proxy for http:// endpoints (an emulator, LocalStack); never for loopback',
+  ),
+  noProxy: {
+    env: 'NO_PROXY',
+    aliases: ['no_proxy'],
+    origin: 'aws',
+    default: [],
+    defaultText: '—',
+    allowed: 'comma list of hosts, .domains, IP addresses and CIDR ranges (each may end in :port), or *',
+    meaning: 'endpoints reached directly, not through HTTPS_PROXY or HTTP_PROXY',
+    parse: network(parseNoProxy),
+  } satisfies Setting<readonly NoProxyRule[]>,
+  caBundle: {
+    env: 'AWS_CA_BUNDLE',
+    origin: 'aws',
+    default: undefined,
+    defaultText: '—',
+    allowed: 'the path of a PEM file of one or more CA certificates',
+    meaning:
+      "CAs trusted for AWS endpoints and proxies besides Node's own (a private CA, a TLS-inspecting proxy)",
+    parse: (raw: string) => raw.trim(),
+  } satisfies Setting<string | undefined>,
   useFips: bool({ env: 'AWS_USE_FIPS_ENDPOINT', origin: 'aws', default: false, meaning: 'FIPS endpoints' }),
   useDualstack: bool({
     env: 'AWS_USE_DUALSTACK_ENDPOINT',
