@@ -77,6 +77,10 @@ export interface Config {
   pathPrefix: string;
   /** Most roles live at once for roleArn reads. */
   maxRoles: number;
+  /** STS GetCallerIdentity before serving (validate_credentials). */
+  validateCredentials: boolean;
+  /** The provider's ignore_transient_errors: a transient validation failure only warns. */
+  ignoreTransientErrors: boolean;
   /** An ARN naming another Region is read from that Region. */
   crossRegion: boolean;
   aws: AwsConfig;
@@ -289,6 +293,7 @@ function awsConfig(env: Env, r: Reader): AwsConfig {
     useFips: r.get('useFips'),
     useDualstack: r.get('useDualstack'),
     profile: read(env, 'AWS_PROFILE'),
+    credentialsFile: r.get('credentialsFile'),
   };
   for (const service of ['ssm', 'secretsmanager'] as const) {
     if (aws.region === undefined && aws.endpoints[service] === undefined) {
@@ -416,6 +421,9 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     tokenHeaders: [...r.get('tokenHeaders')],
     pathPrefix: prefix?.value ?? SETTINGS.pathPrefix.default,
     maxRoles: r.get('maxRoles'),
+    // The provider validates unless told not to; pscache configured by variables alone does not (docs).
+    validateCredentials: r.find('validateCredentials')?.value ?? file !== undefined,
+    ignoreTransientErrors: r.get('ignoreTransientErrors'),
     crossRegion: r.get('crossRegion'),
     aws: awsConfig(env, r),
     lambda: {

@@ -6,6 +6,7 @@ import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
 import type { Config } from './config.ts';
 import { describeInternal } from './errors.ts';
+import { checkCredentials, Health, validateCredentials } from './health.ts';
 import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -18,6 +19,7 @@ export interface Daemon {
   readonly cache: ItemCache;
   readonly upstream: Upstream;
   readonly metrics: Metrics;
+  readonly health: Health;
   /** Settles when the prefetch (items, tags, paths) is done (failures are logged, not thrown). */
   readonly prefetched: Promise<void>;
   /** Prefetches again (after a SnapStart restore). */
@@ -41,13 +43,21 @@ export interface StartOptions {
 export async function startDaemon(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
   for (const note of config.notes) log.info(note);
   const metrics = new Metrics();
-  const observer: CallObserver = log.enabled('debug')
-    ? (e) => {
-        metrics.observer(e);
-        log.debug('upstream call', { ...e, ms: Math.round(e.ms * 100) / 100 });
-      }
-    : metrics.observer;
+  const observer: CallObserver = (e) => {
+    metrics.observer(e);
+    health.observer(e);
+    if (log.enabled('debug')) log.debug('upstream call', { ...e, ms: Math.round(e.ms * 100) / 100 });
+  };
   const upstream = createUpstream(config, log, observer);
+  const health = new Health(upstream.credentials);
+  if (config.validateCredentials) {
+    try {
+      await validateCredentials(upstream, { ignoreTransientErrors: config.ignoreTransientErrors, log });
+    } catch (e) {
+      upstream.close();
+      throw e;
+    }
+  }
   const loader = createLoader(upstream, {
     batchWindowMs: config.batchWindowMs,
     crossRegion: config.crossRegion,
@@ -81,6 +91,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     metrics,
     log,
     version: VERSION,
+    ready: () => health.readiness(),
   });
   try {
     await server.listen();
@@ -116,6 +127,11 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     }
   };
   if (opts.announce !== 'later') announce();
+  // Credentials are fetched now rather than at the first miss, so a missing source is a WARN at start
+  // (validate_credentials fetched them already). Under SnapStart they would be dropped at the restore.
+  if (!config.validateCredentials && !(config.lambda.snapStart && config.lambda.runtimeApi)) {
+    void checkCredentials(upstream.credentials, log);
+  }
   server.onFatal = (e) => {
     log.error(`${e.message}; stopping`);
     void stop(0).finally(() => process.exit(1));
@@ -154,6 +170,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     cache,
     upstream,
     metrics,
+    health,
     prefetched,
     prefetch: runPrefetch,
     stop,

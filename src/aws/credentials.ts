@@ -1,14 +1,16 @@
 // Where signing credentials come from (environment -> container endpoint -> SDK default chain), cached
 // and refreshed before they expire. SDK providers are imported only when that source is the one in use.
 
+import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { fetchContainerCredentials } from './container-credentials.ts';
+import { FileCredentials } from './credentials-file.ts';
 import { AwsCallError, type AwsConfig, type AwsCredentials } from './types.ts';
 
 export type { AwsCredentials };
 
 export interface CredentialSource {
-  /** For logs: `environment`, `container`, `default chain` or `static`. */
+  /** For logs: `environment`, `container`, `default chain`, `credentials file` or `static`. */
   readonly name: string;
   /**
    * Current credentials; fetches or refreshes when needed. With `since`, only credentials whose fetch
@@ -179,6 +181,8 @@ export interface CredentialOptions {
    */
   sdkHttpsAgent?: () => Promise<import('node:http').Agent>;
   now?: () => number;
+  /** Timers of the credentials file's checks. */
+  clock?: Clock;
 }
 
 /** Picks the credential source the configuration calls for. Nothing is fetched or imported until first use. */
@@ -187,6 +191,15 @@ export function createCredentialSource(
   log: Logger,
   opts: CredentialOptions = {},
 ): CredentialSource {
+  // As in the provider, a configured file replaces every other source.
+  if (aws.credentialsFile !== undefined) {
+    return new FileCredentials({
+      path: aws.credentialsFile,
+      profile: aws.profile,
+      log,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+  }
   if (aws.envCredentials) {
     const { accessKeyId, secretAccessKey, sessionToken } = aws.envCredentials;
     return staticCredentials(

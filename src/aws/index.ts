@@ -41,6 +41,8 @@ export interface Upstream {
   readonly region: string;
   /** The socket pools every client shares: one per endpoint host, under one cap. */
   readonly transports: Transports;
+  /** STS GetCallerIdentity with the base credentials (validate_credentials): the account and ARN. */
+  callerIdentity(): Promise<{ account: string | undefined; arn: string | undefined }>;
   /** Closes every socket pool. */
   close(): void;
 }
@@ -106,6 +108,11 @@ export function createUpstream(
     attemptTimeoutMs(config.timeoutMs.secretsmanager),
   );
   let sts: AwsJsonClient | undefined;
+  const stsClient = () => {
+    // STS in the configured Region: role sessions, and the identity, work in every Region.
+    sts ??= client('sts', region, base, stsTimeout);
+    return sts;
+  };
   const principals = new Principals({
     base,
     region,
@@ -114,10 +121,8 @@ export function createUpstream(
     makeClient: (service, where, credentials) =>
       client(service, where, credentials, config.timeoutMs[service]),
     assume: (roleArn, since) => {
-      // AssumeRole goes to the configured Region's STS: role sessions work in every Region.
-      sts ??= client('sts', region, base, stsTimeout);
       return assumeRole(
-        sts,
+        stsClient(),
         { roleArn, sessionName: aws.roleSessionName },
         since !== undefined ? { credentialsSince: since } : undefined,
       );
@@ -141,10 +146,16 @@ export function createUpstream(
     client: (service, via) => principals.client(service, via?.roleArn, via?.region),
     region,
     transports,
+    async callerIdentity() {
+      const out = await stsClient().call<Record<string, unknown>>('GetCallerIdentity', {});
+      const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      return { account: text(out['Account']), arn: text(out['Arn']) };
+    },
     close() {
       principals.close();
       sts?.close();
       transports.destroy();
+      (base as CredentialSource & { stop?: () => void }).stop?.();
     },
   };
 }

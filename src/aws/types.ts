@@ -22,8 +22,10 @@ export interface AwsConfig {
   roleSessionName: string;
   useFips: boolean;
   useDualstack: boolean;
-  /** AWS_PROFILE, passed to the SDK's default chain for sidecars. */
+  /** AWS_PROFILE, passed to the SDK's default chain for sidecars (and the section of credentialsFile). */
   profile: string | undefined;
+  /** credentials_file_path: a credentials file that replaces every other source. */
+  credentialsFile?: string | undefined;
 }
 
 /** What createUpstream needs; the daemon's Config has these fields. */

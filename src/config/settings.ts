@@ -561,15 +561,32 @@ export const SETTINGS = {
     meaning: 'false turns stale-if-error off (as STALE_IF_ERROR=0) unless that variable is set',
     fromFile: (v) => parseBool(String(v)),
   }),
-  validateCredentials: fileOnly({
+  validateCredentials: bool({
+    env: 'PARAMETERS_SECRETS_EXTENSION_VALIDATE_CREDENTIALS',
     toml: `${SM}.validate_credentials`,
     flat: 'validate_credentials',
     origin: 'provider',
-    default: true,
-    allowed: 'true or false',
-    meaning: 'accepted and ignored: pscache never refuses to start over credentials',
-    fromFile: (v) => parseBool(String(v)),
+    default: false,
+    defaultText: "false; true with a --config file (the provider's default)",
+    meaning:
+      'STS GetCallerIdentity before serving: a non-transient failure stops start-up (exit 1); skipped for a credentials file',
   }),
+  credentialsFile: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_CREDENTIALS_FILE',
+    toml: `${SM}.credentials_file_path`,
+    flat: 'credentials_file_path',
+    origin: 'provider',
+    default: undefined,
+    defaultText: '—',
+    allowed: 'the path of an AWS credentials file',
+    meaning:
+      'credentials from this file (AWS_PROFILE or [default], with aws_session_token) instead of any other source; re-read when it changes, looked at every 5 minutes',
+    parse(raw: string) {
+      const t = raw.trim();
+      if (t.length > 4096) throw new Invalid('must be a path of at most 4096 characters');
+      return t;
+    },
+  } satisfies Setting<string | undefined>,
   prefetchSecrets: fileOnly<PrefetchItem[]>({
     toml: `${SM}.prefetch.secrets`,
     flat: 'prefetch.secrets',
