@@ -90,6 +90,16 @@ export interface Config {
     snapStart: boolean;
     functionMemoryMb: number | undefined;
   };
+  /** CloudWatch Embedded Metric Format lines in Lambda. */
+  emf: {
+    enabled: boolean;
+    /** 0: only at SHUTDOWN. */
+    intervalMs: number;
+    namespace: string;
+    dimensions: ReadonlyArray<readonly [string, string]>;
+  };
+  /** The second, metrics-only listener; undefined when off. */
+  metricsAddress: { host: string; port: number } | undefined;
   /** Notes worth logging at start (clamps, ignored keys). Never contain values of secrets. */
   notes: string[];
 }
@@ -431,6 +441,15 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
       snapStart: lambda.snapStart,
       functionMemoryMb,
     },
+    emf: {
+      enabled: r.get('emf'),
+      intervalMs: r.get('emfInterval') * 1000,
+      namespace: r.get('emfNamespace'),
+      dimensions: r.get('emfDimensions') ?? [
+        ['FunctionName', read(env, 'AWS_LAMBDA_FUNCTION_NAME')?.trim() ?? 'unknown'],
+      ],
+    },
+    metricsAddress: r.get('metricsAddress'),
     notes,
   };
 }

@@ -99,6 +99,21 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     upstream.close();
     throw e;
   }
+  let metricsListener: { address: string; close(): Promise<void> } | undefined;
+  if (config.metricsAddress) {
+    // Loaded only when asked for: most processes never open it.
+    const { startMetricsListener } = await import('./server/metrics-listener.ts');
+    try {
+      metricsListener = await startMetricsListener(config.metricsAddress, () => metrics.render(cache));
+    } catch (e) {
+      await server.close(0);
+      upstream.close();
+      throw e;
+    }
+    log.info('metrics only, without the token, on the metrics listener', {
+      address: metricsListener.address,
+    });
+  }
   let announced = false;
   const announce = () => {
     if (announced) return;
@@ -150,6 +165,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
   const stop = (graceMs: number): Promise<void> => {
     stopping ??= (async () => {
       await server.close(graceMs);
+      await metricsListener?.close();
       upstream.close();
       const s = cache.stats;
       log.info('summary', {

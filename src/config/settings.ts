@@ -276,6 +276,51 @@ function fileOnly<T>(meta: Meta & { default: T; allowed: string; fromFile: (v: u
 
 const SM = 'capabilities.secrets_manager';
 
+/** Names an EMF line uses itself: a dimension may not take one. */
+const EMF_RESERVED = new Set([
+  '_aws',
+  'Reads',
+  'Hits',
+  'Misses',
+  'UpstreamCalls',
+  'StaleServed',
+  'Throttled',
+  'Errors',
+  'ReadLatencyAvg',
+  'ReadLatencyMax',
+]);
+
+function parseDimensions(raw: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const part of raw.split(',')) {
+    const entry = part.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const name = eq === -1 ? '' : entry.slice(0, eq).trim();
+    const value = eq === -1 ? '' : entry.slice(eq + 1).trim();
+    if (!/^[A-Za-z0-9_.-]{1,250}$/.test(name) || value === '' || value.length > 1024 || CONTROL.test(value)) {
+      throw new Invalid(
+        `entry ${JSON.stringify(entry)} must be Name=value (a name of A-Z a-z 0-9 _ . -, a value of 1 to 1024 characters)`,
+      );
+    }
+    if (EMF_RESERVED.has(name)) throw new Invalid(`${name} is a name the EMF line uses itself`);
+    if (out.some(([n]) => n === name)) throw new Invalid(`${name} is given twice`);
+    out.push([name, value]);
+  }
+  if (out.length === 0 || out.length > 30) throw new Invalid('must give 1 to 30 dimensions');
+  return out;
+}
+
+function parseAddress(raw: string): { host: string; port: number } {
+  const t = raw.trim();
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(t);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) {
+    throw new Invalid('must be HOST:PORT, such as 0.0.0.0:9102, 127.0.0.1:9102 or [::]:9102');
+  }
+  return { host: m[1] ?? m[2]!, port };
+}
+
 /** A parser from src/aws/network.ts, its complaint made the setting's. */
 function network<T>(parse: (raw: string) => T): (raw: string) => T {
   return (raw) => {
@@ -479,6 +524,56 @@ export const SETTINGS = {
     parse: (raw: string) => raw,
     secret: true,
   } satisfies Setting<string | undefined>,
+
+  emf: bool({
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF',
+    origin: 'pscache',
+    default: true,
+    meaning: 'in Lambda, CloudWatch Embedded Metric Format lines on stdout (false: none)',
+  }),
+  emfInterval: int({
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF_INTERVAL_SECS',
+    origin: 'pscache',
+    min: 0,
+    max: 86_400,
+    default: 60,
+    meaning: 'at most one EMF line this often while invocations arrive, and one at SHUTDOWN (0: only then)',
+  }),
+  emfNamespace: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF_NAMESPACE',
+    origin: 'pscache',
+    default: 'pscache',
+    allowed: '1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/',
+    meaning: 'the CloudWatch namespace of the EMF metrics',
+    parse(raw: string) {
+      const t = raw.trim();
+      if (!/^[A-Za-z0-9 ._\-/#:]{1,255}$/.test(t) || t.startsWith('AWS/')) {
+        throw new Invalid(
+          'must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/ (CloudWatch namespaces)',
+        );
+      }
+      return t;
+    },
+  } satisfies Setting<string>,
+  emfDimensions: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF_DIMENSIONS',
+    origin: 'pscache',
+    default: undefined,
+    defaultText: 'FunctionName=<AWS_LAMBDA_FUNCTION_NAME>',
+    allowed: 'comma list of Name=value (1 to 30; names of A-Z a-z 0-9 _ . -)',
+    meaning: 'the dimensions of the EMF metrics, replacing the default',
+    parse: parseDimensions,
+  } satisfies Setting<ReadonlyArray<readonly [string, string]> | undefined>,
+  metricsAddress: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_METRICS_ADDRESS',
+    origin: 'pscache',
+    default: undefined,
+    defaultText: '— (off)',
+    allowed: 'HOST:PORT, such as 0.0.0.0:9102 or [::]:9102',
+    meaning:
+      'a second listener serving only GET /metrics (Prometheus), without the token, for a scraper outside the pod or host',
+    parse: parseAddress,
+  } satisfies Setting<{ host: string; port: number } | undefined>,
 
   // --- The Workload Credentials Provider's, under pscache's names where they have variables.
   tokenVariables: list(
