@@ -136,8 +136,10 @@ describe('EmfReporter', () => {
       M: 1,
     });
     assert.doesNotThrow(() => checkEmfLine(good));
-    const broken = (patch: (doc: Record<string, any>) => void) => {
-      const doc = JSON.parse(good);
+    type Directive = Record<string, unknown> & { Namespace: string; Metrics: Array<Record<string, unknown>> };
+    type Doc = { _aws: { Timestamp?: number; CloudWatchMetrics: Directive[] }; D?: unknown; M?: unknown };
+    const broken = (patch: (doc: Doc) => void) => {
+      const doc = JSON.parse(good) as Doc;
       patch(doc);
       return () => checkEmfLine(JSON.stringify(doc));
     };
@@ -150,7 +152,7 @@ describe('EmfReporter', () => {
       /dimension D must reference/,
     );
     assert.throws(
-      broken((d) => (d._aws.CloudWatchMetrics[0].Metrics[0].Unit = 'Things')),
+      broken((d) => (d._aws.CloudWatchMetrics[0]!.Metrics[0]!['Unit'] = 'Things')),
       /invalid Unit/,
     );
     assert.throws(
@@ -158,11 +160,11 @@ describe('EmfReporter', () => {
       /Timestamp/,
     );
     assert.throws(
-      broken((d) => (d._aws.CloudWatchMetrics[0].Namespace = '')),
+      broken((d) => (d._aws.CloudWatchMetrics[0]!.Namespace = '')),
       /Namespace/,
     );
     assert.throws(
-      broken((d) => (d._aws.CloudWatchMetrics[0].Extra = 1)),
+      broken((d) => (d._aws.CloudWatchMetrics[0]!['Extra'] = 1)),
       /does not define: Extra/,
     );
     assert.throws(() => checkEmfLine(`${good} trailing`), /not a JSON document/);
