@@ -118,6 +118,10 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
   const announce = () => {
     if (announced) return;
     announced = true;
+    // Once ::1 is bound too (right after the first request, or 100 ms), so the line lists every address.
+    void server.bound().then(() => serving());
+  };
+  const serving = () => {
     log.info(`pscache ${VERSION} serving on port ${config.port}`, {
       addresses: server.addresses.join(','),
       cache: config.cacheEnabled ? 'on' : 'off',
