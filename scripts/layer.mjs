@@ -149,6 +149,7 @@ async function tarball(pkg, integrity) {
     fs.rmSync(file, { force: true });
   }
   const tmp = fs.mkdtempSync(path.join(CACHE, 'pack-'));
+  const done = progress(`downloading ${pkg}@${NODE.version} from the npm registry (about 50 MB, once)`);
   try {
     const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
     const { stdout } = await promisify(execFile)(
@@ -167,6 +168,7 @@ async function tarball(pkg, integrity) {
     );
     const name = JSON.parse(stdout)[0]?.filename;
     const data = fs.readFileSync(path.join(tmp, name));
+    done(`${(data.length / 1024 / 1024).toFixed(1)} MB, cached in ${path.relative(process.cwd(), CACHE)}`);
     const got = sri(data);
     if (got !== integrity) {
       throw new Error(`${pkg}@${NODE.version}: integrity ${got} does not match the pinned ${integrity}`);
@@ -174,8 +176,38 @@ async function tarball(pkg, integrity) {
     writeAtomic(file, data);
     return data;
   } finally {
+    done();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * A step that takes a while (the download, the deflate): said on stderr when it starts, its elapsed time
+ * kept up to date while it runs (one line redrawn on a terminal, a line every 15 s otherwise), and how it
+ * ended. npm pack reports no bytes while it downloads, so time is what there is to show. Returns `done`.
+ */
+function progress(what) {
+  const started = performance.now();
+  const tty = process.stderr.isTTY === true;
+  const seconds = () => Math.round((performance.now() - started) / 1000);
+  process.stderr.write(`layer: ${what}...${tty ? '' : '\n'}`);
+  const timer = setInterval(
+    () =>
+      process.stderr.write(
+        tty
+          ? `\rlayer: ${what}... ${seconds()} s`
+          : `layer: ...still ${what.split(' ')[0]}, ${seconds()} s\n`,
+      ),
+    tty ? 1000 : 15_000,
+  );
+  let finished = false;
+  return (result) => {
+    if (finished) return;
+    finished = true;
+    clearInterval(timer);
+    const end = result === undefined ? 'stopped' : `done in ${seconds()} s (${result})`;
+    process.stderr.write(tty ? `\rlayer: ${what}: ${end}\n` : `layer: ${what}: ${end}\n`);
+  };
 }
 
 /** One regular file out of a (ustar/pax) tar archive. */
@@ -230,7 +262,9 @@ async function nodeEntry(arch) {
   if (node.readUInt32BE(0) !== 0x7f454c46 || node.readUInt16LE(18) !== elfMachine) {
     throw new Error(`${pkg}@${NODE.version}: bin/node is not a Linux ${arch} executable`);
   }
+  const done = progress(`compressing ${pkg}'s node for the zip (once)`);
   const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
+  done(`${(deflated.length / 1024 / 1024).toFixed(1)} MB`);
   const entry = { deflated, crc: zlib.crc32(node) >>> 0, size: node.length };
   writeAtomic(`${base}.deflate`, deflated);
   writeAtomic(
