@@ -5,7 +5,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { type Clock, systemClock, type Timer } from '../clock.ts';
 import type { Logger } from '../log.ts';
-import type { CredentialSource } from './credentials.ts';
 import { AwsCallError, type AwsCredentials } from './types.ts';
 
 /** How often the file is looked at, as in the provider. */
@@ -74,7 +73,8 @@ function mtimeOf(path: string): number | null {
   }
 }
 
-export class FileCredentials implements CredentialSource {
+/** A CredentialSource (src/aws/credentials.ts, which makes it: importing the interface back would be a cycle). */
+export class FileCredentials {
   readonly name = 'credentials file';
   private current: AwsCredentials | undefined;
   /** The modification time of the file the current credentials came from. */
