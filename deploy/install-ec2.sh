@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs pscache as a systemd service on an EC2 instance (or any systemd Linux host with Node.js 22 or 24),
 # the way the Workload Credentials Provider's install script does: a system user, a token group whose
-# members may read the token file, the unit, enabled and started.
+# members may read the token file, the unit, enabled and started. By default it installs the pscache
+# checkout it is part of (built first: npm ci && npm run build); pscache is not on the public npm registry.
 set -eu
 
 PREFIX=/opt/pscache
@@ -12,8 +13,10 @@ usage() {
   cat <<'USAGE'
 Usage: sudo sh install-ec2.sh [--package SPEC] [--node PATH] [--config FILE] [--no-start]
 
-  --package SPEC  what to install: an npm package spec (default: pscache), a .tgz made by
-                  `npm pack`, or a built pscache checkout (npm ci && npm run build first)
+  --package SPEC  what to install (default: the pscache checkout this script is in, built
+                  with npm ci && npm run build): a .tgz made by `npm pack`, another built
+                  checkout, or a spec from a registry you publish pscache to, installed under
+                  the name pscache (pscache@npm:@yourorg/pscache@0.1.0)
   --node PATH     the Node.js (22 or 24) to run pscache with (default: node on PATH)
   --config FILE   a TOML configuration file, copied to /etc/pscache/config.toml and passed
                   to `pscache serve --config`
@@ -29,7 +32,7 @@ die() {
   exit 2
 }
 
-PACKAGE=pscache
+PACKAGE=
 NODE=
 CONFIG=
 START=yes
@@ -52,6 +55,8 @@ done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 UNIT=$HERE/pscache.service
+# Never the public registry by default: a package named pscache there is not this one.
+[ -n "$PACKAGE" ] || PACKAGE=$(cd "$HERE/.." && pwd)
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo sh $0)"
 command -v systemctl >/dev/null 2>&1 || die "systemd is needed (systemctl not found)"
@@ -87,7 +92,7 @@ fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 if [ -d "$PACKAGE" ]; then
-  [ -f "$PACKAGE/dist/pscache.cjs" ] || die "$PACKAGE has no dist/pscache.cjs: run npm ci && npm run build there first"
+  [ -f "$PACKAGE/dist/pscache.cjs" ] || die "$PACKAGE has no dist/pscache.cjs: run npm ci && npm run build there first (or pass --package)"
   (cd "$PACKAGE" && PATH=$(dirname "$NODE"):$PATH "$NPM" pack --silent --pack-destination "$WORK" >/dev/null) || die "npm pack failed in $PACKAGE"
   PACKAGE=$(ls "$WORK"/*.tgz)
 elif [ -f "$PACKAGE" ]; then

@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { build } from 'esbuild';
 import { Zip, ZipDeflate, ZipPassThrough } from 'fflate';
 import { bundleOptions } from './build.mjs';
-import { CACHE_DIR, HOST_ARCH, LAYER_NODE, nodeBinary, pin, writeAtomic } from './node-dist.mjs';
+import { CACHE_DIR, HOST_ARCH, LAYER_NODE, nodeBinary, pin, progress, writeAtomic } from './node-dist.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Deflated node binaries, outside the repository (scripts/node-dist.mjs keeps the binaries beside it). */
@@ -144,7 +144,9 @@ async function nodeEntry(arch) {
     );
   }
   const node = fs.readFileSync(await nodeBinary(NODE.version, arch));
+  const done = progress(`compressing ${pkg}'s node for the zip (once)`);
   const deflated = await promisify(zlib.deflateRaw)(node, { level: NODE_DEFLATE_LEVEL });
+  done(`${(deflated.length / 1024 / 1024).toFixed(1)} MB`);
   const entry = { deflated, crc: zlib.crc32(node) >>> 0, size: node.length };
   writeAtomic(`${base}.deflate`, deflated);
   writeAtomic(

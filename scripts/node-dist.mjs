@@ -70,10 +70,40 @@ export function writeAtomic(file, data, mode = 0o644) {
   }
 }
 
+/**
+ * A step that takes a while (the download, the deflate): said on stderr when it starts, its elapsed time
+ * kept up to date while it runs (one line redrawn on a terminal, a line every 15 s otherwise), and how it
+ * ended. npm pack reports no bytes while it downloads, so time is what there is to show. Returns `done`.
+ */
+export function progress(what) {
+  const started = performance.now();
+  const tty = process.stderr.isTTY === true;
+  const seconds = () => Math.round((performance.now() - started) / 1000);
+  process.stderr.write(`node-dist: ${what}...${tty ? '' : '\n'}`);
+  const timer = setInterval(
+    () =>
+      process.stderr.write(
+        tty
+          ? `\rnode-dist: ${what}... ${seconds()} s`
+          : `node-dist: ...still ${what.split(' ')[0]}, ${seconds()} s\n`,
+      ),
+    tty ? 1000 : 15_000,
+  );
+  let finished = false;
+  return (result) => {
+    if (finished) return;
+    finished = true;
+    clearInterval(timer);
+    const end = result === undefined ? 'stopped' : `done in ${seconds()} s (${result})`;
+    process.stderr.write(tty ? `\rnode-dist: ${what}: ${end}\n` : `node-dist: ${what}: ${end}\n`);
+  };
+}
+
 /** The package tarball, checked against its pinned integrity; `npm pack` uses the user's registry settings. */
 async function tarball(pkg, version, integrity) {
   fs.mkdirSync(NODE_DIR, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(NODE_DIR, 'pack-'));
+  const done = progress(`downloading ${pkg}@${version} from the npm registry (about 50 MB, once)`);
   try {
     const npm = process.env.npm_execpath ? [process.execPath, [process.env.npm_execpath]] : ['npm', []];
     const { stdout } = await promisify(execFile)(
@@ -92,12 +122,14 @@ async function tarball(pkg, version, integrity) {
     );
     const name = JSON.parse(stdout)[0]?.filename;
     const data = fs.readFileSync(path.join(tmp, name));
+    done(`${(data.length / 1024 / 1024).toFixed(1)} MB`);
     const got = sri(data);
     if (got !== integrity) {
       throw new Error(`${pkg}@${version}: integrity ${got} does not match the pinned ${integrity}`);
     }
     return data;
   } finally {
+    done();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

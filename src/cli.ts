@@ -2,6 +2,7 @@
 // exit non-zero with one line naming the flag or variable, the value and what is allowed.
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { StoreFile } from '../packages/emulator/index.ts';
 import { nodeCrypto } from './builtins.ts';
 import { GET_USAGE } from './client/get-usage.ts';
 import {
@@ -115,6 +116,18 @@ function storeFlag(flags: Flags): string {
   return resolve(s);
 }
 
+/**
+ * A port another process holds, as the flag that sets it: `listen EADDRINUSE` would not say which port
+ * or what to do. Anything else passes unchanged.
+ */
+function portInUse(e: unknown, flag: string, port: number | undefined): unknown {
+  if ((e as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') return e;
+  const which = (e as { port?: number }).port ?? port;
+  return new UsageError(
+    `${which !== undefined ? `port ${which}` : 'the port'} on 127.0.0.1 is already in use (another pscache or emulator?); pass ${flag} with a free port`,
+  );
+}
+
 /** Runs until a signal; returns the exit code. */
 function untilSignal(stop: () => Promise<void>, log: Logger): Promise<number> {
   return new Promise((done) => {
@@ -203,7 +216,9 @@ async function emulator(args: string[]): Promise<number> {
   const store = storeFlag(flags);
   const control = controlTokenOption(flags);
   const { startEmulator } = await loadEmulator();
-  const emu = await startEmulator({ port, store, controlToken: control.token });
+  const emu = await startEmulator({ port, store, controlToken: control.token }).catch((e: unknown) => {
+    throw portInUse(e, '--port', port);
+  });
   process.stdout.write(
     `pscache emulator listening on ${emu.url} (store: ${store})
 Signatures are not checked: any credentials work, for example:
@@ -256,12 +271,14 @@ async function dev(args: string[]): Promise<number> {
   const control = controlTokenOption(flags);
 
   const credentials = devCredentials();
-  const { startEmulator } = await loadEmulator();
+  const { startEmulator, loadStoreFile } = await loadEmulator();
   const emu = await startEmulator({
     port: emulatorPort,
     store,
     credentials: [credentials],
     controlToken: control.token,
+  }).catch((e: unknown) => {
+    throw portInUse(e, '--emulator-port', emulatorPort || undefined);
   });
   const ownToken = userConfig.tokenSource?.startsWith(SETTINGS.token.env) ? userConfig.token : undefined;
   const token = ownToken || nodeCrypto().randomBytes(24).toString('base64url');
@@ -294,13 +311,14 @@ async function dev(args: string[]): Promise<number> {
     daemon = await startDaemon(config, log);
   } catch (e) {
     await emu.close();
-    throw e;
+    throw portInUse(e, '--port', config.port);
   }
+  const names = tryNames(loadStoreFile(store), emu.region);
   process.stdout.write(
-    devBanner(config.port, emu.url, store, ownToken ? undefined : token, [
+    devBanner(config.port, emu.url, store, ownToken ? undefined : token, names, [
       `Point the AWS CLI or an SDK at the emulator (it checks signatures against these credentials):`,
       `  ${awsExports(emu.url, credentials, emu.region)}`,
-      `  aws ssm get-parameter --name /myapp/api-endpoint`,
+      `  ${awsTryLine(names)}`,
       controlLine(emu.url, emu.controlToken, control.source),
     ]),
   );
@@ -310,28 +328,72 @@ async function dev(args: string[]): Promise<number> {
   }, log);
 }
 
+/** Names of the store `dev` serves, for its ready-to-paste lines: entries of the emulator's own Region. */
+interface TryNames {
+  parameter?: string;
+  secureParameter?: string;
+  secret?: string;
+  /** A secret with an AWSPREVIOUS version. */
+  rotated?: string;
+}
+
+function tryNames(store: StoreFile, region: string): TryNames {
+  const here = (e: { region?: string }) => e.region === undefined || e.region === region;
+  const params = (store.parameters ?? []).filter(here);
+  const secrets = (store.secrets ?? []).filter(here);
+  return {
+    parameter: params.find((p) => p.type !== 'SecureString')?.name,
+    secureParameter: params.find((p) => p.type === 'SecureString')?.name,
+    secret: secrets[0]?.name,
+    rotated: secrets.find((x) => x.previous !== undefined)?.name,
+  };
+}
+
+/** A name as a query value inside single quotes: URL-encoded, and no quote left for the shell. */
+const q = (name: string) => encodeURIComponent(name).replace(/'/g, '%27');
+
+function awsTryLine(n: TryNames): string {
+  if (n.parameter ?? n.secureParameter) {
+    return `aws ssm get-parameter --name ${shellWord((n.parameter ?? n.secureParameter)!)}`;
+  }
+  if (n.secret) return `aws secretsmanager get-secret-value --secret-id ${shellWord(n.secret)}`;
+  return 'aws secretsmanager list-secrets';
+}
+
 function devBanner(
   port: number,
   emulatorUrl: string,
   store: string,
   token: string | undefined,
+  names: TryNames,
   emulatorLines: string[],
 ): string {
   const t = token ?? '$PARAMETERS_SECRETS_EXTENSION_TOKEN';
   const base = `http://localhost:${port}`;
   const h = `-H "X-Aws-Parameters-Secrets-Token: ${t}"`;
+  const tries = [
+    `curl -s ${base}/ping`,
+    ...(names.parameter
+      ? [`curl -s ${h} '${base}/systemsmanager/parameters/get?name=${q(names.parameter)}'`]
+      : []),
+    ...(names.secureParameter
+      ? [
+          `curl -s ${h} '${base}/systemsmanager/parameters/get?name=${q(names.secureParameter)}&withDecryption=true'`,
+        ]
+      : []),
+    ...(names.secret ? [`curl -s ${h} '${base}/secretsmanager/get?secretId=${q(names.secret)}'`] : []),
+    ...(names.rotated
+      ? [`curl -s ${h} '${base}/secretsmanager/get?secretId=${q(names.rotated)}&versionStage=AWSPREVIOUS'`]
+      : []),
+    `curl -si ${h} '${base}/secretsmanager/get?secretId=does-not-exist'`,
+  ];
   return `
 pscache dev: daemon on ${base}, emulator on ${emulatorUrl}
 store: ${store}
 token: ${token ?? '(from PARAMETERS_SECRETS_EXTENSION_TOKEN)'}
 
 Try:
-  curl -s ${base}/ping
-  curl -s ${h} '${base}/systemsmanager/parameters/get?name=%2Fmyapp%2Fapi-endpoint'
-  curl -s ${h} '${base}/systemsmanager/parameters/get?name=%2Fmyapp%2Fdb%2Fpassword&withDecryption=true'
-  curl -s ${h} '${base}/secretsmanager/get?secretId=prod%2Fdb%2Fpassword'
-  curl -s ${h} '${base}/secretsmanager/get?secretId=prod%2Frotating%2Ftoken&versionStage=AWSPREVIOUS'
-  curl -si ${h} '${base}/secretsmanager/get?secretId=does-not-exist'
+${tries.map((l) => `  ${l}`).join('\n')}
 
 ${emulatorLines.join('\n')}
 Press Ctrl+C to stop.

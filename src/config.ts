@@ -1,9 +1,10 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
 import { readFileSync } from 'node:fs';
+import type { NetworkConfig, ProxyUrl } from './aws/network.ts';
 import { roleSessionName } from './aws/sts.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
-import { nodeOs } from './builtins.ts';
+import { nodeCrypto, nodeOs } from './builtins.ts';
 import {
   ConfigError,
   type ConfigFile,
@@ -43,8 +44,12 @@ export interface Config {
   ttlMs: Record<Service, number>;
   /** Per-attempt upstream timeout in milliseconds; 0 means none. */
   timeoutMs: Record<Service, number>;
-  /** Outbound keep-alive sockets per upstream service. */
+  /** Outbound keep-alive sockets per endpoint host (a service in a Region), shared by every role. */
   maxConnections: number;
+  /** Outbound sockets over every endpoint host together. */
+  maxOutboundConnections: number;
+  /** Proxies (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) and extra CAs (AWS_CA_BUNDLE). */
+  network: NetworkConfig;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** Fetched at start: PARAMETERS_SECRETS_EXTENSION_PREFETCH, then the file's prefetch.secrets (with roleArn). */
@@ -74,6 +79,10 @@ export interface Config {
   pathPrefix: string;
   /** Most roles live at once for roleArn reads. */
   maxRoles: number;
+  /** STS GetCallerIdentity before serving (validate_credentials). */
+  validateCredentials: boolean;
+  /** The provider's ignore_transient_errors: a transient validation failure only warns. */
+  ignoreTransientErrors: boolean;
   /** An ARN naming another Region is read from that Region. */
   crossRegion: boolean;
   aws: AwsConfig;
@@ -83,6 +92,16 @@ export interface Config {
     snapStart: boolean;
     functionMemoryMb: number | undefined;
   };
+  /** CloudWatch Embedded Metric Format lines in Lambda. */
+  emf: {
+    enabled: boolean;
+    /** 0: only at SHUTDOWN. */
+    intervalMs: number;
+    namespace: string;
+    dimensions: ReadonlyArray<readonly [string, string]>;
+  };
+  /** The second, metrics-only listener; undefined when off. */
+  metricsAddress: { host: string; port: number } | undefined;
   /** Notes worth logging at start (clamps, ignored keys). Never contain values of secrets. */
   notes: string[];
 }
@@ -198,6 +217,47 @@ function token(
   return { token: undefined, source: undefined };
 }
 
+/** A proxy as configured, its name in logs being the variable it came from (`https_proxy` or `HTTPS_PROXY`). */
+function proxy(found: { value: ProxyUrl | undefined; variable?: string } | undefined): ProxyUrl | undefined {
+  const p = found?.value;
+  if (!p || found.variable === undefined) return p;
+  return { ...p, shown: p.shown.replace(/ \([A-Za-z_]+\)$/, ` (${found.variable})`) };
+}
+
+/** AWS_CA_BUNDLE, read at start: a missing file, or one without a certificate, stops start-up. */
+function caBundle(r: Reader): NetworkConfig['caBundle'] {
+  const found = r.find('caBundle');
+  if (found?.value === undefined) return undefined;
+  const path = found.value;
+  const refuse = (allowed: string) => new ConfigError(found.variable ?? 'AWS_CA_BUNDLE', path, allowed);
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw refuse(`the file could not be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw refuse('the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  const { X509Certificate } = nodeCrypto();
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block);
+    } catch {
+      throw refuse(`certificate ${i + 1} of ${blocks.length} in the file is malformed`);
+    }
+  });
+  return { path, pem: blocks.join('\n') };
+}
+
+function networkConfig(r: Reader): NetworkConfig {
+  const https = proxy(r.find('httpsProxy'));
+  const http = proxy(r.find('httpProxy'));
+  return {
+    proxy: https || http ? { https, http, noProxy: r.get('noProxy') } : undefined,
+    caBundle: caBundle(r),
+  };
+}
+
 function awsConfig(env: Env, r: Reader): AwsConfig {
   const akid = read(env, 'AWS_ACCESS_KEY_ID');
   const secret = read(env, 'AWS_SECRET_ACCESS_KEY');
@@ -245,6 +305,7 @@ function awsConfig(env: Env, r: Reader): AwsConfig {
     useFips: r.get('useFips'),
     useDualstack: r.get('useDualstack'),
     profile: read(env, 'AWS_PROFILE'),
+    credentialsFile: r.get('credentialsFile'),
   };
   for (const service of ['ssm', 'secretsmanager'] as const) {
     if (aws.region === undefined && aws.endpoints[service] === undefined) {
@@ -355,6 +416,8 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     ttlMs: { ssm: ssmTtl * 1000, secretsmanager: smTtl * 1000 },
     timeoutMs: { ssm: r.get('ssmTimeout'), secretsmanager: r.get('secretsTimeout') },
     maxConnections: r.get('maxConnections'),
+    maxOutboundConnections: r.get('maxOutbound'),
+    network: networkConfig(r),
     logLevel: logLevel(r),
     logFormat: r.get('lambdaLogFormat'),
     prefetch: [...r.get('prefetch'), ...r.get('prefetchSecrets')],
@@ -371,6 +434,9 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     tokenHeaders: [...r.get('tokenHeaders')],
     pathPrefix: prefix?.value ?? SETTINGS.pathPrefix.default,
     maxRoles: r.get('maxRoles'),
+    // The provider validates unless told not to; pscache configured by variables alone does not (docs).
+    validateCredentials: r.find('validateCredentials')?.value ?? file !== undefined,
+    ignoreTransientErrors: r.get('ignoreTransientErrors'),
     crossRegion: r.get('crossRegion'),
     aws: awsConfig(env, r),
     lambda: {
@@ -378,6 +444,15 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
       snapStart: lambda.snapStart,
       functionMemoryMb,
     },
+    emf: {
+      enabled: r.get('emf'),
+      intervalMs: r.get('emfInterval') * 1000,
+      namespace: r.get('emfNamespace'),
+      dimensions: r.get('emfDimensions') ?? [
+        ['FunctionName', read(env, 'AWS_LAMBDA_FUNCTION_NAME')?.trim() ?? 'unknown'],
+      ],
+    },
+    metricsAddress: r.get('metricsAddress'),
     notes,
   };
 }

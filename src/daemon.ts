@@ -6,6 +6,7 @@ import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
 import type { Config } from './config.ts';
 import { describeInternal } from './errors.ts';
+import { checkCredentials, Health, validateCredentials } from './health.ts';
 import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -18,6 +19,7 @@ export interface Daemon {
   readonly cache: ItemCache;
   readonly upstream: Upstream;
   readonly metrics: Metrics;
+  readonly health: Health;
   /** Settles when the prefetch (items, tags, paths) is done (failures are logged, not thrown). */
   readonly prefetched: Promise<void>;
   /** Prefetches again (after a SnapStart restore). */
@@ -41,13 +43,21 @@ export interface StartOptions {
 export async function startDaemon(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
   for (const note of config.notes) log.info(note);
   const metrics = new Metrics();
-  const observer: CallObserver = log.enabled('debug')
-    ? (e) => {
-        metrics.observer(e);
-        log.debug('upstream call', { ...e, ms: Math.round(e.ms * 100) / 100 });
-      }
-    : metrics.observer;
+  const observer: CallObserver = (e) => {
+    metrics.observer(e);
+    health.observer(e);
+    if (log.enabled('debug')) log.debug('upstream call', { ...e, ms: Math.round(e.ms * 100) / 100 });
+  };
   const upstream = createUpstream(config, log, observer);
+  const health = new Health(upstream.credentials);
+  if (config.validateCredentials) {
+    try {
+      await validateCredentials(upstream, { ignoreTransientErrors: config.ignoreTransientErrors, log });
+    } catch (e) {
+      upstream.close();
+      throw e;
+    }
+  }
   const loader = createLoader(upstream, {
     batchWindowMs: config.batchWindowMs,
     crossRegion: config.crossRegion,
@@ -86,6 +96,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     metrics,
     log,
     version: VERSION,
+    ready: () => health.readiness(),
   });
   try {
     await server.listen();
@@ -93,10 +104,29 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     upstream.close();
     throw e;
   }
+  let metricsListener: { address: string; close(): Promise<void> } | undefined;
+  if (config.metricsAddress) {
+    // Loaded only when asked for: most processes never open it.
+    const { startMetricsListener } = await import('./server/metrics-listener.ts');
+    try {
+      metricsListener = await startMetricsListener(config.metricsAddress, () => metrics.render(cache));
+    } catch (e) {
+      await server.close(0);
+      upstream.close();
+      throw e;
+    }
+    log.info('metrics only, without the token, on the metrics listener', {
+      address: metricsListener.address,
+    });
+  }
   let announced = false;
   const announce = () => {
     if (announced) return;
     announced = true;
+    // Once ::1 is bound too (right after the first request, or 100 ms), so the line lists every address.
+    void server.bound().then(() => serving());
+  };
+  const serving = () => {
     log.info(`pscache ${VERSION} serving on port ${config.port}`, {
       addresses: server.addresses.join(','),
       cache: config.cacheEnabled ? 'on' : 'off',
@@ -111,11 +141,21 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
         ssm_timeout_ms: config.timeoutMs.ssm,
         secretsmanager_timeout_ms: config.timeoutMs.secretsmanager,
         max_connections: config.maxConnections,
+        max_outbound_connections: config.maxOutboundConnections,
         max_inbound_connections: config.maxInboundConnections,
+        proxy: config.network.proxy?.https?.shown,
+        http_proxy: config.network.proxy?.http?.shown,
+        no_proxy_entries: config.network.proxy?.noProxy.length,
+        ca_bundle: config.network.caBundle?.path,
       });
     }
   };
   if (opts.announce !== 'later') announce();
+  // Credentials are fetched now rather than at the first miss, so a missing source is a WARN at start
+  // (validate_credentials fetched them already). Under SnapStart they would be dropped at the restore.
+  if (!config.validateCredentials && !(config.lambda.snapStart && config.lambda.runtimeApi)) {
+    void checkCredentials(upstream.credentials, log);
+  }
   server.onFatal = (e) => {
     log.error(`${e.message}; stopping`);
     void stop(0).finally(() => process.exit(1));
@@ -134,6 +174,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
   const stop = (graceMs: number): Promise<void> => {
     stopping ??= (async () => {
       await server.close(graceMs);
+      await metricsListener?.close();
       upstream.close();
       const s = cache.stats;
       log.info('summary', {
@@ -154,6 +195,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     cache,
     upstream,
     metrics,
+    health,
     prefetched,
     prefetch: runPrefetch,
     stop,

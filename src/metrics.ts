@@ -8,6 +8,22 @@ const BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
+/** What a read is counted against: every answered request but these (health, metrics). */
+const NOT_READS = ['ping', 'root', 'ready', 'metrics'];
+
+/** Running totals of reads, for lines that report what happened since the last one (EMF). */
+export interface ReadTotals {
+  /** Requests for parameters or secrets, answered (any status). */
+  reads: number;
+  /** Of those, answered with a 4xx or 5xx. */
+  errors: number;
+  /** Seconds they took, summed. */
+  seconds: number;
+  /** Upstream attempts, and those answered with throttling. */
+  upstreamAttempts: number;
+  throttled: number;
+}
+
 export class Metrics {
   /** Answered requests by route, then status: two lookups on constant keys, no string built per request. */
   private readonly requests = new Map<string, Map<number, number>>();
@@ -15,6 +31,12 @@ export class Metrics {
   private readonly counts = new Array<number>(BUCKETS.length + 1).fill(0);
   private sum = 0;
   private total = 0;
+  private reads = 0;
+  private readErrors = 0;
+  private readSeconds = 0;
+  /** Slowest read since takeSlowestRead() last looked. */
+  private slowestRead = 0;
+  private throttled = 0;
 
   /** Records one answered request. Labels are fixed strings from the route table, never names. */
   request(route: string, status: number, seconds: number): void {
@@ -29,13 +51,38 @@ export class Metrics {
     this.counts[i]!++;
     this.sum += seconds;
     this.total++;
+    if (!NOT_READS.includes(route)) {
+      this.reads++;
+      if (status >= 400) this.readErrors++;
+      this.readSeconds += seconds;
+      if (seconds > this.slowestRead) this.slowestRead = seconds;
+    }
   }
 
   /** An observer for the upstream clients: one count per attempt, by operation and outcome. */
   readonly observer: CallObserver = (e) => {
     const k = `${e.operation}\u0000${e.outcome}`;
     this.upstream.set(k, (this.upstream.get(k) ?? 0) + 1);
+    if (e.outcome === 'throttled') this.throttled++;
   };
+
+  /** Totals since start, for reports of what changed between two looks. */
+  readTotals(): ReadTotals {
+    return {
+      reads: this.reads,
+      errors: this.readErrors,
+      seconds: this.readSeconds,
+      upstreamAttempts: this.upstreamAttempts,
+      throttled: this.throttled,
+    };
+  }
+
+  /** The slowest read (seconds) since the last call, and starts over. */
+  takeSlowestRead(): number {
+    const s = this.slowestRead;
+    this.slowestRead = 0;
+    return s;
+  }
 
   /** Requests answered, whatever the route and status (for the shutdown summary). */
   get answered(): number {

@@ -135,6 +135,9 @@ const PING = (() => {
   return cmd[2]!;
 })();
 
+/** The same one-liner asking /ready: 0 only when credentials and upstream work (Kubernetes readiness). */
+const READY = PING.replace("path:'/ping'", "path:'/ready'");
+
 /** The image's uid, as USER gives it (numeric, so Kubernetes' runAsNonRoot can check it). */
 const IMAGE_UID = (() => {
   const users = finalOp('USER');
@@ -626,11 +629,15 @@ describe('deploy/kubernetes-pod.yaml', () => {
   });
 
   test('probes run the node one-liner by exec (an httpGet from the kubelet would not reach loopback)', () => {
-    for (const kind of ['startupProbe', 'readinessProbe']) {
+    // Started: /ping (alive). Ready: /ready (credentials and upstream work).
+    for (const [kind, oneLiner] of [
+      ['startupProbe', PING],
+      ['readinessProbe', READY],
+    ] as const) {
       const probe = obj(pscache[kind], kind);
       assert.equal(probe['httpGet'], undefined);
       assert.equal(probe['tcpSocket'], undefined);
-      assert.deepEqual(obj(probe['exec'], `${kind}.exec`)['command'], ['node', '-e', PING]);
+      assert.deepEqual(obj(probe['exec'], `${kind}.exec`)['command'], ['node', '-e', oneLiner]);
     }
   });
 });
@@ -787,10 +794,15 @@ describe('deploy/pscache.service and deploy/install-ec2.sh', () => {
     assert.match(installer, /useradd --system --gid pscache .* pscache$/m);
     assert.match(installer, /install -m 0644 "\$UNIT" \/etc\/systemd\/system\/pscache\.service/);
     assert.match(installer, /ln -sf "\$NODE" "\$PREFIX\/bin\/node"/);
+    // Never the public registry by default: the checkout the script is in.
+    assert.match(installer, /^PACKAGE=$/m);
+    assert.match(installer, /^\[ -n "\$PACKAGE" \] \|\| PACKAGE=\$\(cd "\$HERE\/\.\." && pwd\)$/m);
+    assert.doesNotMatch(installer, /PACKAGE=pscache\b/);
     assert.ok(installer.includes(SDK_CHAIN), 'the installer must install the SDK chain');
     const help = await runCommand('sh', ['deploy/install-ec2.sh', '--help'], {});
     assert.equal(help.code, 0);
     assert.match(help.stdout, /--package SPEC/);
+    assert.match(help.stdout, /default: the pscache checkout this script is in/);
     const bad = await runCommand('sh', ['deploy/install-ec2.sh', '--bogus'], {});
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /install-ec2.sh: unknown argument "--bogus"/);
@@ -801,6 +813,28 @@ describe('deploy/pscache.service and deploy/install-ec2.sh', () => {
     const sc = await runCommand('shellcheck', ['--shell=sh', 'deploy/install-ec2.sh'], {});
     assert.equal(sc.code, 0, sc.stdout);
   });
+});
+
+test('the readiness one-liner exits 0 when pscache is ready, 1 when its credentials fail', async () => {
+  assert.notEqual(READY, PING);
+  const ready = (port: number) =>
+    runCommand(process.execPath, ['-e', READY], { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) });
+  const d = await daemons.start();
+  assert.equal((await ready(d.port)).code, 0);
+  const { AWS_ACCESS_KEY_ID: _a, AWS_SECRET_ACCESS_KEY: _s, ...noKeys } = daemonEnv(world.emu.url, 0);
+  const blind = await daemons.start(
+    {},
+    {
+      env: {
+        ...noKeys,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_CONFIG_FILE: '/nonexistent/config',
+        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+      },
+    },
+  );
+  assert.equal((await ready(blind.port)).code, 1);
+  assert.equal((await ping(blind.port)).code, 0, 'alive all the same');
 });
 
 test('the health check one-liner exits 0 against a running daemon and 1 when nothing listens', async () => {

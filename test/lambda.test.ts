@@ -406,7 +406,10 @@ describe('logs', () => {
     const output = await shutdown(s);
     const lines = output.split('\n').filter((l) => l !== '');
     assert.ok(lines.length >= 5, output);
-    const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const all = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The CloudWatch EMF line (on stdout) is a metrics document, not a log line (test/lambda-emf.test.ts).
+    const docs = all.filter((d) => !('_aws' in d));
+    assert.equal(all.length - docs.length, 1, 'one EMF line, at SHUTDOWN');
     for (const d of docs) {
       assert.match(String(d['level']), /^(DEBUG|INFO|WARN|ERROR)$/);
       assert.equal(typeof d['message'], 'string');

@@ -2,12 +2,13 @@
 // timeouts and a cap on response size. Speaks AWS JSON 1.1 (SSM, Secrets Manager) unless given another
 // wire protocol (STS's Query protocol, src/aws/sts.ts). No AWS SDK code runs here.
 
-import type { Agent, ClientRequest, IncomingHttpHeaders, RequestOptions } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { monotonicMs } from '../clock.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { VERSION } from '../version.ts';
 import type { AwsCredentials, CredentialSource } from './credentials.ts';
 import { signRequest } from './signer.ts';
+import { type Transport, Transports } from './transport.ts';
 import { AwsCallError, type AwsService, type CallObserver, type FailureKind } from './types.ts';
 
 /** How requests and answers look on the wire: everything that differs between JSON 1.1 and Query. */
@@ -31,8 +32,10 @@ export interface AwsJsonClientOptions {
   /** Signing Region. */
   region: string;
   credentials: CredentialSource;
-  /** Most sockets open to this endpoint at once. */
+  /** Most sockets open to this endpoint at once (when the client makes its own Transports). */
   maxConnections: number;
+  /** Socket pools shared with other clients (createUpstream's); default: the client's own. */
+  transports?: Transports;
   /** Per attempt, covering queueing, connect, response and body; 0 = none of the user's (ATTEMPT_CEILING_MS). */
   timeoutMs: number;
   /** Attempts per call, the first included. Default 3, as the AWS SDKs' standard retry mode. */
@@ -65,8 +68,6 @@ export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 export const ATTEMPT_CEILING_MS = 10_000;
 
 const TARGET_PREFIX: Record<string, string> = { ssm: 'AmazonSSM', secretsmanager: 'secretsmanager' };
-/** Idle pooled sockets close after this long, so a frozen-and-thawed Lambda rarely meets a dead one. */
-const FREE_SOCKET_TIMEOUT_MS = 4000;
 const BACKOFF_BASE_MS = 100;
 /** The longest pause between two attempts of a call. */
 export const BACKOFF_CAP_MS = 1500;
@@ -121,16 +122,13 @@ const RETRYABLE_NETWORK = new Set([
   'ENETUNREACH',
   'EHOSTUNREACH',
   'ENETDOWN',
+  // A proxy answered CONNECT with 502, 503 or 504 (src/aws/proxy.ts).
+  'ProxyUnavailable',
 ]);
 
 type Attempt =
   | { ok: true; value: Record<string, unknown> }
   | { ok: false; error: AwsCallError; retryable: boolean; staleSocket?: boolean };
-
-interface Transport {
-  agent: Agent;
-  request(options: RequestOptions): ClientRequest;
-}
 
 /** `com.amazon.coral.service#ParameterNotFound:http://...` -> `ParameterNotFound`, as the SDKs do. */
 export function sanitizeErrorCode(raw: unknown): string | undefined {
@@ -215,8 +213,9 @@ export class AwsJsonClient {
   private readonly observer: CallObserver | undefined;
   private readonly log: Logger;
   private readonly userAgent: string;
-  private transportPromise: Promise<Transport> | undefined;
-  private agent: Agent | undefined;
+  private readonly transports: Transports;
+  /** False when the pools are shared: closing this client then leaves them to their owner. */
+  private readonly ownsTransports: boolean;
   private closed = false;
 
   constructor(opts: AwsJsonClientOptions) {
@@ -236,6 +235,11 @@ export class AwsJsonClient {
     this.observer = opts.observer;
     this.log = opts.log ?? silentLogger;
     this.userAgent = opts.userAgent ?? `pscache/${VERSION}`;
+    this.ownsTransports = opts.transports === undefined;
+    this.transports =
+      opts.transports ??
+      // One host: the cap over all hosts (one above what Node is told, see transport.ts) is the host's.
+      new Transports({ maxConnections: this.maxConnections, maxTotal: this.maxConnections + 1 });
   }
 
   /** Calls `operation` with `input` as its body; resolves to the object answered. */
@@ -300,10 +304,10 @@ export class AwsJsonClient {
     }
   }
 
-  /** Closes every pooled socket and fails later calls. For shutdown. */
+  /** Fails later calls, and closes every pooled socket unless the pools are shared. For shutdown. */
   close(): void {
     this.closed = true;
-    this.agent?.destroy();
+    if (this.ownsTransports) this.transports.destroy();
   }
 
   private observe(operation: string, r: Attempt, ms: number, attempt: number): void {
@@ -318,27 +322,7 @@ export class AwsJsonClient {
 
   /** node:https (and with it TLS) loads on first use: start-up only pays for what it serves. */
   private transport(): Promise<Transport> {
-    this.transportPromise ??= (async () => {
-      const options = {
-        keepAlive: true,
-        maxSockets: this.maxConnections,
-        maxFreeSockets: this.maxConnections,
-        // Agent `timeout` is the idle timeout of pooled sockets (the agent destroys free sockets on it).
-        timeout: FREE_SOCKET_TIMEOUT_MS,
-        scheduling: 'lifo' as const,
-      };
-      if (this.url.protocol === 'https:') {
-        const https = await import('node:https');
-        const agent = new https.Agent(options);
-        this.agent = agent;
-        return { agent, request: (o: RequestOptions) => https.request(o) };
-      }
-      const http = await import('node:http');
-      const agent = new http.Agent(options);
-      this.agent = agent;
-      return { agent, request: (o: RequestOptions) => http.request(o) };
-    })();
-    return this.transportPromise;
+    return this.transports.for(this.url.protocol);
   }
 
   /**

@@ -1,15 +1,16 @@
 // Where signing credentials come from (environment -> container endpoint -> SDK default chain), cached
 // and refreshed before they expire. SDK providers are imported only when that source is the one in use.
 
-import { monotonicMs } from '../clock.ts';
+import { type Clock, monotonicMs } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import { fetchContainerCredentials } from './container-credentials.ts';
+import { FileCredentials } from './credentials-file.ts';
 import { AwsCallError, type AwsConfig, type AwsCredentials } from './types.ts';
 
 export type { AwsCredentials };
 
 export interface CredentialSource {
-  /** For logs: `environment`, `container`, `default chain` or `static`. */
+  /** For logs: `environment`, `container`, `default chain`, `credentials file` or `static`. */
   readonly name: string;
   /**
    * Current credentials; fetches or refreshes when needed. With `since`, only credentials whose fetch
@@ -183,7 +184,14 @@ export interface CredentialOptions {
   containerTimeoutMs?: number;
   /** Retries against the container credentials endpoint. Default 2. */
   containerRetries?: number;
+  /**
+   * The agent the SDK chain's own AWS calls (STS for web identity, SSO) go through: pscache's, when a
+   * proxy or AWS_CA_BUNDLE is configured. IMDS and the container endpoint are always reached directly.
+   */
+  sdkHttpsAgent?: () => Promise<import('node:http').Agent>;
   now?: () => number;
+  /** Timers of the credentials file's checks. */
+  clock?: Clock;
 }
 
 /** Picks the credential source the configuration calls for. Nothing is fetched or imported until first use. */
@@ -192,6 +200,15 @@ export function createCredentialSource(
   log: Logger,
   opts: CredentialOptions = {},
 ): CredentialSource {
+  // As in the provider, a configured file replaces every other source.
+  if (aws.credentialsFile !== undefined) {
+    return new FileCredentials({
+      path: aws.credentialsFile,
+      profile: aws.profile,
+      log,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+  }
   if (aws.envCredentials) {
     const { accessKeyId, secretAccessKey, sessionToken } = aws.envCredentials;
     return staticCredentials(
@@ -238,8 +255,11 @@ export function createCredentialSource(
               'the SDK default chain is not installed; run `npm install @aws-sdk/credential-provider-node` next to pscache, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_CONTAINER_CREDENTIALS_FULL_URI',
             );
           }
+          const httpsAgent = await opts.sdkHttpsAgent?.();
           provider = mod.defaultProvider({
             ...(aws.profile !== undefined ? { profile: aws.profile } : {}),
+            // The shorthand smithy clients take for NodeHttpHandler's options.
+            ...(httpsAgent ? { clientConfig: { requestHandler: { httpsAgent } } } : {}),
             logger: sdkLogger(log),
           });
         }

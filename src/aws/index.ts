@@ -6,12 +6,14 @@ import { type CredentialSource, createCredentialSource } from './credentials.ts'
 import { resolveEndpoint } from './endpoints.ts';
 import { Principals } from './roles.ts';
 import { assumeRole, queryProtocol } from './sts.ts';
+import { Transports } from './transport.ts';
 import type { AwsService, CallObserver, Service, UpstreamConfig } from './types.ts';
 
 export { AwsJsonClient, type AwsJsonClientOptions, type CallOptions, MAX_RESPONSE_BYTES } from './client.ts';
 export type { AwsCredentials, CredentialSource } from './credentials.ts';
 export { batchGetSecretValue, batchGetSecretValueByFilters, getSecretValue } from './secretsmanager.ts';
 export { getParameter, getParameters, getParametersByPath, parameterSelector } from './ssm.ts';
+export { Transports } from './transport.ts';
 export * from './types.ts';
 
 /** Who a read is made as and where: a role (undefined: the base credentials), a Region (undefined: the configured one). */
@@ -37,12 +39,18 @@ export interface Upstream {
   client(service: Service, via?: Via): AwsJsonClient;
   /** The Region reads go to unless an ARN names another. */
   readonly region: string;
+  /** The socket pools every client shares: one per endpoint host, under one cap. */
+  readonly transports: Transports;
+  /** STS GetCallerIdentity with the base credentials (validate_credentials): the account and ARN. */
+  callerIdentity(): Promise<{ account: string | undefined; arn: string | undefined }>;
   /** Closes every socket pool. */
   close(): void;
 }
 
 /** Signing Region when none is configured but every endpoint is overridden (emulator, LocalStack). */
 const FALLBACK_SIGNING_REGION = 'us-east-1';
+/** Outbound sockets over every endpoint host together, unless configured. */
+export const DEFAULT_MAX_OUTBOUND = 64;
 
 export interface UpstreamOptions {
   /** Defaults to `pscache/<version>`. */
@@ -63,7 +71,17 @@ export function createUpstream(
 ): Upstream {
   const aws = config.aws;
   const region = aws.region ?? FALLBACK_SIGNING_REGION;
-  const base = createCredentialSource(aws, log);
+  const transports = new Transports({
+    maxConnections: config.maxConnections,
+    maxTotal: config.maxOutboundConnections ?? DEFAULT_MAX_OUTBOUND,
+    ...(config.network ? { network: config.network } : {}),
+  });
+  const routed = config.network?.proxy !== undefined || config.network?.caBundle !== undefined;
+  const base = createCredentialSource(
+    aws,
+    log,
+    routed ? { sdkHttpsAgent: async () => (await transports.for('https:')).agent } : {},
+  );
   const client = (service: AwsService, where: string, credentials: CredentialSource, timeoutMs: number) =>
     new AwsJsonClient({
       service,
@@ -77,6 +95,7 @@ export function createUpstream(
       region: where,
       credentials,
       maxConnections: config.maxConnections,
+      transports,
       timeoutMs,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
       ...(observer ? { observer } : {}),
@@ -89,6 +108,11 @@ export function createUpstream(
     attemptTimeoutMs(config.timeoutMs.secretsmanager),
   );
   let sts: AwsJsonClient | undefined;
+  const stsClient = () => {
+    // STS in the configured Region: role sessions, and the identity, work in every Region.
+    sts ??= client('sts', region, base, stsTimeout);
+    return sts;
+  };
   const principals = new Principals({
     base,
     region,
@@ -97,10 +121,8 @@ export function createUpstream(
     makeClient: (service, where, credentials) =>
       client(service, where, credentials, config.timeoutMs[service]),
     assume: (roleArn, since) => {
-      // AssumeRole goes to the configured Region's STS: role sessions work in every Region.
-      sts ??= client('sts', region, base, stsTimeout);
       return assumeRole(
-        sts,
+        stsClient(),
         { roleArn, sessionName: aws.roleSessionName },
         since !== undefined ? { credentialsSince: since } : undefined,
       );
@@ -123,9 +145,17 @@ export function createUpstream(
     },
     client: (service, via) => principals.client(service, via?.roleArn, via?.region),
     region,
+    transports,
+    async callerIdentity() {
+      const out = await stsClient().call<Record<string, unknown>>('GetCallerIdentity', {});
+      const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      return { account: text(out['Account']), arn: text(out['Arn']) };
+    },
     close() {
       principals.close();
       sts?.close();
+      transports.destroy();
+      (base as CredentialSource & { stop?: () => void }).stop?.();
     },
   };
 }

@@ -1,5 +1,6 @@
 // Shapes shared between the upstream clients and the layers above them. Imports nothing from config:
 // src/config.ts builds these shapes from the environment and hands them down.
+import type { NetworkConfig } from './network.ts';
 import type { SigningCredentials } from './signer.ts';
 
 export type Service = 'ssm' | 'secretsmanager';
@@ -21,15 +22,21 @@ export interface AwsConfig {
   roleSessionName: string;
   useFips: boolean;
   useDualstack: boolean;
-  /** AWS_PROFILE, passed to the SDK's default chain for sidecars. */
+  /** AWS_PROFILE, passed to the SDK's default chain for sidecars (and the section of credentialsFile). */
   profile: string | undefined;
+  /** credentials_file_path: a credentials file that replaces every other source. */
+  credentialsFile?: string | undefined;
 }
 
 /** What createUpstream needs; the daemon's Config has these fields. */
 export interface UpstreamConfig {
   aws: AwsConfig;
-  /** Outbound keep-alive sockets per upstream service. */
+  /** Outbound keep-alive sockets per endpoint host (a service in a Region), shared by every role. */
   maxConnections: number;
+  /** Outbound sockets over all endpoint hosts together. Default 64. */
+  maxOutboundConnections?: number;
+  /** Proxies and extra CAs; default none. */
+  network?: NetworkConfig;
   /** Per-attempt upstream timeout in milliseconds; 0 means none. */
   timeoutMs: Record<Service, number>;
   /** Most roles live at once for roleArn reads. */

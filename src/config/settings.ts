@@ -1,6 +1,13 @@
 // The one table of settings: every variable and --config key pscache reads, with its default, what it
 // allows and what it means. loadConfig (src/config.ts) validates from it; `npm run docs:config` prints it.
 import { parseRoleArn, ROLE_ARN_FORMAT } from '../arn.ts';
+import {
+  NetworkSettingError,
+  type NoProxyRule,
+  type ProxyUrl,
+  parseNoProxy,
+  parseProxyUrl,
+} from '../aws/network.ts';
 import type { Service } from '../aws/types.ts';
 
 import type { LogFormat, LogLevel } from '../log.ts';
@@ -269,6 +276,89 @@ function fileOnly<T>(meta: Meta & { default: T; allowed: string; fromFile: (v: u
 
 const SM = 'capabilities.secrets_manager';
 
+/** Names an EMF line uses itself: a dimension may not take one. */
+const EMF_RESERVED = new Set([
+  '_aws',
+  'Reads',
+  'Hits',
+  'Misses',
+  'UpstreamCalls',
+  'StaleServed',
+  'Throttled',
+  'Errors',
+  'ReadLatencyAvg',
+  'ReadLatencyMax',
+]);
+
+function parseDimensions(raw: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const part of raw.split(',')) {
+    const entry = part.trim();
+    if (entry === '') continue;
+    const eq = entry.indexOf('=');
+    const name = eq === -1 ? '' : entry.slice(0, eq).trim();
+    const value = eq === -1 ? '' : entry.slice(eq + 1).trim();
+    if (!/^[A-Za-z0-9_.-]{1,250}$/.test(name) || value === '' || value.length > 1024 || CONTROL.test(value)) {
+      throw new Invalid(
+        `entry ${JSON.stringify(entry)} must be Name=value (a name of A-Z a-z 0-9 _ . -, a value of 1 to 1024 characters)`,
+      );
+    }
+    if (EMF_RESERVED.has(name)) throw new Invalid(`${name} is a name the EMF line uses itself`);
+    if (out.some(([n]) => n === name)) throw new Invalid(`${name} is given twice`);
+    out.push([name, value]);
+  }
+  if (out.length === 0 || out.length > 30) throw new Invalid('must give 1 to 30 dimensions');
+  return out;
+}
+
+function parseAddress(raw: string): { host: string; port: number } {
+  const t = raw.trim();
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(t);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) {
+    throw new Invalid('must be HOST:PORT, such as 0.0.0.0:9102, 127.0.0.1:9102 or [::]:9102');
+  }
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/** A parser from src/aws/network.ts, its complaint made the setting's. */
+function network<T>(parse: (raw: string) => T): (raw: string) => T {
+  return (raw) => {
+    try {
+      return parse(raw);
+    } catch (e) {
+      if (e instanceof NetworkSettingError) throw new Invalid(e.message);
+      throw e;
+    }
+  };
+}
+
+/** HTTPS_PROXY or HTTP_PROXY (either case). Secret: the URL may hold a password, so it is never echoed. */
+function proxyUrl(variable: 'HTTPS_PROXY' | 'HTTP_PROXY', meaning: string): Setting<ProxyUrl | undefined> {
+  return {
+    env: variable,
+    aliases: [variable.toLowerCase()],
+    origin: 'aws',
+    default: undefined,
+    defaultText: '—',
+    allowed:
+      variable === 'HTTPS_PROXY'
+        ? 'a proxy URL: http://[user:password@]host[:port], or https://...'
+        : 'an http:// proxy URL: http://[user:password@]host[:port]',
+    meaning,
+    secret: true,
+    parse: network((raw) => {
+      const p = parseProxyUrl(raw, variable);
+      if (variable === 'HTTP_PROXY' && p.protocol !== 'http:') {
+        throw new NetworkSettingError(
+          'must be an http:// proxy (plain-http endpoints are sent through it as they are)',
+        );
+      }
+      return p;
+    }),
+  };
+}
+
 /** Every setting, in the order the docs list them. */
 export const SETTINGS = {
   // --- The official extension's variables.
@@ -338,7 +428,7 @@ export const SETTINGS = {
     min: 1,
     max: 1000,
     default: 3,
-    meaning: 'outbound sockets per upstream service',
+    meaning: 'outbound sockets per upstream endpoint (a service in a Region), shared by every role',
   }),
   logLevel: oneOf<LogLevel>(
     {
@@ -410,6 +500,14 @@ export const SETTINGS = {
     default: 1024,
     meaning: 'concurrent client connections; beyond it, 429',
   }),
+  maxOutbound: int({
+    env: 'PARAMETERS_SECRETS_EXTENSION_MAX_OUTBOUND_CONNECTIONS',
+    origin: 'pscache',
+    min: 2,
+    max: 1000,
+    default: 64,
+    meaning: 'outbound sockets to AWS at once, every endpoint, role and Region together',
+  }),
   batchWindow: int({
     env: 'PARAMETERS_SECRETS_EXTENSION_BATCH_WINDOW_MILLIS',
     origin: 'pscache',
@@ -435,6 +533,56 @@ export const SETTINGS = {
     parse: (raw: string) => raw,
     secret: true,
   } satisfies Setting<string | undefined>,
+
+  emf: bool({
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF',
+    origin: 'pscache',
+    default: true,
+    meaning: 'in Lambda, CloudWatch Embedded Metric Format lines on stdout (false: none)',
+  }),
+  emfInterval: int({
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF_INTERVAL_SECS',
+    origin: 'pscache',
+    min: 0,
+    max: 86_400,
+    default: 60,
+    meaning: 'at most one EMF line this often while invocations arrive, and one at SHUTDOWN (0: only then)',
+  }),
+  emfNamespace: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF_NAMESPACE',
+    origin: 'pscache',
+    default: 'pscache',
+    allowed: '1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/',
+    meaning: 'the CloudWatch namespace of the EMF metrics',
+    parse(raw: string) {
+      const t = raw.trim();
+      if (!/^[A-Za-z0-9 ._\-/#:]{1,255}$/.test(t) || t.startsWith('AWS/')) {
+        throw new Invalid(
+          'must be 1 to 255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/ (CloudWatch namespaces)',
+        );
+      }
+      return t;
+    },
+  } satisfies Setting<string>,
+  emfDimensions: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_EMF_DIMENSIONS',
+    origin: 'pscache',
+    default: undefined,
+    defaultText: 'FunctionName=<AWS_LAMBDA_FUNCTION_NAME>',
+    allowed: 'comma list of Name=value (1 to 30; names of A-Z a-z 0-9 _ . -)',
+    meaning: 'the dimensions of the EMF metrics, replacing the default',
+    parse: parseDimensions,
+  } satisfies Setting<ReadonlyArray<readonly [string, string]> | undefined>,
+  metricsAddress: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_METRICS_ADDRESS',
+    origin: 'pscache',
+    default: undefined,
+    defaultText: '— (off)',
+    allowed: 'HOST:PORT, such as 0.0.0.0:9102 or [::]:9102',
+    meaning:
+      'a second listener serving only GET /metrics (Prometheus), without the token, for a scraper outside the pod or host',
+    parse: parseAddress,
+  } satisfies Setting<{ host: string; port: number } | undefined>,
 
   // --- The Workload Credentials Provider's, under pscache's names where they have variables.
   tokenVariables: list(
@@ -517,15 +665,32 @@ export const SETTINGS = {
     meaning: 'false turns stale-if-error off (as STALE_IF_ERROR=0) unless that variable is set',
     fromFile: (v) => parseBool(String(v)),
   }),
-  validateCredentials: fileOnly({
+  validateCredentials: bool({
+    env: 'PARAMETERS_SECRETS_EXTENSION_VALIDATE_CREDENTIALS',
     toml: `${SM}.validate_credentials`,
     flat: 'validate_credentials',
     origin: 'provider',
-    default: true,
-    allowed: 'true or false',
-    meaning: 'accepted and ignored: pscache never refuses to start over credentials',
-    fromFile: (v) => parseBool(String(v)),
+    default: false,
+    defaultText: "false; true with a --config file (the provider's default)",
+    meaning:
+      'STS GetCallerIdentity before serving: a non-transient failure stops start-up (exit 1); skipped for a credentials file',
   }),
+  credentialsFile: {
+    env: 'PARAMETERS_SECRETS_EXTENSION_CREDENTIALS_FILE',
+    toml: `${SM}.credentials_file_path`,
+    flat: 'credentials_file_path',
+    origin: 'provider',
+    default: undefined,
+    defaultText: '—',
+    allowed: 'the path of an AWS credentials file',
+    meaning:
+      'credentials from this file (AWS_PROFILE or [default], with aws_session_token) instead of any other source; re-read when it changes, looked at every 5 minutes',
+    parse(raw: string) {
+      const t = raw.trim();
+      if (t.length > 4096) throw new Invalid('must be a path of at most 4096 characters');
+      return t;
+    },
+  } satisfies Setting<string | undefined>,
   prefetchSecrets: fileOnly<PrefetchItem[]>({
     toml: `${SM}.prefetch.secrets`,
     flat: 'prefetch.secrets',
@@ -612,6 +777,34 @@ export const SETTINGS = {
     origin: 'aws',
     meaning: 'endpoint for STS (AssumeRole, for roleArn reads)',
   }),
+  httpsProxy: proxyUrl(
+    'HTTPS_PROXY',
+    'proxy for https:// endpoints (every AWS endpoint), through CONNECT; never for loopback',
+  ),
+  httpProxy: proxyUrl(
+    'HTTP_PROXY',
+    'proxy for http:// endpoints (an emulator, LocalStack); never for loopback',
+  ),
+  noProxy: {
+    env: 'NO_PROXY',
+    aliases: ['no_proxy'],
+    origin: 'aws',
+    default: [],
+    defaultText: '—',
+    allowed: 'comma list of hosts, .domains, IP addresses and CIDR ranges (each may end in :port), or *',
+    meaning: 'endpoints reached directly, not through HTTPS_PROXY or HTTP_PROXY',
+    parse: network(parseNoProxy),
+  } satisfies Setting<readonly NoProxyRule[]>,
+  caBundle: {
+    env: 'AWS_CA_BUNDLE',
+    origin: 'aws',
+    default: undefined,
+    defaultText: '—',
+    allowed: 'the path of a PEM file of one or more CA certificates',
+    meaning:
+      "CAs trusted for AWS endpoints and proxies besides Node's own (a private CA, a TLS-inspecting proxy)",
+    parse: (raw: string) => raw.trim(),
+  } satisfies Setting<string | undefined>,
   useFips: bool({ env: 'AWS_USE_FIPS_ENDPOINT', origin: 'aws', default: false, meaning: 'FIPS endpoints' }),
   useDualstack: bool({
     env: 'AWS_USE_DUALSTACK_ENDPOINT',

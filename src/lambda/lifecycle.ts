@@ -2,6 +2,7 @@
 import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
 import { type Daemon, startDaemon } from '../daemon.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { EmfReporter } from './emf.ts';
 import {
   type ErrorReport,
   type ExtensionEvent,
@@ -91,7 +92,8 @@ export async function runExtension(env: Env, name: string): Promise<number> {
     api.close();
     return report.code;
   }
-  const running = new Lifecycle(api, daemon, log, settings.snapStart).run();
+  const emf = config?.emf.enabled ? new EmfReporter(daemon.metrics, daemon.cache, config.emf) : undefined;
+  const running = new Lifecycle(api, daemon, log, settings.snapStart, emf).run();
   // The first event/next is written on a later tick of this one; the serving line after it (StartOptions).
   const started = daemon;
   setImmediate(() => started.announce());
@@ -108,6 +110,8 @@ class Lifecycle {
     private readonly daemon: Daemon,
     private readonly log: Logger,
     private readonly snapStart: boolean,
+    /** CloudWatch EMF lines: at an INVOKE once the interval has passed, and at the end. */
+    private readonly emf: EmfReporter | undefined,
   ) {}
 
   run(): Promise<number> {
@@ -157,6 +161,7 @@ class Lifecycle {
         }
       }
       this.log.debug('invoke', { request_id: event.requestId });
+      this.emf?.tick();
     }
   }
 
@@ -194,6 +199,8 @@ class Lifecycle {
     this.done = true;
     try {
       await this.daemon.stop(graceMs);
+      // After the last answers, so the line counts them.
+      this.emf?.flush();
     } finally {
       this.api.close();
       this.finish(code);

@@ -35,6 +35,11 @@ export class PscacheServer {
     return this.listener.addresses;
   }
 
+  /** Settles once ::1 is bound too (or found unavailable): see Listener.listen. */
+  bound(): Promise<void> {
+    return this.listener.bound();
+  }
+
   /**
    * Stops accepting, lets in-flight requests finish for up to graceMs, then answers whatever is still
    * waiting (on a hanging upstream, say) with 503 and closes every connection.

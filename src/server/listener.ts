@@ -140,7 +140,11 @@ export class Listener {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const inUse = `port ${this.opts.port} on ${host} is already in use; set PARAMETERS_SECRETS_EXTENSION_HTTP_PORT to a free port`;
-      if (required) throw code === 'EADDRINUSE' ? new Error(inUse) : e;
+      if (required) {
+        if (code !== 'EADDRINUSE') throw e;
+        // The code stays, so a command with its own flag for the port (dev --port) can say so instead.
+        throw Object.assign(new Error(inUse), { code, port: this.opts.port });
+      }
       // No IPv6 on this host: 127.0.0.1 alone is fine.
       if (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT') return;
       if (code === 'EADDRINUSE') {
@@ -332,6 +336,11 @@ export class Listener {
       socket.destroy();
     });
     return server;
+  }
+
+  /** Settles once every address is bound, or found unavailable (the first request, or LATE_BIND_MS). */
+  bound(): Promise<void> {
+    return this.lateBound ?? Promise.resolve();
   }
 
   get addresses(): string[] {

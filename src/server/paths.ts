@@ -3,6 +3,7 @@
 export const ROUTE_PATHS = [
   '/ping',
   '/',
+  '/ready',
   '/metrics',
   '/systemsmanager/parameters/batch',
   '/systemsmanager/parameters/path',

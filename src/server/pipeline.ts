@@ -5,7 +5,7 @@
 //   2. HTTP version other than 1.0, 1.1  505 HttpVersionNotSupported
 //   3. URL, Host and forwarding headers  400 UriTooLong, BadHost (none in 1.1, more than one, not loopback),
 //                                            ForwardedRequest
-//   4. /ping and /                       200 (405 for another method), no token needed
+//   4. /ping, / and /ready               200 (/ready: 503 when not ready; 405 for another method), no token
 //   5. token                             401 Unauthorized
 //   6. method                            405 MethodNotAllowed
 //   7. route                             404 NotFound
@@ -20,6 +20,7 @@ import type { Answer, ItemCache, ReadOptions } from '../cache/index.ts';
 import { monotonicMs } from '../clock.ts';
 import type { Collections } from '../collections.ts';
 import { describeInternal, HttpError, InternalError, toHttpError } from '../errors.ts';
+import type { Readiness } from '../health.ts';
 import { type ItemRequest, itemName } from '../items.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -59,6 +60,8 @@ export interface PipelineOptions {
   metrics: Metrics;
   log: Logger;
   version: string;
+  /** GET /ready: credentials and upstream reachability. Without it /ready answers ready. */
+  ready?: () => Promise<Readiness>;
   /** Told of each answer written after its request's own turn (after upstream). */
   wroteLate?: (res: ServerResponse) => void;
 }
@@ -154,6 +157,12 @@ export class Pipeline implements RequestHandler {
         this.send(ctx, 200, route.kind === 'ping' ? this.pingBody : this.rootBody, TEXT);
         return;
       }
+      if (route?.kind === 'ready') {
+        ctx.route = 'ready';
+        if (!isGet) throw methodNotAllowed();
+        this.readiness(ctx);
+        return;
+      }
       this.tokenCheck.check(req.headers);
       if (!isGet) throw methodNotAllowed();
       let answer: Answer | Promise<Answer>;
@@ -200,6 +209,21 @@ export class Pipeline implements RequestHandler {
     } catch (e) {
       this.fail(ctx, toHttpError(e));
     }
+  }
+
+  /** GET /ready: 200 when ready, else 503; the body says which part is not, in words, never a name. */
+  private readiness(ctx: Ctx): void {
+    const check = this.opts.ready?.() ?? Promise.resolve<Readiness>(READY);
+    this.pending.add(ctx.res);
+    check.then(
+      (r) => {
+        const late = this.pending.delete(ctx.res);
+        if (ctx.res.writableEnded) return;
+        this.send(ctx, r.ready ? 200 : 503, Buffer.from(JSON.stringify(r)), JSON_HEADERS['Content-Type']);
+        if (late) this.opts.wroteLate?.(ctx.res);
+      },
+      (e) => this.fail(ctx, new InternalError(e)),
+    );
   }
 
   private remember(
@@ -319,6 +343,8 @@ export class Pipeline implements RequestHandler {
     this.pending.clear();
   }
 }
+
+const READY: Readiness = { ready: true, credentials: 'ok', upstream: 'unknown' };
 
 const methodNotAllowed = () => new HttpError(405, 'MethodNotAllowed', 'only GET and HEAD are allowed');
 

@@ -18,6 +18,7 @@ export interface ItemQuery {
 export type Route =
   | { kind: 'ping' }
   | { kind: 'root' }
+  | { kind: 'ready' }
   | { kind: 'metrics' }
   | { kind: 'item'; route: string; parse: (q: Query) => ItemQuery }
   | { kind: 'collection'; route: string; parse: (q: Query) => CollectionRequest };
@@ -270,6 +271,7 @@ function parseSecretBatch(q: Query): CollectionRequest {
 const ROUTE_TABLE: Record<RoutePath, Route> = {
   '/ping': { kind: 'ping' },
   '/': { kind: 'root' },
+  '/ready': { kind: 'ready' },
   '/metrics': { kind: 'metrics' },
   '/systemsmanager/parameters/batch': { kind: 'collection', route: 'ssm-batch', parse: parseParameterBatch },
   '/systemsmanager/parameters/path': { kind: 'collection', route: 'ssm-path', parse: parseParameterPath },

@@ -23,6 +23,16 @@ import type { CallRecord } from './types.ts';
 
 const AMZ_JSON = 'application/x-amz-json-1.1';
 
+/** `host` (with or without a port) is one of `names`. */
+function isNamedHost(names: string[] | undefined, host: string | undefined): boolean {
+  if (!names || host === undefined) return false;
+  const name = host
+    .trim()
+    .toLowerCase()
+    .replace(/:\d{1,5}$/, '');
+  return names.some((n) => n.toLowerCase() === name);
+}
+
 type SendError = (res: ServerResponse, err: AwsError, requestId: string) => void;
 
 interface Service extends FaultTarget {
@@ -137,7 +147,7 @@ export async function dispatch(
     core.opts.log?.(`${op} ${status} ${(performance.now() - started).toFixed(1)}ms${note}`);
 
   // Before anything else: a name other than loopback is a page in a browser (DNS rebinding), not a client.
-  if (!isLoopbackHost(req.headers.host)) {
+  if (!isLoopbackHost(req.headers.host) && !isNamedHost(core.opts.hostNames, req.headers.host)) {
     req.resume();
     line(target || '-', 403, ' (Host refused)');
     return sendError(

@@ -383,7 +383,21 @@ const RestoreSecret: Handler = (input, ctx) => {
 const DescribeSecret: Handler = (input, ctx) => {
   const id = input.string('SecretId');
   checkDenied(ctx, id, 'secretsmanager:DescribeSecret');
-  const s = find(ctx, id);
+  return metadata(find(ctx, id), 'VersionIdsToStages');
+};
+
+const SORT_BY: Record<string, (s: Secret) => number | string> = {
+  'created-date': (s) => s.created,
+  'last-changed-date': (s) => s.changed,
+  'last-accessed-date': (s) => s.lastAccessed ?? 0,
+  name: (s) => s.name,
+};
+
+/** A secret's metadata as DescribeSecret answers it and ListSecrets lists it (its stages under `stagesKey`). */
+function metadata(
+  s: Secret,
+  stagesKey: 'VersionIdsToStages' | 'SecretVersionsToStages',
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ARN: s.arn, Name: s.name };
   if (s.description !== undefined) out['Description'] = s.description;
   out['RotationEnabled'] = false;
@@ -395,12 +409,61 @@ const DescribeSecret: Handler = (input, ctx) => {
   out['Tags'] = [...s.tags].map(([Key, Value]) => ({ Key, Value }));
   const stages: Record<string, string[]> = {};
   for (const v of s.versions) if (v.stages.length) stages[v.id] = [...v.stages];
-  out['VersionIdsToStages'] = stages;
+  out[stagesKey] = stages;
   out['CreatedDate'] = epoch(s.created);
+  return out;
+}
+
+const ListSecrets: Handler = (input, ctx) => {
+  const includeDeleted = input.optBool('IncludePlannedDeletion') ?? false;
+  const maxResults = input.optInt('MaxResults', 1, 100) ?? 100;
+  const nextToken = input.optString('NextToken', 4096);
+  const order = input.optString('SortOrder', 4) ?? 'desc';
+  const sortBy = input.optString('SortBy', 32) ?? 'created-date';
+  if (order !== 'asc' && order !== 'desc') {
+    throw new AwsError(
+      'ValidationException',
+      `1 validation error detected: Value '${order}' at 'sortOrder' failed to satisfy constraint: Member must satisfy enum value set: [asc, desc]`,
+    );
+  }
+  const key = SORT_BY[sortBy];
+  if (!key) {
+    throw new AwsError(
+      'ValidationException',
+      `1 validation error detected: Value '${sortBy}' at 'sortBy' failed to satisfy constraint: Member must satisfy enum value set: [${Object.keys(SORT_BY).join(', ')}]`,
+    );
+  }
+  const filters = readFilters(input.optObjectList('Filters') ?? []);
+  // The token is the offset of the next page, for this same listing.
+  let start = 0;
+  if (nextToken !== undefined) {
+    start = Number(Buffer.from(nextToken, 'base64url').toString('utf8'));
+    if (
+      !Number.isSafeInteger(start) ||
+      start <= 0 ||
+      Buffer.from(String(start)).toString('base64url') !== nextToken
+    ) {
+      throw fail('InvalidNextTokenException', 'The NextToken value is not valid.');
+    }
+  }
+  const sign = order === 'asc' ? 1 : -1;
+  const found = [...ctx.state.secrets.values()]
+    .filter((s) => (includeDeleted || s.deletionDate === undefined) && matches(s, filters))
+    .sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      if (x !== y) return (x < y ? -1 : 1) * sign;
+      return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    });
+  const page = found.slice(start, start + maxResults);
+  const out: Record<string, unknown> = { SecretList: page.map((x) => metadata(x, 'SecretVersionsToStages')) };
+  if (start + maxResults < found.length)
+    out['NextToken'] = Buffer.from(String(start + maxResults)).toString('base64url');
   return out;
 };
 
 export const SECRETS_OPERATIONS: Record<string, Handler> = {
+  ListSecrets,
   GetSecretValue,
   BatchGetSecretValue,
   CreateSecret,

@@ -472,10 +472,128 @@ const GetParameterHistory: Handler = (input, ctx) => {
   return res;
 };
 
+/** One DescribeParameters filter (ParameterFilters, or the deprecated Filters): a test on a parameter. */
+type MetadataFilter = (p: Param, v: ParamVersion) => boolean;
+
+const DESCRIBE_KEYS = /^(tag:.+|Name|Type|KeyId|Path|Tier|DataType)$/;
+
+function describeFilters(input: Input): MetadataFilter[] {
+  const out: MetadataFilter[] = [];
+  const legacy = input.optObjectList('Filters');
+  const current = input.optObjectList('ParameterFilters');
+  if (legacy && current) {
+    throw validation('You can use either Filters or ParameterFilters in a single request, but not both.');
+  }
+  for (const f of legacy ?? []) {
+    const key = f.string('Key', 132);
+    if (key !== 'Name' && key !== 'Type' && key !== 'KeyId') {
+      throw validation(
+        `1 validation error detected: Value '${key}' at 'filters.1.member.key' failed to satisfy constraint: Member must satisfy enum value set: [Name, Type, KeyId]`,
+      );
+    }
+    const values = f.stringList('Values', 1, 50);
+    out.push(describeTest(key, key === 'Name' ? 'BeginsWith' : 'Equals', values));
+  }
+  for (const f of current ?? []) {
+    const key = f.string('Key', 132);
+    if (!DESCRIBE_KEYS.test(key)) {
+      throw new AwsError('InvalidFilterKey', `The filter key ${key} is not valid for DescribeParameters.`);
+    }
+    const path = key === 'Path';
+    const option = f.optString('Option', 10) ?? (path ? 'OneLevel' : 'Equals');
+    const allowed = path
+      ? ['Recursive', 'OneLevel']
+      : key === 'Name'
+        ? ['Equals', 'BeginsWith', 'Contains']
+        : ['Equals', 'BeginsWith'];
+    if (!allowed.includes(option)) {
+      throw new AwsError('InvalidFilterOption', `The filter option ${option} is not valid for key ${key}.`);
+    }
+    const values = f.optStringList('Values', 1, 50) ?? [];
+    if (values.length === 0 && !key.startsWith('tag:')) {
+      throw new AwsError('InvalidFilterValue', `The filter ${key} needs at least one value.`);
+    }
+    out.push(describeTest(key, option, values));
+  }
+  return out;
+}
+
+/** The attribute a filter key looks at, and how its values match (values ORed). */
+function describeTest(key: string, option: string, values: string[]): MetadataFilter {
+  const match = (have: string | undefined) =>
+    have !== undefined &&
+    values.some((v) =>
+      option === 'BeginsWith' ? have.startsWith(v) : option === 'Contains' ? have.includes(v) : have === v,
+    );
+  switch (key) {
+    case 'Name':
+      // Names are matched with or without their leading slash, as SSM does.
+      return (p) => match(p.name) || match(p.name.replace(/^\//, ''));
+    case 'Type':
+      return (_p, v) => match(v.type);
+    case 'KeyId':
+      return (_p, v) => v.type === 'SecureString' && match('alias/aws/ssm');
+    case 'Tier':
+      return () => match('Standard');
+    case 'DataType':
+      return () => match('text');
+    case 'Path':
+      return (p) =>
+        values.some((raw) => {
+          const prefix = raw.endsWith('/') ? raw : `${raw}/`;
+          if (!p.name.startsWith(prefix)) return false;
+          return option === 'Recursive' || p.name.indexOf('/', prefix.length) === -1;
+        });
+    default:
+      // tag:KEY: parameters carry no tags in the emulator, so none matches.
+      return () => false;
+  }
+}
+
+const DescribeParameters: Handler = (input, ctx) => {
+  const maxResults = input.optInt('MaxResults', 1, 50) ?? 50;
+  const nextToken = input.optString('NextToken', 1024);
+  const filters = describeFilters(input);
+  let after = '';
+  if (nextToken !== undefined) {
+    after = Buffer.from(nextToken, 'base64url').toString('utf8');
+    if (after === '' || Buffer.from(after).toString('base64url') !== nextToken) {
+      throw new AwsError('InvalidNextToken', 'The nextToken is not valid.');
+    }
+  }
+  const page: Record<string, unknown>[] = [];
+  let more = false;
+  // In name order; the token is the last name of the page before.
+  for (const name of ctx.state.names()) {
+    if (name <= after) continue;
+    const p = ctx.state.params.get(name)!;
+    const v = p.versions.at(-1)!;
+    if (!filters.every((f) => f(p, v))) continue;
+    if (page.length === maxResults) {
+      more = true;
+      break;
+    }
+    const out: Record<string, unknown> = { Name: p.name, ARN: p.arn, Type: v.type };
+    if (v.type === 'SecureString') out['KeyId'] = 'alias/aws/ssm';
+    out['LastModifiedDate'] = epoch(v.modified);
+    out['LastModifiedUser'] = principalArn(ctx.state.accountId);
+    if (v.description !== undefined) out['Description'] = v.description;
+    out['Version'] = v.version;
+    out['Tier'] = 'Standard';
+    out['Policies'] = [];
+    out['DataType'] = 'text';
+    page.push(out);
+  }
+  const res: Record<string, unknown> = { Parameters: page };
+  if (more) res['NextToken'] = Buffer.from(String(page.at(-1)!['Name'])).toString('base64url');
+  return res;
+};
+
 export const SSM_OPERATIONS: Record<string, Handler> = {
   GetParameter,
   GetParameters,
   GetParametersByPath,
+  DescribeParameters,
   PutParameter,
   LabelParameterVersion,
   DeleteParameter,

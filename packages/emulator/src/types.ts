@@ -147,6 +147,11 @@ export interface EmulatorOptions {
   roleSessionSeconds?: number;
   /** Epoch milliseconds now; inject one to move time (expiry of minted credentials, rate limits). */
   clock?: () => number;
+  /**
+   * Host names answered besides loopback, with any port: the names a client uses when the emulator sits
+   * behind a TLS front or a proxy. Anything else in `Host` is refused (DNS rebinding).
+   */
+  hostNames?: string[];
 }
 
 /** One AWS call as the emulator received it. */

@@ -1,0 +1,272 @@
+// Upstream networking: HTTPS_PROXY / HTTP_PROXY / NO_PROXY read as Go reads them, CONNECT through a real
+// proxy on loopback to an endpoint whose name does not resolve, a TLS front with a private CA trusted only
+// through AWS_CA_BUNDLE, and the errors when any of it is wrong. The daemon is the real bundle.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
+import { type NoProxyRule, parseNoProxy, parseProxyUrl, proxyFor } from '../src/aws/network.ts';
+import { loadConfig } from '../src/config.ts';
+import { Daemons, daemonEnv, runPscache, SENSITIVE, secret, TEST_CREDENTIALS } from './helpers/daemon.ts';
+import {
+  type ForwardProxy,
+  type Front,
+  makePrivateCa,
+  type PrivateCa,
+  startForwardProxy,
+  startTlsFront,
+} from './helpers/network.ts';
+
+const PROXY_PASSWORD = 'proxy-password-5e1d-never-logged';
+SENSITIVE.add(PROXY_PASSWORD);
+const SECRET_VALUE = 'network-secret-value-77a0';
+SENSITIVE.add(SECRET_VALUE);
+/** Names under .invalid never resolve (RFC 6761): only a proxy can reach them. */
+const HIDDEN = 'secretsmanager.pscache.invalid';
+const DIRECT = 'direct.pscache.invalid';
+
+describe('proxy settings, read as Go net/http reads them', () => {
+  const rules = (s: string): NoProxyRule[] => parseNoProxy(s);
+  const https = parseProxyUrl('http://proxy.corp:3128');
+  const config = (noProxy: string) => ({ https, http: undefined, noProxy: rules(noProxy) });
+  const via = (noProxy: string, host: string, port = 443) =>
+    proxyFor(config(noProxy), 'https:', host, port) === undefined ? 'direct' : 'proxy';
+
+  test('a proxy URL: scheme optional, default ports, credentials kept out of what is shown', () => {
+    const p = parseProxyUrl('alice:s%40cret@proxy.corp', 'https_proxy');
+    assert.deepEqual([p.protocol, p.hostname, p.port], ['http:', 'proxy.corp', 80]);
+    assert.equal(p.authorization, `Basic ${Buffer.from('alice:s@cret').toString('base64')}`);
+    assert.equal(p.shown, 'http://proxy.corp:80 (https_proxy)');
+    assert.equal(parseProxyUrl('https://[fd00::1]').shown, 'https://[fd00::1]:443 (HTTPS_PROXY)');
+    for (const bad of ['socks5://proxy:1080', 'http://proxy/path', 'http://', 'http://a b']) {
+      assert.throws(() => parseProxyUrl(bad), bad);
+    }
+  });
+
+  test('NO_PROXY: names and their subdomains, .domains, ports, IPs, CIDR ranges, *', () => {
+    const cases: Array<[string, string, number, 'direct' | 'proxy']> = [
+      ['amazonaws.com', 'ssm.us-east-1.amazonaws.com', 443, 'direct'],
+      ['amazonaws.com', 'amazonaws.com', 443, 'direct'],
+      ['.amazonaws.com', 'amazonaws.com', 443, 'proxy'],
+      ['.amazonaws.com', 'ssm.us-east-1.amazonaws.com', 443, 'direct'],
+      ['*.amazonaws.com', 'sts.amazonaws.com', 443, 'direct'],
+      ['notamazonaws.com', 'amazonaws.com', 443, 'proxy'],
+      ['amazonaws.com:8443', 'ssm.us-east-1.amazonaws.com', 443, 'proxy'],
+      ['amazonaws.com:443', 'ssm.us-east-1.amazonaws.com', 443, 'direct'],
+      ['10.0.0.0/8', '10.1.2.3', 443, 'direct'],
+      ['10.0.0.0/8', '11.1.2.3', 443, 'proxy'],
+      ['192.168.1.10', '192.168.1.10', 443, 'direct'],
+      ['192.168.1.10:80', '192.168.1.10', 443, 'proxy'],
+      ['fd00::/8', '[fd00::12]', 443, 'direct'],
+      ['[fd00::12]:443', 'fd00:0::12', 443, 'direct'],
+      ['*', 'anything.example', 443, 'direct'],
+      ['SSM.US-EAST-1.AMAZONAWS.COM', 'ssm.us-east-1.amazonaws.com.', 443, 'direct'],
+      ['', 'ssm.us-east-1.amazonaws.com', 443, 'proxy'],
+      // Loopback is never sent through a proxy, whatever NO_PROXY says.
+      ['', 'localhost', 443, 'direct'],
+      ['', '127.0.0.7', 443, 'direct'],
+      ['', '[::1]', 443, 'direct'],
+    ];
+    for (const [noProxy, host, port, want] of cases) {
+      assert.equal(via(noProxy, host, port), want, `NO_PROXY=${noProxy} ${host}:${port}`);
+    }
+    assert.equal(proxyFor(config(''), 'http:', 'example.com', 80), undefined, 'no HTTP_PROXY: direct');
+  });
+
+  test('bad values stop start-up naming the variable; a proxy URL is never echoed', () => {
+    const base = { AWS_REGION: 'us-east-1' };
+    const err = (env: Record<string, string>) => {
+      try {
+        loadConfig({ ...base, ...env });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    const socks = err({ HTTPS_PROXY: `socks5://u:${PROXY_PASSWORD}@proxy:1080` });
+    assert.match(socks, /^HTTPS_PROXY=\(hidden\) is invalid: the socks5 scheme is not supported/);
+    assert.ok(!socks.includes(PROXY_PASSWORD));
+    assert.match(
+      err({ http_proxy: 'https://proxy:3128' }),
+      /^http_proxy=\(hidden\) is invalid: must be an http:\/\//,
+    );
+    assert.match(
+      err({ NO_PROXY: 'a b.com' }),
+      /^NO_PROXY="a b\.com" is invalid: "a b\.com" is not a host name/,
+    );
+    assert.match(err({ NO_PROXY: '10.0.0.0/33' }), /NO_PROXY="10\.0\.0\.0\/33" is invalid: .* CIDR range/);
+    assert.match(
+      err({ AWS_CA_BUNDLE: '/nonexistent/ca.pem' }),
+      /^AWS_CA_BUNDLE="\/nonexistent\/ca\.pem" is invalid: the file could not be read \(ENOENT\)/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'pscache-ca-bad-'));
+    try {
+      writeFileSync(join(dir, 'empty.pem'), 'not a certificate\n');
+      assert.match(err({ AWS_CA_BUNDLE: join(dir, 'empty.pem') }), /holds no PEM certificate/);
+      writeFileSync(
+        join(dir, 'broken.pem'),
+        '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
+      );
+      assert.match(
+        err({ AWS_CA_BUNDLE: join(dir, 'broken.pem') }),
+        /certificate 1 of 1 in the file is malformed/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const c = loadConfig({ ...base, https_proxy: 'proxy.corp:3128', NO_PROXY: '.internal,10.0.0.0/8' });
+    assert.equal(c.network.proxy?.https?.shown, 'http://proxy.corp:3128 (https_proxy)');
+    assert.equal(c.network.proxy?.noProxy.length, 2);
+    assert.equal(loadConfig(base).network.proxy, undefined);
+  });
+});
+
+describe('through a TLS front with a private CA, and a CONNECT proxy', () => {
+  let emu: Emulator;
+  let ca: PrivateCa;
+  let front: Front;
+  let proxy: ForwardProxy;
+  let plainProxy: ForwardProxy;
+  const daemons = new Daemons(() => emu.url);
+
+  before(async () => {
+    ca = makePrivateCa([HIDDEN, DIRECT]);
+    emu = await startEmulator({
+      store: { parameters: [], secrets: [{ name: 'net/secret', secretString: SECRET_VALUE }] },
+      credentials: [TEST_CREDENTIALS],
+      hostNames: [HIDDEN, DIRECT],
+    });
+    front = await startTlsFront(ca, emu.url);
+    proxy = await startForwardProxy({
+      connectTo: () => front.port,
+      forwardTo: emu.url,
+      credentials: `alice:${PROXY_PASSWORD}`,
+    });
+    plainProxy = await startForwardProxy({ connectTo: () => front.port, forwardTo: emu.url });
+  });
+
+  after(async () => {
+    await daemons.stopAll();
+    await proxy?.close();
+    await plainProxy?.close();
+    await front?.close();
+    await emu?.close();
+    ca?.remove();
+  });
+
+  const start = (endpoint: string, extra: Record<string, string> = {}) =>
+    daemons.start({}, { env: { ...daemonEnv(endpoint, 0), ...extra } });
+
+  test('without AWS_CA_BUNDLE the read fails naming the certificate and the variable; with it, 200', async () => {
+    const untrusted = await start(front.url);
+    const r = await untrusted.get(secret('net/secret'));
+    assert.equal(r.status, 502, r.body);
+    const body = JSON.parse(r.body) as { __type: string; message: string };
+    assert.equal(body.__type, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    assert.match(body.message, /^the TLS certificate of 127\.0\.0\.1 is not trusted: .*certificate/);
+    assert.match(body.message, /set AWS_CA_BUNDLE to a PEM file holding that CA/);
+    const before = front.requests;
+    const trusted = await start(front.url, { AWS_CA_BUNDLE: ca.caFile });
+    const ok = await trusted.get(secret('net/secret'));
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal((JSON.parse(ok.body) as { SecretString: string }).SecretString, SECRET_VALUE);
+    assert.equal(front.requests, before + 1);
+    const out = (await daemons.stop(untrusted)).output;
+    assert.match(out, /WARN upstream request failed .*code=UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+  });
+
+  test('HTTPS_PROXY: CONNECT to a name that does not resolve here, with the credentials of the URL', async () => {
+    const calls = proxy.calls.length;
+    const d = await start(`https://${HIDDEN}:${front.port}`, {
+      AWS_CA_BUNDLE: ca.caFile,
+      HTTPS_PROXY: `http://alice:${PROXY_PASSWORD}@127.0.0.1:${proxy.port}`,
+      PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug',
+    });
+    const r = await d.get(secret('net/secret'));
+    assert.equal(r.status, 200, r.body);
+    assert.equal((JSON.parse(r.body) as { SecretString: string }).SecretString, SECRET_VALUE);
+    const connects = proxy.calls.slice(calls);
+    assert.deepEqual(
+      connects.map((c) => [c.method, c.target]),
+      [['CONNECT', `${HIDDEN}:${front.port}`]],
+    );
+    assert.equal(
+      connects[0]!.authorization,
+      `Basic ${Buffer.from(`alice:${PROXY_PASSWORD}`).toString('base64')}`,
+    );
+    // The pooled tunnel is reused: a second read that misses opens no second CONNECT.
+    assert.equal((await d.get(secret('net/secret', '&refreshNow=true'))).status, 200);
+    assert.equal(proxy.calls.length, calls + 1);
+    const out = (await daemons.stop(d)).output;
+    assert.ok(!out.includes(PROXY_PASSWORD), 'the proxy password was logged');
+    assert.match(out, /proxy="http:\/\/127\.0\.0\.1:\d+ \(HTTPS_PROXY\)"/);
+  });
+
+  test('NO_PROXY: a listed name is reached directly (and here does not resolve), others through the proxy', async () => {
+    const calls = plainProxy.calls.length;
+    const direct = await start(`https://${DIRECT}:${front.port}`, {
+      AWS_CA_BUNDLE: ca.caFile,
+      HTTPS_PROXY: plainProxy.url,
+      NO_PROXY: `localhost,.pscache.example,${DIRECT}`,
+    });
+    const r = await direct.get(secret('net/secret'));
+    assert.equal(r.status, 502, r.body);
+    assert.equal((JSON.parse(r.body) as { __type: string }).__type, 'ENOTFOUND');
+    assert.equal(plainProxy.calls.length, calls, 'NO_PROXY was not honoured');
+    const proxied = await start(`https://${HIDDEN}:${front.port}`, {
+      AWS_CA_BUNDLE: ca.caFile,
+      https_proxy: plainProxy.url,
+      no_proxy: DIRECT,
+    });
+    assert.equal((await proxied.get(secret('net/secret'))).status, 200);
+    assert.equal(plainProxy.calls.length, calls + 1);
+  });
+
+  test('a proxy that wants credentials, or is down: 502 naming the proxy, never its password', async () => {
+    const refused = await start(`https://${HIDDEN}:${front.port}`, {
+      AWS_CA_BUNDLE: ca.caFile,
+      HTTPS_PROXY: `http://alice:wrong-${PROXY_PASSWORD}@127.0.0.1:${proxy.port}`,
+    });
+    const r = await refused.get(secret('net/secret'));
+    assert.equal(r.status, 502, r.body);
+    const body = JSON.parse(r.body) as { __type: string; message: string };
+    assert.equal(body.__type, 'ProxyConnectFailed');
+    assert.match(
+      body.message,
+      new RegExp(
+        `^the proxy http://127\\.0\\.0\\.1:${proxy.port} \\(HTTPS_PROXY\\) answered 407 to CONNECT ${HIDDEN.replaceAll('.', '\\.')}:${front.port}: it refused the user name and password`,
+      ),
+    );
+    const down = await start(`https://${HIDDEN}:${front.port}`, {
+      AWS_CA_BUNDLE: ca.caFile,
+      HTTPS_PROXY: `http://alice:${PROXY_PASSWORD}@127.0.0.1:1`,
+    });
+    const d = await down.get(secret('net/secret'));
+    assert.equal(d.status, 502, d.body);
+    assert.equal((JSON.parse(d.body) as { __type: string }).__type, 'ECONNREFUSED');
+    assert.match(d.body, /the proxy http:\/\/127\.0\.0\.1:1 \(HTTPS_PROXY\): connect ECONNREFUSED/);
+  });
+
+  test('HTTP_PROXY: a plain-http endpoint goes through the proxy in absolute form', async () => {
+    const calls = plainProxy.calls.length;
+    const port = new URL(emu.url).port;
+    const d = await start(`http://${HIDDEN}:${port}`, { HTTP_PROXY: plainProxy.url });
+    const r = await d.get(secret('net/secret'));
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(
+      plainProxy.calls.slice(calls).map((c) => [c.method, c.target]),
+      [['POST', `http://${HIDDEN}:${port}/`]],
+    );
+  });
+
+  test('a proxy URL with a password is refused without echoing it', async () => {
+    const r = await runPscache(['serve'], {
+      ...daemonEnv(emu.url, 2773),
+      HTTPS_PROXY: `ftp://alice:${PROXY_PASSWORD}@proxy`,
+    });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^pscache: HTTPS_PROXY=\(hidden\) is invalid: the ftp scheme is not supported/);
+  });
+});
