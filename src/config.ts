@@ -1,9 +1,9 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
-import { readFileSync } from 'node:fs';
 import { roleSessionName } from './aws/sts.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
 import { nodeOs } from './builtins.ts';
+import { findToken, type TokenFound, TokenSourceError } from './client/token-source.ts';
 import {
   ConfigError,
   type ConfigFile,
@@ -83,6 +83,8 @@ export interface Config {
   };
   /** Notes worth logging at start (clamps, ignored keys). Never contain values of secrets. */
   notes: string[];
+  /** Worth a WARN line at start (a token file others can write). Never contain values of secrets. */
+  warnings: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -163,37 +165,14 @@ function shown(value: unknown): string {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
-function readTokenFile(name: string, value: string): string {
-  let path: string;
+/** The token (src/client/token-source.ts: the same rules as the client), or a ConfigError naming the variable. */
+function token(env: Env, variables: readonly string[]): TokenFound | undefined {
   try {
-    path = decodeURIComponent(new URL(value).pathname);
-  } catch {
-    throw new ConfigError(name, value, 'a file:// value must be a file URL such as file:///run/token');
-  }
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
+    return findToken(env, variables);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(name, value, `the token file could not be read (${code})`);
+    if (!(e instanceof TokenSourceError)) throw e;
+    throw new ConfigError(e.variable, undefined, e.message, false, e.message);
   }
-  const token = text.replace(/\r?\n$/, '');
-  if (token === '') throw new ConfigError(name, value, 'the token file is empty');
-  return token;
-}
-
-/** The first set variable of PARAMETERS_SECRETS_EXTENSION_TOKEN then `variables`; each a value or file://. */
-function token(
-  env: Env,
-  variables: readonly string[],
-): { token: string | undefined; source: string | undefined } {
-  for (const name of [SETTINGS.token.env, ...variables]) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    if (!v.startsWith('file://')) return { token: v, source: name };
-    return { token: readTokenFile(name, v), source: `${name} (file)` };
-  }
-  return { token: undefined, source: undefined };
 }
 
 function awsConfig(env: Env, r: Reader): AwsConfig {
@@ -334,7 +313,7 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
   }
 
   const tokenVariables = [...r.get('tokenVariables')];
-  const { token: tok, source } = token(env, tokenVariables);
+  const found = token(env, tokenVariables);
   const lambda = lambdaSettings(env);
 
   const prefix = r.find('pathPrefix');
@@ -362,8 +341,9 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     staleIfErrorMs: staleIfError * 1000,
     maxInboundConnections: r.get('maxInbound'),
     batchWindowMs: r.get('batchWindow'),
-    token: tok,
-    tokenSource: source,
+    token: found?.token,
+    tokenSource:
+      found === undefined ? undefined : `${found.variable}${found.file === undefined ? '' : ' (file)'}`,
     tokenVariables,
     tokenHeaders: [...r.get('tokenHeaders')],
     pathPrefix: prefix?.value ?? SETTINGS.pathPrefix.default,
@@ -376,5 +356,6 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
       functionMemoryMb,
     },
     notes,
+    warnings: found?.warnings ?? [],
   };
 }

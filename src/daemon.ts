@@ -40,6 +40,7 @@ export interface StartOptions {
 
 export async function startDaemon(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
   for (const note of config.notes) log.info(note);
+  for (const warning of config.warnings) log.warn(warning);
   const metrics = new Metrics();
   const observer: CallObserver = log.enabled('debug')
     ? (e) => {

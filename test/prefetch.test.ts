@@ -2,7 +2,7 @@
 // cache_buffer_ratio, max_jitter_seconds) plus pscache's ssm-path: entries: end to end with `serve
 // --config` against the emulator (the first read is a hit), and the plan itself on a fake clock.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -152,6 +152,68 @@ secrets = [{ secret_id = "pre/plain" }]
     await prefetched(d);
     assert.ok(Date.now() - t0 < 5000);
     assert.equal(await source(d, secret('pre/plain')), 'hit');
+    await daemons.stop(d);
+  });
+});
+
+/** Peak and current resident set size of a live process, in MiB (/proc/PID/status). */
+function memory(pid: number): { peak: number; rss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { peak: kb('VmHWM') / 1024, rss: kb('VmRSS') / 1024 };
+}
+
+const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+
+describe('prefetch within the memory bound', () => {
+  test('2000 tagged 60 KB secrets with MAX_CACHE_SIZE=16: cached page by page up to cache_buffer_ratio of the bytes; RSS stays near the configured size', async (t) => {
+    const BULK = 2000;
+    // Distinct printable values (no quote or backslash), so each answer is its value's size.
+    const filler = (i: number) => `${i}:`.padEnd(60 * 1024, String.fromCharCode(65 + (i % 26)));
+    world.emu.seed({
+      secrets: Array.from({ length: BULK }, (_, i) => ({
+        name: `bulk/s${String(i).padStart(4, '0')}`,
+        secretString: filler(i),
+        tags: { 'bulk-warm': 'x' },
+      })),
+    });
+    const config = configFile(
+      'bulk.toml',
+      `[capabilities.secrets_manager.prefetch]\nfilter_tags = [{ key = "bulk-warm" }]\n`,
+    );
+    const env = {
+      PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE: '16',
+      PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '5000',
+    };
+    // The same daemon without prefetch: what it holds idle, in this environment.
+    const idle = await daemons.start(env);
+    await sleep(300);
+    const base = memory(idle.child.pid!);
+    await daemons.stop(idle);
+
+    const d = await daemons.start(env, { args: ['serve', '--config', config] });
+    const output = await prefetched(d);
+    const mem = memory(d.child.pid!);
+    const m = (await d.get('/metrics')).body;
+    const entries = metric(m, 'pscache_cache_entries');
+    const bytes = metric(m, 'pscache_cache_bytes');
+    const pages = world.emu.calls()['BatchGetSecretValue'] ?? 0;
+    t.diagnostic(
+      `idle RSS ${base.rss.toFixed(1)} MiB (peak ${base.peak.toFixed(1)}); after prefetch: peak RSS ${mem.peak.toFixed(1)} MiB, RSS ${mem.rss.toFixed(1)} MiB, ${entries} entries, ${(bytes / 2 ** 20).toFixed(2)} MiB cached, ${pages} BatchGetSecretValue pages`,
+    );
+    const budget = 0.8 * 16 * 2 ** 20;
+    assert.ok(bytes <= budget, `cached ${bytes} bytes, over 0.8 × 16 MiB`);
+    assert.ok(entries >= 150, `only ${entries} entries: prefetch stopped too early`);
+    assert.ok(
+      pages <= Math.ceil(budget / (60 * 1024) / 20) + 2,
+      `${pages} pages fetched: paging went on past the budget`,
+    );
+    assert.match(output, /prefetch stopped at the cache buffer limit/);
+    // 16 MiB configured: the peak stays within a few pages and the heap's slack of it.
+    assert.ok(
+      mem.peak - base.peak < 64,
+      `peak RSS ${mem.peak.toFixed(1)} MiB against ${base.peak.toFixed(1)} MiB idle`,
+    );
     await daemons.stop(d);
   });
 });
