@@ -75,14 +75,16 @@ wants the printed control token in the X-Emulator-Control-Token header.
   token: `pscache token [--write FILE [--group GROUP] [--force | --if-absent]]
 
 Makes a random token (32 bytes, base64url) for PARAMETERS_SECRETS_EXTENSION_TOKEN. Without --write it
-prints the token. With --write it writes it to FILE with mode 0640, never printing it, and prints the
-line to give the daemon: PARAMETERS_SECRETS_EXTENSION_TOKEN=file:///path/to/FILE. The file appears
-whole or not at all.
+prints the token. With --write it writes it to FILE with mode 0600 (0640 with --group), never printing
+it, and prints the line to give the daemon: PARAMETERS_SECRETS_EXTENSION_TOKEN=file:///path/to/FILE. The
+file appears whole or not at all.
   --write FILE     write the token to FILE; refuses to replace an existing FILE
-  --group GROUP    give FILE to GROUP (a name or a number) so its members can read it; needs root or
-                   membership of GROUP
+  --group GROUP    give FILE to GROUP (a name or a number) with mode 0640 so its members can read it;
+                   needs root or membership of GROUP
   --force          replace an existing FILE with a new token
-  --if-absent      leave an existing FILE as it is and exit 0 (for service start-up scripts)`,
+  --if-absent      keep an existing FILE and exit 0 (for service start-up scripts), but only a regular
+                   file (not a link) of yours or root's that neither group nor others may write, holding
+                   a usable token; anything else exits 2 naming why`,
 };
 
 type Flags = Record<string, string>;

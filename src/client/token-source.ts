@@ -154,7 +154,7 @@ function kindOf(st: Stats): string {
  * TOKEN_FILE_DEADLINE_MS. One trailing newline is dropped. Warns about a file others may write, or that
  * belongs to another user than this one or root: whoever can write it chooses the token.
  */
-export function readTokenFile(path: string): { token: string; warnings: string[] } {
+export function readTokenFile(path: string): { token: string; warnings: string[]; stats: Stats } {
   const named = `the token file ${path}`;
   let fd: number;
   try {
@@ -172,8 +172,9 @@ export function readTokenFile(path: string): { token: string; warnings: string[]
   }
   const warnings: string[] = [];
   let text: string;
+  let st: Stats;
   try {
-    const st = fstatSync(fd);
+    st = fstatSync(fd);
     if (!st.isFile()) throw new TokenProblem(`${named} is ${kindOf(st)}: it must be a regular file`);
     if (st.size > MAX_TOKEN_FILE_BYTES) {
       throw new TokenProblem(`${named} is larger than ${MAX_TOKEN_FILE_BYTES} bytes: it must hold one token`);
@@ -215,7 +216,7 @@ export function readTokenFile(path: string): { token: string; warnings: string[]
   }
   const token = text.replace(/\r?\n$/, '');
   if (token === '') throw new TokenProblem(`${named} is empty`);
-  return { token, warnings };
+  return { token, warnings, stats: st };
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
