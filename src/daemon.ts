@@ -122,6 +122,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     items: config.prefetch,
     tags: config.prefetchTags,
     budget: prefetchBudget(config.cacheEnabled, config.cacheSize, config.prefetchBufferRatio),
+    budgetBytes: config.cacheEnabled ? Math.floor(config.cacheMaxBytes * config.prefetchBufferRatio) : 0,
     maxJitterMs: config.prefetchMaxJitterMs,
   };
   const runPrefetch = () => prefetch(plan, { cache, loader, log }).then(() => {});
