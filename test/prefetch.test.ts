@@ -131,7 +131,10 @@ filter_tags = [{ key = "warm" }]
     );
     const d = await daemons.start({}, { args: ['serve', '--config', config] });
     const output = await prefetched(d);
-    assert.match(output, /prefetch stopped at the cache buffer limit limit=2 limit_bytes=209715200 bytes=\d+ skipped=2/);
+    assert.match(
+      output,
+      /prefetch stopped at the cache buffer limit limit=2 limit_bytes=209715200 bytes=\d+ skipped=2/,
+    );
     assert.equal(world.emu.calls()['BatchGetSecretValue'], 1, 'no tag search: the budget was spent');
     world.emu.resetCalls();
     assert.equal(await source(d, secret('budget/s1')), 'hit');
