@@ -1,5 +1,7 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
+import { type PartitionRule, partitionRule } from './aws/endpoints.ts';
+import { FALLBACK_SIGNING_REGION } from './aws/index.ts';
 import { roleSessionName } from './aws/sts.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
 import { nodeOs } from './builtins.ts';
@@ -18,6 +20,7 @@ import {
   type SettingId,
   type ValueOf,
 } from './config/settings.ts';
+import { outsidePartition } from './items.ts';
 import { pathPrefixCollision } from './server/paths.ts';
 
 export type { AwsConfig, Service };
@@ -235,6 +238,22 @@ function awsConfig(env: Env, r: Reader): AwsConfig {
   return aws;
 }
 
+/**
+ * Prefetch ARNs (items and roles) of another partition than the configured Region's, or naming a Region
+ * outside it, stop start-up: reads never carry the credentials there (the HTTP routes refuse them too).
+ */
+function checkPartition(r: Reader, rule: PartitionRule): void {
+  for (const id of ['prefetch', 'prefetchSecrets', 'prefetchTags'] as const) {
+    const found = r.find(id);
+    for (const item of found?.value ?? []) {
+      const why =
+        ('id' in item ? outsidePartition(item.id, item.path ? undefined : item.service, rule) : undefined) ??
+        (item.roleArn !== undefined ? outsidePartition(item.roleArn, undefined, rule) : undefined);
+      if (found && why !== undefined) throw r.invalid(found, `an ARN in it ${why}`);
+    }
+  }
+}
+
 /** PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL (or the file's log_level), else AWS_LAMBDA_LOG_LEVEL, else info. */
 function logLevel(r: Reader): LogLevel {
   return r.find('logLevel')?.value ?? r.get('lambdaLogLevel');
@@ -320,6 +339,9 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
   const collision = prefix && pathPrefixCollision(prefix.value);
   if (prefix && collision) throw r.invalid(prefix, `it would hide the route ${collision}`);
 
+  const aws = awsConfig(env, r);
+  checkPartition(r, partitionRule(aws.region ?? FALLBACK_SIGNING_REGION));
+
   // The provider's ignore_transient_errors = false means no stale serving; the variable still wins.
   const staleIfError =
     r.find('staleIfError')?.value ?? (r.get('ignoreTransientErrors') ? SETTINGS.staleIfError.default : 0);
@@ -349,7 +371,7 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     pathPrefix: prefix?.value ?? SETTINGS.pathPrefix.default,
     maxRoles: r.get('maxRoles'),
     crossRegion: r.get('crossRegion'),
-    aws: awsConfig(env, r),
+    aws,
     lambda: {
       runtimeApi: lambda.runtimeApi,
       snapStart: lambda.snapStart,

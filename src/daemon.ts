@@ -1,5 +1,6 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
 import { waitLimitMs } from './aws/client.ts';
+import { partitionRule } from './aws/endpoints.ts';
 import { createUpstream, type Upstream } from './aws/index.ts';
 import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
@@ -76,6 +77,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     token: config.token,
     tokenHeaders: config.tokenHeaders,
     pathPrefix: config.pathPrefix,
+    partition: partitionRule(upstream.region),
     maxInboundConnections: config.maxInboundConnections,
     cache,
     collections: new Collections(cache),

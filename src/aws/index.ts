@@ -42,7 +42,7 @@ export interface Upstream {
 }
 
 /** Signing Region when none is configured but every endpoint is overridden (emulator, LocalStack). */
-const FALLBACK_SIGNING_REGION = 'us-east-1';
+export const FALLBACK_SIGNING_REGION = 'us-east-1';
 
 export interface UpstreamOptions {
   /** Defaults to `pscache/<version>`. */
@@ -64,8 +64,22 @@ export function createUpstream(
   const aws = config.aws;
   const region = aws.region ?? FALLBACK_SIGNING_REGION;
   const base = createCredentialSource(aws, log);
-  const client = (service: AwsService, where: string, credentials: CredentialSource, timeoutMs: number) =>
-    new AwsJsonClient({
+  const client = (
+    service: AwsService,
+    where: string,
+    credentials: CredentialSource,
+    timeoutMs: number,
+    succeeded?: () => void,
+  ) => {
+    // A Region counts once a call there succeeds: told by the attempts' observer.
+    const observe: CallObserver | undefined =
+      succeeded === undefined
+        ? observer
+        : (e) => {
+            observer?.(e);
+            if (e.outcome === 'ok') succeeded();
+          };
+    return new AwsJsonClient({
       service,
       ...(service === 'sts' ? { protocol: queryProtocol } : {}),
       endpoint: resolveEndpoint(service, {
@@ -79,10 +93,11 @@ export function createUpstream(
       maxConnections: config.maxConnections,
       timeoutMs,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
-      ...(observer ? { observer } : {}),
+      ...(observe ? { observer: observe } : {}),
       ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
       log,
     });
+  };
   // STS answers for both services: the more patient of their attempt timeouts.
   const stsTimeout = Math.max(
     attemptTimeoutMs(config.timeoutMs.ssm),
@@ -94,8 +109,8 @@ export function createUpstream(
     region,
     maxRoles: config.maxRoles,
     log,
-    makeClient: (service, where, credentials) =>
-      client(service, where, credentials, config.timeoutMs[service]),
+    makeClient: (service, where, credentials, succeeded) =>
+      client(service, where, credentials, config.timeoutMs[service], succeeded),
     assume: (roleArn, since) => {
       // AssumeRole goes to the configured Region's STS: role sessions work in every Region.
       sts ??= client('sts', region, base, stsTimeout);
