@@ -228,6 +228,19 @@ export class Pipeline implements RequestHandler {
     if (why !== undefined) throw badRequest(`${what} ${why}`);
   }
 
+  /**
+   * One, or for a batch read one per query parameter (about one per item asked for): what it costs to
+   * answer, for the listener's pipelining limit. Looked at only for requests pipelined behind another.
+   */
+  weight(req: IncomingMessage): number {
+    const url = req.url ?? '';
+    if (!url.startsWith('/secretsmanager/batch') && !url.startsWith('/systemsmanager/parameters/batch'))
+      return 1;
+    let n = 1;
+    for (let i = url.indexOf('&'); i !== -1; i = url.indexOf('&', i + 1)) n++;
+    return n;
+  }
+
   private remember(
     url: string,
     route: string,
