@@ -77,9 +77,9 @@ describe('batch answers from cached bytes', () => {
         async (ps, gone) => {
           const results = new Map<string, ItemResult>();
           const names = ps.map((p, i) => `id-${i}`);
-          ps.forEach((p, i) =>
-            results.set(names[i]!, gone[i] ? notFound('ParameterNotFound') : ok(parameterBody(p))),
-          );
+          for (const [i, p] of ps.entries()) {
+            results.set(names[i]!, gone[i] ? notFound('ParameterNotFound') : ok(parameterBody(p)));
+          }
           const a = await new Collections(cacheOf(results)).get({
             kind: 'ssm-batch',
             names,
@@ -109,9 +109,9 @@ describe('batch answers from cached bytes', () => {
         async (ss, gone) => {
           const results = new Map<string, ItemResult>();
           const ids = ss.map((_, i) => `id-${i}`);
-          ss.forEach((s, i) =>
-            results.set(ids[i]!, gone[i] ? notFound('ResourceNotFoundException') : ok(secretBody(s))),
-          );
+          for (const [i, s] of ss.entries()) {
+            results.set(ids[i]!, gone[i] ? notFound('ResourceNotFoundException') : ok(secretBody(s)));
+          }
           const a = await new Collections(cacheOf(results)).get({ kind: 'secrets-batch', ids });
           const values = ss
             .filter((_, i) => !gone[i])

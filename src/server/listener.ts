@@ -166,9 +166,12 @@ export class Listener {
     if (read !== socket[LAST_READ]) {
       socket[LAST_READ] = read;
       socket[PIPELINED] = 0;
-    } else if ((socket[PIPELINED] += this.handler.weight(req)) > MAX_PIPELINED) {
-      this.cut(socket, 'pipelining flood');
-      return;
+    } else {
+      socket[PIPELINED] += this.handler.weight(req);
+      if (socket[PIPELINED] > MAX_PIPELINED) {
+        this.cut(socket, 'pipelining flood');
+        return;
+      }
     }
     this.handler.handle(req, res);
     this.account(socket, res);
