@@ -246,6 +246,11 @@ function controlLine(url: string, token: string, source: string | undefined): st
   return `Control API: ${url}/__emulator/ with header X-Emulator-Control-Token: ${shown}`;
 }
 
+/** The environment without any AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL itself is set by the caller). */
+function withoutEndpointOverrides(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('AWS_ENDPOINT_URL_')));
+}
+
 async function dev(args: string[]): Promise<number> {
   const flags = parseFlags(args, ['--store', '--port', '--emulator-port', '--control-token', '--config']);
   const store = storeFlag(flags);
@@ -271,7 +276,9 @@ async function dev(args: string[]): Promise<number> {
   try {
     config = loadConfig(
       {
-        ...process.env,
+        // Every AWS_ENDPOINT_URL_* of the user's shell goes (STS's too: AssumeRole for roleArn reads must
+        // reach the emulator, signed with dev's own credentials, and nothing else).
+        ...withoutEndpointOverrides(process.env),
         ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
         PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
         AWS_REGION: emu.region,
@@ -281,8 +288,6 @@ async function dev(args: string[]): Promise<number> {
         AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
         AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
         AWS_ENDPOINT_URL: emu.url,
-        AWS_ENDPOINT_URL_SSM: undefined,
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
       },
       file,
     );
