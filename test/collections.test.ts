@@ -76,7 +76,7 @@ describe('batch answers from cached bytes', () => {
         fc.array(fc.boolean()),
         async (ps, gone) => {
           const results = new Map<string, ItemResult>();
-          const names = ps.map((p, i) => `id-${i}`);
+          const names = ps.map((_, i) => `id-${i}`);
           for (const [i, p] of ps.entries()) {
             results.set(names[i]!, gone[i] ? notFound('ParameterNotFound') : ok(parameterBody(p)));
           }

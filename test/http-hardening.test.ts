@@ -8,7 +8,6 @@ import { sensitive, startWorld, type World, worldHooks } from './helpers/world.t
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
-const q = encodeURIComponent;
 
 const VALUE = sensitive('hardening-plain-value-7c1d');
 /** Requests one read may carry before the connection is closed (docs/http-api.md, Connections). */
