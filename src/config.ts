@@ -171,7 +171,7 @@ function shown(value: unknown): string {
 /** The token (src/client/token-source.ts: the same rules as the client), or a ConfigError naming the variable. */
 function token(env: Env, variables: readonly string[]): TokenFound | undefined {
   try {
-    return findToken(env, variables);
+    return findToken(env, variables, 'daemon');
   } catch (e) {
     if (!(e instanceof TokenSourceError)) throw e;
     throw new ConfigError(e.variable, undefined, e.message, false, e.message);

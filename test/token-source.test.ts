@@ -346,6 +346,48 @@ describe('end to end', () => {
     );
   });
 
+  test("a client warns about a token file others may write, not about one of another user (the daemon's)", async () => {
+    const open = f('client-open-token');
+    writeFileSync(open, FILE_TOKEN);
+    chmodSync(open, 0o666);
+    const theirs = f('client-their-token');
+    writeFileSync(theirs, FILE_TOKEN, { mode: 0o640 });
+    if (isRoot) chownSync(theirs, 65534, 65534);
+    const warned: string[] = [];
+    const onWarning = (w: Error) => warned.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 2; i++) {
+        assert.equal(
+          resolveToken({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${open}` }).token,
+          FILE_TOKEN,
+        );
+        assert.equal(
+          resolveToken({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${theirs}` }).token,
+          FILE_TOKEN,
+        );
+      }
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(warned, [
+      `PscacheWarning: the token file ${open} is writable by others (mode 0666): anyone on the host can choose the token; chmod o-w it`,
+    ]);
+    const sh = await runCommand('sh', [SCRIPT, 'secret', 'x'], {
+      PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${open}`,
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '9',
+      PSCACHE_RETRIES: '0',
+    });
+    assert.match(sh.stderr, /warning: the token file .* is writable by others/);
+    const quiet = await runCommand('sh', [SCRIPT, 'secret', 'x'], {
+      PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${theirs}`,
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '9',
+      PSCACHE_RETRIES: '0',
+    });
+    assert.doesNotMatch(quiet.stderr, /warning/);
+  });
+
   test("pscache get reads AWS_TOKEN before the app's AWS_SESSION_TOKEN, as the daemon does", async () => {
     const d = await daemons.start(
       { AWS_TOKEN: FILE_TOKEN },

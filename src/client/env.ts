@@ -38,7 +38,7 @@ const warned = new Set<string>();
 export function resolveToken(env: Env): ResolvedToken {
   let found: TokenFound | undefined;
   try {
-    found = findToken(env, tokenVariables(env));
+    found = findToken(env, tokenVariables(env), 'client');
   } catch (e) {
     if (!(e instanceof TokenSourceError)) throw e;
     throw new UnauthorizedError(`${e.message} (nothing was sent)`, {

@@ -53,6 +53,13 @@ export interface TokenFound {
 const isSet = (v: string | undefined): v is string => v !== undefined && v.trim() !== '';
 
 /**
+ * Who reads the token: the daemon, whose token file should be its own user's or root's (whoever owns it
+ * chooses the token), or a client, whose token file is normally the daemon's (pscache token --write as
+ * pscache's user): a client is warned only about a file others may write.
+ */
+export type TokenReader = 'daemon' | 'client';
+
+/**
  * The token: the first set variable of PARAMETERS_SECRETS_EXTENSION_TOKEN then `variables`, each a value
  * or a file: URL. Undefined when none is set; throws TokenSourceError for one that is set but unusable
  * (never falls through to the next: the operator meant that one).
@@ -60,6 +67,7 @@ const isSet = (v: string | undefined): v is string => v !== undefined && v.trim(
 export function findToken(
   env: Record<string, string | undefined>,
   variables: readonly string[],
+  reader: TokenReader,
 ): TokenFound | undefined {
   for (const variable of [TOKEN_VARIABLE, ...variables]) {
     const value = env[variable];
@@ -71,7 +79,7 @@ export function findToken(
         return { token: value, variable, warnings: [] };
       }
       const path = tokenFilePath(value);
-      const { token, warnings } = readTokenFile(path);
+      const { token, warnings } = readTokenFile(path, reader);
       checkToken(token, path);
       return { token, variable, file: path, warnings };
     } catch (e) {
@@ -151,10 +159,13 @@ function kindOf(st: Stats): string {
 /**
  * Reads a token file: opened with O_NOFOLLOW (a symbolic link is refused, not followed) and O_NONBLOCK (a
  * FIFO cannot hold the open), then only a regular file of at most MAX_TOKEN_FILE_BYTES is read, within
- * TOKEN_FILE_DEADLINE_MS. One trailing newline is dropped. Warns about a file others may write, or that
- * belongs to another user than this one or root: whoever can write it chooses the token.
+ * TOKEN_FILE_DEADLINE_MS. One trailing newline is dropped. Warns about a file others may write, or (for
+ * the daemon) that belongs to another user than this one or root: whoever can write it chooses the token.
  */
-export function readTokenFile(path: string): { token: string; warnings: string[]; stats: Stats } {
+export function readTokenFile(
+  path: string,
+  reader: TokenReader = 'daemon',
+): { token: string; warnings: string[]; stats: Stats } {
   const named = `the token file ${path}`;
   let fd: number;
   try {
@@ -206,7 +217,7 @@ export function readTokenFile(path: string): { token: string; warnings: string[]
       );
     }
     const me = process.getuid?.();
-    if (me !== undefined && st.uid !== 0 && st.uid !== me) {
+    if (reader === 'daemon' && me !== undefined && st.uid !== 0 && st.uid !== me) {
       warnings.push(
         `${named} belongs to uid ${st.uid}, neither root nor this process's user (uid ${me}): that user chooses the token`,
       );
