@@ -119,6 +119,11 @@ const cases: Array<[string, Record<string, string>, Outcome]> = [
   ],
   ['16 characters', { AWS_TOKEN: 'x'.repeat(16) }, { token: 'x'.repeat(16) }],
   [
+    'longer than any header',
+    { AWS_TOKEN: 'x'.repeat(16 * 1024 + 1) },
+    { refused: 'AWS_TOKEN', why: /too long \(16385 characters\): no request could carry it/ },
+  ],
+  [
     'whitespace around',
     { PARAMETERS_SECRETS_EXTENSION_TOKEN: ` file://${f('tok')}` },
     { refused: 'PARAMETERS_SECRETS_EXTENSION_TOKEN', why: /begins or ends with whitespace/ },

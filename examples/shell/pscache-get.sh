@@ -125,6 +125,8 @@ for name in PARAMETERS_SECRETS_EXTENSION_TOKEN $vars; do
   esac
   [ "${#token}" -ge 16 ] ||
     refuse "$where is too short (${#token} characters): a token must have at least 16, or it can be guessed; make one with \`pscache token\`"
+  [ "${#token}" -le 16384 ] ||
+    refuse "$where is too long (${#token} characters): no request could carry it (pscache takes at most 16384 bytes of headers)"
   case $token in *[[:cntrl:]]*) refuse "$where holds control characters: no HTTP header can carry them" ;; esac
   case $token in [[:space:]]* | *[[:space:]]) refuse "$where begins or ends with whitespace: no request could match" ;; esac
   break

@@ -13,6 +13,8 @@ export const DEFAULT_TOKEN_VARIABLES: readonly string[] = [
 ];
 /** Shorter tokens are refused: guessable, or a variable that was never meant to hold one. */
 export const MIN_TOKEN_LENGTH = 16;
+/** Longer tokens could never be sent: the daemon takes at most 16 KB of request headers. */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
 /** A token file holds one token; anything larger is not one (and /dev/zero never ends). */
 export const MAX_TOKEN_FILE_BYTES = 4096;
 /** Reading a token file gives up after this long. */
@@ -244,6 +246,11 @@ export function checkToken(token: string, file: string | undefined): void {
   if (token.length < MIN_TOKEN_LENGTH) {
     throw new TokenProblem(
       `${where} is too short (${token.length} characters): a token must have at least ${MIN_TOKEN_LENGTH}, or it can be guessed; make one with \`pscache token\``,
+    );
+  }
+  if (token.length > MAX_TOKEN_LENGTH) {
+    throw new TokenProblem(
+      `${where} is too long (${token.length} characters): no request could carry it (pscache takes at most ${MAX_TOKEN_LENGTH} bytes of headers)`,
     );
   }
   if (CONTROL.test(token)) {
