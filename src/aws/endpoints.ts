@@ -84,9 +84,13 @@ export function partitionRule(region: string): PartitionRule {
 /** What a Region name looks like: us-east-1, us-gov-west-1, cn-north-1, eu-isoe-west-1, eusc-de-east-1. */
 export const REGION = /^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$/;
 
+/** Longer than any AWS Region name (the longest are ~15 characters), and well inside a DNS label. */
+const MAX_REGION_LENGTH = 32;
+
 /** Whether reads may go to `region`: the configured one, or a Region of its partition. */
 export const inPartition = (region: string, p: PartitionRule): boolean =>
-  region === p.region || (REGION.test(region) && p.regions.test(region));
+  region === p.region ||
+  (region.length <= MAX_REGION_LENGTH && REGION.test(region) && p.regions.test(region));
 
 export interface EndpointOptions {
   region: string;
