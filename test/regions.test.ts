@@ -59,6 +59,7 @@ describe('partitions', () => {
       '',
       'us-east-999',
       'x'.repeat(200),
+      `us-${'a'.repeat(40)}-1`,
     ]) {
       assert.ok(!inPartition(r, p), JSON.stringify(r));
     }
