@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { benchBatch } from './batch.ts';
 import { benchFleet } from './fleet.ts';
 import { benchHit } from './hit.ts';
 import { benchLambda } from './lambda.ts';
@@ -39,6 +40,7 @@ const SUITES: { name: string; run: () => Promise<Result[]>; background?: boolean
   { name: 'upstream', run: benchUpstream },
   { name: 'shutdown', run: benchShutdown },
   { name: 'memory', run: benchCachedSecrets },
+  { name: 'batch', run: benchBatch },
   // 60 s of mostly waiting that only counts upstream calls: it runs beside the fleet model and the churn.
   { name: 'stream', run: benchStream, background: true },
   { name: 'fleet', run: benchFleet },

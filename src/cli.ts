@@ -76,14 +76,16 @@ wants the printed control token in the X-Emulator-Control-Token header.
   token: `pscache token [--write FILE [--group GROUP] [--force | --if-absent]]
 
 Makes a random token (32 bytes, base64url) for PARAMETERS_SECRETS_EXTENSION_TOKEN. Without --write it
-prints the token. With --write it writes it to FILE with mode 0640, never printing it, and prints the
-line to give the daemon: PARAMETERS_SECRETS_EXTENSION_TOKEN=file:///path/to/FILE. The file appears
-whole or not at all.
+prints the token. With --write it writes it to FILE with mode 0600 (0640 with --group), never printing
+it, and prints the line to give the daemon: PARAMETERS_SECRETS_EXTENSION_TOKEN=file:///path/to/FILE. The
+file appears whole or not at all.
   --write FILE     write the token to FILE; refuses to replace an existing FILE
-  --group GROUP    give FILE to GROUP (a name or a number) so its members can read it; needs root or
-                   membership of GROUP
+  --group GROUP    give FILE to GROUP (a name or a number) with mode 0640 so its members can read it;
+                   needs root or membership of GROUP
   --force          replace an existing FILE with a new token
-  --if-absent      leave an existing FILE as it is and exit 0 (for service start-up scripts)`,
+  --if-absent      keep an existing FILE and exit 0 (for service start-up scripts), but only a regular
+                   file (not a link) of yours or root's that neither group nor others may write, holding
+                   a usable token; anything else exits 2 naming why`,
 };
 
 type Flags = Record<string, string>;
@@ -259,6 +261,11 @@ function controlLine(url: string, token: string, source: string | undefined): st
   return `Control API: ${url}/__emulator/ with header X-Emulator-Control-Token: ${shown}`;
 }
 
+/** The environment without any AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL itself is set by the caller). */
+function withoutEndpointOverrides(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('AWS_ENDPOINT_URL_')));
+}
+
 async function dev(args: string[]): Promise<number> {
   const flags = parseFlags(args, ['--store', '--port', '--emulator-port', '--control-token', '--config']);
   const store = storeFlag(flags);
@@ -286,7 +293,9 @@ async function dev(args: string[]): Promise<number> {
   try {
     config = loadConfig(
       {
-        ...process.env,
+        // Every AWS_ENDPOINT_URL_* of the user's shell goes (STS's too: AssumeRole for roleArn reads must
+        // reach the emulator, signed with dev's own credentials, and nothing else).
+        ...withoutEndpointOverrides(process.env),
         ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
         PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
         AWS_REGION: emu.region,
@@ -296,8 +305,6 @@ async function dev(args: string[]): Promise<number> {
         AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
         AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
         AWS_ENDPOINT_URL: emu.url,
-        AWS_ENDPOINT_URL_SSM: undefined,
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: undefined,
       },
       file,
     );

@@ -1,9 +1,12 @@
 // Batch and path reads (pscache extensions): GetParameters-, BatchGetSecretValue- and GetParametersByPath-
-// shaped answers put together from the cache's per-item results. Nothing here calls upstream: every item
-// goes through the cache's state machine like a single read.
+// shaped answers put together from the cache's per-item results: the items' cached bytes joined, never
+// parsed again. Nothing here calls upstream: every item goes through the cache's state machine like a
+// single read.
+import { MAX_RESPONSE_BYTES } from './aws/client.ts';
 import { AssumeRoleError, AwsCallError } from './aws/types.ts';
 import type { Answer, ItemCache, ItemResult, Source } from './cache/index.ts';
 import type { ItemRequest } from './items.ts';
+import { parameterItem, parameterName, secretItem } from './shapes.ts';
 
 /** Most names or ids in one batch request (sent upstream 10 or 20 at a time). */
 export const BATCH_REQUEST_LIMIT = 100;
@@ -17,22 +20,54 @@ export type CollectionRequest =
 /** What GetParameter answers for a name that does not exist: such names go to InvalidParameters. */
 const NOT_FOUND = new Set(['ParameterNotFound', 'ParameterVersionNotFound']);
 
-/** `miss` when any item waited on upstream, else `stale` when any was stale, else `hit`. */
-function sourceOf(answers: Answer[]): { source: Source; upstreamMs?: number } {
-  const waited = answers.filter((a) => a.upstreamMs !== undefined).map((a) => a.upstreamMs!);
-  const upstreamMs = waited.length > 0 ? Math.max(...waited) : undefined;
-  const source: Source = answers.some((a) => a.source === 'miss')
-    ? 'miss'
-    : answers.some((a) => a.source === 'stale')
-      ? 'stale'
-      : 'hit';
+/**
+ * Most bytes one batch answer may hold: what pscache accepts from AWS in one answer. 100 secrets of 60 KB
+ * (6 MB) fit; beyond it the read is 400 AnswerTooLarge, and smaller batches of the same ids are hits.
+ */
+export const MAX_BATCH_ANSWER_BYTES = MAX_RESPONSE_BYTES;
+
+/** A batch whose answer would be larger than MAX_BATCH_ANSWER_BYTES. */
+export class AnswerTooLargeError extends Error {
+  constructor(bytes: number, items: number) {
+    super(
+      `the answer would be ${bytes} bytes, more than the ${MAX_BATCH_ANSWER_BYTES} a batch answer may hold; ask for these ${items} items in smaller batches`,
+    );
+    this.name = 'AnswerTooLargeError';
+  }
+}
+
+/**
+ * `miss` when any item waited on upstream or failed (nothing cached answered it), else `stale` when any
+ * was stale, else `hit`.
+ */
+function sourceOf(answers: Answer[], failed: number): { source: Source; upstreamMs?: number } {
+  let upstreamMs: number | undefined;
+  let source: Source = failed > 0 ? 'miss' : 'hit';
+  for (const a of answers) {
+    if (a.upstreamMs !== undefined) upstreamMs = Math.max(upstreamMs ?? 0, a.upstreamMs);
+    if (a.source === 'miss' || (a.source === 'stale' && source === 'hit')) source = a.source;
+  }
   return upstreamMs === undefined ? { source } : { source, upstreamMs };
 }
 
-const render = (doc: object, answers: Answer[]): Answer => ({
-  body: Buffer.from(JSON.stringify({ ...doc, ResultMetadata: {} })),
-  ...sourceOf(answers),
-});
+const COMMA = Buffer.from(',');
+
+/**
+ * `head`, the items joined by commas, `tail`: the items are views of cached bodies, so the only copy is
+ * the answer itself. Its size is known before it is made.
+ */
+function joined(head: string, items: Buffer[][], tail: string): Buffer {
+  const parts: Buffer[] = [Buffer.from(head)];
+  items.forEach((item, i) => {
+    if (i > 0) parts.push(COMMA);
+    parts.push(...item);
+  });
+  parts.push(Buffer.from(tail));
+  let bytes = 0;
+  for (const p of parts) bytes += p.length;
+  if (bytes > MAX_BATCH_ANSWER_BYTES) throw new AnswerTooLargeError(bytes, items.length);
+  return Buffer.concat(parts, bytes);
+}
 
 export class Collections {
   constructor(private readonly cache: ItemCache) {}
@@ -60,13 +95,14 @@ export class Collections {
     const results = await this.cache.getMany(
       unique.map((name): ItemRequest => ({ service: 'ssm', name, withDecryption, ...role })),
     );
-    const parameters: Array<{ Name: string }> = [];
+    const parameters: Array<{ name: string; item: Buffer }> = [];
     const invalid: string[] = [];
     const answers: Answer[] = [];
     results.forEach((x, i) => {
       if (x.ok) {
         answers.push(x.answer);
-        parameters.push(JSON.parse(x.answer.body.toString()).Parameter);
+        const item = parameterItem(x.answer.body);
+        parameters.push({ name: parameterName(item), item });
       } else if (x.error instanceof AwsCallError && NOT_FOUND.has(x.error.code)) {
         invalid.push(unique[i]!);
       } else {
@@ -74,8 +110,15 @@ export class Collections {
         throw x.error;
       }
     });
-    parameters.sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0));
-    return render({ InvalidParameters: invalid, Parameters: parameters }, answers);
+    parameters.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return {
+      body: joined(
+        `{"InvalidParameters":${JSON.stringify(invalid)},"Parameters":[`,
+        parameters.map((p) => [p.item]),
+        '],"ResultMetadata":{}}',
+      ),
+      ...sourceOf(answers, invalid.length),
+    };
   }
 
   private async secretBatch(ids: string[], role: { roleArn?: string }): Promise<Answer> {
@@ -83,14 +126,13 @@ export class Collections {
     const results = await this.cache.getMany(
       unique.map((secretId): ItemRequest => ({ service: 'secretsmanager', secretId, ...role })),
     );
-    const values: object[] = [];
+    const values: Buffer[][] = [];
     const errors: Array<{ ErrorCode: string; Message: string | null; SecretId: string }> = [];
     const answers: Answer[] = [];
     results.forEach((x: ItemResult, i) => {
       if (x.ok) {
         answers.push(x.answer);
-        const { ResultMetadata: _, ...shape } = JSON.parse(x.answer.body.toString());
-        values.push(shape);
+        values.push(secretItem(x.answer.body));
       } else if (
         x.error instanceof AwsCallError &&
         x.error.kind === 'aws' &&
@@ -103,6 +145,13 @@ export class Collections {
         throw x.error;
       }
     });
-    return render({ Errors: errors, NextToken: null, SecretValues: values }, answers);
+    return {
+      body: joined(
+        `{"Errors":${JSON.stringify(errors)},"NextToken":null,"SecretValues":[`,
+        values,
+        '],"ResultMetadata":{}}',
+      ),
+      ...sourceOf(answers, errors.length),
+    };
   }
 }

@@ -1,10 +1,13 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
 import { readFileSync } from 'node:fs';
+import { type PartitionRule, partitionRule } from './aws/endpoints.ts';
+import { FALLBACK_SIGNING_REGION } from './aws/index.ts';
 import type { NetworkConfig, ProxyUrl } from './aws/network.ts';
 import { roleSessionName } from './aws/sts.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
 import { nodeCrypto, nodeOs } from './builtins.ts';
+import { findToken, type TokenFound, TokenSourceError } from './client/token-source.ts';
 import {
   ConfigError,
   type ConfigFile,
@@ -19,6 +22,7 @@ import {
   type SettingId,
   type ValueOf,
 } from './config/settings.ts';
+import { outsidePartition } from './items.ts';
 import { pathPrefixCollision } from './server/paths.ts';
 
 export type { AwsConfig, Service };
@@ -104,6 +108,8 @@ export interface Config {
   metricsAddress: { host: string; port: number } | undefined;
   /** Notes worth logging at start (clamps, ignored keys). Never contain values of secrets. */
   notes: string[];
+  /** Worth a WARN line at start (a token file others can write). Never contain values of secrets. */
+  warnings: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -184,37 +190,14 @@ function shown(value: unknown): string {
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
-function readTokenFile(name: string, value: string): string {
-  let path: string;
+/** The token (src/client/token-source.ts: the same rules as the client), or a ConfigError naming the variable. */
+function token(env: Env, variables: readonly string[]): TokenFound | undefined {
   try {
-    path = decodeURIComponent(new URL(value).pathname);
-  } catch {
-    throw new ConfigError(name, value, 'a file:// value must be a file URL such as file:///run/token');
-  }
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
+    return findToken(env, variables, 'daemon');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(name, value, `the token file could not be read (${code})`);
+    if (!(e instanceof TokenSourceError)) throw e;
+    throw new ConfigError(e.variable, undefined, e.message, false, e.message);
   }
-  const token = text.replace(/\r?\n$/, '');
-  if (token === '') throw new ConfigError(name, value, 'the token file is empty');
-  return token;
-}
-
-/** The first set variable of PARAMETERS_SECRETS_EXTENSION_TOKEN then `variables`; each a value or file://. */
-function token(
-  env: Env,
-  variables: readonly string[],
-): { token: string | undefined; source: string | undefined } {
-  for (const name of [SETTINGS.token.env, ...variables]) {
-    const v = env[name];
-    if (v === undefined || v === '') continue;
-    if (!v.startsWith('file://')) return { token: v, source: name };
-    return { token: readTokenFile(name, v), source: `${name} (file)` };
-  }
-  return { token: undefined, source: undefined };
 }
 
 /** A proxy as configured, its name in logs being the variable it came from (`https_proxy` or `HTTPS_PROXY`). */
@@ -319,6 +302,22 @@ function awsConfig(env: Env, r: Reader): AwsConfig {
   return aws;
 }
 
+/**
+ * Prefetch ARNs (items and roles) of another partition than the configured Region's, or naming a Region
+ * outside it, stop start-up: reads never carry the credentials there (the HTTP routes refuse them too).
+ */
+function checkPartition(r: Reader, rule: PartitionRule): void {
+  for (const id of ['prefetch', 'prefetchSecrets', 'prefetchTags'] as const) {
+    const found = r.find(id);
+    for (const item of found?.value ?? []) {
+      const why =
+        ('id' in item ? outsidePartition(item.id, item.path ? undefined : item.service, rule) : undefined) ??
+        (item.roleArn !== undefined ? outsidePartition(item.roleArn, undefined, rule) : undefined);
+      if (found && why !== undefined) throw r.invalid(found, `an ARN in it ${why}`);
+    }
+  }
+}
+
 /** PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL (or the file's log_level), else AWS_LAMBDA_LOG_LEVEL, else info. */
 function logLevel(r: Reader): LogLevel {
   return r.find('logLevel')?.value ?? r.get('lambdaLogLevel');
@@ -397,12 +396,15 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
   }
 
   const tokenVariables = [...r.get('tokenVariables')];
-  const { token: tok, source } = token(env, tokenVariables);
+  const found = token(env, tokenVariables);
   const lambda = lambdaSettings(env);
 
   const prefix = r.find('pathPrefix');
   const collision = prefix && pathPrefixCollision(prefix.value);
   if (prefix && collision) throw r.invalid(prefix, `it would hide the route ${collision}`);
+
+  const aws = awsConfig(env, r);
+  checkPartition(r, partitionRule(aws.region ?? FALLBACK_SIGNING_REGION));
 
   // The provider's ignore_transient_errors = false means no stale serving; the variable still wins.
   const staleIfError =
@@ -428,8 +430,9 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     staleWaitMs: r.get('staleWait'),
     maxInboundConnections: r.get('maxInbound'),
     batchWindowMs: r.get('batchWindow'),
-    token: tok,
-    tokenSource: source,
+    token: found?.token,
+    tokenSource:
+      found === undefined ? undefined : `${found.variable}${found.file === undefined ? '' : ' (file)'}`,
     tokenVariables,
     tokenHeaders: [...r.get('tokenHeaders')],
     pathPrefix: prefix?.value ?? SETTINGS.pathPrefix.default,
@@ -438,7 +441,7 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     validateCredentials: r.find('validateCredentials')?.value ?? file !== undefined,
     ignoreTransientErrors: r.get('ignoreTransientErrors'),
     crossRegion: r.get('crossRegion'),
-    aws: awsConfig(env, r),
+    aws,
     lambda: {
       runtimeApi: lambda.runtimeApi,
       snapStart: lambda.snapStart,
@@ -454,5 +457,6 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     },
     metricsAddress: r.get('metricsAddress'),
     notes,
+    warnings: found?.warnings ?? [],
   };
 }

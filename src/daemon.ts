@@ -1,5 +1,6 @@
 // Wires config -> upstream -> cache -> HTTP server, and stops them in order. Used by `serve` and `dev`.
 import { joinLimitMs, waitLimitMs } from './aws/client.ts';
+import { partitionRule } from './aws/endpoints.ts';
 import { createUpstream, type Upstream } from './aws/index.ts';
 import { AwsCallError, type CallObserver } from './aws/types.ts';
 import { ItemCache } from './cache/index.ts';
@@ -42,6 +43,7 @@ export interface StartOptions {
 
 export async function startDaemon(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
   for (const note of config.notes) log.info(note);
+  for (const warning of config.warnings) log.warn(warning);
   const metrics = new Metrics();
   const observer: CallObserver = (e) => {
     metrics.observer(e);
@@ -90,6 +92,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     token: config.token,
     tokenHeaders: config.tokenHeaders,
     pathPrefix: config.pathPrefix,
+    partition: partitionRule(upstream.region),
     maxInboundConnections: config.maxInboundConnections,
     cache,
     collections: new Collections(cache),
@@ -166,6 +169,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     items: config.prefetch,
     tags: config.prefetchTags,
     budget: prefetchBudget(config.cacheEnabled, config.cacheSize, config.prefetchBufferRatio),
+    budgetBytes: config.cacheEnabled ? Math.floor(config.cacheMaxBytes * config.prefetchBufferRatio) : 0,
     maxJitterMs: config.prefetchMaxJitterMs,
   };
   const runPrefetch = () => prefetch(plan, { cache, loader, log }).then(() => {});

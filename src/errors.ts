@@ -1,5 +1,6 @@
 // Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (docs/http-api.md, Errors).
 import { AwsCallError, RefusedError } from './aws/types.ts';
+import { AnswerTooLargeError } from './collections.ts';
 import { PathTooLargeError } from './loader/index.ts';
 
 /** A failure with the status and body the client gets. Messages never hold secret values or the token. */
@@ -67,6 +68,7 @@ export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof AwsCallError) return fromUpstream(e);
   if (e instanceof PathTooLargeError) return badRequest(e.message);
+  if (e instanceof AnswerTooLargeError) return new HttpError(400, 'AnswerTooLarge', e.message);
   // A role beyond max_roles, a Region beyond the limit: MaxRolesExceeded as the provider names it.
   if (e instanceof RefusedError) return new HttpError(400, e.code, e.message);
   return new InternalError(e);

@@ -1,5 +1,6 @@
 // What a read asks for (an item, or a path listing), the cache key each maps to, the Region an ARN names,
 // and the one function that tells which asked-for ids a batch answer item stands for.
+import { inPartition, type PartitionRule, REGION } from './aws/endpoints.ts';
 import type { WireParameter, WireSecretValue } from './aws/types.ts';
 import { parameterBody, secretBody } from './shapes.ts';
 
@@ -130,8 +131,6 @@ export function pathKey(p: PathRequest): string {
   return `${rolePart(p)}ssmpath${SEP}${p.path}${SEP}${p.recursive ? 1 : 0}${SEP}${p.withDecryption ? 1 : 0}`;
 }
 
-/** What a Region name looks like: us-east-1, us-gov-west-1, cn-north-1, eu-isoe-west-1, eusc-de-east-1. */
-const REGION = /^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$/;
 const ARN_REGION: Record<ItemRequest['service'], RegExp> = {
   ssm: /^arn:aws[a-z-]*:ssm:([^:]*):\d{12}:parameter\//,
   secretsmanager: /^arn:aws[a-z-]*:secretsmanager:([^:]*):\d{12}:secret:/,
@@ -146,6 +145,28 @@ export function arnRegion(r: ItemRequest): string | undefined {
   if (!id.startsWith('arn:')) return undefined;
   const region = ARN_REGION[r.service].exec(id)?.[1];
   return region !== undefined && REGION.test(region) ? region : undefined;
+}
+
+const shown = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);
+
+/**
+ * Why an id (a name, a secret id, a role ARN) cannot be read, or undefined: an ARN of another partition
+ * than the configured Region's, or (for an ARN of `service`, whose Region pscache follows) naming a Region
+ * that is not one of that partition's. Such reads would carry the credentials' key id and session token to
+ * another partition's endpoints, or to made-up hosts; they are refused before any upstream call.
+ */
+export function outsidePartition(
+  id: string,
+  service: ItemRequest['service'] | undefined,
+  p: PartitionRule,
+): string | undefined {
+  if (!id.startsWith('arn:')) return undefined;
+  const [, partition = '', arnService, region = ''] = id.split(':', 4);
+  if (partition !== p.name) {
+    return `is an ARN of partition ${shown(partition)}; pscache reads only from partition ${p.name}, its Region ${p.region}'s`;
+  }
+  if (service === undefined || arnService !== service || inPartition(region, p)) return undefined;
+  return `names Region ${shown(region)}, which is not a Region of partition ${p.name} (pscache's Region is ${p.region})`;
 }
 
 /** The name a request is about, for DEBUG logs. */

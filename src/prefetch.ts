@@ -1,12 +1,13 @@
 // Prefetch: what PARAMETERS_SECRETS_EXTENSION_PREFETCH and --config ask to have cached before the first
 // read (named items, every secret carrying a tag key, every parameter under a path), read through the
-// cache's getMany like any batch read, at most cache_buffer_ratio of CACHE_SIZE, after a random wait of
-// up to max_jitter_seconds so that a fleet started together does not call upstream in step.
+// cache's getMany like any batch read, a page at a time, at most cache_buffer_ratio of CACHE_SIZE items
+// and of MAX_CACHE_SIZE bytes, after a random wait of up to max_jitter_seconds so that a fleet started
+// together does not call upstream in step.
 import { AwsCallError } from './aws/types.ts';
 import type { ItemCache } from './cache/index.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { PrefetchItem, PrefetchTag } from './config/settings.ts';
-import { cacheKey, type ItemRequest, itemName } from './items.ts';
+import { cacheKey, type ItemRequest, itemName, type Loaded } from './items.ts';
 import type { Discovered, Discovery, Loader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 
@@ -17,6 +18,11 @@ export interface PrefetchPlan {
   tags: readonly PrefetchTag[];
   /** Most items prefetching fills: cache_buffer_ratio of CACHE_SIZE (prefetchBudget). */
   budget: number;
+  /**
+   * Most bytes of answers prefetching fills: cache_buffer_ratio of MAX_CACHE_SIZE (prefetchBudget). Tag
+   * keys match by prefix, so whoever can create secrets pscache may read decides how much a tag finds.
+   */
+  budgetBytes: number;
   /** Waits a random 0..this many milliseconds first. */
   maxJitterMs: number;
 }
@@ -37,14 +43,22 @@ export interface PrefetchResult {
   failed: number;
   /** Items left out at the buffer limit. */
   skipped: number;
+  /** Bytes of the answers it cached. */
+  bytes: number;
   /** How long it waited first (ms). */
   waitedMs: number;
 }
 
-/** The provider's rule: cache_buffer_ratio of the cache, at least one item; nothing when the cache is off. */
+/**
+ * The provider's rule: cache_buffer_ratio of the cache, at least one item; nothing when the cache is off.
+ * The same ratio of the cache's bytes (MAX_CACHE_SIZE) bounds what prefetching fills.
+ */
 export function prefetchBudget(cacheEnabled: boolean, cacheSize: number, ratio: number): number {
   return cacheEnabled ? Math.max(1, Math.floor(cacheSize * ratio)) : 0;
 }
+
+/** Named items are read this many at a time (one BatchGetSecretValue call's worth). */
+const NAMED_SLICE = 20;
 
 const codeOf = (e: unknown) => (e instanceof AwsCallError ? e.code : e instanceof Error ? e.name : 'Error');
 
@@ -59,7 +73,7 @@ function requestOf(i: PrefetchItem): ItemRequest {
 /** Runs the plan. Never throws: failures are logged (names at DEBUG only) and counted. */
 export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<PrefetchResult> {
   const { cache, loader, log } = deps;
-  const result: PrefetchResult = { fetched: 0, failed: 0, skipped: 0, waitedMs: 0 };
+  const result: PrefetchResult = { fetched: 0, failed: 0, skipped: 0, bytes: 0, waitedMs: 0 };
   if (plan.items.length === 0 && plan.tags.length === 0) return result;
   if (plan.budget <= 0) {
     log.info('prefetch skipped: the cache is off');
@@ -71,6 +85,9 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
     await new Promise<void>((resolve) => clock.setTimeout(resolve, result.waitedMs));
   }
   let left = plan.budget;
+  /** Set once an item did not fit the byte budget: nothing more is fetched. */
+  let full = false;
+  const room = () => (full || result.bytes >= plan.budgetBytes ? 0 : Math.max(0, left));
   /** Keys asked for already: a secret both named and tagged counts once. */
   const seen = new Set<string>();
 
@@ -80,37 +97,61 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
     results.forEach((res, i) => {
       if (res.ok) {
         result.fetched++;
+        result.bytes += res.answer.body.length;
         return;
       }
       result.failed++;
       log.debug('prefetch failed', { name: itemName(requests[i]!), code: codeOf(res.error) });
     });
   };
-  /** Takes what the budget allows of `found`, skipping what is asked for already. */
-  const within = <T extends { request: ItemRequest }>(found: readonly T[]): T[] => {
+  /**
+   * Takes what the budgets allow of `found`, skipping what is asked for already: items while any are left,
+   * and bytes while the values in hand (tags, paths) fit; the rest counts as skipped.
+   */
+  const within = <T extends { request: ItemRequest; loaded?: Loaded }>(found: readonly T[]): T[] => {
     const fresh = found.filter((f) => {
       const key = cacheKey(f.request);
       if (seen.has(key)) return false;
       seen.add(key);
       return true;
     });
-    const taken = fresh.slice(0, Math.max(0, left));
+    const taken: T[] = [];
+    let bytes = result.bytes;
+    for (const f of fresh) {
+      const size = f.loaded?.body.length ?? 0;
+      if (room() - taken.length <= 0 || bytes + size > plan.budgetBytes) {
+        if (f.loaded !== undefined) full = true;
+        break;
+      }
+      taken.push(f);
+      bytes += size;
+    }
     result.skipped += fresh.length - taken.length;
     left -= taken.length;
     return taken;
   };
 
+  // Named items in slices: their sizes are known only once read, and reading stops at the byte budget.
   const named = plan.items.filter((i) => !i.path).map((i) => ({ request: requestOf(i) }));
-  await read(within(named).map((x) => x.request));
+  for (let i = 0; i < named.length; i += NAMED_SLICE) {
+    if (room() <= 0) {
+      result.skipped += named.length - i;
+      break;
+    }
+    await read(within(named.slice(i, i + NAMED_SLICE)).map((x) => x.request));
+  }
 
   for (const tag of plan.tags) {
-    if (left <= 0) break;
+    if (room() <= 0) break;
     try {
-      const { found, errors } = await loader.secretsTagged(tag.key, tag.roleArn, left);
-      result.failed += errors;
-      if (found.length === 0 && errors === 0)
-        log.debug('prefetch: no secret carries the tag', { key: tag.key });
-      await read(loader.primed(within(found)));
+      let some = false;
+      for await (const page of loader.secretsTagged(tag.key, tag.roleArn, room)) {
+        result.failed += page.errors;
+        some ||= page.found.length > 0 || page.errors > 0;
+        await read(loader.primed(within(page.found)));
+        if (room() <= 0) break;
+      }
+      if (!some) log.debug('prefetch: no secret carries the tag', { key: tag.key });
     } catch (e) {
       result.failed++;
       log.warn('prefetch: a tag search failed', { code: codeOf(e) });
@@ -119,7 +160,7 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
   }
 
   for (const p of plan.items.filter((i) => i.path)) {
-    if (left <= 0) break;
+    if (room() <= 0) break;
     try {
       const listing = await loader.path({
         path: p.id,
@@ -135,8 +176,13 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
     }
   }
 
-  if (left <= 0 && result.skipped > 0) {
-    log.warn('prefetch stopped at the cache buffer limit', { limit: plan.budget, skipped: result.skipped });
+  if (room() <= 0 && result.skipped > 0) {
+    log.warn('prefetch stopped at the cache buffer limit', {
+      limit: plan.budget,
+      limit_bytes: plan.budgetBytes,
+      bytes: result.bytes,
+      skipped: result.skipped,
+    });
   }
   if (result.failed > 0) log.warn('prefetch incomplete', { fetched: result.fetched, failed: result.failed });
   else log.info('prefetch done', { items: result.fetched });

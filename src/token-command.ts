@@ -1,13 +1,13 @@
-// `pscache token`: a fresh random token on stdout, or written to a file (mode 0640, optionally group-owned) for sidecars.
+// `pscache token`: a fresh random token on stdout, or written to a file (mode 0600, or 0640 for a group) for sidecars.
 import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   constants,
-  existsSync,
   fchmodSync,
   fchownSync,
   fsyncSync,
   linkSync,
+  lstatSync,
   openSync,
   readFileSync,
   renameSync,
@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { nodeCrypto } from './builtins.ts';
+import { checkToken, readTokenFile, TokenProblem } from './client/token-source.ts';
 import { parseFlags, UsageError } from './flags.ts';
 
 export interface TokenIo {
@@ -97,26 +98,71 @@ function groupId(group: string): number {
 
 const errCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? 'error';
 
+/** Whether anything is at `path`, a dangling symbolic link included. */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why --if-absent must not keep what is at `path`, or undefined when it may: a regular file (not a link),
+ * this user's or root's, that neither group nor others may write (whoever can write it chooses the
+ * token), holding a token the daemon accepts. Checked on the open file itself, so a swap after the
+ * check cannot slip another file in.
+ */
+function notKeepable(path: string): string | undefined {
+  let stats: ReturnType<typeof readTokenFile>['stats'];
+  try {
+    const read = readTokenFile(path);
+    stats = read.stats;
+    checkToken(read.token, path);
+  } catch (e) {
+    if (e instanceof TokenProblem) return e.message;
+    throw e;
+  }
+  const me = process.getuid?.();
+  if (me !== undefined && stats.uid !== me && stats.uid !== 0) {
+    return `it belongs to uid ${stats.uid}, neither you (uid ${me}) nor root: that user knows the token`;
+  }
+  if ((stats.mode & 0o022) !== 0) {
+    return `group or others may write it (mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}): they could choose the token`;
+  }
+  return undefined;
+}
+
 /**
  * Writes the token so that no reader ever sees a partial file or a file with looser permissions: a
- * temporary file in the same directory (O_EXCL, mode 0600), its group set, then mode 0640, then moved
- * into place: link(2) when the file must not exist (fails atomically if it does), rename(2) with --force.
+ * temporary file in the same directory (O_EXCL, mode 0600), its group set, mode 0640 when it has one,
+ * then moved into place: link(2) when the file must not exist (fails atomically if it does), rename(2)
+ * with --force.
  */
 function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): number {
   const path = resolve(args.write);
   const dir = dirname(path);
   const kept = () => {
+    const why = notKeepable(path);
+    if (why !== undefined) {
+      throw new TokenError(
+        `${path} exists and is not kept (--if-absent): ${why}; remove it, or pass --force to replace it`,
+      );
+    }
     io.stderr(`pscache: ${path} already exists; kept it (--if-absent)\n`);
     io.stdout(`PARAMETERS_SECRETS_EXTENSION_TOKEN=${pathToFileURL(path).href}\n`);
     return 0;
   };
   const exists = () =>
     new TokenError(`${path} already exists; pass --force to replace it (or --if-absent to keep it)`);
-  if (!args.force && existsSync(path)) {
+  if (!args.force && present(path)) {
     if (args.ifAbsent) return kept();
     throw exists();
   }
   const gid = args.group === undefined ? undefined : groupId(args.group);
+  // Only the owner may read it, unless a group is named: a setgid directory's group gets nothing.
+  const mode = gid === undefined ? 0o600 : 0o640;
   const tmp = join(dir, `.${basename(path)}.${nodeCrypto().randomBytes(6).toString('hex')}.tmp`);
   let fd: number;
   try {
@@ -140,7 +186,7 @@ function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): numbe
           );
         }
       }
-      fchmodSync(fd, 0o640);
+      fchmodSync(fd, mode);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -157,7 +203,7 @@ function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): numbe
         }
         // A file system without hard links: the existence check above has to do.
         if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes(errCode(e))) throw e;
-        if (existsSync(path)) throw exists();
+        if (present(path)) throw exists();
         renameSync(tmp, path);
       }
     }
@@ -172,7 +218,7 @@ function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): numbe
     }
   }
   const group = args.group === undefined ? '' : `, group ${args.group}`;
-  io.stderr(`pscache: wrote a new token to ${path} (mode 0640${group})\n`);
+  io.stderr(`pscache: wrote a new token to ${path} (mode 0${mode.toString(8)}${group})\n`);
   io.stdout(`PARAMETERS_SECRETS_EXTENSION_TOKEN=${pathToFileURL(path).href}\n`);
   return 0;
 }

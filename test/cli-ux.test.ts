@@ -2,9 +2,8 @@
 // names (and they answer 200), a port already taken is named by the flag that sets it, and the serving
 // line lists ::1 once it is bound.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
@@ -16,13 +15,14 @@ import {
   sleep,
   spawnPscache,
 } from './helpers/daemon.ts';
+import { tempDir } from './helpers/temp.ts';
 import { startWorld, type World } from './helpers/world.ts';
 
 let dir: string;
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'pscache-cli-ux-'));
+  dir = tempDir('cli-ux');
   world = await startWorld();
 });
 after(async () => {

@@ -292,11 +292,19 @@ describe('errors', () => {
     );
     assert.equal(e.status, 401);
     assert.match(e.message, /createClient\(\{ token \}\)/);
-    const fromEnv = createClient({ port: cw.port, env: { AWS_SESSION_TOKEN: 'also-wrong' } });
+    const fromEnv = createClient({ port: cw.port, env: { AWS_SESSION_TOKEN: 'also-wrong-0123456789' } });
     const e2 = await rejects(fromEnv.getParameter('/app/endpoint'), UnauthorizedError);
     assert.match(e2.message, /came from AWS_SESSION_TOKEN/);
     assert.match(e2.message, /PARAMETERS_SECRETS_EXTENSION_TOKEN/);
     assert.ok(!e2.message.includes('also-wrong'), 'the token is never in a message');
+    // A token the daemon would refuse is refused here too, naming why, and nothing is sent.
+    const short = createClient({ port: cw.port, env: { AWS_SESSION_TOKEN: 'short' } });
+    const e3 = await rejects(short.getParameter('/app/endpoint'), UnauthorizedError);
+    assert.equal(e3.__type, 'InvalidTokenSource');
+    assert.match(
+      e3.message,
+      /^AWS_SESSION_TOKEN=\(hidden\) is invalid: the token is too short \(5 characters\)/,
+    );
   });
 
   test('no token at all: UnauthorizedError saying which variable to set, and nothing sent', async () => {
@@ -318,24 +326,26 @@ describe('errors', () => {
     writeFileSync(file, `${TEST_TOKEN}\n`);
     const read = (env: Record<string, string>) => createClient({ port: cw.port, env }).getSecret('svc/plain');
     assert.equal(await read({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }), VALUES.dbPassword);
+    const other = 'another-token-0123456789';
     assert.equal(
-      await read({ PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, AWS_SESSION_TOKEN: 'x' }),
+      await read({ PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, AWS_SESSION_TOKEN: other }),
       VALUES.dbPassword,
     );
+    assert.equal(await read({ AWS_TOKEN: TEST_TOKEN, AWS_SESSION_TOKEN: other }), VALUES.dbPassword);
     assert.equal(
-      await read({ AWS_SESSION_TOKEN: TEST_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'x' }),
+      await read({ AWS_SESSION_TOKEN: TEST_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN: other }),
       VALUES.dbPassword,
     );
     assert.equal(await read({ AWS_CONTAINER_AUTHORIZATION_TOKEN: TEST_TOKEN }), VALUES.dbPassword);
     await rejects(
-      read({ AWS_SESSION_TOKEN: 'x', AWS_CONTAINER_AUTHORIZATION_TOKEN: TEST_TOKEN }),
+      read({ AWS_SESSION_TOKEN: other, AWS_CONTAINER_AUTHORIZATION_TOKEN: TEST_TOKEN }),
       UnauthorizedError,
     );
     const gone = await rejects(
       read({ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${dir}/missing` }),
       UnauthorizedError,
     );
-    assert.match(gone.message, /could not be read \(ENOENT\)/);
+    assert.match(gone.message, /could not be opened \(ENOENT\)/);
   });
 
   test('the port comes from PARAMETERS_SECRETS_EXTENSION_HTTP_PORT; a bad one is named', async () => {

@@ -86,7 +86,7 @@ describe("the provider's example configurations load unchanged", () => {
   });
   test('the flat form: string numbers, MY_TOKEN, ignore_transient_errors = false turns stale serving off', async () => {
     const c = loadConfig(
-      { MY_TOKEN: 'flat-token', AWS_SESSION_TOKEN: 'not-this' },
+      { MY_TOKEN: 'flat-token-0123456789', AWS_SESSION_TOKEN: 'not-this-token-0123456789' },
       await readConfigFile(join(FIXTURES, 'flat-full-with-prefetch.toml')),
     );
     assert.equal(c.logLevel, 'debug');
@@ -95,7 +95,7 @@ describe("the provider's example configurations load unchanged", () => {
     assert.equal(c.maxInboundConnections, 100);
     assert.equal(c.pathPrefix, '/custom/');
     assert.deepEqual(c.ttlMs, { ssm: 600_000, secretsmanager: 600_000 });
-    assert.equal(c.token, 'flat-token');
+    assert.equal(c.token, 'flat-token-0123456789');
     assert.equal(c.tokenSource, 'MY_TOKEN');
     assert.deepEqual(c.tokenHeaders, ['X-Aws-Parameters-Secrets-Token']);
     assert.equal(c.staleIfErrorMs, 0);

@@ -73,21 +73,22 @@ describe('config precedence and aliases', () => {
     );
   });
   test('token: explicit value, file:// value, then AWS_SESSION_TOKEN, then the container token', () => {
+    const [A, B, C] = ['token-a-0123456789', 'token-b-0123456789', 'token-c-0123456789'];
     const dir = tempDir('cfg');
     const file = join(dir, 'token');
-    writeFileSync(file, 'from-file\n');
+    writeFileSync(file, 'from-file-token-0001\n');
     assert.equal(
       loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }).token,
-      'from-file',
+      'from-file-token-0001',
     );
     assert.equal(
-      loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: 'a', AWS_SESSION_TOKEN: 'b' }).token,
-      'a',
+      loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: A, AWS_SESSION_TOKEN: B }).token,
+      A,
     );
-    const s = loadConfig({ ...region, AWS_SESSION_TOKEN: 'b', AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' });
-    assert.equal(s.token, 'b');
+    const s = loadConfig({ ...region, AWS_SESSION_TOKEN: B, AWS_CONTAINER_AUTHORIZATION_TOKEN: C });
+    assert.equal(s.token, B);
     assert.equal(s.tokenSource, 'AWS_SESSION_TOKEN');
-    assert.equal(loadConfig({ ...region, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'c' }).token, 'c');
+    assert.equal(loadConfig({ ...region, AWS_CONTAINER_AUTHORIZATION_TOKEN: C }).token, C);
     assert.equal(loadConfig(region).token, undefined);
   });
   test('endpoint overrides: per service over the general one', () => {
@@ -169,7 +170,11 @@ const BAD: Array<[string, string[], string]> = [
   ['AWS_USE_DUALSTACK_ENDPOINT', ['2'], 'true or false'],
   ['AWS_REGION', ['US EAST'], 'Region name'],
   ['AWS_LAMBDA_FUNCTION_MEMORY_SIZE', ['lots'], '1 to 1048576'],
-  ['PARAMETERS_SECRETS_EXTENSION_TOKEN', ['file:///nonexistent/pscache-token'], 'could not be read'],
+  [
+    'PARAMETERS_SECRETS_EXTENSION_TOKEN',
+    ['file:///nonexistent/pscache-token'],
+    'could not be opened (ENOENT)',
+  ],
 ];
 
 describe('bad values are refused with a message naming the variable, the value and what is allowed', () => {
@@ -345,10 +350,10 @@ describe('every setting of the table is validated from it', () => {
 
 describe('the token: PARAMETERS_SECRETS_EXTENSION_TOKEN, then AWS_TOKEN, AWS_SESSION_TOKEN, the container token', () => {
   const all = {
-    PARAMETERS_SECRETS_EXTENSION_TOKEN: 'own',
-    AWS_TOKEN: 'provider',
-    AWS_SESSION_TOKEN: 'session',
-    AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container',
+    PARAMETERS_SECRETS_EXTENSION_TOKEN: 'own-token-0123456789',
+    AWS_TOKEN: 'provider-token-0123456789',
+    AWS_SESSION_TOKEN: 'session-token-0123456789',
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: 'container-token-0123456789',
   };
   test('each variable in order, the first set one wins', () => {
     const order = Object.keys(all) as Array<keyof typeof all>;
@@ -362,22 +367,28 @@ describe('the token: PARAMETERS_SECRETS_EXTENSION_TOKEN, then AWS_TOKEN, AWS_SES
   });
   test('AWS_TOKEN=file:///path is read once, its trailing newline dropped; an empty file names AWS_TOKEN', () => {
     const dir = tempDir('cfg');
-    writeFileSync(join(dir, 'awssmatoken'), 'from-provider-file\n');
+    writeFileSync(join(dir, 'awssmatoken'), 'from-provider-file-0001\n');
     writeFileSync(join(dir, 'empty'), '');
-    const c = loadConfig({ ...region, AWS_TOKEN: `file://${dir}/awssmatoken`, AWS_SESSION_TOKEN: 's' });
-    assert.equal(c.token, 'from-provider-file');
+    const c = loadConfig({
+      ...region,
+      AWS_TOKEN: `file://${dir}/awssmatoken`,
+      AWS_SESSION_TOKEN: 'session-token-0123456789',
+    });
+    assert.equal(c.token, 'from-provider-file-0001');
     assert.equal(c.tokenSource, 'AWS_TOKEN (file)');
     assert.throws(
       () => loadConfig({ ...region, AWS_TOKEN: `file://${dir}/empty` }),
       (e: unknown) =>
-        e instanceof ConfigError && e.variable === 'AWS_TOKEN' && /the token file is empty/.test(e.message),
+        e instanceof ConfigError &&
+        e.variable === 'AWS_TOKEN' &&
+        /the token file .*\/empty is empty/.test(e.message),
     );
     assert.throws(
       () => loadConfig({ ...region, AWS_TOKEN: `file://${dir}/missing` }),
       (e: unknown) =>
         e instanceof ConfigError &&
         e.variable === 'AWS_TOKEN' &&
-        /could not be read \(ENOENT\)/.test(e.message),
+        /could not be opened \(ENOENT\)/.test(e.message),
     );
   });
   test('the variable list is configurable: only the listed variables are read, in their order', () => {
@@ -386,9 +397,9 @@ describe('the token: PARAMETERS_SECRETS_EXTENSION_TOKEN, then AWS_TOKEN, AWS_SES
       ...all,
       PARAMETERS_SECRETS_EXTENSION_TOKEN: undefined,
       PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN,AWS_SESSION_TOKEN',
-      MY_TOKEN: 'mine',
+      MY_TOKEN: 'mine-token-0123456789',
     });
-    assert.equal(c.token, 'mine');
+    assert.equal(c.token, 'mine-token-0123456789');
     const d = loadConfig({
       ...region,
       ...all,
@@ -400,7 +411,7 @@ describe('the token: PARAMETERS_SECRETS_EXTENSION_TOKEN, then AWS_TOKEN, AWS_SES
     // PARAMETERS_SECRETS_EXTENSION_TOKEN is always read first.
     assert.equal(
       loadConfig({ ...region, ...all, PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN' }).token,
-      'own',
+      'own-token-0123456789',
     );
   });
 });

@@ -2,8 +2,7 @@
 // when its modification time changed, the previous credentials kept when it is missing or malformed, long
 // term keys refused, a warning for a mode wider than 0600; then end to end, signing real requests.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
@@ -11,6 +10,7 @@ import { CHECK_INTERVAL_MS, FileCredentials, parseCredentialsFile } from '../src
 import { createLogger } from '../src/log.ts';
 import { Daemons, daemonEnv, SENSITIVE, secret, TEST_CREDENTIALS } from './helpers/daemon.ts';
 import { FakeClock } from './helpers/fake-time.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const SECRET_A = 'file-secret-access-key-a-never-logged';
 const SECRET_B = 'file-secret-access-key-b-never-logged';
@@ -24,7 +24,7 @@ const file = (id: string, secretKey: string, token: string | undefined, section 
 
 let dir: string;
 before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'pscache-credfile-'));
+  dir = tempDir('credfile');
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

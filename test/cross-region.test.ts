@@ -4,7 +4,7 @@
 // configured Region, as the official extension does.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { Daemons, param, type RunningProcess, secret } from './helpers/daemon.ts';
+import { Daemons, param, type RunningProcess, runPscache, secret, TEST_TOKEN } from './helpers/daemon.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
@@ -155,5 +155,101 @@ describe('PARAMETERS_SECRETS_EXTENSION_CROSS_REGION=false', () => {
       'one batch call: nothing to split by Region',
     );
     await daemons.stop(d);
+  });
+});
+
+describe('partitions: only the configured Region partition is read from', () => {
+  let d: RunningProcess;
+  before(async () => {
+    d = await daemons.start();
+  });
+  const ACCOUNT = '123456789012';
+  const sm = (partition: string, region: string) =>
+    `arn:${partition}:secretsmanager:${region}:${ACCOUNT}:secret:app/db-AbCdEf`;
+  const ssm = (partition: string, region: string) =>
+    `arn:${partition}:ssm:${region}:${ACCOUNT}:parameter/app/db`;
+  const as = (roleArn: string) => `&roleArn=${q(roleArn)}`;
+
+  test('ARNs of another partition, or naming a Region outside it, are 400 naming the partition; nothing is signed', async () => {
+    const cases: Array<[string, string, RegExp]> = [];
+    for (const [partition, region, why] of [
+      ['aws-cn', 'cn-north-1', /an ARN of partition "aws-cn"; pscache reads only from partition aws/],
+      ['aws', 'cn-north-1', /names Region "cn-north-1", which is not a Region of partition aws/],
+      ['aws-iso-b', 'us-isob-east-1', /an ARN of partition "aws-iso-b"/],
+      ['aws', 'us-isob-east-1', /names Region "us-isob-east-1", which is not a Region of partition aws/],
+      ['aws-us-gov', 'us-gov-west-1', /an ARN of partition "aws-us-gov"/],
+      ['awsevil', 'us-west-2', /an ARN of partition "awsevil"/],
+      ['aws', 'zz-aaa-1', /names Region "zz-aaa-1", which is not a Region of partition aws/],
+      ['aws', 'us-east-1.evil.example', /names Region "us-east-1.evil.example"/],
+      ['aws', 'US-EAST-1', /names Region "US-EAST-1"/],
+      ['aws', '', /names Region ""/],
+    ] as const) {
+      const s = sm(partition, region);
+      const p = ssm(partition, region);
+      cases.push(
+        [secret(s), 'the secret id', why],
+        [`/secrets/get?name=${q(s)}`, 'the secret id', why],
+        [`/v1/${q(s)}`, 'the secret id', why],
+        [`/secretsmanager/batch?secretId=us%2Fdb&secretId=${q(s)}`, 'the secret id \\(item 2\\)', why],
+        [param(p), 'the parameter name', why],
+        [
+          `/systemsmanager/parameters/batch?name=${q(p)}&name=%2Fus%2Fendpoint`,
+          'the parameter name \\(item 1\\)',
+          why,
+        ],
+      );
+    }
+    for (const role of [
+      'arn:aws-cn:iam::123456789012:role/reader',
+      'arn:aws-us-gov:iam::123456789012:role/reader',
+    ]) {
+      for (const path of [
+        secret('us/db', as(role)),
+        param('/us/endpoint', as(role)),
+        `/v1/us%2Fdb?roleArn=${q(role)}`,
+        `/secretsmanager/batch?secretId=us%2Fdb${as(role)}`,
+        `/systemsmanager/parameters/path?path=%2Fus%2F${as(role)}`,
+      ]) {
+        cases.push([path, 'query parameter roleArn', /an ARN of partition "aws-(cn|us-gov)"/]);
+      }
+    }
+    for (const [path, what, why] of cases) {
+      const r = await d.get(path);
+      assert.equal(r.status, 400, `${path}: ${r.body}`);
+      assert.equal(json(r.body).__type, 'BadRequest');
+      assert.match(json(r.body).message, new RegExp(`^${what} `), path);
+      assert.match(json(r.body).message, why, path);
+    }
+    assert.deepEqual(world.emu.callLog(), [], 'nothing was signed or sent for them, not even AssumeRole');
+    // The partition's own Regions still are followed.
+    assert.equal((await d.get(secret(euSecretArn))).status, 200);
+  });
+
+  test('a prefetch ARN of another partition stops start-up naming the variable (exit 2)', async () => {
+    const r = await runPscache(['serve'], {
+      AWS_REGION: 'us-east-1',
+      PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
+      PARAMETERS_SECRETS_EXTENSION_PREFETCH: `secretsmanager:${sm('aws-cn', 'cn-north-1')}`,
+    });
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /^pscache: PARAMETERS_SECRETS_EXTENSION_PREFETCH=".*" is invalid: an ARN in it is an ARN of partition "aws-cn"/,
+    );
+  });
+
+  test('in a China Region, aws ARNs are the foreign ones', async () => {
+    const cn = await daemons.start({ AWS_REGION: 'cn-north-1' });
+    const r = await cn.get(secret(sm('aws', 'us-east-1')));
+    assert.equal(r.status, 400);
+    assert.match(
+      json(r.body).message,
+      /partition "aws"; pscache reads only from partition aws-cn, its Region cn-north-1's/,
+    );
+    world.emu.resetCalls();
+    // cn-northwest-1 is of the same partition: followed (and answered by the emulator, which has no such secret).
+    assert.equal((await cn.get(secret(sm('aws-cn', 'cn-northwest-1')))).status, 404);
+    assert.deepEqual(signed(), [['GetSecretValue', 'cn-northwest-1']]);
+    await daemons.stop(cn);
   });
 });

@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join, posix } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../src/config.ts';
 import {
   BUNDLE,
   Daemons,
@@ -486,7 +487,11 @@ describe('deploy/compose.yaml', () => {
       gid && (arr(app['group_add'], 'app.group_add') as string[]).includes(gid),
       'the app is in the token group',
     );
-    assert.match(entrypoint.join(' '), new RegExp(`pscache\\.cjs token --write ${tokenPath} --if-absent`));
+    // Mode 0640 for the token group the app joins: without --group the file would be pscache's alone.
+    assert.match(
+      entrypoint.join(' '),
+      new RegExp(`pscache\\.cjs token --write ${tokenPath} --group ${gid} --if-absent`),
+    );
   });
 
   test('pscache runs read-only, without capabilities or privilege escalation', () => {
@@ -604,11 +609,13 @@ describe('deploy/kubernetes-pod.yaml', () => {
 
   test('the token file comes from a Secret mounted where the variable points, in both containers', () => {
     const url = envOf(pscache)[TOKEN_VAR];
-    assert.equal(url, 'file:///var/run/pscache/token');
+    // The kubelet's own file behind its token -> ..data/token link: token files are never links.
+    assert.equal(url, 'file:///var/run/pscache/..data/token');
     assert.equal(envOf(app)[TOKEN_VAR], url);
     const path = new URL(String(url)).pathname;
+    const mountPath = dirname(dirname(path));
     const mount = (c: Json) =>
-      (arr(c['volumeMounts'], 'volumeMounts') as Json[]).find((m) => m['mountPath'] === dirname(path));
+      (arr(c['volumeMounts'], 'volumeMounts') as Json[]).find((m) => m['mountPath'] === mountPath);
     const m = mount(pscache);
     assert.ok(m && m['readOnly'] === true);
     assert.equal(mount(app)?.['name'], m['name']);
@@ -617,6 +624,27 @@ describe('deploy/kubernetes-pod.yaml', () => {
     assert.deepEqual(secretVol['items'], [{ key: 'token', path: basename(path) }]);
     assert.equal(secretVol['defaultMode'], 0o440);
     assert.equal(obj(spec['securityContext'], 'securityContext')['fsGroup'], IMAGE_UID);
+
+    // The layout the kubelet writes (AtomicWriter), and the daemon's own reading of the variable in it:
+    // the ..data path is read, the link at the top is refused.
+    const root = tempDir('k8s-secret');
+    {
+      const stamp = join(root, '..2025_01_01_00_00_00.000000001');
+      mkdirSync(stamp);
+      writeFileSync(join(stamp, 'token'), 'a-kubernetes-secret-token-0123', { mode: 0o440 });
+      symlinkSync(basename(stamp), join(root, '..data'));
+      symlinkSync('..data/token', join(root, 'token'));
+      const at = (u: string) => String(u).replace(mountPath, root);
+      const env = { AWS_REGION: 'us-east-1' };
+      assert.equal(
+        loadConfig({ ...env, [TOKEN_VAR]: at(String(url)) }).token,
+        'a-kubernetes-secret-token-0123',
+      );
+      assert.throws(
+        () => loadConfig({ ...env, [TOKEN_VAR]: at(`file://${mountPath}/token`) }),
+        /is a symbolic link/,
+      );
+    }
   });
 
   test('non-root: the pod demands it, pscache runs as the image user, read-only, no capabilities', () => {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
@@ -130,6 +131,45 @@ describe('pscache dev', () => {
     );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).Parameter.Value, 'https://api.example.com');
+  });
+});
+
+describe("pscache dev ignores the shell's AWS_ENDPOINT_URL_*", () => {
+  test('AssumeRole and every read go to the emulator, never where AWS_ENDPOINT_URL_STS (or _SSM, _SECRETS_MANAGER) points', async () => {
+    const elsewhere: string[] = [];
+    const trap = createServer((req, res) => {
+      elsewhere.push(`${req.method} ${req.url}`);
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const trapUrl = `http://127.0.0.1:${(trap.address() as { port: number }).port}`;
+    const port = await freePort();
+    const dev = await spawnPscache(
+      ['dev', '--port', String(port)],
+      {
+        PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN,
+        AWS_ENDPOINT_URL_STS: trapUrl,
+        AWS_ENDPOINT_URL_SSM: trapUrl,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: trapUrl,
+      },
+      { port },
+    );
+    try {
+      await printed(dev, /Press Ctrl\+C to stop/);
+      const role = encodeURIComponent('arn:aws:iam::123456789012:role/dev-reader');
+      for (const path of [
+        `/secretsmanager/get?secretId=prod%2Fdb%2Fpassword&roleArn=${role}`,
+        '/systemsmanager/parameters/get?name=%2Fmyapp%2Fapi-endpoint',
+        '/secretsmanager/get?secretId=prod%2Fdb%2Fpassword',
+      ]) {
+        const r = await httpGet(port, path);
+        assert.ok(r.status < 500, `${path}: ${r.status} ${r.body}`);
+      }
+      assert.deepEqual(elsewhere, [], 'nothing went where the shell pointed');
+    } finally {
+      await dev.stop();
+      await new Promise<void>((r) => trap.close(() => r()));
+    }
   });
 });
 

@@ -226,7 +226,39 @@ describe('plain Node.js handler', () => {
     // 2 faults + 4 calls; the 404 was not retried.
     assert.equal(p.requests.length, 6);
   });
+
+  test("the token in the daemon's order: file: in any spelling is a file, AWS_TOKEN before AWS_SESSION_TOKEN", async () => {
+    const script = `import { getParameter } from ${JSON.stringify(pathToFileURL(handler).href)};
+      try { console.log(JSON.stringify(await getParameter('/myapp/api-endpoint'))); }
+      catch (e) { console.log(JSON.stringify(e.message)); }`;
+    for (const [extra, expected] of tokenCases()) {
+      const r = await exec(process.execPath, ['--input-type=module', '-e', script], env(dev.port, extra));
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(JSON.parse(r.stdout), expected, JSON.stringify(extra));
+    }
+  });
 });
+
+/** Token sources every example must read as the daemon does, and what reading the endpoint then gives. */
+function tokenCases(): Array<[Record<string, string>, RegExp]> {
+  const file = join(dir, 'example-token');
+  writeFileSync(file, `${TEST_TOKEN}\n`);
+  const ok = new RegExp(parameter('/myapp/api-endpoint').replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return [
+    [{ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file:${file}` }, ok],
+    [{ PARAMETERS_SECRETS_EXTENSION_TOKEN: `FILE://${file}` }, ok],
+    [{ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://localhost${file}` }, ok],
+    [{ PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://etc${file}` }, /file:\/\/\/path/],
+    [
+      {
+        PARAMETERS_SECRETS_EXTENSION_TOKEN: '',
+        AWS_TOKEN: TEST_TOKEN,
+        AWS_SESSION_TOKEN: 'the-apps-session-token',
+      },
+      ok,
+    ],
+  ];
+}
 
 describe('Python (standard library only)', () => {
   const PY = join(EXAMPLES, 'python');
@@ -283,7 +315,10 @@ try:
     h.get_parameter('/myapp/api-endpoint')
 except h.PscacheError as e:
     print(json.dumps([type(e).__name__, e.status, e.type, str(e)]))`;
-    const wrong = await python(code, env(dev.port, { PARAMETERS_SECRETS_EXTENSION_TOKEN: 'wrong' }));
+    const wrong = await python(
+      code,
+      env(dev.port, { PARAMETERS_SECRETS_EXTENSION_TOKEN: 'wrong-token-0123456789' }),
+    );
     assert.deepEqual(JSON.parse(wrong.stdout).slice(0, 3), ['Denied', 401, 'Unauthorized']);
     const none = await python(code, { ...env(), PARAMETERS_SECRETS_EXTENSION_TOKEN: '' });
     const [cls, status, , message] = JSON.parse(none.stdout);
@@ -291,6 +326,19 @@ except h.PscacheError as e:
     assert.match(message, /set PARAMETERS_SECRETS_EXTENSION_TOKEN/);
     const closed = await python(code, env(await freePort()));
     assert.deepEqual(JSON.parse(closed.stdout).slice(0, 2), ['Unavailable', 0]);
+  });
+
+  test("the token in the daemon's order: file: in any spelling is a file, AWS_TOKEN before AWS_SESSION_TOKEN", async () => {
+    const code = `import pscache_helpers as h
+try:
+    print(json.dumps(h.get_parameter('/myapp/api-endpoint')))
+except h.PscacheError as e:
+    print(json.dumps(str(e)))`;
+    for (const [extra, expected] of tokenCases()) {
+      const r = await python(code, env(dev.port, extra));
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(JSON.parse(r.stdout), expected, JSON.stringify(extra));
+    }
   });
 
   test('503 and a reset are retried; a 404 is not; a hanging daemon times out per attempt', async () => {
@@ -365,7 +413,7 @@ describe('shell with curl', () => {
       (
         await sh(
           ['secret', 'prod/db/password'],
-          env(dev.port, { PARAMETERS_SECRETS_EXTENSION_TOKEN: 'wrong' }),
+          env(dev.port, { PARAMETERS_SECRETS_EXTENSION_TOKEN: 'wrong-token-0123456789' }),
         )
       ).code,
       3,
@@ -380,14 +428,11 @@ describe('shell with curl', () => {
     for (const r of [missing, stage, none]) assertNothingSensitive(r.stderr + r.stdout);
   });
 
-  test('a token file (file:///path) is read', async () => {
-    const file = join(dir, 'token');
-    writeFileSync(file, `${TEST_TOKEN}\n`);
-    const r = await sh(
-      ['parameter', '/myapp/api-endpoint'],
-      env(dev.port, { PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${file}` }),
-    );
-    assert.equal(r.stdout, `${parameter('/myapp/api-endpoint')}\n`);
+  test("the token in the daemon's order: file: in any spelling is a file, AWS_TOKEN before AWS_SESSION_TOKEN", async () => {
+    for (const [extra, expected] of tokenCases()) {
+      const r = await sh(['parameter', '/myapp/api-endpoint'], env(dev.port, extra));
+      assert.match(r.stdout + r.stderr, expected, JSON.stringify(extra));
+    }
   });
 
   test('a reset and a 503 are retried (the retried body is not mixed in), a 404 is not, a closed port is 4', async () => {

@@ -3,9 +3,8 @@
 // serving and exits 1 on a refusal (or, without ignore_transient_errors, on a transient failure), never
 // hanging; GET /ready says whether credentials and upstream work, with no name or value in it.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { staticCredentials } from '../src/aws/credentials.ts';
@@ -20,6 +19,7 @@ import {
   TEST_CREDENTIALS,
 } from './helpers/daemon.ts';
 import { FakeClock } from './helpers/fake-time.ts';
+import { tempDir } from './helpers/temp.ts';
 import { sensitive, startWorld, type World } from './helpers/world.ts';
 
 let world: World;
@@ -33,7 +33,7 @@ const held = new Set<Socket>();
 before(async () => {
   world = await startWorld();
   await world.createSecret('health/secret', sensitive('health-secret-value-9921'));
-  dir = mkdtempSync(join(tmpdir(), 'pscache-health-'));
+  dir = tempDir('health');
   silent = createServer((s) => {
     held.add(s);
     s.on('error', () => {});

@@ -8,7 +8,6 @@ import { sensitive, startWorld, type World, worldHooks } from './helpers/world.t
 
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
-const q = encodeURIComponent;
 
 const VALUE = sensitive('hardening-plain-value-7c1d');
 /** Requests one read may carry before the connection is closed (docs/http-api.md, Connections). */
@@ -229,14 +228,16 @@ describe('pipelining floods and answers left unread', () => {
   });
 
   test('answers left unread are capped over all connections: the clients that stopped reading first are cut off', async (t) => {
-    // 20 secrets of 60 KB: a batch answer of all of them is 1.2 MB, and 30 pipelined ones 36 MB a connection.
-    const ids: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      ids.push(`hd/big/${i}`);
-      await world.createSecret(`hd/big/${i}`, sensitive(`hd-big-${i}-${'b'.repeat(60_000)}`));
-    }
+    // 300 parameters of 4 KB under one path: a path answer of all of them is 1.2 MB, and 30 pipelined ones
+    // 36 MB a connection. (Batches of as many items would be cut for pipelining: each item weighs one.)
+    world.emu.seed({
+      parameters: Array.from({ length: 300 }, (_, i) => ({
+        name: `/hd/big/p${i}`,
+        value: sensitive(`hd-big-${i}-${'b'.repeat(4000)}`),
+      })),
+    });
     const d = await daemons.start();
-    const target = `/secretsmanager/batch?${ids.map((id) => `secretId=${q(id)}`).join('&')}`;
+    const target = '/systemsmanager/parameters/path?path=%2Fhd%2Fbig%2F';
     assert.equal((await d.get(target)).status, 200);
     const rss0 = await warm(d);
     const request = `GET ${target} HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: ${TEST_TOKEN}\r\n\r\n`;
@@ -264,6 +265,30 @@ describe('pipelining floods and answers left unread', () => {
     for (const f of slow) f.destroy();
     const { output } = await daemons.stop(d);
     assert.match(output, /WARN closed a client connection reason="answers left unread"/);
+  });
+
+  test('a batch weighs one per item: a read carrying two batches of 100 is cut after the first answer', async () => {
+    const d = await daemons.start();
+    const target = `/secretsmanager/batch?${Array.from({ length: 100 }, (_, i) => `secretId=hd%2Fw${i}`).join('&')}`;
+    const request = `GET ${target} HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: ${TEST_TOKEN}\r\n\r\n`;
+    for (const copies of [2, 3]) {
+      const c = new Conn(d.port, () => false);
+      await c.ready();
+      c.write(request.repeat(copies));
+      assert.ok(await c.waitClosed(10_000), `a read with ${copies} batches of 100 was not cut`);
+      assert.ok(c.reader.responses.length <= 1, `${c.reader.responses.length} answers to ${copies} batches`);
+    }
+    // One at a time, the same batches are all answered on one connection.
+    const c = new Conn(d.port, () => false);
+    await c.ready();
+    for (let i = 1; i <= 3; i++) {
+      c.write(request);
+      assert.ok(await c.waitFor(i, 10_000));
+      assert.equal(c.reader.responses[i - 1]!.status, 200);
+    }
+    assert.equal(c.closed, false);
+    c.destroy();
+    await daemons.stop(d);
   });
 });
 

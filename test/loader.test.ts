@@ -298,10 +298,12 @@ describe('roles, Regions and values in hand', () => {
     );
   });
 
-  test('tag discovery pages with the tag-key filter until the limit, each secret under its name and role', async () => {
+  test('tag discovery pages with the tag-key filter, a page at a time, while the caller wants more; each secret under its name and role', async () => {
     const { clock, clients, upstream } = perVia();
     const loader = createLoader(upstream, { batchWindowMs: 0, log: silentLogger, clock });
-    const search = loader.secretsTagged('team', ROLE, 3);
+    let wanted = 3;
+    const pages = loader.secretsTagged('team', ROLE, () => wanted);
+    const first = pages.next();
     await settle();
     const sm = clients.get(`secretsmanager ${ROLE} -`)!;
     assert.deepEqual(sm.calls[0]!.input, { Filters: [{ Key: 'tag-key', Values: ['team'] }], MaxResults: 3 });
@@ -313,6 +315,17 @@ describe('roles, Regions and values in hand', () => {
       Errors: [{ SecretId: 'denied', ErrorCode: 'AccessDeniedException' }],
       NextToken: 't1',
     });
+    const one = await first;
+    assert.equal(one.done, false);
+    assert.deepEqual(
+      one.value!.found.map((f) => f.request),
+      [{ service: 'secretsmanager', secretId: 'x', roleArn: ROLE }],
+    );
+    assert.equal(one.value!.errors, 1);
+    await settle();
+    assert.equal(sm.calls.length, 1, 'the next page waits until the caller has dealt with this one');
+    wanted = 2;
+    const second = pages.next();
     await settle();
     assert.deepEqual(sm.calls[1]!.input, {
       Filters: [{ Key: 'tag-key', Values: ['team'] }],
@@ -326,12 +339,13 @@ describe('roles, Regions and values in hand', () => {
       ],
       NextToken: 't2',
     });
-    const { found, errors } = await search;
-    assert.equal(sm.calls.length, 2, 'the limit is reached: no third page');
+    const two = await second;
     assert.deepEqual(
-      found.map((f) => f.request),
-      ['x', 'y', 'z'].map((secretId) => ({ service: 'secretsmanager', secretId, roleArn: ROLE })),
+      two.value!.found.map((f) => f.request),
+      ['y', 'z'].map((secretId) => ({ service: 'secretsmanager', secretId, roleArn: ROLE })),
     );
-    assert.equal(errors, 1);
+    wanted = 0;
+    assert.equal((await pages.next()).done, true);
+    assert.equal(sm.calls.length, 2, 'nothing more wanted: no third page');
   });
 });

@@ -479,8 +479,6 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
   let windowOpen = false;
   const counted = { hits: 0, misses: 0, stale: 0 };
 
-  /** Loads that read object `o` for a role's view with a selector, through any id or flag. */
-  const loadsOfGroup = (g: string) => loads.filter((l) => l.items.some((x) => groupOf(x.item) === g));
   /** Whether `l` could answer `i`: it read `i`'s group, with `i`'s flag unless the content is a String's. */
   const covers = (l: ModelLoad, i: Item, x?: Captured) =>
     (x ? [x] : l.items).some(

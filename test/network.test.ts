@@ -2,8 +2,7 @@
 // proxy on loopback to an endpoint whose name does not resolve, a TLS front with a private CA trusted only
 // through AWS_CA_BUNDLE, and the errors when any of it is wrong. The daemon is the real bundle.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
@@ -18,6 +17,7 @@ import {
   startForwardProxy,
   startTlsFront,
 } from './helpers/network.ts';
+import { tempDir } from './helpers/temp.ts';
 
 const PROXY_PASSWORD = 'proxy-password-5e1d-never-logged';
 SENSITIVE.add(PROXY_PASSWORD);
@@ -101,7 +101,7 @@ describe('proxy settings, read as Go net/http reads them', () => {
       err({ AWS_CA_BUNDLE: '/nonexistent/ca.pem' }),
       /^AWS_CA_BUNDLE="\/nonexistent\/ca\.pem" is invalid: the file could not be read \(ENOENT\)/,
     );
-    const dir = mkdtempSync(join(tmpdir(), 'pscache-ca-bad-'));
+    const dir = tempDir('ca-bad');
     try {
       writeFileSync(join(dir, 'empty.pem'), 'not a certificate\n');
       assert.match(err({ AWS_CA_BUNDLE: join(dir, 'empty.pem') }), /holds no PEM certificate/);

@@ -2,13 +2,15 @@
 // cache_buffer_ratio, max_jitter_seconds) plus pscache's ssm-path: entries: end to end with `serve
 // --config` against the emulator (the first read is a hit), and the plan itself on a fake clock.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import type { ItemResult } from '../src/cache/index.ts';
+import type { ItemRequest } from '../src/items.ts';
+import type { Discovered } from '../src/loader/index.ts';
 import { createLogger } from '../src/log.ts';
 import { prefetch, prefetchBudget } from '../src/prefetch.ts';
-import { Daemons, param, printed, type RunningProcess, secret } from './helpers/daemon.ts';
+import { Daemons, param, printed, type RunningProcess, secret, sleep } from './helpers/daemon.ts';
 import { FakeClock, settle } from './helpers/fake-time.ts';
 import { tempDir } from './helpers/temp.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
@@ -122,7 +124,10 @@ filter_tags = [{ key = "warm" }]
     );
     const d = await daemons.start({}, { args: ['serve', '--config', config] });
     const output = await prefetched(d);
-    assert.match(output, /prefetch stopped at the cache buffer limit limit=2 skipped=2/);
+    assert.match(
+      output,
+      /prefetch stopped at the cache buffer limit limit=2 limit_bytes=209715200 bytes=\d+ skipped=2/,
+    );
     assert.equal(world.emu.calls()['BatchGetSecretValue'], 1, 'no tag search: the budget was spent');
     world.emu.resetCalls();
     assert.equal(await source(d, secret('budget/s1')), 'hit');
@@ -149,6 +154,68 @@ secrets = [{ secret_id = "pre/plain" }]
   });
 });
 
+/** Peak and current resident set size of a live process, in MiB (/proc/PID/status). */
+function memory(pid: number): { peak: number; rss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { peak: kb('VmHWM') / 1024, rss: kb('VmRSS') / 1024 };
+}
+
+const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+
+describe('prefetch within the memory bound', () => {
+  test('2000 tagged 60 KB secrets with MAX_CACHE_SIZE=16: cached page by page up to cache_buffer_ratio of the bytes; RSS stays near the configured size', async (t) => {
+    const BULK = 2000;
+    // Distinct printable values (no quote or backslash), so each answer is its value's size.
+    const filler = (i: number) => `${i}:`.padEnd(60 * 1024, String.fromCharCode(65 + (i % 26)));
+    world.emu.seed({
+      secrets: Array.from({ length: BULK }, (_, i) => ({
+        name: `bulk/s${String(i).padStart(4, '0')}`,
+        secretString: filler(i),
+        tags: { 'bulk-warm': 'x' },
+      })),
+    });
+    const config = configFile(
+      'bulk.toml',
+      `[capabilities.secrets_manager.prefetch]\nfilter_tags = [{ key = "bulk-warm" }]\n`,
+    );
+    const env = {
+      PARAMETERS_SECRETS_EXTENSION_MAX_CACHE_SIZE: '16',
+      PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE: '5000',
+    };
+    // The same daemon without prefetch: what it holds idle, in this environment.
+    const idle = await daemons.start(env);
+    await sleep(300);
+    const base = memory(idle.child.pid!);
+    await daemons.stop(idle);
+
+    const d = await daemons.start(env, { args: ['serve', '--config', config] });
+    const output = await prefetched(d);
+    const mem = memory(d.child.pid!);
+    const m = (await d.get('/metrics')).body;
+    const entries = metric(m, 'pscache_cache_entries');
+    const bytes = metric(m, 'pscache_cache_bytes');
+    const pages = world.emu.calls()['BatchGetSecretValue'] ?? 0;
+    t.diagnostic(
+      `idle RSS ${base.rss.toFixed(1)} MiB (peak ${base.peak.toFixed(1)}); after prefetch: peak RSS ${mem.peak.toFixed(1)} MiB, RSS ${mem.rss.toFixed(1)} MiB, ${entries} entries, ${(bytes / 2 ** 20).toFixed(2)} MiB cached, ${pages} BatchGetSecretValue pages`,
+    );
+    const budget = 0.8 * 16 * 2 ** 20;
+    assert.ok(bytes <= budget, `cached ${bytes} bytes, over 0.8 × 16 MiB`);
+    assert.ok(entries >= 150, `only ${entries} entries: prefetch stopped too early`);
+    assert.ok(
+      pages <= Math.ceil(budget / (60 * 1024) / 20) + 2,
+      `${pages} pages fetched: paging went on past the budget`,
+    );
+    assert.match(output, /prefetch stopped at the cache buffer limit/);
+    // 16 MiB configured: the peak stays within a few pages and the heap's slack of it.
+    assert.ok(
+      mem.peak - base.peak < 64,
+      `peak RSS ${mem.peak.toFixed(1)} MiB against ${base.peak.toFixed(1)} MiB idle`,
+    );
+    await daemons.stop(d);
+  });
+});
+
 describe('PARAMETERS_SECRETS_EXTENSION_PREFETCH=ssm-path:/PATH/', () => {
   test('every parameter under the path, recursively, is cached as a single read of it would be', async () => {
     const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_PREFETCH: 'ssm-path:/pre/' });
@@ -168,7 +235,25 @@ describe('PARAMETERS_SECRETS_EXTENSION_PREFETCH=ssm-path:/PATH/', () => {
 });
 
 describe('the prefetch plan', () => {
-  const answer = (): ItemResult => ({ ok: true, answer: { body: Buffer.from('{}'), source: 'miss' } });
+  const answer = (bytes = 2): ItemResult => ({
+    ok: true,
+    answer: { body: Buffer.alloc(bytes, 'x'), source: 'miss' },
+  });
+  /** Tag discovery answering these pages, while more is wanted. */
+  const pagesOf = (pages: Discovered[][]) =>
+    async function* (_key: string, _role: string | undefined, want: () => number) {
+      for (const found of pages) {
+        if (want() <= 0) return;
+        yield { found, errors: 0 };
+      }
+    };
+  const found = (ids: string[], bytes: number): Discovered[] =>
+    ids.map((secretId) => ({
+      request: { service: 'secretsmanager', secretId },
+      loaded: { body: Buffer.alloc(bytes, 'x') },
+    }));
+  const primed = <T extends { request: unknown }>(items: readonly T[]) =>
+    items.map((i) => i.request) as never;
   const lines: string[] = [];
   const log = createLogger('info', 'text', (l) => lines.push(l));
 
@@ -178,17 +263,23 @@ describe('the prefetch plan', () => {
     const cache = {
       getMany: async (rs: readonly unknown[]) => {
         reads.push(clock.now());
-        return rs.map(answer);
+        return rs.map(() => answer());
       },
     };
     const loader = {
       path: async () => ({ body: Buffer.alloc(0), items: [] }),
-      secretsTagged: async () => ({ found: [], errors: 0 }),
+      secretsTagged: pagesOf([]),
       primed: () => [],
     };
     const started = clock.now();
     const run = prefetch(
-      { items: [{ service: 'secretsmanager', id: 's' }], tags: [], budget: 10, maxJitterMs: 4000 },
+      {
+        items: [{ service: 'secretsmanager', id: 's' }],
+        tags: [],
+        budget: 10,
+        budgetBytes: 1 << 20,
+        maxJitterMs: 4000,
+      },
       { cache, loader, log, clock, random: () => 0.25 },
     );
     await clock.advance(999);
@@ -206,21 +297,17 @@ describe('the prefetch plan', () => {
     const cache = {
       getMany: async (rs: readonly { secretId?: string; name?: string }[]) => {
         asked.push(rs.map((r) => r.secretId ?? r.name ?? '?'));
-        return rs.map(answer);
+        return rs.map(() => answer());
       },
     };
     const tagged: Array<[string, number]> = [];
     const loader = {
       path: async () => ({ body: Buffer.alloc(0), items: [] }),
-      secretsTagged: async (key: string, _role: string | undefined, limit: number) => {
-        tagged.push([key, limit]);
-        const found = ['a', 'x', 'y'].map((secretId) => ({
-          request: { service: 'secretsmanager' as const, secretId },
-          loaded: { body: Buffer.from('{}') },
-        }));
-        return { found, errors: 0 };
+      secretsTagged: (key: string, role: string | undefined, want: () => number) => {
+        tagged.push([key, want()]);
+        return pagesOf([found(['a', 'x', 'y'], 2)])(key, role, want);
       },
-      primed: <T extends { request: unknown }>(items: readonly T[]) => items.map((i) => i.request) as never,
+      primed,
     };
     const result = await prefetch(
       {
@@ -230,23 +317,87 @@ describe('the prefetch plan', () => {
         ],
         tags: [{ key: 'k1' }, { key: 'k2' }],
         budget: 3,
+        budgetBytes: 1 << 20,
         maxJitterMs: 0,
       },
       { cache, loader, log },
     );
     assert.deepEqual(asked, [['a', '/p'], ['x']]);
     assert.deepEqual(tagged, [['k1', 1]], 'the second tag is not searched: the budget is spent');
-    assert.deepEqual(result, { fetched: 3, failed: 0, skipped: 1, waitedMs: 0 });
+    assert.deepEqual(result, { fetched: 3, failed: 0, skipped: 1, bytes: 6, waitedMs: 0 });
+  });
+
+  test('the byte budget: tagged pages are cached one at a time, and paging stops at cache_buffer_ratio of the bytes', async () => {
+    const cached: string[] = [];
+    const cache = {
+      getMany: async (rs: readonly ItemRequest[]) => {
+        cached.push(...rs.map((r) => (r.service === 'secretsmanager' ? r.secretId : '?')));
+        return rs.map(() => answer(100));
+      },
+    };
+    const served: number[] = [];
+    const pages = [found(['a', 'b', 'c'], 100), found(['d', 'e', 'f'], 100), found(['g', 'h'], 100)];
+    const loader = {
+      path: async () => ({ body: Buffer.alloc(0), items: [] }),
+      secretsTagged: async function* (_key: string, _role: string | undefined, want: () => number) {
+        for (const page of pages) {
+          if (want() <= 0) return;
+          served.push(want());
+          // The previous page is cached before the next is asked for: one page in memory at a time.
+          assert.equal(cached.length, served.length === 1 ? 0 : 3 * (served.length - 1));
+          yield { found: page, errors: 0 };
+        }
+      },
+      primed,
+    };
+    const result = await prefetch(
+      { items: [], tags: [{ key: 'k' }], budget: 100, budgetBytes: 450, maxJitterMs: 0 },
+      { cache, loader, log },
+    );
+    assert.deepEqual(cached, ['a', 'b', 'c', 'd']);
+    assert.deepEqual(served, [100, 97], 'no third page: the byte budget is spent');
+    assert.deepEqual(result, { fetched: 4, failed: 0, skipped: 2, bytes: 400, waitedMs: 0 });
+    assert.match(
+      lines.join(''),
+      /prefetch stopped at the cache buffer limit limit=100 limit_bytes=450 bytes=400 skipped=2/,
+    );
+  });
+
+  test('named items are read 20 at a time, and stop once the byte budget is spent', async () => {
+    const asked: number[] = [];
+    const cache = {
+      getMany: async (rs: readonly unknown[]) => {
+        asked.push(rs.length);
+        return rs.map(() => answer(100));
+      },
+    };
+    const loader = {
+      path: async () => ({ body: Buffer.alloc(0), items: [] }),
+      secretsTagged: pagesOf([]),
+      primed,
+    };
+    const items = Array.from({ length: 50 }, (_, i) => ({ service: 'secretsmanager' as const, id: `n${i}` }));
+    const result = await prefetch(
+      { items, tags: [], budget: 1000, budgetBytes: 3500, maxJitterMs: 0 },
+      { cache, loader, log },
+    );
+    assert.deepEqual(
+      asked,
+      [20, 20],
+      'their sizes are known only once read: at most one slice past the budget',
+    );
+    assert.deepEqual(result, { fetched: 40, failed: 0, skipped: 10, bytes: 4000, waitedMs: 0 });
   });
 
   test('a failing tag search or path is logged and counted, never thrown; names at DEBUG only', async () => {
     lines.length = 0;
-    const cache = { getMany: async (rs: readonly unknown[]) => rs.map(answer) };
+    const cache = { getMany: async (rs: readonly unknown[]) => rs.map(() => answer()) };
     const loader = {
       path: async () => {
         throw new Error('boom');
       },
-      secretsTagged: async () => {
+      // biome-ignore lint/correctness/useYield: a search that fails before its first page
+      secretsTagged: async function* () {
         throw new Error('boom');
       },
       primed: () => [],
@@ -256,6 +407,7 @@ describe('the prefetch plan', () => {
         items: [{ service: 'ssm', id: '/secret/path/', path: true }],
         tags: [{ key: 'secret-tag-key' }],
         budget: 10,
+        budgetBytes: 1 << 20,
         maxJitterMs: 0,
       },
       { cache, loader, log },

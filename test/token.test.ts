@@ -1,14 +1,17 @@
-// `pscache token` through the real bundle: a printed token, a token file made atomically with mode 0640
-// and the group asked for, clear refusals (exit 2), and a daemon that accepts the token from that file.
+// `pscache token` through the real bundle: a printed token, a token file made atomically with mode 0600
+// (0640 and the group asked for with --group), --if-absent keeping only a file that is safe to keep, clear
+// refusals (exit 2), and a daemon that accepts the token from that file.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
   linkSync,
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,10 +47,10 @@ function otherGroup(gid: number): { name: string; gid: number } | undefined {
   return undefined;
 }
 
-/** The token file's text, checked: whole, 43 base64url characters, no newline, mode 0640. */
-function readTokenFile(path: string): string {
+/** The token file's text, checked: whole, 43 base64url characters, no newline, mode 0600 (0640 with a group). */
+function readTokenFile(path: string, mode = 0o600): string {
   const st = statSync(path);
-  assert.equal(st.mode & 0o777, 0o640, `mode is ${(st.mode & 0o777).toString(8)}`);
+  assert.equal(st.mode & 0o777, mode, `mode is ${(st.mode & 0o777).toString(8)}`);
   const text = readFileSync(path, 'utf8');
   assert.match(text, TOKEN);
   return text;
@@ -65,14 +68,14 @@ test('pscache token prints a fresh 43-character base64url token each time', asyn
   assert.equal(a.stderr, '');
 });
 
-test('--write makes a 0640 file holding the token, and prints its path and the variable, not the token', async () => {
+test('--write makes a 0600 file holding the token, and prints its path and the variable, not the token', async () => {
   const dir = tempDir('token');
   const path = join(dir, 'token');
   const r = await token(['--write', path]);
   assert.equal(r.code, 0, r.stderr);
   const text = readTokenFile(path);
   assert.equal(r.stdout, `PARAMETERS_SECRETS_EXTENSION_TOKEN=file://${path}\n`);
-  assert.match(r.stderr, new RegExp(`wrote a new token to ${path}`));
+  assert.match(r.stderr, new RegExp(`wrote a new token to ${path} \\(mode 0600\\)`));
   assert.ok(!r.stdout.includes(text) && !r.stderr.includes(text), 'the token was printed');
   assert.deepEqual(entries(dir), ['token']);
 });
@@ -83,7 +86,8 @@ test('--group with the primary group sets the file gid; as root any group is giv
   const r = await token(['--write', join(dir, 'token'), '--group', String(gid)]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(statSync(join(dir, 'token')).gid, gid);
-  assert.match(r.stderr, new RegExp(`group ${gid}`));
+  readTokenFile(join(dir, 'token'), 0o640);
+  assert.match(r.stderr, new RegExp(`mode 0640, group ${gid}`));
 
   // By name, and a group the file would not get by default.
   const other = isRoot ? otherGroup(gid) : undefined;
@@ -91,7 +95,7 @@ test('--group with the primary group sets the file gid; as root any group is giv
     const r2 = await token(['--write', join(dir, 'other'), '--group', other.name]);
     assert.equal(r2.code, 0, r2.stderr);
     assert.equal(statSync(join(dir, 'other')).gid, other.gid);
-    readTokenFile(join(dir, 'other'));
+    readTokenFile(join(dir, 'other'), 0o640);
   }
 });
 
@@ -107,7 +111,7 @@ test('a group that does not exist: exit 2 naming it, and no file left behind', a
 test('an existing file is refused without --force, replaced with it, kept with --if-absent', async () => {
   const dir = tempDir('token');
   const path = join(dir, 'token');
-  writeFileSync(path, 'existing-token-kept');
+  writeFileSync(path, 'existing-token-kept', { mode: 0o600 });
   const refused = await token(['--write', path]);
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, new RegExp(`${path} already exists; pass --force`));
@@ -122,6 +126,69 @@ test('an existing file is refused without --force, replaced with it, kept with -
   assert.equal(forced.code, 0, forced.stderr);
   readTokenFile(path);
   assert.deepEqual(entries(dir), ['token']);
+});
+
+test('without --group the file is 0600 whatever the umask, even in a setgid directory', async () => {
+  const dir = tempDir('token');
+  chmodSync(dir, 0o2775);
+  for (const umask of ['077', '000']) {
+    const path = join(dir, `token-${umask}`);
+    const r = await runCommand(
+      'sh',
+      ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, BUNDLE, 'token', '--write', path],
+      {},
+    );
+    assert.equal(r.code, 0, r.stderr);
+    readTokenFile(path, 0o600);
+  }
+});
+
+test('--if-absent keeps only a regular file of this user or root, that group and others cannot write, holding a usable token', async () => {
+  const dir = tempDir('token');
+  const refused = async (path: string, why: RegExp) => {
+    const before = readdirSync(dir).sort();
+    const r = await token(['--write', path, '--if-absent']);
+    assert.equal(r.code, 2, `${path}: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp(`^pscache: ${path} exists and is not kept \\(--if-absent\\): `));
+    assert.match(r.stderr, why);
+    assert.match(r.stderr, /; remove it, or pass --force to replace it\n$/);
+    assert.deepEqual(readdirSync(dir).sort(), before, 'nothing written');
+  };
+  const good = join(dir, 'good');
+  writeFileSync(good, 'a-kept-token-0123456789', { mode: 0o600 });
+  assert.equal((await token(['--write', good, '--if-absent'])).code, 0);
+
+  symlinkSync(good, join(dir, 'link'));
+  await refused(join(dir, 'link'), /is a symbolic link/);
+  symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling'));
+  await refused(join(dir, 'dangling'), /is a symbolic link/);
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  await refused(join(dir, 'fifo'), /is a FIFO: it must be a regular file/);
+  for (const mode of [0o620, 0o602, 0o666]) {
+    const path = join(dir, `writable-${mode.toString(8)}`);
+    writeFileSync(path, 'a-kept-token-0123456789');
+    chmodSync(path, mode);
+    await refused(path, new RegExp(`group or others may write it \\(mode 0${mode.toString(8)}\\)`));
+  }
+  writeFileSync(join(dir, 'short'), 'short', { mode: 0o600 });
+  await refused(join(dir, 'short'), /too short \(5 characters\)/);
+  writeFileSync(join(dir, 'empty'), '', { mode: 0o600 });
+  await refused(join(dir, 'empty'), /is empty/);
+  if (isRoot) {
+    // Planted by another user in a shared directory: that user knows the token.
+    const planted = join(dir, 'planted');
+    writeFileSync(planted, 'a-planted-token-0123456789', { mode: 0o600 });
+    chownSync(planted, NOBODY, NOBODY);
+    await refused(planted, /belongs to uid 65534, neither you \(uid 0\) nor root: that user knows the token/);
+    // Root's own file is kept for another user.
+    const shared = tempDir('token');
+    chmodSync(shared, 0o777);
+    const roots = join(shared, 'root-token');
+    writeFileSync(roots, 'a-root-token-0123456789', { mode: 0o644 });
+    const kept = await token(['--write', roots, '--if-absent'], { uid: NOBODY, gid: NOBODY });
+    assert.equal(kept.code, 0, kept.stderr);
+  }
 });
 
 test('a directory that cannot be written: exit 2 naming the directory', async () => {

@@ -10,16 +10,28 @@ const RETRIES = 2;
 /** Worth another try: throttled, upstream failure, not ready or shutting down, upstream timeout. */
 const RETRY_STATUS = new Set([429, 502, 503, 504]);
 
-/** The daemon's order; file:///path reads the token from a file. */
+const TOKEN_VARIABLES = [
+  'PARAMETERS_SECRETS_EXTENSION_TOKEN',
+  'AWS_TOKEN',
+  'AWS_SESSION_TOKEN',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+];
+
+/** The daemon's order; a file: value (any case) names the file holding the token, never the token itself. */
 function token() {
-  const own = process.env.PARAMETERS_SECRETS_EXTENSION_TOKEN;
-  if (own?.startsWith('file://')) return readFileSync(new URL(own), 'utf8').replace(/\r?\n$/, '');
-  const t = own || process.env.AWS_SESSION_TOKEN || process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
-  if (!t)
-    throw new Error(
-      'no token: set PARAMETERS_SECRETS_EXTENSION_TOKEN (inside Lambda, AWS_SESSION_TOKEN is used)',
-    );
-  return t;
+  for (const name of TOKEN_VARIABLES) {
+    const value = process.env[name]?.trim();
+    if (!value) continue;
+    if (!/^file:/i.test(value)) return value;
+    const url = new URL(value);
+    if (url.host !== '' || url.search !== '' || url.hash !== '' || /[?#]/.test(value)) {
+      throw new Error(`${name}: a token file URL must be file:///path (no host, query or fragment)`);
+    }
+    return readFileSync(url, 'utf8').replace(/\r?\n$/, '');
+  }
+  throw new Error(
+    'no token: set PARAMETERS_SECRETS_EXTENSION_TOKEN (inside Lambda, AWS_SESSION_TOKEN is used)',
+  );
 }
 
 /** One GET; resolves { status, headers, body } or rejects on connection errors and the timeout. */

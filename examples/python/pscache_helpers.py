@@ -53,18 +53,27 @@ class Unavailable(PscacheError):
     """No answer, or 503: pscache is not running, not ready, or shutting down."""
 
 
+TOKEN_VARIABLES = ('PARAMETERS_SECRETS_EXTENSION_TOKEN', 'AWS_TOKEN', 'AWS_SESSION_TOKEN',
+                   'AWS_CONTAINER_AUTHORIZATION_TOKEN')
+
+
 def _token():
-    # The daemon's order; file:///path reads the token from a file.
-    own = os.environ.get('PARAMETERS_SECRETS_EXTENSION_TOKEN', '')
-    if own.startswith('file://'):
-        path = urllib.parse.unquote(urllib.parse.urlparse(own).path)
-        with open(path, encoding='utf-8') as f:
-            return f.read().rstrip('\r\n')
-    token = own or os.environ.get('AWS_SESSION_TOKEN') or os.environ.get('AWS_CONTAINER_AUTHORIZATION_TOKEN')
-    if not token:
-        raise Denied(401, 'MissingToken',
-                     'no token: set PARAMETERS_SECRETS_EXTENSION_TOKEN (inside Lambda, AWS_SESSION_TOKEN is used)')
-    return token
+    # The daemon's order; a file: value (any case) names the file holding the token, never the token itself.
+    for name in TOKEN_VARIABLES:
+        value = os.environ.get(name, '').strip()
+        if not value:
+            continue
+        if not value.lower().startswith('file:'):
+            return value
+        url = urllib.parse.urlsplit(value)
+        if url.netloc.lower() not in ('', 'localhost') or '?' in value or '#' in value:
+            raise Denied(401, 'InvalidTokenSource',
+                         f'{name}: a token file URL must be file:///path (no host, query or fragment)')
+        with open(urllib.parse.unquote(url.path), encoding='utf-8') as f:
+            text = f.read(4097)
+        return text[:-2] if text.endswith('\r\n') else text[:-1] if text.endswith('\n') else text
+    raise Denied(401, 'MissingToken',
+                 'no token: set PARAMETERS_SECRETS_EXTENSION_TOKEN (inside Lambda, AWS_SESSION_TOKEN is used)')
 
 
 def _pause(attempt, retry_after=None):

@@ -5,6 +5,7 @@ import type { AwsService } from './types.ts';
 
 interface Partition {
   name: string;
+  /** What its Region names look like (the SDK's regionRegex); a Region no pattern matches is `aws`'s. */
   pattern: RegExp;
   dnsSuffix: string;
   dualStackDnsSuffix: string;
@@ -58,7 +59,7 @@ const PARTITIONS: readonly Partition[] = [
 ];
 const AWS: Partition = {
   name: 'aws',
-  pattern: /.*/,
+  pattern: /^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$/,
   dnsSuffix: 'amazonaws.com',
   dualStackDnsSuffix: 'api.aws',
 };
@@ -66,6 +67,30 @@ const AWS: Partition = {
 function partitionOf(region: string): Partition {
   return PARTITIONS.find((p) => p.pattern.test(region)) ?? AWS;
 }
+
+/** The partition pscache reads from: the configured Region's, and what its Regions' names look like. */
+export interface PartitionRule {
+  name: string;
+  regions: RegExp;
+  /** The configured Region (always allowed, whatever its name). */
+  region: string;
+}
+
+export function partitionRule(region: string): PartitionRule {
+  const p = partitionOf(region);
+  return { name: p.name, regions: p.pattern, region };
+}
+
+/** What a Region name looks like: us-east-1, us-gov-west-1, cn-north-1, eu-isoe-west-1, eusc-de-east-1. */
+export const REGION = /^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$/;
+
+/** Longer than any AWS Region name (the longest are ~15 characters), and well inside a DNS label. */
+const MAX_REGION_LENGTH = 32;
+
+/** Whether reads may go to `region`: the configured one, or a Region of its partition. */
+export const inPartition = (region: string, p: PartitionRule): boolean =>
+  region === p.region ||
+  (region.length <= MAX_REGION_LENGTH && REGION.test(region) && p.regions.test(region));
 
 export interface EndpointOptions {
   region: string;

@@ -48,7 +48,7 @@ export interface Upstream {
 }
 
 /** Signing Region when none is configured but every endpoint is overridden (emulator, LocalStack). */
-const FALLBACK_SIGNING_REGION = 'us-east-1';
+export const FALLBACK_SIGNING_REGION = 'us-east-1';
 /** Outbound sockets over every endpoint host together, unless configured. */
 export const DEFAULT_MAX_OUTBOUND = 64;
 
@@ -82,8 +82,22 @@ export function createUpstream(
     log,
     routed ? { sdkHttpsAgent: async () => (await transports.for('https:')).agent } : {},
   );
-  const client = (service: AwsService, where: string, credentials: CredentialSource, timeoutMs: number) =>
-    new AwsJsonClient({
+  const client = (
+    service: AwsService,
+    where: string,
+    credentials: CredentialSource,
+    timeoutMs: number,
+    succeeded?: () => void,
+  ) => {
+    // A Region counts once a call there succeeds: told by the attempts' observer.
+    const observe: CallObserver | undefined =
+      succeeded === undefined
+        ? observer
+        : (e) => {
+            observer?.(e);
+            if (e.outcome === 'ok') succeeded();
+          };
+    return new AwsJsonClient({
       service,
       ...(service === 'sts' ? { protocol: queryProtocol } : {}),
       endpoint: resolveEndpoint(service, {
@@ -98,10 +112,11 @@ export function createUpstream(
       transports,
       timeoutMs,
       ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
-      ...(observer ? { observer } : {}),
+      ...(observe ? { observer: observe } : {}),
       ...(options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
       log,
     });
+  };
   // STS answers for both services: the more patient of their attempt timeouts.
   const stsTimeout = Math.max(
     attemptTimeoutMs(config.timeoutMs.ssm),
@@ -118,8 +133,8 @@ export function createUpstream(
     region,
     maxRoles: config.maxRoles,
     log,
-    makeClient: (service, where, credentials) =>
-      client(service, where, credentials, config.timeoutMs[service]),
+    makeClient: (service, where, credentials, succeeded) =>
+      client(service, where, credentials, config.timeoutMs[service], succeeded),
     assume: (roleArn, since) => {
       return assumeRole(
         stsClient(),

@@ -52,7 +52,6 @@ import {
   idsOf,
   itemName,
   type Loaded,
-  type ParameterRequest,
   type PathRequest,
   pathKey,
   plainKey,

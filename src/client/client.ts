@@ -1,8 +1,8 @@
 // createClient: a Transport (keep-alive, timeout, retries) plus the five reads, as closures that do not
 // use `this`, so `const { getParameter } = createClient()` works.
 import type { Env } from './env.ts';
-import { errorForCode, NotFoundError, type PscacheError } from './errors.ts';
-import { Transport } from './http.ts';
+import { errorForCode, NotFoundError, PscacheError } from './errors.ts';
+import { type Answer, Transport } from './http.ts';
 import type {
   ClientOptions,
   ParameterOptions,
@@ -30,6 +30,24 @@ import {
 } from './requests.ts';
 
 const DEFAULTS = { timeoutMs: 1000, retries: 2, retryBaseMs: 100, retryMaxDelayMs: 1000 };
+
+/**
+ * One batch request per chunk, concurrently; a chunk whose answer the daemon finds too large (400
+ * AnswerTooLarge: over 8 MB) is asked for again in halves.
+ */
+async function batches(items: string[], get: (chunk: string[]) => Promise<Answer>): Promise<Answer[]> {
+  const one = async (chunk: string[]): Promise<Answer[]> => {
+    try {
+      return [await get(chunk)];
+    } catch (e) {
+      if (!(e instanceof PscacheError) || e.__type !== 'AnswerTooLarge' || chunk.length < 2) throw e;
+      const half = Math.ceil(chunk.length / 2);
+      const parts = await Promise.all([one(chunk.slice(0, half)), one(chunk.slice(half))]);
+      return parts.flat();
+    }
+  };
+  return (await Promise.all(chunks(items).map(one))).flat();
+}
 
 export function createClient(options: ClientOptions = {}): PscacheClient {
   const transport = new Transport({
@@ -63,13 +81,11 @@ export function createClient(options: ClientOptions = {}): PscacheClient {
     checkList(names, 'names');
     const out: Record<string, unknown> = {};
     const unique = [...new Set(names)];
-    const answers = await Promise.all(
-      chunks(unique).map((chunk) => {
-        const query: Query = chunk.map((n) => ['name', n]);
-        if (o.decrypt) query.push(['withDecryption', 'true']);
-        return transport.get('/systemsmanager/parameters/batch', query, undefined);
-      }),
-    );
+    const answers = await batches(unique, (chunk) => {
+      const query: Query = chunk.map((n) => ['name', n]);
+      if (o.decrypt) query.push(['withDecryption', 'true']);
+      return transport.get('/systemsmanager/parameters/batch', query, undefined);
+    });
     // The answer names each parameter by Name (plus Selector) and ARN; it was asked for by any of them.
     const byKey = new Map<string, WireParameter>();
     for (const answer of answers) {
@@ -124,13 +140,11 @@ export function createClient(options: ClientOptions = {}): PscacheClient {
   ): Promise<Record<string, unknown>> => {
     checkList(ids, 'ids');
     const unique = [...new Set(ids)];
-    const answers = await Promise.all(
-      chunks(unique).map((chunk) =>
-        transport.get(
-          '/secretsmanager/batch',
-          chunk.map((id) => ['secretId', id]),
-          undefined,
-        ),
+    const answers = await batches(unique, (chunk) =>
+      transport.get(
+        '/secretsmanager/batch',
+        chunk.map((id) => ['secretId', id]),
+        undefined,
       ),
     );
     const byKey = new Map<string, WireSecret>();

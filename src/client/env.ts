@@ -1,11 +1,17 @@
-// Where the client finds the daemon and its token: the same variables, in the same order, as the daemon.
-import { readFileSync } from 'node:fs';
+// Where the client finds the daemon and its token: the same variables, in the same order and by the same
+// rules as the daemon (token-source.ts).
 import { UnauthorizedError } from './errors.ts';
+import {
+  findToken,
+  TOKEN_VARIABLE,
+  type TokenFound,
+  TokenSourceError,
+  tokenVariables,
+} from './token-source.ts';
 
 /** Environment variables, as `process.env` holds them. */
 export type Env = Record<string, string | undefined>;
 
-export const TOKEN_VARIABLE = 'PARAMETERS_SECRETS_EXTENSION_TOKEN';
 export const PORT_VARIABLE = 'PARAMETERS_SECRETS_EXTENSION_HTTP_PORT';
 export const DEFAULT_PORT = 2773;
 
@@ -20,38 +26,36 @@ const HOW_TO_SET =
   'inside Lambda AWS_SESSION_TOKEN is used, under SnapStart AWS_CONTAINER_AUTHORIZATION_TOKEN; ' +
   'or pass createClient({ token })';
 
+/** Warnings already given, so a client reading a token file at every call warns once. */
+const warned = new Set<string>();
+
 /**
- * The daemon's own order (src/config.ts): PARAMETERS_SECRETS_EXTENSION_TOKEN (a value or file:// URL),
- * else AWS_SESSION_TOKEN, else AWS_CONTAINER_AUTHORIZATION_TOKEN. Read at each call, so a file the
- * platform rotates, or a variable set after import, is picked up.
+ * The daemon's own order and rules (src/client/token-source.ts, which the daemon uses too):
+ * PARAMETERS_SECRETS_EXTENSION_TOKEN, then the variables of PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES
+ * (default AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN), each a value or a file: URL.
+ * Read at each call, so a file the platform rotates, or a variable set after import, is picked up.
  */
 export function resolveToken(env: Env): ResolvedToken {
-  const own = env[TOKEN_VARIABLE];
-  if (own !== undefined && own !== '') {
-    if (!own.startsWith('file://')) return { token: own, source: TOKEN_VARIABLE };
-    let path: string;
-    try {
-      path = decodeURIComponent(new URL(own).pathname);
-    } catch {
-      throw missing(`${TOKEN_VARIABLE} is not a valid file URL (use file:///absolute/path)`);
-    }
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      // The path is not secret; the file's contents are.
-      const code = (e as { code?: string }).code ?? 'error';
-      throw missing(`the token file ${path} named by ${TOKEN_VARIABLE} could not be read (${code})`);
-    }
-    const token = text.replace(/\r?\n$/, '');
-    if (token === '') throw missing(`the token file ${path} named by ${TOKEN_VARIABLE} is empty`);
-    return { token, source: `${TOKEN_VARIABLE} (file ${path})` };
+  let found: TokenFound | undefined;
+  try {
+    found = findToken(env, tokenVariables(env), 'client');
+  } catch (e) {
+    if (!(e instanceof TokenSourceError)) throw e;
+    throw new UnauthorizedError(`${e.message} (nothing was sent)`, {
+      status: 401,
+      type: 'InvalidTokenSource',
+    });
   }
-  for (const name of ['AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN']) {
-    const v = env[name];
-    if (v !== undefined && v !== '') return { token: v, source: name };
+  if (found === undefined) throw missing('no token for pscache');
+  for (const w of found.warnings) {
+    if (warned.has(w)) continue;
+    warned.add(w);
+    process.emitWarning(w, { type: 'PscacheWarning' });
   }
-  throw missing('no token for pscache');
+  return {
+    token: found.token,
+    source: found.file === undefined ? found.variable : `${found.variable} (file ${found.file})`,
+  };
 }
 
 function missing(what: string): UnauthorizedError {

@@ -527,7 +527,8 @@ export const SETTINGS = {
     origin: 'pscache',
     default: undefined,
     defaultText: '—',
-    allowed: 'a value, or file:///path to read it from',
+    allowed:
+      'a value of 16 or more characters, or a file: URL (file:///path) of a regular file of at most 4 KB',
     meaning:
       'the token clients must send; read before the variables of PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES',
     parse: (raw: string) => raw,
@@ -593,7 +594,7 @@ export const SETTINGS = {
       origin: 'provider',
       default: ['AWS_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'],
       meaning:
-        'variables holding the token (a value or file:///path), tried in order after PARAMETERS_SECRETS_EXTENSION_TOKEN',
+        'variables holding the token (a value or a file: URL), tried in order after PARAMETERS_SECRETS_EXTENSION_TOKEN',
     },
     { pattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/, what: 'variable name' },
   ),

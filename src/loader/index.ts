@@ -67,15 +67,17 @@ export interface Loader {
 /** What prefetch asks of the loader besides reads. */
 export interface Discovery {
   /**
-   * Secrets carrying tag key `key` (any value; a prefix match, as Secrets Manager's tag-key filter),
-   * every page of BatchGetSecretValue with that filter until `limit` are found; each under its Name.
-   * `errors` counts the secrets found but not readable (Errors entries).
+   * Secrets carrying tag key `key` (any value; a prefix match, as Secrets Manager's tag-key filter), one
+   * page of BatchGetSecretValue with that filter at a time, each secret under its Name; `errors` counts
+   * the secrets of the page found but not readable (Errors entries). Each page asks for at most `want()`
+   * secrets (and at most 20); paging stops when `want()` is 0 or the pages run out. One page is in memory
+   * at a time: the caller caches it (or drops it) before asking for the next.
    */
   secretsTagged(
     key: string,
     roleArn: string | undefined,
-    limit: number,
-  ): Promise<{ found: Discovered[]; errors: number }>;
+    want: () => number,
+  ): AsyncGenerator<{ found: Discovered[]; errors: number }, void, undefined>;
   /**
    * The requests of values already in hand (a discovery call, a path listing): the next load of each of
    * these very request objects answers from its value instead of calling upstream. Loads of any other
@@ -316,20 +318,20 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
     return { body, items };
   };
 
-  const secretsTagged = async (key: string, roleArn: string | undefined, limit: number) => {
+  async function* secretsTagged(key: string, roleArn: string | undefined, want: () => number) {
     const client = upstream.client('secretsmanager', { roleArn });
-    const found: Discovered[] = [];
-    let errors = 0;
     let nextToken: string | undefined;
-    for (let pages = 0; found.length < limit && pages < DISCOVERY_MAX_PAGES; pages++) {
+    for (let pages = 0; pages < DISCOVERY_MAX_PAGES; pages++) {
+      const wanted = Math.min(DISCOVERY_PAGE, want());
+      if (wanted <= 0) return;
       const page = await batchGetSecretValueByFilters(client, [{ Key: 'tag-key', Values: [key] }], {
-        maxResults: Math.min(DISCOVERY_PAGE, limit - found.length),
+        maxResults: wanted,
         nextToken,
       });
-      errors += page.Errors.length;
+      const found: Discovered[] = [];
       for (const s of page.SecretValues) {
         // Cached under its name, as a plain read of it would be; a value without a name stands for nothing.
-        if (s.Name === undefined || found.length >= limit) continue;
+        if (s.Name === undefined) continue;
         const request: ItemRequest = {
           service: 'secretsmanager',
           secretId: s.Name,
@@ -337,11 +339,11 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
         };
         found.push({ request, loaded: loadedSecret(s) });
       }
+      yield { found, errors: page.Errors.length };
       nextToken = page.NextToken;
-      if (nextToken === undefined) break;
+      if (nextToken === undefined) return;
     }
-    return { found, errors };
-  };
+  }
 
   const batcher =
     opts.batchWindowMs > 0

@@ -10,7 +10,9 @@ import { HTTP_VERSIONS, MAX_HEADER_BYTES } from './checks.ts';
 const LATE_BIND_MS = 100;
 
 /**
- * Requests one read from a connection may carry after the first; one more and the connection is closed.
+ * What the requests one read from a connection carries after the first may weigh; more and the connection
+ * is closed. A request weighs one, a batch read one per item it asks for (RequestHandler.weight): three
+ * pipelined batches of 100 cost the work of 300 reads, not 3.
  * A client that waits for each answer sends one request per read, a pipelining one at most its window
  * (benchmark tools use up to 16). A client that pipelines without reading fills every 64 KB read with ~1800
  * `GET /`, and Node answered each until the kernel's socket buffers were full: ~23 000 answers and ~40 MB
@@ -35,6 +37,8 @@ const CUT_LOG_MS = 60_000;
 /** What the listener needs from whoever answers the requests. */
 export interface RequestHandler {
   handle(req: IncomingMessage, res: ServerResponse): void;
+  /** What a request pipelined behind another in one read weighs against the limit (see MAX_PIPELINED). */
+  weight(req: IncomingMessage): number;
   /** Requests still waiting for their answer (on upstream). */
   inFlight(): number;
   /** Shutdown has begun: refuse what comes from now on. */
@@ -166,9 +170,12 @@ export class Listener {
     if (read !== socket[LAST_READ]) {
       socket[LAST_READ] = read;
       socket[PIPELINED] = 0;
-    } else if (++socket[PIPELINED] > MAX_PIPELINED) {
-      this.cut(socket, 'pipelining flood');
-      return;
+    } else {
+      socket[PIPELINED] += this.handler.weight(req);
+      if (socket[PIPELINED] > MAX_PIPELINED) {
+        this.cut(socket, 'pipelining flood');
+        return;
+      }
     }
     this.handler.handle(req, res);
     this.account(socket, res);

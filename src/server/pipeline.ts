@@ -16,12 +16,13 @@
 // left unread (see listener.ts).
 
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { type PartitionRule as Partition, partitionRule } from '../aws/endpoints.ts';
 import type { Answer, ItemCache, ReadOptions } from '../cache/index.ts';
 import { monotonicMs } from '../clock.ts';
-import type { Collections } from '../collections.ts';
-import { describeInternal, HttpError, InternalError, toHttpError } from '../errors.ts';
+import type { CollectionRequest, Collections } from '../collections.ts';
+import { badRequest, describeInternal, HttpError, InternalError, toHttpError } from '../errors.ts';
 import type { Readiness } from '../health.ts';
-import { type ItemRequest, itemName } from '../items.ts';
+import { type ItemRequest, itemName, outsidePartition } from '../items.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { checkOrigin, HTTP_VERSIONS, hostHeaderCount, TokenCheck } from './checks.ts';
@@ -53,6 +54,8 @@ export interface PipelineOptions {
   tokenHeaders?: readonly string[];
   /** Prefix of path-style secret reads; default /v1/. */
   pathPrefix?: string;
+  /** The partition ARNs must be of (the configured Region's); default aws, us-east-1. */
+  partition?: Partition;
   /** Only for the 429 message: the listener enforces it. */
   maxInboundConnections: number;
   cache: ItemCache;
@@ -93,9 +96,11 @@ export class Pipeline implements RequestHandler {
   private readonly parsed = new Map<string, ParsedItem>();
   private readonly pingBody = Buffer.from('healthy');
   private readonly rootBody: Buffer;
+  private readonly partition: Partition;
 
   constructor(private readonly opts: PipelineOptions) {
     this.tokenCheck = new TokenCheck(opts.token, opts.tokenHeaders);
+    this.partition = opts.partition ?? partitionRule('us-east-1');
     this.rootBody = Buffer.from(`healthy\npscache ${opts.version}\n`);
   }
 
@@ -182,12 +187,14 @@ export class Pipeline implements RequestHandler {
         const query = parseQuery(q === -1 ? '' : url.slice(q + 1));
         if (route.kind === 'item') {
           const { item, opts } = route.parse(query);
+          this.checkPartition(item);
           ctx.name = itemName(item);
           if (url.length <= MEMO_URL_LENGTH) this.remember(url, route.route, item, opts, ctx.name);
           ctx.upstream = true;
           answer = this.opts.cache.get(item, opts);
         } else {
           const c = route.parse(query);
+          this.checkCollection(c);
           ctx.name =
             c.kind === 'ssm-path'
               ? c.path
@@ -224,6 +231,42 @@ export class Pipeline implements RequestHandler {
       },
       (e) => this.fail(ctx, new InternalError(e)),
     );
+  }
+
+  /** An ARN of another partition, or naming a Region outside it, is refused before any upstream call. */
+  private checkPartition(r: ItemRequest): void {
+    if (r.service === 'ssm') this.checkArn(r.name, r.service, 'the parameter name');
+    else this.checkArn(r.secretId, r.service, 'the secret id');
+    if (r.roleArn !== undefined) this.checkArn(r.roleArn, undefined, 'query parameter roleArn');
+  }
+
+  private checkCollection(c: CollectionRequest): void {
+    if (c.kind !== 'ssm-path') {
+      const [service, param, ids] =
+        c.kind === 'ssm-batch'
+          ? (['ssm', 'parameter name', c.names] as const)
+          : (['secretsmanager', 'secret id', c.ids] as const);
+      for (let i = 0; i < ids.length; i++) this.checkArn(ids[i]!, service, `the ${param} (item ${i + 1})`);
+    }
+    if (c.roleArn !== undefined) this.checkArn(c.roleArn, undefined, 'query parameter roleArn');
+  }
+
+  private checkArn(id: string, service: ItemRequest['service'] | undefined, what: string): void {
+    const why = outsidePartition(id, service, this.partition);
+    if (why !== undefined) throw badRequest(`${what} ${why}`);
+  }
+
+  /**
+   * One, or for a batch read one per query parameter (about one per item asked for): what it costs to
+   * answer, for the listener's pipelining limit. Looked at only for requests pipelined behind another.
+   */
+  weight(req: IncomingMessage): number {
+    const url = req.url ?? '';
+    if (!url.startsWith('/secretsmanager/batch') && !url.startsWith('/systemsmanager/parameters/batch'))
+      return 1;
+    let n = 1;
+    for (let i = url.indexOf('&'); i !== -1; i = url.indexOf('&', i + 1)) n++;
+    return n;
   }
 
   private remember(

@@ -2,12 +2,12 @@
 // server with that CA's certificate) relaying to the emulator, and a forward proxy that speaks CONNECT and
 // absolute-form HTTP, records what it was asked and sends every host to a port of the test's choosing.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempDir } from './temp.ts';
 
 export interface PrivateCa {
   dir: string;
@@ -21,7 +21,7 @@ export interface PrivateCa {
 
 /** A throw-away CA and one server certificate it signed; openssl runs in a `pscache-ca-` temp directory. */
 export function makePrivateCa(names: string[]): PrivateCa {
-  const dir = mkdtempSync(join(tmpdir(), 'pscache-ca-'));
+  const dir = tempDir('ca');
   const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const key = ['-newkey', 'rsa:2048', '-nodes'];
   run([
