@@ -1,0 +1,269 @@
+// A second independent review of the cache core's guarantees (docs/architecture.md, "What you can rely
+// on"; docs/http-api.md, "What a read can rely on"). Each test is one sequence that breaks a guarantee,
+// named after it, and asserts what the guarantee says: it fails until the break is fixed. Same fake-clock
+// style as test/review.test.ts.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { AwsCallError } from '../src/aws/types.ts';
+import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
+import type { PathListing } from '../src/loader/index.ts';
+import { type Clock, systemClock } from '../src/clock.ts';
+import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
+
+const TTL = 10_000;
+const WAIT = 30_000;
+
+function setup(o: Partial<CacheOptions> = {}, loader: ScriptedLoader = new ScriptedLoader()) {
+  const clock = new FakeClock();
+  const cache = new ItemCache({
+    enabled: true,
+    maxItems: 100,
+    maxBytes: 1 << 20,
+    ttlMs: { ssm: TTL, secretsmanager: TTL },
+    staleIfErrorMs: 60_000,
+    loader,
+    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
+    clock,
+    jitter: () => 1,
+    ...o,
+  });
+  return { clock, loader, cache };
+}
+
+const ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/p';
+const param = (name: string, withDecryption = false, more: Partial<ParameterRequest> = {}): ParameterRequest => ({
+  service: 'ssm',
+  name,
+  withDecryption,
+  ...more,
+});
+const secret = (id: string, more: Partial<Extract<ItemRequest, { service: 'secretsmanager' }>> = {}) =>
+  ({ service: 'secretsmanager', secretId: id, ...more }) as ItemRequest;
+/** A String parameter's answer, with the ids the real loader reports (its Name and ARN). */
+const str = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({ body: Buffer.from(text), plain: true, ids });
+/** A SecureString's answer (depends on the flag). */
+const sec = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({ body: Buffer.from(text), ids });
+const paramNotFound = (code = 'ParameterNotFound') => new AwsCallError(code, 'gone', 'aws', 400);
+const throttled = () => new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400);
+
+/** Starts a read and swallows its rejection (looked at later). */
+const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
+  let p: Promise<Answer>;
+  try {
+    p = Promise.resolve(a());
+  } catch (e) {
+    p = Promise.reject(e);
+  }
+  p.catch(() => {});
+  return p;
+};
+/** `body source`, or the error code. */
+const outcome = (p: Promise<Answer>) =>
+  p.then(
+    (x) => `${x.body.toString()} ${x.source}`,
+    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
+  );
+/** What a read answers now: a hit at once, or whatever the load it starts is answered (by `answer`). */
+async function readNow(
+  loader: ScriptedLoader,
+  read: () => Answer | Promise<Answer>,
+  answer: (l: ScriptedLoader['loads'][number]) => void,
+): Promise<string> {
+  const before = loader.loads.length;
+  const p = start(read);
+  await settle();
+  for (const l of loader.loads.slice(before)) if (!l.settled) answer(l);
+  return outcome(p);
+}
+/** The one open load not in `known`. */
+const newest = (loader: ScriptedLoader, ...known: Array<ScriptedLoader['loads'][number]>) => {
+  const open = loader.open.filter((l) => !known.includes(l));
+  assert.equal(open.length, 1, `expected one new open load, found ${open.length}`);
+  return open[0]!;
+};
+
+describe('newer wins, durably: the one-second share', () => {
+  test('B1: after a refreshNow by ARN answered v2, a refreshNow by name within the second does not get the older v1 share', async () => {
+    const { loader, cache } = setup();
+    // refreshNow by name answers v1: shared for a second under its key.
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/p'), { refresh: true }), (l) => l.resolve(str('v1'))),
+      'v1 miss',
+    );
+    // /p becomes v2; a refreshNow by its ARN (another key, the same object) answers v2.
+    assert.equal(
+      await readNow(loader, () => cache.get(param(ARN), { refresh: true }), (l) => l.resolve(str('v2'))),
+      'v2 miss',
+    );
+    // Nothing runs now, so every mark was pruned: the share's "nothing landed since" test passes vacuously.
+    assert.equal(cache.overhead.marks, 0);
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/p'), { refresh: true }),
+      (l) => l.resolve(str('v2')),
+    );
+    assert.match(got, /^v2 /, `a refreshNow by name after the ARN's refreshNow answered v2 got ${got}`);
+  });
+
+  test('B2: after an answer showed a SecureString became a String, a refreshNow within the second does not get the SecureString share', async () => {
+    const { loader, cache } = setup({ maxItems: 1 });
+    // refreshNow of the SecureString /p (ciphertext, withDecryption=false): shared for a second.
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/p'), { refresh: true }), (l) => l.resolve(sec('cipher v1'))),
+      'cipher v1 miss',
+    );
+    // /p is put again as a String; a read through withDecryption=true says so (it drops the SecureString entries).
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('string v2'))),
+      'string v2 miss',
+    );
+    // Another key takes the one slot of the cache (CACHE_SIZE=1): the String entry is evicted.
+    await readNow(loader, () => cache.get(secret('other')), (l) => l.resolve(body('o')));
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/p'), { refresh: true }),
+      (l) => l.resolve(str('string v2')),
+    );
+    assert.equal(got, 'string v2 miss', `after the String answer, a refreshNow got ${got}`);
+  });
+});
+
+describe('a parameter that changes type', () => {
+  test('B3: once a refreshNow shows a String became a SecureString, a path listing without decryption no longer shows the String', async () => {
+    const { clock, loader, cache } = setup();
+    const p = { path: '/a', recursive: false, withDecryption: false };
+    const listed: PathListing = {
+      body: Buffer.from('listing: /a/x is the String v1'),
+      items: [{ request: param('/a/x'), loaded: str('v1', ['/a/x']) }],
+    };
+    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /a/x is the String v1 miss');
+    // /a/x is put again as a SecureString; a refreshNow through withDecryption=true says so.
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.get(param('/a/x', true), { refresh: true }),
+        (l) => l.resolve(sec('plaintext v2', ['/a/x'])),
+      ),
+      'plaintext v2 miss',
+    );
+    await clock.advance(REFRESH_SHARE_MS);
+    // The single read without decryption no longer gets the String (its entry was dropped)...
+    const single = await readNow(loader, () => cache.get(param('/a/x')), (l) => l.resolve(sec('ciphertext v2', ['/a/x'])));
+    assert.equal(single, 'ciphertext v2 miss');
+    // ...but the listing still shows it.
+    const got = await readNow(
+      loader,
+      () => cache.getPath(p),
+      (l) => l.resolve({ body: Buffer.from('listing: /a/x is a SecureString'), items: [] }),
+    );
+    assert.equal(got, 'listing: /a/x is a SecureString miss', `the listing showing the old String was served: ${got}`);
+  });
+
+  test('B4: a String answer that may not store (a refresh was asked meanwhile) still drops the SecureString entries', async () => {
+    const { loader, cache } = setup();
+    // /p is a SecureString: its plaintext is cached (withDecryption=true).
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(sec('old plaintext'))),
+      'old plaintext miss',
+    );
+    // /p is put again as a String. A plain read without decryption loads (no entry for that flag)...
+    const plainRead = start(() => cache.get(param('/p')));
+    await settle();
+    const l1 = loader.only();
+    // ...and meanwhile a refreshNow with decryption is asked (it is throttled below).
+    const refresh = start(() => cache.get(param('/p', true), { refresh: true }));
+    await settle();
+    const l2 = newest(loader, l1);
+    // The plain read answers: /p is now the String v2.
+    l1.resolve(str('string v2'));
+    assert.equal(await outcome(plainRead), 'string v2 miss');
+    l2.reject(throttled());
+    assert.equal(await outcome(refresh), 'ThrottlingException');
+    // A read arriving now must not get what /p was before that answer showed its new type.
+    const got = await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('string v2')));
+    assert.equal(got, 'string v2 miss', `after the String answer, withDecryption=true got ${got}`);
+  });
+});
+
+describe("a request's ttl only shortens", () => {
+  test('B5: a ttl=1 read that joins a load of an expired entry caps what that load keeps, as it does joining any other load', async () => {
+    const { clock, loader, cache } = setup();
+    // Control: with no entry, a ttl=1 read joining a plain read's load caps what it keeps to 1 s.
+    const a0 = start(() => cache.get(secret('fresh')));
+    await settle();
+    const b0 = start(() => cache.get(secret('fresh'), { ttlMs: 1000 }));
+    await settle();
+    loader.only().resolve(body('f1'));
+    assert.equal(await outcome(b0), 'f1 miss');
+    await a0;
+    await clock.advance(2000);
+    assert.equal(
+      await readNow(loader, () => cache.get(secret('fresh')), (l) => l.resolve(body('f2'))),
+      'f2 miss',
+      'control: the load a ttl=1 read shared was kept 1 s',
+    );
+    // The same with an entry expired inside the stale window.
+    assert.equal(await readNow(loader, () => cache.get(secret('k')), (l) => l.resolve(body('v1'))), 'v1 miss');
+    await clock.advance(TTL + 1);
+    const a = start(() => cache.get(secret('k')));
+    await settle();
+    const b = start(() => cache.get(secret('k'), { ttlMs: 1000 }));
+    await settle();
+    loader.only().resolve(body('v2'));
+    assert.equal(await outcome(b), 'v2 miss', 'the ttl=1 read was answered by the load it joined');
+    await a;
+    await clock.advance(2000);
+    const got = await readNow(loader, () => cache.get(secret('k')), (l) => l.resolve(body('v3')));
+    assert.equal(got, 'v3 miss', `what a ttl=1 read loaded was kept past its 1 s: ${got}`);
+  });
+});
+
+describe('the hit path', () => {
+  /** Garbage collections while `n` fresh hits of `r` are read (0 when a hit allocates nothing). */
+  async function collectionsDuring(clock: Clock, r: ItemRequest, answer: Loaded, n: number): Promise<number> {
+    const loader = new ScriptedLoader();
+    const cache = new ItemCache({
+      enabled: true,
+      maxItems: 100,
+      maxBytes: 1 << 20,
+      ttlMs: { ssm: 3_600_000, secretsmanager: 3_600_000 },
+      staleIfErrorMs: 0,
+      loader,
+      waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
+      clock,
+      jitter: () => 1,
+    });
+    // As the server reads a remembered URL: a frozen request, no options.
+    Object.freeze(r);
+    const first = start(() => cache.get(r));
+    await settle();
+    loader.only().resolve(answer);
+    await first;
+    for (let i = 0; i < 100_000; i++) assert.equal(cache.get(r) instanceof Promise, false);
+    let gcs = 0;
+    const observer = new PerformanceObserver((list) => {
+      gcs += list.getEntries().length;
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gcs = 0;
+    let hits = 0;
+    for (let i = 0; i < n; i++) if ((cache.get(r) as Answer).source === 'hit') hits++;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    observer.disconnect();
+    assert.equal(hits, n);
+    return gcs;
+  }
+
+  test('B6: a fresh hit of a String parameter allocates nothing (it looks its own key up first, and that miss allocates)', async () => {
+    const gcs = await collectionsDuring(new FakeClock(), param('/k'), str('v', ['/k']), 2_000_000);
+    assert.ok(gcs <= 1, `${gcs} garbage collections during 2,000,000 hits`);
+  });
+
+  test('B7: a fresh hit on the production clock allocates nothing (process.hrtime() returns a new array, twice per hit)', async () => {
+    const gcs = await collectionsDuring(systemClock, secret('k'), body('v'), 2_000_000);
+    assert.ok(gcs <= 1, `${gcs} garbage collections during 2,000,000 hits`);
+  });
+});
