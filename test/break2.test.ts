@@ -161,6 +161,36 @@ describe('a parameter that changes type', () => {
     assert.equal(got, 'listing: /a/x is a SecureString miss', `the listing showing the old String was served: ${got}`);
   });
 
+  test('B3b: once a plain read shows a SecureString became a String, a stored listing no longer shows the SecureString', async () => {
+    const { loader, cache } = setup();
+    const p = { path: '/a', recursive: false, withDecryption: false };
+    const listed: PathListing = {
+      body: Buffer.from('listing: /a/x is a SecureString (ciphertext v1)'),
+      items: [{ request: param('/a/x'), loaded: sec('ciphertext v1', ['/a/x']) }],
+    };
+    assert.equal(
+      await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)),
+      'listing: /a/x is a SecureString (ciphertext v1) miss',
+    );
+    // /a/x is put again as a String; a plain read with decryption (no entry for it) says so.
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/a/x', true)), (l) => l.resolve(str('string v2', ['/a/x']))),
+      'string v2 miss',
+    );
+    // The item's SecureString entries are gone (withDecryption=false is a hit of the String now)...
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/a/x')), (l) => l.resolve(str('string v2', ['/a/x']))),
+      'string v2 hit',
+    );
+    // ...but the listing still shows the SecureString.
+    const got = await readNow(
+      loader,
+      () => cache.getPath(p),
+      (l) => l.resolve({ body: Buffer.from('listing: /a/x is the String v2'), items: [] }),
+    );
+    assert.equal(got, 'listing: /a/x is the String v2 miss', `the listing from before the type change was served: ${got}`);
+  });
+
   test('B4: a String answer that may not store (a refresh was asked meanwhile) still drops the SecureString entries', async () => {
     const { loader, cache } = setup();
     // /p is a SecureString: its plaintext is cached (withDecryption=true).
@@ -265,5 +295,156 @@ describe('the hit path', () => {
   test('B7: a fresh hit on the production clock allocates nothing (process.hrtime() returns a new array, twice per hit)', async () => {
     const gcs = await collectionsDuring(systemClock, secret('k'), body('v'), 2_000_000);
     assert.ok(gcs <= 1, `${gcs} garbage collections during 2,000,000 hits`);
+  });
+});
+
+describe('it actually caches (model counterexamples)', () => {
+  test('B8 (model seed 44): a ttl=0 read does not stop a plain read of the other flag that started after it from caching', async () => {
+    const { loader, cache } = setup();
+    // A ttl=0 read of the String /p without decryption, and a plain read with decryption: two loads.
+    const zero = start(() => cache.get(param('/p'), { ttlMs: 0 }));
+    await settle();
+    const l0 = loader.only();
+    const plainRead = start(() => cache.get(param('/p', true)));
+    await settle();
+    const l1 = newest(loader, l0);
+    // Both read v1; the ttl=0 load (kept nowhere) answers first.
+    l0.resolve(str('v1'));
+    assert.equal(await outcome(zero), 'v1 miss');
+    l1.resolve(str('v1'));
+    assert.equal(await outcome(plainRead), 'v1 miss');
+    // The plain read's answer, the newest, is kept: the next plain read is a hit.
+    const got = await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('v1')));
+    assert.equal(got, 'v1 hit', `a ttl=0 read made the plain read's answer uncacheable: ${got}`);
+  });
+
+  test('B9 (model seed 22): a load that answers the value the entry holds keeps it for a TTL from its own answer', async () => {
+    const { clock, loader, cache } = setup();
+    // Plain reads of the String /p through both flags: two loads (two slots).
+    const a = start(() => cache.get(param('/p')));
+    await settle();
+    const la = loader.only();
+    const b = start(() => cache.get(param('/p', true)));
+    await settle();
+    const lb = newest(loader, la);
+    la.resolve(str('v1'));
+    assert.equal(await outcome(a), 'v1 miss');
+    // The second load is slow: it answers the same v1 a TTL later.
+    await clock.advance(TTL + 1);
+    lb.resolve(str('v1'));
+    assert.equal(await outcome(b), 'v1 miss');
+    const got = await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('v1')));
+    assert.equal(got, 'v1 hit', `the value a load answered a moment ago was not kept: ${got}`);
+  });
+
+  test('B10: an older refreshNow that lands while a newer one runs does not make the newer answer uncacheable', async () => {
+    const { clock, loader, cache } = setup();
+    // refreshNow #1 of secret k hangs; 1.5 s later refreshNow #2 (its own load: the share is over).
+    const r1 = start(() => cache.get(secret('k'), { refresh: true }));
+    await settle();
+    const l1 = loader.only();
+    await clock.advance(1500);
+    const r2 = start(() => cache.get(secret('k'), { refresh: true }));
+    await settle();
+    const l2 = newest(loader, l1);
+    // #1 answers (older: not stored), then #2 answers the newest value.
+    l1.resolve(body('v1'));
+    assert.equal(await outcome(r1), 'v1 miss');
+    l2.resolve(body('v2'));
+    assert.equal(await outcome(r2), 'v2 miss');
+    // The newest refresh's answer is what the cache holds: a plain read is a hit.
+    const got = await readNow(loader, () => cache.get(secret('k')), (l) => l.resolve(body('v2')));
+    assert.equal(got, 'v2 hit', `the newest refreshNow's answer was not kept: ${got}`);
+  });
+});
+
+describe('one upstream refresh a second per key', () => {
+  test('B11: refreshNow reads alternating the two flags of a parameter do not make a load each', async () => {
+    const { clock, loader, cache } = setup();
+    // A flood within one second: refreshNow of /p without, then with decryption, and so on.
+    const reads: Array<Promise<Answer>> = [];
+    for (let i = 0; i < 10; i++) {
+      reads.push(start(() => cache.get(param('/p', i % 2 === 1), { refresh: true })));
+      await settle();
+      await clock.advance(10);
+    }
+    const loads = loader.loads.length;
+    for (const l of loader.open) l.resolve(str('v'));
+    await Promise.all(reads);
+    // Before any answer says what /p is, the first refresh of each flag loads: two, not one per read.
+    assert.ok(loads <= 2, `${loads} upstream loads for 10 refreshNow reads of one parameter within 100 ms`);
+  });
+
+  test('B11b: refreshNow reads alternating the name and the ARN of a parameter do not make a load each', async () => {
+    const { clock, loader, cache } = setup();
+    const reads: Array<Promise<Answer>> = [];
+    for (let i = 0; i < 10; i++) {
+      reads.push(start(() => cache.get(param(i % 2 === 0 ? '/p' : ARN), { refresh: true })));
+      await settle();
+      await clock.advance(10);
+    }
+    const loads = loader.loads.length;
+    for (const l of loader.open) l.resolve(str('v'));
+    await Promise.all(reads);
+    // Two keys, each shares one load a second.
+    assert.ok(loads <= 2, `${loads} upstream loads for 10 refreshNow reads of one parameter's two ids within 100 ms`);
+  });
+
+  test('B12: once both flags of a String were refreshed together, a refreshNow within the second shares their answer', async () => {
+    const { loader, cache } = setup();
+    const a = start(() => cache.get(param('/p'), { refresh: true }));
+    const b = start(() => cache.get(param('/p', true), { refresh: true }));
+    await settle();
+    assert.equal(loader.open.length, 2, 'the first refresh of each flag loads (documented)');
+    for (const l of loader.open) l.resolve(str('v'));
+    assert.equal(await outcome(a), 'v miss');
+    assert.equal(await outcome(b), 'v miss');
+    // Within the same second: the answers said /p is a String.
+    const c = start(() => cache.get(param('/p'), { refresh: true }));
+    await settle();
+    const more = loader.open.length;
+    for (const l of loader.open) l.resolve(str('v'));
+    await c;
+    assert.equal(more, 0, 'a third refreshNow within the second went upstream again: neither answer was shared or stored');
+  });
+});
+
+describe('never stale after NotFound or AccessDenied', () => {
+  test('B13: after a NotFound by name, a ttl=0 read by ARN within the second does not get the value shared before it', async () => {
+    const { loader, cache } = setup();
+    // A ttl=0 read by ARN: its answer is kept nowhere but shared for a second.
+    assert.equal(
+      await readNow(loader, () => cache.get(param(ARN), { ttlMs: 0 }), (l) => l.resolve(str('v1'))),
+      'v1 miss',
+    );
+    // /p is deleted; a refreshNow by name answers NotFound.
+    assert.equal(
+      await readNow(loader, () => cache.get(param('/p'), { refresh: true }), (l) => l.reject(paramNotFound())),
+      'ParameterNotFound',
+    );
+    const got = await readNow(loader, () => cache.get(param(ARN), { ttlMs: 0 }), (l) => l.reject(paramNotFound()));
+    assert.equal(got, 'ParameterNotFound', `the deleted parameter, read by ARN after the NotFound, answered ${got}`);
+  });
+
+  test('B14: a ParameterVersionNotFound of one version leaves the parameter and the listings that show it', async () => {
+    const { loader, cache } = setup();
+    const p = { path: '/a', recursive: false, withDecryption: false };
+    const listed: PathListing = {
+      body: Buffer.from('listing: /a/x v1'),
+      items: [{ request: param('/a/x'), loaded: str('v1', ['/a/x']) }],
+    };
+    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /a/x v1 miss');
+    // A client asks for a version that does not exist.
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.get(param('/a/x', false, { version: '99' })),
+        (l) => l.reject(paramNotFound('ParameterVersionNotFound')),
+      ),
+      'ParameterVersionNotFound',
+    );
+    // /a/x is not gone: only version 99 is. The listing (and the item) are still good.
+    const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed));
+    assert.equal(got, 'listing: /a/x v1 hit', `a NotFound of version 99 evicted the listing: ${got}`);
   });
 });
