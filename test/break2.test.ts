@@ -10,6 +10,10 @@ import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../
 import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
 import type { PathListing } from '../src/loader/index.ts';
 import { type Clock, systemClock } from '../src/clock.ts';
+import type { Discovered } from '../src/loader/index.ts';
+import { silentLogger } from '../src/log.ts';
+import { prefetch } from '../src/prefetch.ts';
+import type { Outcome } from '../src/loader/index.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
 const TTL = 10_000;
@@ -446,5 +450,96 @@ describe('never stale after NotFound or AccessDenied', () => {
     // /a/x is not gone: only version 99 is. The listing (and the item) are still good.
     const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed));
     assert.equal(got, 'listing: /a/x v1 hit', `a NotFound of version 99 evicted the listing: ${got}`);
+  });
+});
+
+describe('news of one version or label is not news of the parameter', () => {
+  test('B14b: a refreshNow of version 1 (older, as it should be) does not evict the listing that shows the current value', async () => {
+    const { loader, cache } = setup();
+    const p = { path: '/a', recursive: false, withDecryption: false };
+    const listed: PathListing = {
+      body: Buffer.from('listing: /a/x v2'),
+      items: [{ request: param('/a/x'), loaded: str('v2', ['/a/x']) }],
+    };
+    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /a/x v2 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.get(param('/a/x', false, { version: '1' }), { refresh: true }),
+        (l) => l.resolve(str('v1 (version 1)', ['/a/x'])),
+      ),
+      'v1 (version 1) miss',
+    );
+    const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed));
+    assert.equal(got, 'listing: /a/x v2 hit', `a refreshNow of version 1 evicted the listing of the current version: ${got}`);
+  });
+});
+
+describe('gone is gone, and newer wins, for what prefetch had in hand', () => {
+  /** A scripted loader that, like the real one, answers a primed request from the value in hand. */
+  class PrimingLoader extends ScriptedLoader {
+    readonly inHand = new WeakMap<ItemRequest, Loaded>();
+    page: (found: Discovered[]) => void = () => {};
+    private readonly pageIn = new Promise<Discovered[]>((resolve) => {
+      this.page = resolve;
+    });
+    override many(rs: readonly ItemRequest[], ctx?: Parameters<ScriptedLoader['many']>[1]): Promise<Outcome[]> {
+      const held = rs.map((r) => this.inHand.get(r));
+      if (held.every((x) => x !== undefined)) return Promise.resolve(held.map((loaded) => ({ ok: true, loaded: loaded! })));
+      return super.many(rs, ctx);
+    }
+    primed(items: readonly Discovered[]): ItemRequest[] {
+      for (const x of items) this.inHand.set(x.request, x.loaded);
+      return items.map((x) => x.request);
+    }
+    async *secretsTagged(): AsyncGenerator<{ found: Discovered[]; errors: number }, void, undefined> {
+      yield { found: await this.pageIn, errors: 0 };
+    }
+  }
+
+  test('B15: a secret that answered NotFound is not brought back by a tag discovery page read before the deletion', async () => {
+    const loader = new PrimingLoader();
+    const { cache } = setup({}, loader);
+    // Prefetch searches the tag: its BatchGetSecretValue page is in flight (it reads s = v1).
+    const done = prefetch(
+      { items: [], tags: [{ key: 'team' }], budget: 10, budgetBytes: 1 << 20, maxJitterMs: 0 },
+      { cache, loader: loader as never, log: silentLogger },
+    );
+    await settle();
+    // s is deleted; a client's read answers NotFound.
+    assert.equal(
+      await readNow(loader, () => cache.get(secret('s')), (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400))),
+      'ResourceNotFoundException',
+    );
+    // The discovery page, read before the deletion, arrives; prefetch caches what it found.
+    loader.page([{ request: secret('s'), loaded: body('s v1 (deleted)') }]);
+    await done;
+    const got = await readNow(loader, () => cache.get(secret('s')), (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400)));
+    assert.equal(got, 'ResourceNotFoundException', `after the NotFound answered, a read got ${got}`);
+  });
+});
+
+describe('keys stay apart: ids of different objects', () => {
+  test('B16: a NotFound of secret "app" neither evicts nor answers 404 for the secret "app-secret" read by its partial ARN', async () => {
+    const { loader, cache } = setup();
+    const partial = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app-secret';
+    const answer: Loaded = {
+      body: Buffer.from('app-secret value'),
+      ids: ['app-secret', `${partial}-AbCdEf`, partial],
+    };
+    assert.equal(
+      await readNow(loader, () => cache.get(secret(partial), { refresh: true }), (l) => l.resolve(answer)),
+      'app-secret value miss',
+    );
+    // Another secret, "app", does not exist.
+    assert.equal(
+      await readNow(loader, () => cache.get(secret('app')), (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400))),
+      'ResourceNotFoundException',
+    );
+    // "-secret" looked like the random suffix of a full ARN: app-secret was taken for an id of "app".
+    const refreshed = await readNow(loader, () => cache.get(secret(partial), { refresh: true }), (l) => l.resolve(answer));
+    assert.equal(refreshed, 'app-secret value hit', `app-secret, which exists, answered ${refreshed}`);
+    const plain = await readNow(loader, () => cache.get(secret(partial)), (l) => l.resolve(answer));
+    assert.equal(plain, 'app-secret value hit', `app-secret was evicted by app's NotFound: ${plain}`);
   });
 });
