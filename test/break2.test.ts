@@ -13,6 +13,9 @@ import { type Clock, systemClock } from '../src/clock.ts';
 import type { Discovered } from '../src/loader/index.ts';
 import { silentLogger } from '../src/log.ts';
 import { prefetch } from '../src/prefetch.ts';
+import type { AwsJsonClient } from '../src/aws/client.ts';
+import type { Upstream } from '../src/aws/index.ts';
+import { createLoader } from '../src/loader/index.ts';
 import type { Outcome } from '../src/loader/index.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
@@ -475,6 +478,33 @@ describe('news of one version or label is not news of the parameter', () => {
   });
 });
 
+describe('newer wins, durably: listings', () => {
+  test('B18: a refreshNow by ARN whose answer names no ids still outdates the listing that shows the parameter otherwise', async () => {
+    const { clock, loader, cache } = setup();
+    const p = { path: '/', recursive: true, withDecryption: false };
+    const listed: PathListing = {
+      body: Buffer.from('listing: /p v1'),
+      items: [{ request: param('/p'), loaded: str('v1', ['/p']) }],
+    };
+    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /p v1 miss');
+    // /p becomes v2; a refreshNow by its ARN answers v2 (a Loaded without ids: the ARN itself names /p).
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.get(param(ARN), { refresh: true }),
+        (l) => l.resolve({ body: Buffer.from('v2'), plain: true }),
+      ),
+      'v2 miss',
+    );
+    await clock.advance(REFRESH_SHARE_MS);
+    // The single read by name no longer gets v1...
+    assert.equal(await readNow(loader, () => cache.get(param('/p')), (l) => l.resolve(str('v2'))), 'v2 miss');
+    // ...but the listing does.
+    const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve({ body: Buffer.from('listing: /p v2'), items: [] }));
+    assert.equal(got, 'listing: /p v2 miss', `after the refreshNow answered v2, the listing showed ${got}`);
+  });
+});
+
 describe('gone is gone, and newer wins, for what prefetch had in hand', () => {
   /** A scripted loader that, like the real one, answers a primed request from the value in hand. */
   class PrimingLoader extends ScriptedLoader {
@@ -541,5 +571,30 @@ describe('keys stay apart: ids of different objects', () => {
     assert.equal(refreshed, 'app-secret value hit', `app-secret, which exists, answered ${refreshed}`);
     const plain = await readNow(loader, () => cache.get(secret(partial)), (l) => l.resolve(answer));
     assert.equal(plain, 'app-secret value hit', `app-secret was evicted by app's NotFound: ${plain}`);
+  });
+});
+
+describe('nothing runs forever', () => {
+  test('B17: a path listing whose pages never end (the same NextToken again and again) stops, as tag discovery does', async () => {
+    let pages = 0;
+    const CUT = 5000;
+    const aws = {
+      call: async (operation: string) => {
+        assert.equal(operation, 'GetParametersByPath');
+        pages++;
+        // The test's own safety stop: past CUT pages the "upstream" fails the call.
+        if (pages > CUT) throw new AwsCallError('InternalFailure', 'test stop', 'server', 500);
+        return { Parameters: [], NextToken: 'the same token' };
+      },
+    } as unknown as AwsJsonClient;
+    const upstream = { ssm: aws, secretsmanager: aws, region: 'us-east-1', client: () => aws } as unknown as Upstream;
+    const loader = createLoader(upstream, { batchWindowMs: 0, log: silentLogger });
+    const progress: number[] = [];
+    const outcome = await loader.path({ path: '/a', recursive: true, withDecryption: false }, { onProgress: () => progress.push(1) }).then(
+      () => 'listed',
+      (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
+    );
+    // Every page counts as progress: a cache read joins such a listing for as long as it runs.
+    assert.ok(pages <= 1000, `the listing asked for ${pages - 1} empty pages with the same NextToken before anything stopped it (${outcome})`);
   });
 });
