@@ -3,20 +3,18 @@
 // named after it, and asserts what the guarantee says: it fails until the break is fixed. Same fake-clock
 // style as test/review.test.ts.
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
-import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
-import type { PathListing } from '../src/loader/index.ts';
-import { type Clock, systemClock } from '../src/clock.ts';
-import type { Discovered } from '../src/loader/index.ts';
-import { silentLogger } from '../src/log.ts';
-import { prefetch } from '../src/prefetch.ts';
+import { describe, test } from 'node:test';
 import type { AwsJsonClient } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
+import { AwsCallError } from '../src/aws/types.ts';
+import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import { type Clock, systemClock } from '../src/clock.ts';
+import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
+import type { Discovered, Outcome, PathListing } from '../src/loader/index.ts';
 import { createLoader } from '../src/loader/index.ts';
-import type { Outcome } from '../src/loader/index.ts';
+import { silentLogger } from '../src/log.ts';
+import { prefetch } from '../src/prefetch.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
 const TTL = 10_000;
@@ -40,7 +38,11 @@ function setup(o: Partial<CacheOptions> = {}, loader: ScriptedLoader = new Scrip
 }
 
 const ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/p';
-const param = (name: string, withDecryption = false, more: Partial<ParameterRequest> = {}): ParameterRequest => ({
+const param = (
+  name: string,
+  withDecryption = false,
+  more: Partial<ParameterRequest> = {},
+): ParameterRequest => ({
   service: 'ssm',
   name,
   withDecryption,
@@ -49,7 +51,11 @@ const param = (name: string, withDecryption = false, more: Partial<ParameterRequ
 const secret = (id: string, more: Partial<Extract<ItemRequest, { service: 'secretsmanager' }>> = {}) =>
   ({ service: 'secretsmanager', secretId: id, ...more }) as ItemRequest;
 /** A String parameter's answer, with the ids the real loader reports (its Name and ARN). */
-const str = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({ body: Buffer.from(text), plain: true, ids });
+const str = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({
+  body: Buffer.from(text),
+  plain: true,
+  ids,
+});
 /** A SecureString's answer (depends on the flag). */
 const sec = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({ body: Buffer.from(text), ids });
 const paramNotFound = (code = 'ParameterNotFound') => new AwsCallError(code, 'gone', 'aws', 400);
@@ -96,12 +102,20 @@ describe('newer wins, durably: the one-second share', () => {
     const { loader, cache } = setup();
     // refreshNow by name answers v1: shared for a second under its key.
     assert.equal(
-      await readNow(loader, () => cache.get(param('/p'), { refresh: true }), (l) => l.resolve(str('v1'))),
+      await readNow(
+        loader,
+        () => cache.get(param('/p'), { refresh: true }),
+        (l) => l.resolve(str('v1')),
+      ),
       'v1 miss',
     );
     // /p becomes v2; a refreshNow by its ARN (another key, the same object) answers v2.
     assert.equal(
-      await readNow(loader, () => cache.get(param(ARN), { refresh: true }), (l) => l.resolve(str('v2'))),
+      await readNow(
+        loader,
+        () => cache.get(param(ARN), { refresh: true }),
+        (l) => l.resolve(str('v2')),
+      ),
       'v2 miss',
     );
     // Nothing runs now, so every mark was pruned: the share's "nothing landed since" test passes vacuously.
@@ -118,16 +132,28 @@ describe('newer wins, durably: the one-second share', () => {
     const { loader, cache } = setup({ maxItems: 1 });
     // refreshNow of the SecureString /p (ciphertext, withDecryption=false): shared for a second.
     assert.equal(
-      await readNow(loader, () => cache.get(param('/p'), { refresh: true }), (l) => l.resolve(sec('cipher v1'))),
+      await readNow(
+        loader,
+        () => cache.get(param('/p'), { refresh: true }),
+        (l) => l.resolve(sec('cipher v1')),
+      ),
       'cipher v1 miss',
     );
     // /p is put again as a String; a read through withDecryption=true says so (it drops the SecureString entries).
     assert.equal(
-      await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('string v2'))),
+      await readNow(
+        loader,
+        () => cache.get(param('/p', true)),
+        (l) => l.resolve(str('string v2')),
+      ),
       'string v2 miss',
     );
     // Another key takes the one slot of the cache (CACHE_SIZE=1): the String entry is evicted.
-    await readNow(loader, () => cache.get(secret('other')), (l) => l.resolve(body('o')));
+    await readNow(
+      loader,
+      () => cache.get(secret('other')),
+      (l) => l.resolve(body('o')),
+    );
     const got = await readNow(
       loader,
       () => cache.get(param('/p'), { refresh: true }),
@@ -145,7 +171,14 @@ describe('a parameter that changes type', () => {
       body: Buffer.from('listing: /a/x is the String v1'),
       items: [{ request: param('/a/x'), loaded: str('v1', ['/a/x']) }],
     };
-    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /a/x is the String v1 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.getPath(p),
+        (l) => l.resolve(listed),
+      ),
+      'listing: /a/x is the String v1 miss',
+    );
     // /a/x is put again as a SecureString; a refreshNow through withDecryption=true says so.
     assert.equal(
       await readNow(
@@ -157,7 +190,11 @@ describe('a parameter that changes type', () => {
     );
     await clock.advance(REFRESH_SHARE_MS);
     // The single read without decryption no longer gets the String (its entry was dropped)...
-    const single = await readNow(loader, () => cache.get(param('/a/x')), (l) => l.resolve(sec('ciphertext v2', ['/a/x'])));
+    const single = await readNow(
+      loader,
+      () => cache.get(param('/a/x')),
+      (l) => l.resolve(sec('ciphertext v2', ['/a/x'])),
+    );
     assert.equal(single, 'ciphertext v2 miss');
     // ...but the listing still shows it.
     const got = await readNow(
@@ -165,7 +202,11 @@ describe('a parameter that changes type', () => {
       () => cache.getPath(p),
       (l) => l.resolve({ body: Buffer.from('listing: /a/x is a SecureString'), items: [] }),
     );
-    assert.equal(got, 'listing: /a/x is a SecureString miss', `the listing showing the old String was served: ${got}`);
+    assert.equal(
+      got,
+      'listing: /a/x is a SecureString miss',
+      `the listing showing the old String was served: ${got}`,
+    );
   });
 
   test('B3b: once a plain read shows a SecureString became a String, a stored listing no longer shows the SecureString', async () => {
@@ -176,17 +217,29 @@ describe('a parameter that changes type', () => {
       items: [{ request: param('/a/x'), loaded: sec('ciphertext v1', ['/a/x']) }],
     };
     assert.equal(
-      await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)),
+      await readNow(
+        loader,
+        () => cache.getPath(p),
+        (l) => l.resolve(listed),
+      ),
       'listing: /a/x is a SecureString (ciphertext v1) miss',
     );
     // /a/x is put again as a String; a plain read with decryption (no entry for it) says so.
     assert.equal(
-      await readNow(loader, () => cache.get(param('/a/x', true)), (l) => l.resolve(str('string v2', ['/a/x']))),
+      await readNow(
+        loader,
+        () => cache.get(param('/a/x', true)),
+        (l) => l.resolve(str('string v2', ['/a/x'])),
+      ),
       'string v2 miss',
     );
     // The item's SecureString entries are gone (withDecryption=false is a hit of the String now)...
     assert.equal(
-      await readNow(loader, () => cache.get(param('/a/x')), (l) => l.resolve(str('string v2', ['/a/x']))),
+      await readNow(
+        loader,
+        () => cache.get(param('/a/x')),
+        (l) => l.resolve(str('string v2', ['/a/x'])),
+      ),
       'string v2 hit',
     );
     // ...but the listing still shows the SecureString.
@@ -195,14 +248,22 @@ describe('a parameter that changes type', () => {
       () => cache.getPath(p),
       (l) => l.resolve({ body: Buffer.from('listing: /a/x is the String v2'), items: [] }),
     );
-    assert.equal(got, 'listing: /a/x is the String v2 miss', `the listing from before the type change was served: ${got}`);
+    assert.equal(
+      got,
+      'listing: /a/x is the String v2 miss',
+      `the listing from before the type change was served: ${got}`,
+    );
   });
 
   test('B4: a String answer that may not store (a refresh was asked meanwhile) still drops the SecureString entries', async () => {
     const { loader, cache } = setup();
     // /p is a SecureString: its plaintext is cached (withDecryption=true).
     assert.equal(
-      await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(sec('old plaintext'))),
+      await readNow(
+        loader,
+        () => cache.get(param('/p', true)),
+        (l) => l.resolve(sec('old plaintext')),
+      ),
       'old plaintext miss',
     );
     // /p is put again as a String. A plain read without decryption loads (no entry for that flag)...
@@ -219,7 +280,11 @@ describe('a parameter that changes type', () => {
     l2.reject(throttled());
     assert.equal(await outcome(refresh), 'ThrottlingException');
     // A read arriving now must not get what /p was before that answer showed its new type.
-    const got = await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('string v2')));
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/p', true)),
+      (l) => l.resolve(str('string v2')),
+    );
     assert.equal(got, 'string v2 miss', `after the String answer, withDecryption=true got ${got}`);
   });
 });
@@ -237,12 +302,23 @@ describe("a request's ttl only shortens", () => {
     await a0;
     await clock.advance(2000);
     assert.equal(
-      await readNow(loader, () => cache.get(secret('fresh')), (l) => l.resolve(body('f2'))),
+      await readNow(
+        loader,
+        () => cache.get(secret('fresh')),
+        (l) => l.resolve(body('f2')),
+      ),
       'f2 miss',
       'control: the load a ttl=1 read shared was kept 1 s',
     );
     // The same with an entry expired inside the stale window.
-    assert.equal(await readNow(loader, () => cache.get(secret('k')), (l) => l.resolve(body('v1'))), 'v1 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.get(secret('k')),
+        (l) => l.resolve(body('v1')),
+      ),
+      'v1 miss',
+    );
     await clock.advance(TTL + 1);
     const a = start(() => cache.get(secret('k')));
     await settle();
@@ -252,7 +328,11 @@ describe("a request's ttl only shortens", () => {
     assert.equal(await outcome(b), 'v2 miss', 'the ttl=1 read was answered by the load it joined');
     await a;
     await clock.advance(2000);
-    const got = await readNow(loader, () => cache.get(secret('k')), (l) => l.resolve(body('v3')));
+    const got = await readNow(
+      loader,
+      () => cache.get(secret('k')),
+      (l) => l.resolve(body('v3')),
+    );
     assert.equal(got, 'v3 miss', `what a ttl=1 read loaded was kept past its 1 s: ${got}`);
   });
 });
@@ -321,7 +401,11 @@ describe('it actually caches (model counterexamples)', () => {
     l1.resolve(str('v1'));
     assert.equal(await outcome(plainRead), 'v1 miss');
     // The plain read's answer, the newest, is kept: the next plain read is a hit.
-    const got = await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('v1')));
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/p', true)),
+      (l) => l.resolve(str('v1')),
+    );
     assert.equal(got, 'v1 hit', `a ttl=0 read made the plain read's answer uncacheable: ${got}`);
   });
 
@@ -340,7 +424,11 @@ describe('it actually caches (model counterexamples)', () => {
     await clock.advance(TTL + 1);
     lb.resolve(str('v1'));
     assert.equal(await outcome(b), 'v1 miss');
-    const got = await readNow(loader, () => cache.get(param('/p', true)), (l) => l.resolve(str('v1')));
+    const got = await readNow(
+      loader,
+      () => cache.get(param('/p', true)),
+      (l) => l.resolve(str('v1')),
+    );
     assert.equal(got, 'v1 hit', `the value a load answered a moment ago was not kept: ${got}`);
   });
 
@@ -360,7 +448,11 @@ describe('it actually caches (model counterexamples)', () => {
     l2.resolve(body('v2'));
     assert.equal(await outcome(r2), 'v2 miss');
     // The newest refresh's answer is what the cache holds: a plain read is a hit.
-    const got = await readNow(loader, () => cache.get(secret('k')), (l) => l.resolve(body('v2')));
+    const got = await readNow(
+      loader,
+      () => cache.get(secret('k')),
+      (l) => l.resolve(body('v2')),
+    );
     assert.equal(got, 'v2 hit', `the newest refreshNow's answer was not kept: ${got}`);
   });
 });
@@ -394,7 +486,10 @@ describe('one upstream refresh a second per key', () => {
     for (const l of loader.open) l.resolve(str('v'));
     await Promise.all(reads);
     // Two keys, each shares one load a second.
-    assert.ok(loads <= 2, `${loads} upstream loads for 10 refreshNow reads of one parameter's two ids within 100 ms`);
+    assert.ok(
+      loads <= 2,
+      `${loads} upstream loads for 10 refreshNow reads of one parameter's two ids within 100 ms`,
+    );
   });
 
   test('B12: once both flags of a String were refreshed together, a refreshNow within the second shares their answer', async () => {
@@ -412,7 +507,11 @@ describe('one upstream refresh a second per key', () => {
     const more = loader.open.length;
     for (const l of loader.open) l.resolve(str('v'));
     await c;
-    assert.equal(more, 0, 'a third refreshNow within the second went upstream again: neither answer was shared or stored');
+    assert.equal(
+      more,
+      0,
+      'a third refreshNow within the second went upstream again: neither answer was shared or stored',
+    );
   });
 });
 
@@ -421,16 +520,32 @@ describe('never stale after NotFound or AccessDenied', () => {
     const { loader, cache } = setup();
     // A ttl=0 read by ARN: its answer is kept nowhere but shared for a second.
     assert.equal(
-      await readNow(loader, () => cache.get(param(ARN), { ttlMs: 0 }), (l) => l.resolve(str('v1'))),
+      await readNow(
+        loader,
+        () => cache.get(param(ARN), { ttlMs: 0 }),
+        (l) => l.resolve(str('v1')),
+      ),
       'v1 miss',
     );
     // /p is deleted; a refreshNow by name answers NotFound.
     assert.equal(
-      await readNow(loader, () => cache.get(param('/p'), { refresh: true }), (l) => l.reject(paramNotFound())),
+      await readNow(
+        loader,
+        () => cache.get(param('/p'), { refresh: true }),
+        (l) => l.reject(paramNotFound()),
+      ),
       'ParameterNotFound',
     );
-    const got = await readNow(loader, () => cache.get(param(ARN), { ttlMs: 0 }), (l) => l.reject(paramNotFound()));
-    assert.equal(got, 'ParameterNotFound', `the deleted parameter, read by ARN after the NotFound, answered ${got}`);
+    const got = await readNow(
+      loader,
+      () => cache.get(param(ARN), { ttlMs: 0 }),
+      (l) => l.reject(paramNotFound()),
+    );
+    assert.equal(
+      got,
+      'ParameterNotFound',
+      `the deleted parameter, read by ARN after the NotFound, answered ${got}`,
+    );
   });
 
   test('B14: a ParameterVersionNotFound of one version leaves the parameter and the listings that show it', async () => {
@@ -440,7 +555,14 @@ describe('never stale after NotFound or AccessDenied', () => {
       body: Buffer.from('listing: /a/x v1'),
       items: [{ request: param('/a/x'), loaded: str('v1', ['/a/x']) }],
     };
-    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /a/x v1 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.getPath(p),
+        (l) => l.resolve(listed),
+      ),
+      'listing: /a/x v1 miss',
+    );
     // A client asks for a version that does not exist.
     assert.equal(
       await readNow(
@@ -451,7 +573,11 @@ describe('never stale after NotFound or AccessDenied', () => {
       'ParameterVersionNotFound',
     );
     // /a/x is not gone: only version 99 is. The listing (and the item) are still good.
-    const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed));
+    const got = await readNow(
+      loader,
+      () => cache.getPath(p),
+      (l) => l.resolve(listed),
+    );
     assert.equal(got, 'listing: /a/x v1 hit', `a NotFound of version 99 evicted the listing: ${got}`);
   });
 });
@@ -464,7 +590,14 @@ describe('news of one version or label is not news of the parameter', () => {
       body: Buffer.from('listing: /a/x v2'),
       items: [{ request: param('/a/x'), loaded: str('v2', ['/a/x']) }],
     };
-    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /a/x v2 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.getPath(p),
+        (l) => l.resolve(listed),
+      ),
+      'listing: /a/x v2 miss',
+    );
     assert.equal(
       await readNow(
         loader,
@@ -473,8 +606,16 @@ describe('news of one version or label is not news of the parameter', () => {
       ),
       'v1 (version 1) miss',
     );
-    const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed));
-    assert.equal(got, 'listing: /a/x v2 hit', `a refreshNow of version 1 evicted the listing of the current version: ${got}`);
+    const got = await readNow(
+      loader,
+      () => cache.getPath(p),
+      (l) => l.resolve(listed),
+    );
+    assert.equal(
+      got,
+      'listing: /a/x v2 hit',
+      `a refreshNow of version 1 evicted the listing of the current version: ${got}`,
+    );
   });
 });
 
@@ -486,7 +627,14 @@ describe('newer wins, durably: listings', () => {
       body: Buffer.from('listing: /p v1'),
       items: [{ request: param('/p'), loaded: str('v1', ['/p']) }],
     };
-    assert.equal(await readNow(loader, () => cache.getPath(p), (l) => l.resolve(listed)), 'listing: /p v1 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.getPath(p),
+        (l) => l.resolve(listed),
+      ),
+      'listing: /p v1 miss',
+    );
     // /p becomes v2; a refreshNow by its ARN answers v2 (a Loaded without ids: the ARN itself names /p).
     assert.equal(
       await readNow(
@@ -498,9 +646,20 @@ describe('newer wins, durably: listings', () => {
     );
     await clock.advance(REFRESH_SHARE_MS);
     // The single read by name no longer gets v1...
-    assert.equal(await readNow(loader, () => cache.get(param('/p')), (l) => l.resolve(str('v2'))), 'v2 miss');
+    assert.equal(
+      await readNow(
+        loader,
+        () => cache.get(param('/p')),
+        (l) => l.resolve(str('v2')),
+      ),
+      'v2 miss',
+    );
     // ...but the listing does.
-    const got = await readNow(loader, () => cache.getPath(p), (l) => l.resolve({ body: Buffer.from('listing: /p v2'), items: [] }));
+    const got = await readNow(
+      loader,
+      () => cache.getPath(p),
+      (l) => l.resolve({ body: Buffer.from('listing: /p v2'), items: [] }),
+    );
     assert.equal(got, 'listing: /p v2 miss', `after the refreshNow answered v2, the listing showed ${got}`);
   });
 });
@@ -513,9 +672,13 @@ describe('gone is gone, and newer wins, for what prefetch had in hand', () => {
     private readonly pageIn = new Promise<Discovered[]>((resolve) => {
       this.page = resolve;
     });
-    override many(rs: readonly ItemRequest[], ctx?: Parameters<ScriptedLoader['many']>[1]): Promise<Outcome[]> {
+    override many(
+      rs: readonly ItemRequest[],
+      ctx?: Parameters<ScriptedLoader['many']>[1],
+    ): Promise<Outcome[]> {
       const held = rs.map((r) => this.inHand.get(r));
-      if (held.every((x) => x !== undefined)) return Promise.resolve(held.map((loaded) => ({ ok: true, loaded: loaded! })));
+      if (held.every((x) => x !== undefined))
+        return Promise.resolve(held.map((loaded) => ({ ok: true, loaded: loaded! })));
       return super.many(rs, ctx);
     }
     primed(items: readonly Discovered[]): ItemRequest[] {
@@ -538,13 +701,21 @@ describe('gone is gone, and newer wins, for what prefetch had in hand', () => {
     await settle();
     // s is deleted; a client's read answers NotFound.
     assert.equal(
-      await readNow(loader, () => cache.get(secret('s')), (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400))),
+      await readNow(
+        loader,
+        () => cache.get(secret('s')),
+        (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400)),
+      ),
       'ResourceNotFoundException',
     );
     // The discovery page, read before the deletion, arrives; prefetch caches what it found.
     loader.page([{ request: secret('s'), loaded: body('s v1 (deleted)') }]);
     await done;
-    const got = await readNow(loader, () => cache.get(secret('s')), (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400)));
+    const got = await readNow(
+      loader,
+      () => cache.get(secret('s')),
+      (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400)),
+    );
     assert.equal(got, 'ResourceNotFoundException', `after the NotFound answered, a read got ${got}`);
   });
 });
@@ -558,18 +729,34 @@ describe('keys stay apart: ids of different objects', () => {
       ids: ['app-secret', `${partial}-AbCdEf`, partial],
     };
     assert.equal(
-      await readNow(loader, () => cache.get(secret(partial), { refresh: true }), (l) => l.resolve(answer)),
+      await readNow(
+        loader,
+        () => cache.get(secret(partial), { refresh: true }),
+        (l) => l.resolve(answer),
+      ),
       'app-secret value miss',
     );
     // Another secret, "app", does not exist.
     assert.equal(
-      await readNow(loader, () => cache.get(secret('app')), (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400))),
+      await readNow(
+        loader,
+        () => cache.get(secret('app')),
+        (l) => l.reject(new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400)),
+      ),
       'ResourceNotFoundException',
     );
     // "-secret" looked like the random suffix of a full ARN: app-secret was taken for an id of "app".
-    const refreshed = await readNow(loader, () => cache.get(secret(partial), { refresh: true }), (l) => l.resolve(answer));
+    const refreshed = await readNow(
+      loader,
+      () => cache.get(secret(partial), { refresh: true }),
+      (l) => l.resolve(answer),
+    );
     assert.equal(refreshed, 'app-secret value hit', `app-secret, which exists, answered ${refreshed}`);
-    const plain = await readNow(loader, () => cache.get(secret(partial)), (l) => l.resolve(answer));
+    const plain = await readNow(
+      loader,
+      () => cache.get(secret(partial)),
+      (l) => l.resolve(answer),
+    );
     assert.equal(plain, 'app-secret value hit', `app-secret was evicted by app's NotFound: ${plain}`);
   });
 });
@@ -587,14 +774,24 @@ describe('nothing runs forever', () => {
         return { Parameters: [], NextToken: 'the same token' };
       },
     } as unknown as AwsJsonClient;
-    const upstream = { ssm: aws, secretsmanager: aws, region: 'us-east-1', client: () => aws } as unknown as Upstream;
+    const upstream = {
+      ssm: aws,
+      secretsmanager: aws,
+      region: 'us-east-1',
+      client: () => aws,
+    } as unknown as Upstream;
     const loader = createLoader(upstream, { batchWindowMs: 0, log: silentLogger });
     const progress: number[] = [];
-    const outcome = await loader.path({ path: '/a', recursive: true, withDecryption: false }, { onProgress: () => progress.push(1) }).then(
-      () => 'listed',
-      (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-    );
+    const outcome = await loader
+      .path({ path: '/a', recursive: true, withDecryption: false }, { onProgress: () => progress.push(1) })
+      .then(
+        () => 'listed',
+        (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
+      );
     // Every page counts as progress: a cache read joins such a listing for as long as it runs.
-    assert.ok(pages <= 1000, `the listing asked for ${pages - 1} empty pages with the same NextToken before anything stopped it (${outcome})`);
+    assert.ok(
+      pages <= 1000,
+      `the listing asked for ${pages - 1} empty pages with the same NextToken before anything stopped it (${outcome})`,
+    );
   });
 });
