@@ -49,14 +49,11 @@ const rolePart = (r: { roleArn?: string }) => `${r.roleArn ?? ''}${SEP}`;
 
 /**
  * Keys of frozen requests (the server keeps the requests it parsed, frozen, and reads them again) are
- * built once: a string whose hash is known, so the cache's lookup does not hash it again.
+ * built once: a string whose hash is known, so the cache's lookup does not hash it again. (No closure
+ * is passed around to build one: a hit must allocate nothing, also where V8 does not inline.)
  */
-function remembered(keys: WeakMap<ItemRequest, string>, r: ItemRequest, build: () => string): string {
-  let key = keys.get(r);
-  if (key === undefined) {
-    key = build();
-    if (Object.isFrozen(r)) keys.set(r, key);
-  }
+function remember(keys: WeakMap<ItemRequest, string>, r: ItemRequest, key: string): string {
+  if (Object.isFrozen(r)) keys.set(r, key);
   return key;
 }
 
@@ -65,7 +62,11 @@ const plainKeys = new WeakMap<ItemRequest, string>();
 
 /** role + service + name/secretId + selector + decryption flag: each combination answers differently. */
 export function cacheKey(r: ItemRequest): string {
-  return remembered(itemKeys, r, () =>
+  const known = itemKeys.get(r);
+  if (known !== undefined) return known;
+  return remember(
+    itemKeys,
+    r,
     r.service === 'ssm'
       ? `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}${r.withDecryption ? 1 : 0}`
       : `${rolePart(r)}sm${SEP}${r.secretId}${SEP}${r.versionId ?? ''}${SEP}${r.versionStage ?? ''}`,
@@ -78,7 +79,9 @@ export function cacheKey(r: ItemRequest): string {
  */
 export function plainKey(r: ItemRequest): string | undefined {
   if (r.service !== 'ssm') return undefined;
-  return remembered(plainKeys, r, () => `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`);
+  const known = plainKeys.get(r);
+  if (known !== undefined) return known;
+  return remember(plainKeys, r, `${rolePart(r)}ssm${SEP}${r.name}${SEP}${selectorPart(r)}${SEP}*`);
 }
 
 /**
@@ -91,31 +94,18 @@ export function idKey(r: { service: ItemRequest['service']; roleArn?: string }, 
 }
 
 /**
- * Every id the object a request names may be known by, as far as the id itself tells: the id; for an SSM
- * parameter ARN, the name it ends in (with and without the leading `/`, which its ARN does not keep
- * apart); for a secret ARN, its partial form and the name it ends in. Answers tell the rest (Loaded.ids).
+ * Every id the object a request names may be known by, as far as the id itself tells: the id, and for an
+ * SSM parameter ARN the name it ends in (with and without the leading `/`, which its ARN does not keep
+ * apart). A secret ARN tells nothing more: whether it ends in a random suffix or in a name that looks
+ * like one (`app-secret`) only the answer says. Answers tell the rest (Loaded.ids).
  */
 export function idsOf(r: ItemRequest): string[] {
   const id = r.service === 'ssm' ? r.name : r.secretId;
-  if (!id.startsWith('arn:')) return [id];
-  const ids = [id];
-  if (r.service === 'ssm') {
-    const at = id.indexOf(':parameter/');
-    if (at !== -1) {
-      const rest = id.slice(at + ':parameter/'.length).split(':')[0]!;
-      ids.push(`/${rest}`, rest);
-    }
-  } else {
-    const at = id.indexOf(':secret:');
-    if (at !== -1) {
-      const rest = id.slice(at + ':secret:'.length);
-      ids.push(rest);
-      if (rest[rest.length - SECRET_SUFFIX] === '-') {
-        ids.push(id.slice(0, -SECRET_SUFFIX), rest.slice(0, -SECRET_SUFFIX));
-      }
-    }
-  }
-  return ids;
+  if (r.service !== 'ssm' || !id.startsWith('arn:')) return [id];
+  const at = id.indexOf(':parameter/');
+  if (at === -1) return [id];
+  const rest = id.slice(at + ':parameter/'.length).split(':')[0]!;
+  return [id, `/${rest}`, rest];
 }
 
 /** The selector a request names ('' for none): version or label, versionId or versionStage. */

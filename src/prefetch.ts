@@ -28,7 +28,7 @@ export interface PrefetchPlan {
 }
 
 export interface PrefetchDeps {
-  cache: Pick<ItemCache, 'getMany'>;
+  cache: Pick<ItemCache, 'getMany' | 'sequence'>;
   loader: Pick<Loader, 'path'> & Discovery;
   log: Logger;
   clock?: Clock;
@@ -91,9 +91,14 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
   /** Keys asked for already: a secret both named and tagged counts once. */
   const seen = new Set<string>();
 
-  const read = async (requests: ItemRequest[]) => {
+  /**
+   * Reads `requests` through the cache; values already in hand (a discovery page, a listing) were read
+   * upstream after load number `readAt` was given out, and are judged as of then: a NotFound or a newer
+   * answer that landed meanwhile is not undone by them.
+   */
+  const read = async (requests: ItemRequest[], readAt?: number) => {
     if (requests.length === 0) return;
-    const results = await cache.getMany(requests);
+    const results = await cache.getMany(requests, readAt !== undefined ? { readAt } : {});
     results.forEach((res, i) => {
       if (res.ok) {
         result.fetched++;
@@ -145,11 +150,20 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
     if (room() <= 0) break;
     try {
       let some = false;
-      for await (const page of loader.secretsTagged(tag.key, tag.roleArn, room)) {
+      const pages = loader.secretsTagged(tag.key, tag.roleArn, room)[Symbol.asyncIterator]();
+      for (;;) {
+        // The page is asked for now: what it brings was read upstream after this number.
+        const readAt = cache.sequence;
+        const next = await pages.next();
+        if (next.done) break;
+        const page = next.value;
         result.failed += page.errors;
         some ||= page.found.length > 0 || page.errors > 0;
-        await read(loader.primed(within(page.found)));
-        if (room() <= 0) break;
+        await read(loader.primed(within(page.found)), readAt);
+        if (room() <= 0) {
+          await pages.return?.();
+          break;
+        }
       }
       if (!some) log.debug('prefetch: no secret carries the tag', { key: tag.key });
     } catch (e) {
@@ -162,13 +176,14 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
   for (const p of plan.items.filter((i) => i.path)) {
     if (room() <= 0) break;
     try {
+      const readAt = cache.sequence;
       const listing = await loader.path({
         path: p.id,
         recursive: true,
         withDecryption: true,
         ...(p.roleArn !== undefined ? { roleArn: p.roleArn } : {}),
       });
-      await read(loader.primed(within<Discovered>(listing.items)));
+      await read(loader.primed(within<Discovered>(listing.items)), readAt);
     } catch (e) {
       result.failed++;
       log.warn('prefetch: a path listing failed', { code: codeOf(e) });

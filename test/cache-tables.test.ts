@@ -9,21 +9,16 @@ import { FakeClock } from './helpers/fake-time.ts';
 describe('marks', () => {
   const big = { maxItems: 100, maxBytes: 1 << 20 };
 
-  test('a landing raises gate and landed to the newest number; an ask raises the gate below its own', () => {
+  test('a landing raises the mark to the newest number given out; a mark never goes down', () => {
     const m = new Marks(big);
-    assert.equal(m.gate('k'), 0);
     assert.equal(m.landed('k'), 0);
-    m.ask('k', 5, 1);
-    assert.equal(m.gate('k'), 4, 'loads up to 4 (older than the refresh) are stopped');
-    assert.equal(m.landed('k'), 0, 'an ask lands nothing');
     m.land('k', 7, 1);
-    assert.deepEqual([m.gate('k'), m.landed('k')], [7, 7]);
+    assert.equal(m.landed('k'), 7);
     m.land('k', 6, 1);
-    m.ask('k', 3, 1);
-    assert.deepEqual([m.gate('k'), m.landed('k')], [7, 7], 'marks never go down');
-    m.ask('k', 9, 1);
-    assert.deepEqual([m.gate('k'), m.landed('k')], [8, 7], 'each part rises on its own');
-    assert.equal(m.gate('other'), 0);
+    assert.equal(m.landed('k'), 7, 'marks never go down');
+    m.land('k', 9, 1);
+    assert.equal(m.landed('k'), 9);
+    assert.equal(m.landed('other'), 0);
     assert.equal(m.count, 1);
   });
 
@@ -45,22 +40,22 @@ describe('marks', () => {
     assert.equal(m.bytes, one + 8, 'the pruned mark gave its bytes back');
   });
 
-  test('pruned below the oldest running load; nothing pruned when it has not changed', () => {
+  test('pruned below what is still about; nothing pruned again below the same', () => {
     const m = new Marks(big);
     m.land('a', 3, 1);
     m.land('b', 5, 1);
     m.land('c', 8, 1);
     m.prune(5);
-    assert.equal(m.gate('a'), 0, 'a mark below every running load stops nothing');
-    assert.equal(m.gate('b'), 5, 'a mark at the oldest running load still stops... nothing older, but kept');
+    assert.equal(m.landed('a'), 0, 'a mark below everything still about stops nothing');
+    assert.equal(m.landed('b'), 5, 'a mark at the oldest load still about is kept');
     assert.equal(m.count, 2);
     m.land('a', 4, 5);
     m.prune(5);
-    assert.equal(m.gate('a'), 4, 'the same oldest load as the last prune: no second scan');
+    assert.equal(m.landed('a'), 4, 'the same as the last prune: no second scan');
     m.prune(6);
-    assert.equal(m.gate('a'), 0);
-    assert.equal(m.gate('b'), 0);
-    assert.equal(m.gate('c'), 8);
+    assert.equal(m.landed('a'), 0);
+    assert.equal(m.landed('b'), 0);
+    assert.equal(m.landed('c'), 8);
     m.clear();
     assert.equal(m.count, 0);
     assert.equal(m.bytes, 0);
@@ -75,10 +70,9 @@ describe('marks', () => {
     m.land('c', 7, 1);
     assert.equal(m.count, 2, 'at most two');
     assert.equal(m.floor, 5, 'b, raised least recently, went: the floor took its place');
-    assert.equal(m.gate('b'), 5, 'and stops what it stopped');
-    assert.equal(m.gate('zz'), 5, 'everywhere');
-    assert.equal(m.landed('zz'), 5);
-    assert.equal(m.gate('a'), 6);
+    assert.equal(m.landed('b'), 5, 'and stops what it stopped');
+    assert.equal(m.landed('zz'), 5, 'everywhere');
+    assert.equal(m.landed('a'), 6);
     m.land('d', 2, 1);
     assert.equal(m.floor, 6, 'a went next');
     m.land('e', 1, 1);
@@ -106,7 +100,7 @@ describe('marks', () => {
     assert.equal(n.floor, 0);
   });
 
-  test('making room prunes first: marks below the oldest running load go before any raises the floor', () => {
+  test('making room prunes first: marks below what is still about go before any raises the floor', () => {
     const m = new Marks({ maxItems: 2, maxBytes: 1 << 20 });
     m.land('a', 3, 1);
     m.land('b', 5, 1);

@@ -240,23 +240,44 @@ describe('newer wins, durably', () => {
     assert.equal(await text(cache.get(secret('k'))), 'new hit');
   });
 
-  test('an older load that lands before the refresh it was superseded by is not stored either', async () => {
+  test('an older load that lands before the refresh it was superseded by: a refresh that says otherwise leaves neither', async () => {
     const { loader, cache } = setup();
     const older = start(() => cache.get(secret('k')));
     const refreshed = start(() => cache.get(secret('k'), { refresh: true }));
     await settle();
     loader.loads[0]!.resolve(body('old'));
     assert.equal(await text(older), 'old miss');
-    const joined = start(() => cache.get(secret('k')));
-    await settle();
-    assert.equal(loader.loads.length, 2, 'a plain read joins the refresh in flight');
+    assert.equal(
+      await text(cache.get(secret('k'))),
+      'old hit',
+      'until the refresh answers, nobody was told anything newer',
+    );
     loader.loads[1]!.resolve(body('new'));
     assert.equal(await text(refreshed), 'new miss');
-    assert.equal(await text(joined), 'new miss');
+    // The refresh started before "old" landed and says otherwise: neither is trusted, the next read asks.
+    const next = start(() => cache.get(secret('k')));
+    await settle();
+    assert.equal(loader.loads.length, 3);
+    loader.loads[2]!.resolve(body('new'));
+    assert.equal(await text(next), 'new miss');
     assert.equal(await text(cache.get(secret('k'))), 'new hit');
   });
 
-  test('a failed refreshNow still outdates the load it superseded: the next read fetches anew', async () => {
+  test('an older load that lands before the refresh and agrees with it: the refresh is kept', async () => {
+    const { loader, cache } = setup();
+    const older = start(() => cache.get(secret('k')));
+    const refreshed = start(() => cache.get(secret('k'), { refresh: true }));
+    await settle();
+    loader.loads[0]!.resolve(body('same'));
+    await older;
+    loader.loads[1]!.resolve(body('same'));
+    await refreshed;
+    assert.equal(await text(cache.get(secret('k'))), 'same hit');
+    assert.equal(await text(cache.get(secret('k'), { refresh: true })), 'same hit', 'and shared');
+    assert.equal(loader.loads.length, 2);
+  });
+
+  test('a failed refreshNow sets no floor: what an older load brings is kept', async () => {
     const { loader, cache } = setup();
     const older = start(() => cache.get(secret('k')));
     const refreshed = start(() => cache.get(secret('k'), { refresh: true }));
@@ -265,11 +286,7 @@ describe('newer wins, durably', () => {
     assert.equal(await outcome(refreshed), 'InternalFailure');
     loader.loads[0]!.resolve(body('old'));
     assert.equal(await text(older), 'old miss');
-    const next = start(() => cache.get(secret('k')));
-    await settle();
-    assert.equal(loader.loads.length, 3, 'the older answer was not stored');
-    loader.loads[2]!.resolve(body('v3'));
-    assert.equal(await text(next), 'v3 miss');
+    assert.equal(await text(cache.get(secret('k'))), 'old hit', 'nobody was told anything newer');
   });
 
   test('reproduction 1: a refreshNow through one decryption flag is not undone by a load of the other', async () => {
@@ -447,8 +464,8 @@ describe('newer wins, durably', () => {
     }
   });
 
-  test('marks live only while an older load runs, and are bounded: past the bound a floor rises', async () => {
-    const { loader, cache } = setup({ markBounds: { maxItems: 3, maxBytes: 1 << 20 } });
+  test('marks live only while an older load runs or a share needs them, and are bounded: past the bound a floor rises', async () => {
+    const { clock, loader, cache } = setup({ markBounds: { maxItems: 3, maxBytes: 1 << 20 } });
     const hung = start(() => cache.get(secret('hung')));
     await settle();
     const hungLoad = loader.only();
@@ -466,7 +483,10 @@ describe('newer wins, durably', () => {
     assert.equal(loader.open.length, 1, 'below the floor: not stored (a refetch, never a wrong value)');
     loader.only().resolve(body('late'));
     await next;
-    assert.equal(cache.overhead.marks, 0, 'nothing runs: no mark is kept');
+    assert.ok(cache.overhead.marks > 0, 'the refreshes are shared for their second: their marks are kept');
+    await clock.advance(REFRESH_SHARE_MS);
+    assert.equal(cache.overhead.shares, 0);
+    assert.equal(cache.overhead.marks, 0, 'nothing runs and nothing is shared: no mark is kept');
     assert.equal(cache.overhead.slots, 0);
   });
 });

@@ -395,6 +395,8 @@ export class AwsJsonClient {
     signal: AbortSignal | undefined,
     deadline: number,
   ): Promise<Attempt> {
+    // Abandoned while its credentials were on their way: nothing is sent.
+    if (signal?.aborted) return Promise.resolve({ ok: false, error: abandoned(), retryable: false });
     return new Promise<Attempt>((resolve) => {
       let settled = false;
       let responded = false;

@@ -160,6 +160,11 @@ interface LoadResult {
 
 interface Flight {
   seq: number;
+  /**
+   * What it is judged as against marks: its own number, or for values already in hand (prefetch's
+   * discovery), the newest number given out when upstream was asked for them.
+   */
+  from: number;
   startedAt: number;
   /** When it last showed progress (began, an attempt failed and another began, a page came). */
   progressAt: number;
@@ -208,6 +213,8 @@ interface Target {
   land(result: LoadResult, f: Flight): void;
   /** NotFound or AccessDenied from load `f`. */
   gone(f: Flight, err: unknown): void;
+  /** Drops entry `e`, found past its stale window. */
+  forget(e: Entry): void;
 }
 
 type Mode = 'read' | 'refresh' | 'uncached';
@@ -263,6 +270,8 @@ interface ItemNews {
   name: string;
   withDecryption: boolean;
   loaded: Loaded | undefined;
+  /** Its type changed: what a listing of either flag shows of it is outdated. */
+  retyped: boolean;
 }
 
 export class ItemCache {
@@ -271,6 +280,8 @@ export class ItemCache {
   private readonly slots = new Map<string, Slot>();
   /** Sequence numbers of the loads still running, oldest first (a Set keeps insertion order). */
   private readonly running = new Set<number>();
+  /** Running loads judged as older than their number (values in hand): flight -> what they count from. */
+  private readonly backdated = new Map<Flight, number>();
   private readonly marks: Marks;
   private readonly shares: Shares;
   /** The path listings stored now, by key. */
@@ -300,10 +311,12 @@ export class ItemCache {
       opts.markBounds ?? { maxItems: Math.max(MIN_MARKS, opts.maxItems), maxBytes: MARK_BYTES },
     );
     // Shares hold bodies the cache does not: at most the cache's own budget beside it.
-    this.shares = new Shares(this.clock, REFRESH_SHARE_MS, {
-      maxItems: Math.max(1, opts.maxItems),
-      maxBytes: opts.maxBytes,
-    });
+    this.shares = new Shares(
+      this.clock,
+      REFRESH_SHARE_MS,
+      { maxItems: Math.max(1, opts.maxItems), maxBytes: opts.maxBytes },
+      () => this.marks.prune(this.keepAbove()),
+    );
     if (opts.enabled && opts.maxItems > 0) {
       this.lru = new LRUCache<string, Entry>({
         max: opts.maxItems,
@@ -321,9 +334,6 @@ export class ItemCache {
             if (keys.size === 0) this.byId.delete(id);
           }
         },
-        perf: this.clock,
-        // Time is the clock's alone: no cached reading between two of its ticks.
-        ttlResolution: 0,
       });
     }
   }
@@ -334,8 +344,8 @@ export class ItemCache {
     // allocation. Everything else goes through the state machine below.
     if (o === undefined && !this.bypass && this.lru !== undefined && this.opts.ttlMs[r.service] > 0) {
       const key = cacheKey(r);
-      let e = this.lru.get(key);
-      if (e === undefined && r.service === 'ssm') e = this.lru.get(plainKey(r)!);
+      let e = this.lru.get(key, GET);
+      if (e === undefined && r.service === 'ssm') e = this.lru.get(plainKey(r)!, GET);
       if (e?.hit !== undefined) {
         const now = this.clock.now();
         if (now < e.expiresAt - e.ttlMs * REFRESH_AHEAD_FRACTION) {
@@ -352,7 +362,7 @@ export class ItemCache {
    * they need that join none in flight go upstream together (GetParameters / BatchGetSecretValue). An
    * item asked twice is read once.
    */
-  getMany(rs: readonly ItemRequest[]): Promise<ItemResult[]> {
+  getMany(rs: readonly ItemRequest[], o: { readAt?: number } = {}): Promise<ItemResult[]> {
     const pending: Pending[] = [];
     const off: Array<{ r: ItemRequest; resolve: (x: ItemResult) => void }> = [];
     const seen = new Map<string, Promise<ItemResult>>();
@@ -376,13 +386,21 @@ export class ItemCache {
       seen.set(key, result);
       return result;
     });
-    if (pending.length > 0) this.startTogether(pending);
+    if (pending.length > 0) this.startTogether(pending, o.readAt);
     if (off.length > 0) this.loadTogetherUncached(off, this.uncachedContext());
     return Promise.all(results);
   }
 
   /** A path listing, cached under its path, recursive flag and decryption flag like an item. */
   getPath(p: PathRequest): Answer | Promise<Answer> {
+    // A fresh listing answers here, as a fresh item does in get().
+    if (!this.bypass && this.lru !== undefined && this.opts.ttlMs.ssm > 0) {
+      const e = this.lru.get(pathKey(p), GET);
+      if (e?.hit !== undefined && this.clock.now() < e.expiresAt - e.ttlMs * REFRESH_AHEAD_FRACTION) {
+        this.stats.hits++;
+        return e.hit;
+      }
+    }
     return this.read(this.pathTarget(p), this.modeOf('ssm', undefined), this.ttlFor('ssm'));
   }
 
@@ -404,6 +422,14 @@ export class ItemCache {
     this.lru?.clear();
     this.shares.clear();
     this.marks.clear();
+  }
+
+  /**
+   * The newest load number given out: values read upstream after this moment (prefetch's discovery) are
+   * handed to getMany with it, so they are judged as loads started now, not when they are cached.
+   */
+  get sequence(): number {
+    return this.seq;
   }
 
   get entries(): number {
@@ -488,6 +514,8 @@ export class ItemCache {
       if (e.body && this.opts.staleIfErrorMs > 0 && now - e.expiresAt <= this.opts.staleIfErrorMs) {
         return this.staleOrLoad(t, e, current, ttl, now, begin);
       }
+      // Past its stale window: it only takes room.
+      if (now - e.expiresAt > this.opts.staleIfErrorMs) t.forget(e);
     }
     if (current) {
       shareTtl(current, ttl);
@@ -554,7 +582,10 @@ export class ItemCache {
       this.stats.stale++;
       return { body: stale, source: 'stale' };
     }
-    if (current) return this.wait(t, current, now, stale);
+    if (current) {
+      shareTtl(current, ttl);
+      return this.wait(t, current, now, stale);
+    }
     if (begin) return begin(true).then((f) => this.wait(t, f, now, stale));
     return this.wait(t, this.start(t, ttl, { attempts: 1 }), now, stale);
   }
@@ -638,19 +669,10 @@ export class ItemCache {
   private joinable(t: Target, f: Flight, now: number): boolean {
     return (
       f.seq > this.floor &&
-      f.seq > this.gateOf(t.keys) &&
+      f.from > this.landedOf(t.keys) &&
       !f.outdated &&
       now - f.progressAt < this.joinLimitMs[t.service]
     );
-  }
-
-  private gateOf(keys: readonly string[]): number {
-    let m = 0;
-    for (const k of keys) {
-      const x = this.marks.gate(k);
-      if (x > m) m = x;
-    }
-    return m;
   }
 
   private landedOf(keys: readonly string[]): number {
@@ -662,18 +684,26 @@ export class ItemCache {
     return m;
   }
 
+  /** The oldest load still running, as marks judge it (a backdated one counts from where it is dated). */
   private oldestRunning(): number {
     const first = this.running.values().next();
-    return first.done ? Number.POSITIVE_INFINITY : first.value;
+    let oldest = first.done ? Number.POSITIVE_INFINITY : first.value;
+    for (const from of this.backdated.values()) if (from < oldest) oldest = from;
+    return oldest;
+  }
+
+  /** Marks below this stop nothing: no running load, nor any share, is numbered at or below them. */
+  private keepAbove(): number {
+    return Math.min(this.oldestRunning(), this.shares.oldestStamp);
   }
 
   /** Something landed at `key` now. */
   private landAt(key: string): void {
-    this.marks.land(key, this.seq, this.oldestRunning());
+    this.marks.land(key, this.seq, this.keepAbove());
   }
 
   /** Opens a load of `t` that supersedes whatever is in flight for it. */
-  private open(t: Target, ttl: number, refresh: boolean): Flight {
+  private open(t: Target, ttl: number, refresh: boolean, readAt?: number): Flight {
     let slot = this.slots.get(t.key);
     if (!slot) {
       slot = { current: undefined, running: 0 };
@@ -681,8 +711,10 @@ export class ItemCache {
     }
     const superseded = slot.current;
     const now = this.clock.now();
+    const seq = ++this.seq;
     const f: Flight = {
-      seq: ++this.seq,
+      seq,
+      from: readAt !== undefined && readAt < seq ? readAt : seq,
       startedAt: now,
       progressAt: now,
       done: NEVER,
@@ -698,12 +730,8 @@ export class ItemCache {
     slot.current = f;
     slot.running++;
     this.running.add(f.seq);
+    if (f.from < f.seq) this.backdated.set(f, f.from);
     this.stats.loads++;
-    // A refresh is the newest word on the object from the moment it is asked for: no older load stores.
-    if (refresh) {
-      const oldest = this.oldestRunning();
-      for (const k of t.keys) this.marks.ask(k, f.seq, oldest);
-    }
     if (superseded && superseded.waiters === 0) {
       superseded.superseded = true;
       superseded.abort?.abort();
@@ -746,12 +774,12 @@ export class ItemCache {
   }
 
   /** getMany: the loads its items need, made as `many` calls (batched by the loader). */
-  private startTogether(pending: Pending[]): void {
+  private startTogether(pending: Pending[], readAt?: number): void {
     // Stale-eligible items take one attempt (their readers hold a value); the others the full retries.
     for (const stale of [true, false]) {
       const part = pending.filter((p) => p.stale === stale);
       if (part.length === 0) continue;
-      const flights = part.map((p) => this.open(p.t, this.ttlFor(p.t.service), false));
+      const flights = part.map((p) => this.open(p.t, this.ttlFor(p.t.service), false, readAt));
       const ctx = this.contextFor(flights);
       if (stale) ctx.attempts = 1;
       const outcomes = call(() =>
@@ -795,7 +823,7 @@ export class ItemCache {
           if (!quiet) this.stats.errors++;
           if (err instanceof PathTooLargeError) {
             // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
-            if (f.seq > this.gateOf([t.key]) && !f.outdated) {
+            if (f.from > this.marks.floor && f.from > this.landedOf([t.key]) && !f.outdated) {
               this.landAt(t.key);
               this.put(t.key, undefined, err, f.ttlMs, LISTING);
             }
@@ -825,9 +853,10 @@ export class ItemCache {
 
   /** After landing: `f` no longer runs, and marks that stop no running load go. */
   private finish(f: Flight): void {
-    const wasOldest = this.oldestRunning() === f.seq;
+    const wasOldest = this.oldestRunning() === f.from;
     this.running.delete(f.seq);
-    if (wasOldest) this.marks.prune(this.oldestRunning());
+    this.backdated.delete(f);
+    if (wasOldest) this.marks.prune(this.keepAbove());
   }
 
   /**
@@ -904,8 +933,9 @@ export class ItemCache {
     });
   }
 
+  /** An entry as it is, without touching its place in the LRU order. */
   private entry(key: string): Entry | undefined {
-    return this.lru?.get(key, { allowStale: true });
+    return this.lru?.peek(key, PEEK);
   }
 
   private drop(key: string): void {
@@ -934,8 +964,8 @@ export class ItemCache {
       ...about,
     };
     if (items !== undefined) entry.items = items;
-    // Kept past expiry only as long as it may be served stale.
-    this.lru.set(key, entry, { ttl: ttlMs + this.opts.staleIfErrorMs });
+    // Past expiry it is kept only as long as it may be served stale: dropped when next found past that.
+    this.lru.set(key, entry);
     if (!this.lru.has(key)) return;
     for (const id of about.ids) {
       let keys = this.byId.get(id);
@@ -948,79 +978,91 @@ export class ItemCache {
   }
 
   /**
-   * Whether what `f` brings for `keys` agrees with what landed there since it started: the entry holds the
-   * newest landing and the same body. A load nothing landed for since it started agrees trivially.
+   * Whether what `f` brings for `key` agrees with what landed since it started (for `keys`, the key and
+   * the ids of its object): the entry, or the share, that holds the newest landing holds the same bytes.
+   * A load nothing landed for since it started agrees trivially.
    */
   private agrees(f: Flight, key: string, keys: readonly string[], body: Buffer): boolean {
     const landed = this.landedOf(keys);
-    if (f.seq > landed) return true;
+    if (f.from > landed) return true;
     const e = this.entry(key);
-    return e !== undefined && e.stamp >= landed && e.body?.equals(body) === true;
+    if (e !== undefined && e.stamp >= landed && e.body?.equals(body) === true) return true;
+    const s = this.shares.get(key);
+    return s !== undefined && s.stamp >= landed && s.body?.equals(body) === true;
   }
 
   /**
-   * An item's value from load `f` (a single read, a batch, a path listing's item), stored under its own
-   * key, or the shared key when it reads the same decrypted or not, if `f` is newer than everything that
-   * landed there or was asked for; otherwise it must agree with what landed since, or the entry goes.
+   * An item's value from load `f` (a single read, a batch, a path listing's item), for its own key, or
+   * the shared key when it reads the same decrypted or not. Stored if it is the newest word there or
+   * agrees with the newest; otherwise it contradicts what landed since it started, and neither is
+   * trusted: the entry goes and the next read asks again (sequence order is not data order: a late
+   * retry may have read newer data).
    */
   private landItem(r: ItemRequest, loaded: Loaded, f: Flight, ttl: number): void {
     const own = cacheKey(r);
-    const key = loaded.plain ? plainKey(r)! : own;
-    const ids = [...new Set([...idsOf(r), ...(loaded.ids ?? [])])].map((id) => idKey(r, id));
-    const gateKeys = [key, ...ids];
-    const body = loaded.body;
-    const sel = selectorOf(r);
     const plain = loaded.plain === true;
+    const key = plain ? plainKey(r)! : own;
+    const sel = selectorOf(r);
+    // Ids tie reads of one object together: a version or label is judged by what landed for them, but
+    // only news without a selector speaks for the whole object.
+    const ids = [...new Set([...idsOf(r), ...(loaded.ids ?? [])])].map((id) => idKey(r, id));
+    const body = loaded.body;
     const dec = r.service === 'ssm' && r.withDecryption;
-    const newer = f.seq > this.marks.floor && f.seq > this.gateOf(gateKeys);
-    if (newer) {
-      // The newest word on it: stored. What the object's type made other keys hold is outdated: a
-      // String's answer replaces both flags' SecureString entries, a SecureString's the String entry.
-      const others =
-        r.service !== 'ssm'
-          ? []
-          : plain
-            ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
-            : [plainKey(r)!];
-      for (const k of others) {
-        this.drop(k);
-        this.landAt(k);
-      }
+    const name = nameOf(r, loaded);
+    // A read with a selector is judged by the object's ids too (a NotFound by name holds for every
+    // version), but only a read without one speaks for them.
+    const gateKeys = [key, ...ids];
+    // Entries the answer's type makes outdated: a String's answer, both flags' SecureString entries; a
+    // SecureString's, the String entry.
+    const others =
+      r.service !== 'ssm'
+        ? []
+        : plain
+          ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
+          : [plainKey(r)!];
+    const retyped = others.some((k) => this.entry(k) !== undefined);
+    const kept = f.from > this.marks.floor && this.agrees(f, key, gateKeys, body);
+    if (kept) {
       this.landAt(key);
       if (ttl > 0) {
-        this.put(key, body, undefined, ttl, { ids, sel, plain, dec, name: nameOf(r, loaded) });
+        this.put(key, body, undefined, ttl, { ids, sel, plain, dec, name });
       } else {
-        // Not kept (ttl=0): an older entry that says otherwise is outdated; one that agrees is current.
+        // Not kept (ttl=0): an entry that says otherwise is outdated; one that agrees is confirmed.
         const e = this.entry(key);
         if (e?.body?.equals(body)) e.stamp = this.seq;
         else this.drop(key);
       }
-    } else if (!this.agrees(f, key, gateKeys, body)) {
-      // Something landed since it started and says otherwise. Sequence order is not data order (a late
-      // retry may have read newer data): neither is trusted, and the next read asks again.
+    } else {
       this.drop(key);
       this.landAt(key);
-    } else if (this.landedOf(gateKeys) < f.seq) {
-      // Only a refresh was asked for since it started: not stored, and an older entry that says
-      // otherwise is outdated by it.
-      const e = this.entry(key);
-      if (e !== undefined && !e.body?.equals(body)) this.drop(key);
     }
-    if (f.refresh) {
-      // A refresh's answer is a floor for every id of the object, newest word or not: what they hold
-      // otherwise goes, and no load started before it stores through them.
-      this.dropOtherIds(key, ids, sel, plain, dec, body);
-      for (const id of ids) this.landAt(id);
+    for (const k of others) {
+      if (this.entry(k) === undefined) continue;
+      this.drop(k);
+      this.landAt(k);
     }
     const share = this.shares.get(key);
-    if (f.refresh && newer && (share === undefined || share.seq < f.seq)) {
+    if (f.refresh && kept && (share === undefined || share.seq < f.seq)) {
       this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
     } else if (share !== undefined && !share.body?.equals(body)) {
       this.shares.delete(key);
     }
-    // A refreshNow or ttl=0 answer is a floor for listings too: one that shows the item otherwise goes.
-    if (f.refresh && r.service === 'ssm') {
-      this.news({ role: r.roleArn ?? '', name: nameOf(r, loaded), withDecryption: dec, loaded });
+    if (sel !== '') return;
+    if (f.refresh) {
+      // A refresh's answer is a floor for every id of the object, kept or not: what they hold otherwise
+      // goes, and no load started before it stores through them.
+      this.dropOtherIds(key, ids, plain, dec, body);
+      for (const id of ids) this.landAt(id);
+    }
+    // Listings that show the item otherwise than a refresh answer, or as the type it no longer has, go.
+    if (r.service === 'ssm' && (f.refresh || retyped)) {
+      this.news({
+        role: r.roleArn ?? '',
+        name,
+        withDecryption: dec,
+        loaded: retyped ? undefined : loaded,
+        retyped,
+      });
     }
   }
 
@@ -1028,7 +1070,6 @@ export class ItemCache {
   private dropOtherIds(
     key: string,
     ids: readonly string[],
-    sel: string,
     plain: boolean,
     dec: boolean,
     body: Buffer,
@@ -1037,7 +1078,7 @@ export class ItemCache {
       for (const k of [...(this.byId.get(id) ?? [])]) {
         if (k === key) continue;
         const e = this.entry(k);
-        if (e === undefined || e.sel !== sel || !(e.plain || plain || e.dec === dec)) continue;
+        if (e === undefined || e.sel !== '' || !(e.plain || plain || e.dec === dec)) continue;
         if (e.body?.equals(body)) continue;
         this.drop(k);
         this.landAt(k);
@@ -1046,32 +1087,37 @@ export class ItemCache {
   }
 
   /**
-   * NotFound or AccessDenied for `r` from load `f`: every entry of the object goes (both flags; by the
-   * name or without a selector, every id and selector it is known by), with every listing that shows it.
+   * NotFound or AccessDenied for `r` from load `f`: every entry of the object goes, both flags; read
+   * without a selector, also every selector and every id it is known by, and every listing that shows it.
    */
   private landGone(r: ItemRequest, f: Flight, err: unknown): void {
     const sel = selectorOf(r);
-    const keys = new Set(objectKeys(r));
+    const own = new Set(objectKeys(r));
+    const keys = new Set(own);
     const names = new Set<string>();
-    const asked = idsOf(r);
-    if (r.service === 'ssm') for (const n of asked) if (!n.startsWith('arn:')) names.add(n);
-    const ids = new Set(asked.map((id) => idKey(r, id)));
-    for (const id of [...ids]) {
-      for (const k of this.byId.get(id) ?? []) {
-        const e = this.entry(k);
-        if (e === undefined || (sel !== '' && e.sel !== sel)) continue;
-        keys.add(k);
-        for (const other of e.ids) ids.add(other);
+    const ids = new Set<string>();
+    if (sel === '') {
+      const asked = idsOf(r);
+      if (r.service === 'ssm') for (const n of asked) if (!n.startsWith('arn:')) names.add(n);
+      for (const id of asked) ids.add(idKey(r, id));
+      for (const id of [...ids]) {
+        for (const k of this.byId.get(id) ?? []) {
+          const e = this.entry(k);
+          if (e === undefined) continue;
+          keys.add(k);
+          for (const other of e.ids) ids.add(other);
+          if (e.name !== undefined && r.service === 'ssm') names.add(e.name);
+        }
       }
     }
     for (const k of keys) {
-      const name = this.entry(k)?.name;
-      if (name !== undefined && r.service === 'ssm') names.add(name);
       this.drop(k);
       this.landAt(k);
       const s = this.shares.get(k);
-      if (s !== undefined && s.seq > f.seq) this.shares.delete(k);
-      else if (s !== undefined) {
+      if (s === undefined) continue;
+      // The object's own keys share the news for the rest of their second; other ids' keys just lose
+      // what they held (what they would answer is theirs to find out).
+      if (own.has(k) && s.seq < f.seq) {
         this.shares.set(k, {
           startedAt: s.startedAt,
           seq: f.seq,
@@ -1079,12 +1125,14 @@ export class ItemCache {
           body: undefined,
           error: err,
         });
+      } else {
+        this.shares.delete(k);
       }
     }
-    for (const other of ids) this.landAt(other);
-    const own = cacheKey(r);
-    if (f.refresh && this.shares.get(own) === undefined) {
-      this.shares.set(own, {
+    for (const id of ids) this.landAt(id);
+    const ownKey = cacheKey(r);
+    if (f.refresh && this.shares.get(ownKey) === undefined) {
+      this.shares.set(ownKey, {
         startedAt: f.startedAt,
         seq: f.seq,
         stamp: this.seq,
@@ -1092,10 +1140,14 @@ export class ItemCache {
         error: err,
       });
     }
-    if (r.service === 'ssm') {
-      for (const name of names) {
-        this.news({ role: r.roleArn ?? '', name, withDecryption: r.withDecryption, loaded: undefined });
-      }
+    for (const name of names) {
+      this.news({
+        role: r.roleArn ?? '',
+        name,
+        withDecryption: r.service === 'ssm' && r.withDecryption,
+        loaded: undefined,
+        retyped: false,
+      });
     }
   }
 
@@ -1111,6 +1163,7 @@ export class ItemCache {
       if (!concerns(l, n)) continue;
       const shown = this.entry(key)?.items?.get(n.name);
       if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
+      if (n.retyped && shown === undefined) continue;
       if (shown === undefined && !inScope(l, n.name)) continue;
       this.drop(key);
       this.landAt(key);
@@ -1120,6 +1173,7 @@ export class ItemCache {
   private itemTarget(r: ItemRequest): Target {
     const key = cacheKey(r);
     const plain = plainKey(r);
+    // A read joins only a load nothing landed since for, for any id of its object.
     const ids = idsOf(r).map((id) => idKey(r, id));
     return {
       key,
@@ -1134,6 +1188,10 @@ export class ItemCache {
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
       land: (res, f) => this.landItem(r, res.loaded, f, f.ttlMs),
       gone: (f, err) => this.landGone(r, f, err),
+      forget: (e) => {
+        if (this.entry(key) === e) this.drop(key);
+        else if (plain !== undefined && this.entry(plain) === e) this.drop(plain);
+      },
     };
   }
 
@@ -1169,7 +1227,7 @@ export class ItemCache {
         });
         // Items first: the listing, stored last, is then the most recently used of them.
         for (const item of items) this.landItem(item.request, item.loaded, f, f.ttlMs);
-        if (agree && !f.outdated && f.seq > this.marks.floor && f.seq > this.gateOf(keys)) {
+        if (agree && !f.outdated && f.from > this.marks.floor && this.agrees(f, key, keys, res.loaded.body)) {
           this.landAt(key);
           const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
           this.put(key, res.loaded.body, undefined, f.ttlMs, LISTING, shown);
@@ -1183,9 +1241,14 @@ export class ItemCache {
         this.drop(key);
         this.landAt(key);
       },
+      forget: () => this.drop(key),
     };
   }
 }
+
+/** lru-cache's options for a plain get and a peek: one object, so a hit allocates none. */
+const GET = {};
+const PEEK = {};
 
 /** What a listing entry says about itself (it answers for no item id). */
 const LISTING = { ids: [], sel: '', plain: true, dec: false, name: undefined };
@@ -1204,13 +1267,17 @@ function objectKeys(r: ItemRequest): string[] {
 
 /** The name an item's answer gives it (the one listings show), or the one asked for. */
 function nameOf(r: ItemRequest, loaded: Loaded): string {
-  return loaded.ids?.find((id) => !id.startsWith('arn:')) ?? itemName(r);
+  return (
+    loaded.ids?.find((id) => !id.startsWith('arn:')) ??
+    idsOf(r).find((id) => id.startsWith('/')) ??
+    itemName(r)
+  );
 }
 
 /** Whether news of an item concerns a listing: same role, a name under its path, a flag it compares. */
 function concerns(l: Listed, n: ItemNews): boolean {
   if (l.role !== n.role || !under(l.path, n.name)) return false;
-  // A SecureString reads otherwise with the other flag: only the same flag's listings compare.
+  // A SecureString reads otherwise with the other flag: only the same flag's listings compare its value.
   return n.loaded === undefined || n.loaded.plain === true || l.withDecryption === n.withDecryption;
 }
 

@@ -33,6 +33,8 @@ export class Shares {
     private readonly clock: Clock,
     private readonly lifeMs: number,
     bounds: ShareBounds,
+    /** Told after shares went at the end of their second (what they needed may go too). */
+    private readonly onPurge: () => void = () => {},
   ) {
     this.lru = new LRUCache<string, Share>({
       max: Math.max(1, bounds.maxItems),
@@ -76,6 +78,13 @@ export class Shares {
     return this.lru.calculatedSize;
   }
 
+  /** The lowest stamp of the shares held (Infinity when none): marks above it may still matter to them. */
+  get oldestStamp(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const s of this.lru.values()) if (s.stamp < oldest) oldest = s.stamp;
+    return oldest;
+  }
+
   /** How long ago the oldest share's load started (0 when none is held). */
   get oldestAgeMs(): number {
     let oldest = Number.POSITIVE_INFINITY;
@@ -104,5 +113,6 @@ export class Shares {
       else if (due < next) next = due;
     }
     if (next !== Number.POSITIVE_INFINITY) this.purgeAt(next, now);
+    this.onPurge();
   }
 }

@@ -42,6 +42,8 @@ export interface Discovered {
 
 /** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
 export const PATH_ITEM_LIMIT = 500;
+/** Most pages a path listing reads (500 parameters come in 51 pages of 10; SSM may answer fewer a page). */
+export const PATH_MAX_PAGES = 1000;
 /** After a batch call is refused as a whole (permission, unknown operation), single calls for this long. */
 export const BATCH_BACKOFF_MS = 5 * 60 * 1000;
 
@@ -281,7 +283,16 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
     let nextToken: string | undefined;
     // A path names no Region: the configured one.
     const client = upstream.client('ssm', { roleArn: p.roleArn });
+    let pages = 0;
     do {
+      // A service that keeps answering empty pages with a NextToken must not keep a listing going forever.
+      if (++pages > PATH_MAX_PAGES) {
+        throw new AwsCallError(
+          'MalformedResponse',
+          `GetParametersByPath answered ${PATH_MAX_PAGES} pages without an end`,
+          'malformed',
+        );
+      }
       const page = await getParametersByPath(
         client,
         {
