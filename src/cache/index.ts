@@ -27,16 +27,16 @@
 //                  after NotFound or AccessDenied
 //
 // Newer wins, durably. Every load carries a sequence number (its start order). Each storage key, and each
-// id an object is known by (name, ARN), has a mark (marks.ts). A load that lands raises the marks of what
-// it answered for to the newest number given out so far: every load started before that moment may carry
-// older data. A later load numbered at or below a mark neither stores there nor is joined; when it lands
-// it must agree with what landed since (the stored entry), or the entry is dropped rather than trusted
-// either way (sequence order is not data order: a late retry may read newer data; the cost is a refetch,
-// never a wrong value). A refresh asked for raises the marks to just below its own number. NotFound or
-// AccessDenied drops every entry of the object (both flags, every selector, every id it is known by) and
-// every listing that shows it; a refreshNow or ttl=0 answer drops the listings and other ids that show it
-// otherwise; listings in flight that such an answer contradicts are neither joined nor stored. clear()
-// (SnapStart's first INVOKE) raises a floor below which nothing is stored or joined.
+// id an object is known by (name, ARN), has a mark (marks.ts): the newest number given out when something
+// last landed there. A load numbered at or below a mark started before that answer: it is stored only if
+// it agrees with what landed (the entry or share holds the same bytes), is not joined, and if it says
+// otherwise the entry goes rather than be trusted either way (sequence order is not data order: a late
+// retry may read newer data; the cost is a refetch, never a wrong value). NotFound or AccessDenied drops
+// every entry of the object (both flags, every selector if none was named, every id it is known by) and
+// every listing that shows it; a refreshNow or ttl=0 answer drops contradicting entries of other ids and
+// listings; an answer of another type drops the entries and listings of the old one; listings in flight
+// contradicted by such news are neither joined nor stored. clear() (SnapStart's first INVOKE) raises a
+// floor below which nothing is stored or joined.
 //
 // Why not lru-cache's fetch(): a forceRefresh joins a fetch already in flight (so refreshNow could not
 // supersede an older load), a fetch in flight holds its slot with no deadline, and a rejection cannot tell
