@@ -1044,6 +1044,9 @@ export class ItemCache {
     const share = this.shares.get(key);
     if (f.refresh && kept && (share === undefined || share.seq < f.seq)) {
       this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
+    } else if (share !== undefined && kept && share.body?.equals(body)) {
+      // Confirmed by a later load: still the newest word for the rest of its second.
+      share.stamp = this.seq;
     } else if (share !== undefined && !share.body?.equals(body)) {
       this.shares.delete(key);
     }
