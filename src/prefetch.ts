@@ -28,7 +28,7 @@ export interface PrefetchPlan {
 }
 
 export interface PrefetchDeps {
-  cache: Pick<ItemCache, 'getMany' | 'sequence'>;
+  cache: Pick<ItemCache, 'getMany' | 'reserve'>;
   loader: Pick<Loader, 'path'> & Discovery;
   log: Logger;
   clock?: Clock;
@@ -152,14 +152,18 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
       let some = false;
       const pages = loader.secretsTagged(tag.key, tag.roleArn, room)[Symbol.asyncIterator]();
       for (;;) {
-        // The page is asked for now: what it brings was read upstream after this number.
-        const readAt = cache.sequence;
-        const next = await pages.next();
-        if (next.done) break;
-        const page = next.value;
-        result.failed += page.errors;
-        some ||= page.found.length > 0 || page.errors > 0;
-        await read(loader.primed(within(page.found)), readAt);
+        // The page is asked for now: what it brings is judged as a load started now.
+        const mark = cache.reserve();
+        try {
+          const next = await pages.next();
+          if (next.done) break;
+          const page = next.value;
+          result.failed += page.errors;
+          some ||= page.found.length > 0 || page.errors > 0;
+          await read(loader.primed(within(page.found)), mark.readAt);
+        } finally {
+          mark.release();
+        }
         if (room() <= 0) {
           await pages.return?.();
           break;
@@ -175,19 +179,21 @@ export async function prefetch(plan: PrefetchPlan, deps: PrefetchDeps): Promise<
 
   for (const p of plan.items.filter((i) => i.path)) {
     if (room() <= 0) break;
+    const mark = cache.reserve();
     try {
-      const readAt = cache.sequence;
       const listing = await loader.path({
         path: p.id,
         recursive: true,
         withDecryption: true,
         ...(p.roleArn !== undefined ? { roleArn: p.roleArn } : {}),
       });
-      await read(loader.primed(within<Discovered>(listing.items)), readAt);
+      await read(loader.primed(within<Discovered>(listing.items)), mark.readAt);
     } catch (e) {
       result.failed++;
       log.warn('prefetch: a path listing failed', { code: codeOf(e) });
       log.debug('prefetch: the path that failed', { path: p.id });
+    } finally {
+      mark.release();
     }
   }
 

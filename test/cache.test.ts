@@ -1021,6 +1021,71 @@ describe('batches go through the same states', () => {
     );
   });
 
+  /** A getMany of values in hand (prefetch's discovery), answered with what the read outside brought. */
+  async function inHand(cache: ItemCache, loader: ScriptedLoader, readAt: number, value: string) {
+    const p = cache.getMany([secret('k')], { readAt });
+    await settle();
+    loader.open.at(-1)!.resolve([{ ok: true, loaded: body(value) }]);
+    const [r] = await p;
+    return r!.ok ? `${r!.answer.body} ${r!.answer.source}` : (r!.error as AwsCallError).code;
+  }
+
+  test('values read outside the cache on a fresh cache are stored (prefetch right after start)', async () => {
+    const { loader, cache } = setup();
+    const mark = cache.reserve();
+    assert.equal(await inHand(cache, loader, mark.readAt, 'P'), 'P miss');
+    mark.release();
+    assert.equal(await text(cache.get(secret('k'))), 'P hit');
+  });
+
+  test('values read outside the cache do not undo a NotFound that landed after they were asked for', async () => {
+    const { loader, cache } = setup();
+    const mark = cache.reserve();
+    // While the listing is read, a read of the item lands NotFound, and nothing else runs.
+    const gone = start(() => cache.get(secret('k')));
+    await settle();
+    loader.only().reject(notFound());
+    assert.equal(await outcome(gone), 'ResourceNotFoundException');
+    assert.equal(await inHand(cache, loader, mark.readAt, 'P'), 'P miss');
+    mark.release();
+    const again = start(() => cache.get(secret('k')));
+    await settle();
+    assert.equal(loader.open.length, 1, 'the value from before the NotFound was not stored');
+    loader.only().reject(notFound());
+    assert.equal(await outcome(again), 'ResourceNotFoundException');
+  });
+
+  test('what landed before the values were asked for does not stop them', async () => {
+    const { loader, cache } = setup();
+    // A load of another key stays in flight, so the mark of k's NotFound is kept.
+    const other = start(() => cache.get(secret('other')));
+    const gone = start(() => cache.get(secret('k')));
+    await settle();
+    loader.open
+      .find((l) => l.requests[0]!.service === 'secretsmanager' && l.requests[0]!.secretId === 'k')!
+      .reject(notFound());
+    assert.equal(await outcome(gone), 'ResourceNotFoundException');
+    const mark = cache.reserve();
+    assert.equal(await inHand(cache, loader, mark.readAt, 'P'), 'P miss');
+    mark.release();
+    assert.equal(await text(cache.get(secret('k'))), 'P hit');
+    loader.only().resolve(body('O'));
+    assert.equal(await text(other), 'O miss');
+  });
+
+  test('values asked for before clear() are not stored after it', async () => {
+    const { loader, cache } = setup();
+    const mark = cache.reserve();
+    cache.clear();
+    assert.equal(await inHand(cache, loader, mark.readAt, 'P'), 'P miss');
+    mark.release();
+    const again = start(() => cache.get(secret('k')));
+    await settle();
+    assert.equal(loader.open.length, 1, 'a read after clear() asks again');
+    loader.only().resolve(body('Q'));
+    assert.equal(await text(again), 'Q miss');
+  });
+
   test('getMany with the cache off for a service: loaded together, kept nowhere', async () => {
     const { loader, cache } = setup({ ttlMs: { ssm: TTL, secretsmanager: 0 } });
     const many = cache.getMany([secret('a'), secret('b')]);

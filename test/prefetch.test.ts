@@ -261,7 +261,7 @@ describe('the prefetch plan', () => {
     const clock = new FakeClock();
     const reads: number[] = [];
     const cache = {
-      sequence: 0,
+      reserve: () => ({ readAt: 1, release() {} }),
       getMany: async (rs: readonly unknown[]) => {
         reads.push(clock.now());
         return rs.map(() => answer());
@@ -296,7 +296,7 @@ describe('the prefetch plan', () => {
   test('the budget: named items first, then tags; a secret both named and tagged counts once', async () => {
     const asked: string[][] = [];
     const cache = {
-      sequence: 0,
+      reserve: () => ({ readAt: 1, release() {} }),
       getMany: async (rs: readonly { secretId?: string; name?: string }[]) => {
         asked.push(rs.map((r) => r.secretId ?? r.name ?? '?'));
         return rs.map(() => answer());
@@ -332,7 +332,7 @@ describe('the prefetch plan', () => {
   test('the byte budget: tagged pages are cached one at a time, and paging stops at cache_buffer_ratio of the bytes', async () => {
     const cached: string[] = [];
     const cache = {
-      sequence: 0,
+      reserve: () => ({ readAt: 1, release() {} }),
       getMany: async (rs: readonly ItemRequest[]) => {
         cached.push(...rs.map((r) => (r.service === 'secretsmanager' ? r.secretId : '?')));
         return rs.map(() => answer(100));
@@ -369,7 +369,7 @@ describe('the prefetch plan', () => {
   test('named items are read 20 at a time, and stop once the byte budget is spent', async () => {
     const asked: number[] = [];
     const cache = {
-      sequence: 0,
+      reserve: () => ({ readAt: 1, release() {} }),
       getMany: async (rs: readonly unknown[]) => {
         asked.push(rs.length);
         return rs.map(() => answer(100));
@@ -395,7 +395,10 @@ describe('the prefetch plan', () => {
 
   test('a failing tag search or path is logged and counted, never thrown; names at DEBUG only', async () => {
     lines.length = 0;
-    const cache = { sequence: 0, getMany: async (rs: readonly unknown[]) => rs.map(() => answer()) };
+    const cache = {
+      reserve: () => ({ readAt: 1, release() {} }),
+      getMany: async (rs: readonly unknown[]) => rs.map(() => answer()),
+    };
     const loader = {
       path: async () => {
         throw new Error('boom');

@@ -282,6 +282,8 @@ export class ItemCache {
   private readonly running = new Set<number>();
   /** Running loads judged as older than their number (values in hand): flight -> what they count from. */
   private readonly backdated = new Map<Flight, number>();
+  /** Numbers given to reads made outside the cache (reserve()), until released. */
+  private readonly reserved = new Set<number>();
   private readonly marks: Marks;
   private readonly shares: Shares;
   /** The path listings stored now, by key. */
@@ -296,7 +298,7 @@ export class ItemCache {
   private readonly staleWaitMs: number;
   private jitterFactor: number;
   private seq = 0;
-  /** Loads numbered at or below this were started before the last clear(): never stored, never joined. */
+  /** Loads dated at or below this were started before the last clear(): never stored, never joined. */
   private floor = 0;
   /** Set between the SnapStart snapshot and the first INVOKE: reads bypass the cache (see restoreWindow). */
   private bypass = false;
@@ -425,11 +427,20 @@ export class ItemCache {
   }
 
   /**
-   * The newest load number given out: values read upstream after this moment (prefetch's discovery) are
-   * handed to getMany with it, so they are judged as loads started now, not when they are cached.
+   * Numbers a read made upstream outside the cache (prefetch's discovery) as a load started now: its
+   * values, handed to getMany with `readAt`, are judged as of this moment, not when they are cached. What
+   * lands from now on is remembered until `release()`, so it is not undone by them.
    */
-  get sequence(): number {
-    return this.seq;
+  reserve(): { readAt: number; release(): void } {
+    const readAt = ++this.seq;
+    this.reserved.add(readAt);
+    return {
+      readAt,
+      release: () => {
+        if (!this.reserved.delete(readAt)) return;
+        this.marks.prune(this.keepAbove());
+      },
+    };
   }
 
   get entries(): number {
@@ -593,7 +604,7 @@ export class ItemCache {
   private refreshAhead(t: Target, ttl: number): void {
     const f = this.start(t, ttl, {});
     f.done.catch((err: unknown) => {
-      if (isAbandoned(err) || f.superseded || f.seq <= this.floor) return;
+      if (isAbandoned(err) || f.superseded || f.from <= this.floor) return;
       try {
         this.opts.onBackgroundError?.(err, t.name);
       } catch {
@@ -668,7 +679,7 @@ export class ItemCache {
    */
   private joinable(t: Target, f: Flight, now: number): boolean {
     return (
-      f.seq > this.floor &&
+      f.from > this.floor &&
       f.from > this.landedOf(t.keys) &&
       !f.outdated &&
       now - f.progressAt < this.joinLimitMs[t.service]
@@ -689,6 +700,7 @@ export class ItemCache {
     const first = this.running.values().next();
     let oldest = first.done ? Number.POSITIVE_INFINITY : first.value;
     for (const from of this.backdated.values()) if (from < oldest) oldest = from;
+    for (const n of this.reserved) if (n < oldest) oldest = n;
     return oldest;
   }
 
@@ -807,7 +819,7 @@ export class ItemCache {
       (r) => {
         try {
           this.leaveSlot(t, f);
-          if (f.seq > this.floor) t.land(r, f);
+          if (f.from > this.floor) t.land(r, f);
           return r;
         } finally {
           this.finish(f);
@@ -817,7 +829,7 @@ export class ItemCache {
         try {
           this.leaveSlot(t, f);
           // Cut short on purpose, or from before the last clear(): news to nobody.
-          if (isAbandoned(err) || f.seq <= this.floor) throw err;
+          if (isAbandoned(err) || f.from <= this.floor) throw err;
           // Superseded with nobody waiting: not counted, and no back-off; a NotFound is news all the same.
           const quiet = f.superseded && f.waiters === 0;
           if (!quiet) this.stats.errors++;
