@@ -217,7 +217,7 @@ describe('token sources', () => {
     const env = base(port, { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: list });
     delete env['PARAMETERS_SECRETS_EXTENSION_TOKEN'];
     // MY_TOKEN is not set (a typo, a secret not mounted yet): the next name in the list is the list itself.
-    const r = await runCommand(process.execPath, [BUNDLE, 'serve'], env, { timeoutMs: 3000 }).catch(
+    const r = await runCommand(process.execPath, [BUNDLE, 'serve'], env, { timeoutMs: 8000 }).catch(
       (e: Error) => ({ code: null, stdout: '', stderr: e.message }),
     );
     if (r.code === null) {
@@ -236,7 +236,7 @@ describe('token sources', () => {
     const port = await freePort();
     const token = '\u20ac'.repeat(16);
     const env = base(port, { PARAMETERS_SECRETS_EXTENSION_TOKEN: token });
-    const r = await runCommand(process.execPath, [BUNDLE, 'serve'], env, { timeoutMs: 3000 }).catch(
+    const r = await runCommand(process.execPath, [BUNDLE, 'serve'], env, { timeoutMs: 8000 }).catch(
       (e: Error) => ({ code: null, stdout: '', stderr: e.message }),
     );
     if (r.code === null) {
