@@ -7,7 +7,7 @@ import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
 import type { Config } from './config.ts';
 import { describeInternal } from './errors.ts';
-import { checkCredentials, Health, validateCredentials } from './health.ts';
+import { Health, validateCredentials } from './health.ts';
 import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -157,7 +157,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
   // Credentials are fetched now rather than at the first miss, so a missing source is a WARN at start
   // (validate_credentials fetched them already). Under SnapStart they would be dropped at the restore.
   if (!config.validateCredentials && !(config.lambda.snapStart && config.lambda.runtimeApi)) {
-    void checkCredentials(upstream.credentials, log);
+    void health.checkAtStart(log);
   }
   server.onFatal = (e) => {
     log.error(`${e.message}; stopping`);
