@@ -196,6 +196,8 @@ export interface CredentialOptions {
    * proxy or AWS_CA_BUNDLE is configured. IMDS and the container endpoint are always reached directly.
    */
   sdkHttpsAgent?: () => Promise<import('node:http').Agent>;
+  /** The proxy's credentials, scrubbed from what the SDK chain's failures say (its STS calls go through it). */
+  proxySecrets?: readonly string[];
   now?: () => number;
   /** Timers of the credentials file's checks. */
   clock?: Clock;
@@ -272,7 +274,7 @@ export function createCredentialSource(
         }
         creds = await provider(forceRefresh ? { forceRefresh: true } : undefined);
       } catch (err) {
-        throw credentialsError(source, err);
+        throw credentialsError(source, err, opts.proxySecrets);
       }
       return pick(creds);
     },
