@@ -112,7 +112,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     // Loaded only when asked for: most processes never open it.
     const { startMetricsListener } = await import('./server/metrics-listener.ts');
     try {
-      metricsListener = await startMetricsListener(config.metricsAddress, () => metrics.render(cache));
+      metricsListener = await startMetricsListener(config.metricsAddress, () => metrics.render(cache), log);
     } catch (e) {
       await server.close(0);
       upstream.close();
