@@ -83,7 +83,8 @@ describe('AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE', () => {
 describe('never through a proxy from the environment', () => {
   let node24: string | undefined;
   before(async () => {
-    if (HOST_ARCH) node24 = await nodeBinary(LTS[24]);
+    const version = LTS[24];
+    if (HOST_ARCH && version !== undefined) node24 = await nodeBinary(version);
   });
 
   test('Node 24 with NODE_USE_ENV_PROXY=1 and HTTP_PROXY: the credentials request goes to the endpoint itself', async (t) => {
