@@ -597,7 +597,7 @@ export const SETTINGS = {
       origin: 'provider',
       default: ['AWS_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'],
       meaning:
-        'variables holding the token (a value or a file: URL), tried in order after PARAMETERS_SECRETS_EXTENSION_TOKEN; never one that holds configuration (HOME, AWS_REGION, PARAMETERS_SECRETS_EXTENSION_*: the list in docs/configuration.md)',
+        'variables holding the token (a value or a file: URL), tried in order after PARAMETERS_SECRETS_EXTENSION_TOKEN; never one that holds configuration (AWS_REGION, HOME, PARAMETERS_SECRETS_EXTENSION_*...: see The token below the table)',
     },
     { pattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/, what: 'variable name', refuse: nonSecretVariable },
   ),
