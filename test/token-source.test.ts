@@ -3,13 +3,14 @@
 // spelling, token files that are links, FIFOs, devices or too large, short tokens, paths mistaken for
 // tokens, and the variables' order. Each case goes through all three and they must agree.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { resolveToken } from '../src/client/env.ts';
 import { UnauthorizedError } from '../src/client/errors.ts';
+import { NON_SECRET_PREFIXES, NON_SECRET_VARIABLES } from '../src/client/token-source.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { BUNDLE, Daemons, freePort, ROOT, runCommand, secret } from './helpers/daemon.ts';
 import { tempDir } from './helpers/temp.ts';
@@ -327,6 +328,62 @@ describe('one set of rules for the daemon and both clients', () => {
       }
     });
   }
+});
+
+describe('the variables that hold configuration: one list in the daemon, the clients and the shell', () => {
+  test('each is refused in a token variables list, in any case, by all three; PARAMETERS_SECRETS_EXTENSION_TOKEN is not', async () => {
+    const names = [
+      ...NON_SECRET_VARIABLES,
+      ...NON_SECRET_PREFIXES.map((p) => `${p}SOMETHING`),
+      'http_proxy',
+      'aws_region',
+    ];
+    const refusedBy = async (name: string) => {
+      const env = { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: `MY_TOKEN,${name}`, MY_TOKEN: OTHER_TOKEN };
+      const d = daemonOutcome(env);
+      const c = clientOutcome(env);
+      const sh = await runCommand('sh', [SCRIPT, 'secret', 'x'], {
+        ...env,
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '9',
+        PSCACHE_RETRIES: '0',
+      });
+      return [
+        'refused' in d && /holds configuration, not a secret/.test(d.message ?? ''),
+        'refused' in c && c.refused === 'PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES',
+        sh.code === 3 && sh.stderr.includes(`${name} holds configuration, not a secret`),
+      ];
+    };
+    const wrong: string[] = [];
+    for (let i = 0; i < names.length; i += 8) {
+      const batch = names.slice(i, i + 8);
+      const verdicts = await Promise.all(batch.map(refusedBy));
+      verdicts.forEach((v, k) => {
+        if (v.some((x) => !x)) wrong.push(`${batch[k]}: daemon, client, shell refused: ${v.join(', ')}`);
+      });
+    }
+    assert.deepEqual(wrong, []);
+    const allowed = {
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'PARAMETERS_SECRETS_EXTENSION_TOKEN,MY_TOKEN',
+      MY_TOKEN: OTHER_TOKEN,
+    };
+    assert.deepEqual(
+      [daemonOutcome(allowed), clientOutcome(allowed)],
+      [{ token: OTHER_TOKEN }, { token: OTHER_TOKEN }],
+    );
+    const sh = await runCommand('sh', [SCRIPT, 'secret', 'x'], {
+      ...allowed,
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '9',
+      PSCACHE_RETRIES: '0',
+    });
+    assert.equal(sh.code, 4, `the shell client took the token and tried to send it: ${sh.stderr}`);
+  });
+
+  test('pscache-get.sh is POSIX sh, and shellcheck clean where shellcheck is installed', async (t) => {
+    assert.equal((await runCommand('sh', ['-n', SCRIPT], {})).code, 0);
+    if (spawnSync('shellcheck', ['--version']).status !== 0) return t.skip('shellcheck is not installed');
+    const r = await runCommand('shellcheck', ['-s', 'sh', SCRIPT], {});
+    assert.equal(r.code, 0, r.stdout);
+  });
 });
 
 let world: World;
