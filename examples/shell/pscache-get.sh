@@ -1,6 +1,7 @@
 #!/bin/sh
 # Reads one SSM parameter or Secrets Manager secret from pscache (or the official extension) with curl,
-# for shell scripts and custom runtimes. POSIX sh; needs curl, and jq or python3 to print the value.
+# for shell scripts and custom runtimes. POSIX sh; needs curl, od and awk (to judge the token on its
+# bytes; busybox has both), and jq or python3 to print the value.
 #
 #   sh pscache-get.sh parameter NAME [--decrypt] [--version N | --label L] [--json]
 #   sh pscache-get.sh secret ID [--stage STAGE] [--version VERSION_ID] [--json]
@@ -43,6 +44,8 @@ refuse() {
   echo "pscache-get: $1" >&2
   exit 3
 }
+nl='
+'
 
 # The awk program that judges bytes (decimal numbers from od on stdin). It decodes UTF-8 as Node does
 # (a U+FFFD for each malformed sequence) and prints: the byte count, the length in UTF-16 code units
@@ -212,15 +215,14 @@ EOF
   fi
   # The bytes judged above, and no others (the file may have changed since): no control character among
   # them, so nothing is lost on the way; the trailing x keeps a final byte the substitution would trim.
-  token=$(printf '%s\n' "$facts" | sed -n 2p)
-  token=$(printf '%b' "$token" && echo x)
+  token=$(printf '%b' "${facts#*"$nl"}" && echo x)
   token=${token%x}
 }
 
 # Variables holding configuration anyone can read, never a token: the daemon's list (NON_SECRET_VARIABLES
 # and NON_SECRET_PREFIXES in src/client/token-source.ts), compared in upper case.
 non_secret() {
-  upper=$(printf %s "$1" | LC_ALL=C tr abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ)
+  upper=$(printf %s "$1" | LC_ALL=C awk '{ print toupper($0) }')
   case $upper in
     PARAMETERS_SECRETS_EXTENSION_TOKEN) return 1 ;;
     PARAMETERS_SECRETS_EXTENSION_* | AWS_LAMBDA_* | AWS_ENDPOINT_URL_* | AWS_XRAY_* | KUBERNETES_* | LC_* | \
