@@ -1,7 +1,8 @@
 // IAM role ARNs: one strict parser shared by the --config file (prefetch role_arn) and the roleArn query parameter.
+import { PARTITION_NAMES } from './aws/endpoints.ts';
 
 export interface RoleArn {
-  /** aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, ... */
+  /** aws, aws-cn, aws-us-gov, aws-eusc, aws-iso, aws-iso-b, ... (the endpoint table's partitions) */
   partition: string;
   /** 12 digits. */
   account: string;
@@ -14,12 +15,13 @@ export interface RoleArn {
 }
 
 /** How a role ARN must look, for error messages. */
-export const ROLE_ARN_FORMAT =
-  'an IAM role ARN such as arn:aws:iam::123456789012:role/NAME (partition aws, aws-cn, aws-us-gov or aws-iso*)';
+export const ROLE_ARN_FORMAT = `an IAM role ARN such as arn:aws:iam::123456789012:role/NAME (partition ${PARTITION_NAMES.join(', ')})`;
 
-// IAM limits: a role name is 1-64 of [\w+=,.@-]; a path is `/` or /segments/ of printable ASCII, 512 at most.
-const ROLE_ARN =
-  /^arn:(aws|aws-cn|aws-us-gov|aws-iso(?:-[a-z])?):iam::(\d{12}):role(\/(?:[\x21-\x7e]*\/)?)([\w+=,.@-]{1,64})$/;
+// IAM limits: a role name is 1-64 of [\w+=,.@-]; a path is `/` or /segments/ of printable ASCII, 512 at
+// most. The partition is one of the endpoint table's (aws-eusc for the European Sovereign Cloud included).
+const ROLE_ARN = new RegExp(
+  `^arn:(${PARTITION_NAMES.join('|')}):iam::(\\d{12}):role(\\/(?:[\\x21-\\x7e]*\\/)?)([\\w+=,.@-]{1,64})$`,
+);
 
 /** Parses `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`; undefined when it is anything else. */
 export function parseRoleArn(s: string): RoleArn | undefined {

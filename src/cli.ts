@@ -266,6 +266,14 @@ function withoutEndpointOverrides(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('AWS_ENDPOINT_URL_')));
 }
 
+/** The --config file without credentials_file_path: dev signs with its own credentials. */
+function withoutCredentialsFile(file: ConfigFile | undefined): ConfigFile | undefined {
+  if (file === undefined || !file.values.has('credentialsFile')) return file;
+  const values = new Map(file.values);
+  values.delete('credentialsFile');
+  return { ...file, values };
+}
+
 async function dev(args: string[]): Promise<number> {
   const flags = parseFlags(args, ['--store', '--port', '--emulator-port', '--control-token', '--config']);
   const store = storeFlag(flags);
@@ -296,6 +304,9 @@ async function dev(args: string[]): Promise<number> {
         // Every AWS_ENDPOINT_URL_* of the user's shell goes (STS's too: AssumeRole for roleArn reads must
         // reach the emulator, signed with dev's own credentials, and nothing else).
         ...withoutEndpointOverrides(process.env),
+        // The shell's credentials file would replace dev's own credentials (a file wins over every other
+        // source) and send its session token to the emulator: dev signs with its own only.
+        PARAMETERS_SECRETS_EXTENSION_CREDENTIALS_FILE: undefined,
         ...(port !== undefined ? { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port) } : {}),
         PARAMETERS_SECRETS_EXTENSION_TOKEN: token,
         AWS_REGION: emu.region,
@@ -306,7 +317,7 @@ async function dev(args: string[]): Promise<number> {
         AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
         AWS_ENDPOINT_URL: emu.url,
       },
-      file,
+      withoutCredentialsFile(file),
     );
   } catch (e) {
     await emu.close();

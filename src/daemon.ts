@@ -7,7 +7,7 @@ import { ItemCache } from './cache/index.ts';
 import { Collections } from './collections.ts';
 import type { Config } from './config.ts';
 import { describeInternal } from './errors.ts';
-import { checkCredentials, Health, validateCredentials } from './health.ts';
+import { Health, validateCredentials } from './health.ts';
 import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -112,7 +112,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     // Loaded only when asked for: most processes never open it.
     const { startMetricsListener } = await import('./server/metrics-listener.ts');
     try {
-      metricsListener = await startMetricsListener(config.metricsAddress, () => metrics.render(cache));
+      metricsListener = await startMetricsListener(config.metricsAddress, () => metrics.render(cache), log);
     } catch (e) {
       await server.close(0);
       upstream.close();
@@ -157,7 +157,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
   // Credentials are fetched now rather than at the first miss, so a missing source is a WARN at start
   // (validate_credentials fetched them already). Under SnapStart they would be dropped at the restore.
   if (!config.validateCredentials && !(config.lambda.snapStart && config.lambda.runtimeApi)) {
-    void checkCredentials(upstream.credentials, log);
+    void health.checkAtStart(log);
   }
   server.onFatal = (e) => {
     log.error(`${e.message}; stopping`);

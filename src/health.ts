@@ -25,26 +25,6 @@ export const credentialsFix = (source: string): string =>
 
 const codeOf = (e: unknown): string => (e instanceof AwsCallError ? e.code : 'Error');
 
-/**
- * Fetches the credentials once without waiting for a read to need them. A failure is one WARN line: the
- * source tried, why, and the fix; reads go on failing with 403 until the source gives credentials.
- */
-export function checkCredentials(credentials: CredentialSource, log: Logger): Promise<void> {
-  return credentials.get().then(
-    () => log.debug('credentials ready', { source: credentials.name }),
-    (e: unknown) => {
-      log.warn(
-        `no AWS credentials: ${e instanceof Error ? e.message : String(e)}; reads fail (403) until fixed`,
-        {
-          source: credentials.name,
-          code: codeOf(e),
-          fix: credentialsFix(credentials.name),
-        },
-      );
-    },
-  );
-}
-
 /** validate_credentials refused the credentials: start-up stops (exit 1) with this message. */
 export class CredentialsRefused extends Error {
   constructor(message: string) {
@@ -120,11 +100,22 @@ export interface Readiness {
 const EVIDENCE_MS = 60_000;
 /** How long /ready waits for credentials being fetched before it answers `pending`. */
 export const READY_WAIT_MS = 1000;
+/**
+ * After credentials failed, /ready reports the failure without asking the source again for this long,
+ * doubling after each failure up to CREDENTIALS_RETRY_MAX_MS: probes cost at most one fetch (with its
+ * retries) per period however often they come, whoever sends them (no token is needed for /ready).
+ */
+export const CREDENTIALS_RETRY_MIN_MS = 5000;
+export const CREDENTIALS_RETRY_MAX_MS = 60_000;
 
 /** Readiness from what pscache sees anyway: the credentials source and the outcome of upstream attempts. */
 export class Health {
   private last: { reachable: boolean; at: number } | undefined;
   private readonly clock: Clock;
+  /** The fetch /ready (or the start-up check) started, while it runs. */
+  private checking: Promise<boolean> | undefined;
+  /** The last failure seen: no fetch for /ready before `retryAt`. */
+  private failed: { retryAt: number; backoffMs: number } | undefined;
 
   constructor(
     private readonly credentials: CredentialSource,
@@ -138,19 +129,63 @@ export class Health {
     this.last = { reachable: e.outcome !== 'network' && e.outcome !== 'timeout', at: this.clock.now() };
   };
 
-  async readiness(waitMs = READY_WAIT_MS): Promise<Readiness> {
-    let timer: { cancel(): void } | undefined;
-    const pending = new Promise<'pending'>((resolve) => {
-      timer = this.clock.setTimeout(() => resolve('pending'), waitMs);
+  /**
+   * Fetches the credentials once without waiting for a read to need them (at start). A failure is one
+   * WARN line: the source tried, why, and the fix; reads go on failing with 403 until the source gives
+   * credentials, and /ready reports it without asking again before the back-off is over.
+   */
+  checkAtStart(log: Logger): Promise<void> {
+    return this.check((e) => {
+      log.warn(
+        `no AWS credentials: ${e instanceof Error ? e.message : String(e)}; reads fail (403) until fixed`,
+        {
+          source: this.credentials.name,
+          code: codeOf(e),
+          fix: credentialsFix(this.credentials.name),
+        },
+      );
+    }).then((ok) => {
+      if (ok) log.debug('credentials ready', { source: this.credentials.name });
     });
-    const credentials = await Promise.race([
-      this.credentials.get().then(
-        () => 'ok' as const,
-        () => 'failed' as const,
-      ),
-      pending,
-    ]);
-    timer?.cancel();
+  }
+
+  /** One fetch through the source (joined while it runs); records a failure and its back-off. */
+  private check(onFailure?: (e: unknown) => void): Promise<boolean> {
+    this.checking ??= this.credentials.get().then(
+      () => {
+        this.failed = undefined;
+        this.checking = undefined;
+        return true;
+      },
+      (e: unknown) => {
+        const now = this.clock.now();
+        const backoffMs =
+          this.failed === undefined
+            ? CREDENTIALS_RETRY_MIN_MS
+            : Math.min(CREDENTIALS_RETRY_MAX_MS, this.failed.backoffMs * 2);
+        this.failed = { retryAt: now + backoffMs, backoffMs };
+        this.checking = undefined;
+        onFailure?.(e);
+        return false;
+      },
+    );
+    return this.checking;
+  }
+
+  /**
+   * Credentials in hand (a read fetched them meanwhile, say) are `ok` at no cost; after a failure, within
+   * its back-off, `failed` without asking the source; otherwise one fetch, joined by every probe meanwhile.
+   */
+  async readiness(waitMs = READY_WAIT_MS): Promise<Readiness> {
+    let credentials: Readiness['credentials'];
+    if (this.credentials.held?.()) {
+      this.failed = undefined;
+      credentials = 'ok';
+    } else if (this.failed !== undefined && this.clock.now() < this.failed.retryAt) {
+      credentials = 'failed';
+    } else {
+      credentials = await this.awaitCheck(waitMs);
+    }
     const last = this.last;
     const upstream =
       last === undefined || this.clock.now() - last.at > EVIDENCE_MS
@@ -159,5 +194,18 @@ export class Health {
           ? 'reachable'
           : 'unreachable';
     return { ready: credentials === 'ok' && upstream !== 'unreachable', credentials, upstream };
+  }
+
+  private async awaitCheck(waitMs: number): Promise<Readiness['credentials']> {
+    let timer: { cancel(): void } | undefined;
+    const pending = new Promise<'pending'>((resolve) => {
+      timer = this.clock.setTimeout(() => resolve('pending'), waitMs);
+    });
+    const outcome = await Promise.race([
+      this.check().then((ok) => (ok ? ('ok' as const) : ('failed' as const))),
+      pending,
+    ]);
+    timer?.cancel();
+    return outcome;
   }
 }

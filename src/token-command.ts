@@ -109,12 +109,13 @@ function present(path: string): boolean {
 }
 
 /**
- * Why --if-absent must not keep what is at `path`, or undefined when it may: a regular file (not a link),
- * this user's or root's, that neither group nor others may write (whoever can write it chooses the
- * token), holding a token the daemon accepts. Checked on the open file itself, so a swap after the
- * check cannot slip another file in.
+ * Why --if-absent must not keep what is at `path`, or undefined when it may: a regular file (not a link)
+ * with no other name (one hard link), this user's or root's, that others may neither read nor write and
+ * its group may not write (nor read, unless it is the --group asked for), holding a token the daemon
+ * accepts. Whoever can write it chooses the token, whoever can read it (or reach another name of it) knows
+ * it. Checked on the open file itself, so a swap after the check cannot slip another file in.
  */
-function notKeepable(path: string): string | undefined {
+function notKeepable(path: string, gid: number | undefined): string | undefined {
   let stats: ReturnType<typeof readTokenFile>['stats'];
   try {
     const read = readTokenFile(path);
@@ -128,8 +129,20 @@ function notKeepable(path: string): string | undefined {
   if (me !== undefined && stats.uid !== me && stats.uid !== 0) {
     return `it belongs to uid ${stats.uid}, neither you (uid ${me}) nor root: that user knows the token`;
   }
+  const mode = `mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}`;
   if ((stats.mode & 0o022) !== 0) {
-    return `group or others may write it (mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}): they could choose the token`;
+    return `group or others may write it (${mode}): they could choose the token`;
+  }
+  if ((stats.mode & 0o004) !== 0) {
+    return `others may read it (${mode}): every user of the host knows the token`;
+  }
+  if ((stats.mode & 0o040) !== 0 && (gid === undefined || stats.gid !== gid)) {
+    return gid === undefined
+      ? `its group may read it (${mode}) and no --group was asked for: the members of group ${stats.gid} know the token`
+      : `its group (${stats.gid}) may read it (${mode}), not the --group asked for: that group's members know the token`;
+  }
+  if (stats.nlink > 1) {
+    return `it has ${stats.nlink} hard links: whoever may read it under another name (or planted the link) knows the token`;
   }
   return undefined;
 }
@@ -143,8 +156,9 @@ function notKeepable(path: string): string | undefined {
 function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): number {
   const path = resolve(args.write);
   const dir = dirname(path);
+  const gid = args.group === undefined ? undefined : groupId(args.group);
   const kept = () => {
-    const why = notKeepable(path);
+    const why = notKeepable(path, gid);
     if (why !== undefined) {
       throw new TokenError(
         `${path} exists and is not kept (--if-absent): ${why}; remove it, or pass --force to replace it`,
@@ -160,7 +174,6 @@ function writeTokenFile(args: TokenArgs & { write: string }, io: TokenIo): numbe
     if (args.ifAbsent) return kept();
     throw exists();
   }
-  const gid = args.group === undefined ? undefined : groupId(args.group);
   // Only the owner may read it, unless a group is named: a setgid directory's group gets nothing.
   const mode = gid === undefined ? 0o600 : 0o640;
   const tmp = join(dir, `.${basename(path)}.${nodeCrypto().randomBytes(6).toString('hex')}.tmp`);

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parseRoleArn } from '../src/arn.ts';
+import { PARTITION_NAMES } from '../src/aws/endpoints.ts';
 import { SETTING_LIST, type Setting, type SettingId } from '../src/config/settings.ts';
 import { ConfigError, loadConfig, requireToken } from '../src/config.ts';
 import { runPscache, TEST_TOKEN } from './helpers/daemon.ts';
@@ -429,8 +430,10 @@ describe('parseRoleArn', () => {
       parseRoleArn('arn:aws-cn:iam::123456789012:role/team/app/Reader+x=y,z.w@v-u_t')?.path,
       '/team/app/',
     );
-    for (const p of ['aws-us-gov', 'aws-iso', 'aws-iso-b', 'aws-iso-e', 'aws-iso-f']) {
-      assert.ok(parseRoleArn(`arn:${p}:iam::123456789012:role/R`), p);
+    // Every partition of the endpoint table, the European Sovereign Cloud's (aws-eusc) included.
+    assert.ok(PARTITION_NAMES.includes('aws-eusc'));
+    for (const p of PARTITION_NAMES) {
+      assert.equal(parseRoleArn(`arn:${p}:iam::123456789012:role/R`)?.partition, p, p);
     }
   });
   test('anything else is refused', () => {
@@ -445,6 +448,8 @@ describe('parseRoleArn', () => {
       'arn:aws:iam:us-east-1:123456789012:role/Admin',
       'arn:aws:sts::123456789012:role/Admin',
       'arn:azure:iam::123456789012:role/Admin',
+      'arn:aws-iso-z:iam::123456789012:role/Admin',
+      'arn:aws-eusc-x:iam::123456789012:role/Admin',
       'arn:aws:iam::123456789012:role/test","injected":"value',
       'arn:aws:iam::123456789012:role//double/Name',
       `arn:aws:iam::123456789012:role/${'n'.repeat(65)}`,

@@ -3,7 +3,7 @@
 // and the daemon's bundle carries no emulator code.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -169,6 +169,40 @@ describe("pscache dev ignores the shell's AWS_ENDPOINT_URL_*", () => {
     } finally {
       await dev.stop();
       await new Promise<void>((r) => trap.close(() => r()));
+    }
+  });
+});
+
+describe("pscache dev signs with its own credentials only: the shell's credentials file is not used", () => {
+  test('neither PARAMETERS_SECRETS_EXTENSION_CREDENTIALS_FILE nor credentials_file_path in --config', async () => {
+    const dir = tempDir('dev-credentials-file');
+    const file = join(dir, 'credentials');
+    // The user's (here made-up) temporary credentials: the emulator would refuse a read signed with them.
+    writeFileSync(
+      file,
+      '[default]\naws_access_key_id = ASIAUSERKEY000000001\naws_secret_access_key = user/secret/key/not-devs\naws_session_token = users-session-token-not-devs\n',
+    );
+    chmodSync(file, 0o600);
+    const config = join(dir, 'pscache.toml');
+    writeFileSync(config, `credentials_file_path = ${JSON.stringify(file)}\n`);
+    for (const [how, args, env] of [
+      ['the variable', [], { PARAMETERS_SECRETS_EXTENSION_CREDENTIALS_FILE: file }],
+      ['--config', ['--config', config], {}],
+    ] as const) {
+      const port = await freePort();
+      const dev = await spawnPscache(
+        ['dev', '--port', String(port), ...args],
+        { PARAMETERS_SECRETS_EXTENSION_TOKEN: TEST_TOKEN, ...env },
+        { port },
+      );
+      try {
+        await printed(dev, /Press Ctrl\+C to stop/);
+        const r = await httpGet(port, '/systemsmanager/parameters/get?name=%2Fmyapp%2Fapi-endpoint');
+        assert.equal(r.status, 200, `${how}: ${r.status} ${r.body}`);
+        assert.doesNotMatch(dev.output(), /credentials file/, how);
+      } finally {
+        await dev.stop();
+      }
     }
   });
 });

@@ -456,7 +456,7 @@ describe('shell with curl', () => {
     // A PATH with only what the script needs, and no jq.
     const bin = join(dir, 'bin-no-jq');
     mkdirSync(bin, { recursive: true });
-    for (const tool of ['curl', 'cat', 'mktemp', 'rm', 'sh']) {
+    for (const tool of ['curl', 'cat', 'mktemp', 'rm', 'sh', 'od', 'awk']) {
       const { stdout } = await run('sh', ['-c', `command -v ${tool}`]);
       symlinkSync(stdout.trim(), join(bin, tool));
     }

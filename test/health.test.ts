@@ -220,6 +220,83 @@ describe('Health on a fake clock', () => {
   });
 });
 
+describe('/ready costs no credentials fetch per probe', () => {
+  /** A credentials source that fails until told otherwise, counting its fetches; `held` as the real ones. */
+  function failingSource() {
+    let ok = false;
+    let fetches = 0;
+    return {
+      source: {
+        name: 'container',
+        get: () => {
+          fetches++;
+          return ok ? Promise.resolve(TEST_CREDENTIALS) : Promise.reject(new Error('no credentials'));
+        },
+        invalidate: () => false,
+        held: () => ok && fetches > 0,
+      },
+      fetches: () => fetches,
+      recover: () => {
+        ok = true;
+      },
+    };
+  }
+
+  test('after a failure, probes answer `failed` without a fetch until the back-off (5 s, doubling to 60 s) is over', async () => {
+    const clock = new FakeClock();
+    const s = failingSource();
+    const h = new Health(s.source, clock);
+    assert.equal((await h.readiness()).credentials, 'failed');
+    assert.equal(s.fetches(), 1);
+    // Any number of probes within the back-off: no fetch.
+    for (let i = 0; i < 100; i++) assert.equal((await h.readiness()).credentials, 'failed');
+    assert.equal(s.fetches(), 1);
+    // Then one fetch per back-off period, the period doubling: 5, 10, 20, 40, 60, 60 s.
+    let expected = 1;
+    for (const wait of [5000, 10_000, 20_000, 40_000, 60_000, 60_000]) {
+      await clock.advance(wait - 1);
+      assert.equal((await h.readiness()).credentials, 'failed');
+      assert.equal(s.fetches(), expected, `${wait - 1} ms into a ${wait} ms back-off`);
+      await clock.advance(1);
+      await Promise.all([h.readiness(), h.readiness(), h.readiness()]);
+      expected++;
+      assert.equal(s.fetches(), expected, `at the end of a ${wait} ms back-off: one fetch, joined`);
+    }
+  });
+
+  test('credentials a read fetched meanwhile are `ok` at once, without a fetch; a later failure starts at 5 s again', async () => {
+    const clock = new FakeClock();
+    const s = failingSource();
+    const h = new Health(s.source, clock);
+    await h.readiness();
+    await clock.advance(30_000);
+    await h.readiness();
+    assert.equal(s.fetches(), 2, 'the back-off is now 10 s');
+    s.recover();
+    // A read (not /ready) fetches them.
+    await s.source.get();
+    const before = s.fetches();
+    assert.deepEqual(await h.readiness(), { ready: true, credentials: 'ok', upstream: 'unknown' });
+    assert.equal(s.fetches(), before, 'credentials in hand cost no fetch');
+  });
+
+  test('the start-up check is the first failure: probes right after it fetch nothing', async () => {
+    const clock = new FakeClock();
+    const s = failingSource();
+    const h = new Health(s.source, clock);
+    const lines: string[] = [];
+    const log = {
+      warn: (m: string) => lines.push(m),
+      debug: () => {},
+    } as unknown as Parameters<Health['checkAtStart']>[0];
+    await h.checkAtStart(log);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^no AWS credentials: no credentials; reads fail \(403\) until fixed$/);
+    for (let i = 0; i < 10; i++) assert.equal((await h.readiness()).credentials, 'failed');
+    assert.equal(s.fetches(), 1);
+  });
+});
+
 async function waitForLine(output: () => string, re: RegExp): Promise<string> {
   for (let i = 0; i < 500; i++) {
     const line = output()

@@ -2,7 +2,7 @@
 // the one id-matching function, the whole-batch failure policy and path paging.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AwsJsonClient, CallOptions } from '../src/aws/client.ts';
+import { type AwsJsonClient, type CallOptions, MAX_RESPONSE_BYTES } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
 import { AwsCallError, type WireParameter, type WireSecretValue } from '../src/aws/types.ts';
 import { answers, type ItemRequest } from '../src/items.ts';
@@ -219,6 +219,54 @@ describe('path paging', () => {
     }
     assert.equal(await listing, 'too large');
     assert.equal(ssm.calls.length, PATH_ITEM_LIMIT / 10 + 1, 'one page past the limit, not every page');
+  });
+
+  test('stops as soon as the answer would pass 8 MB (the batch cap), however few items and pages', async () => {
+    const { ssm, loader } = setup();
+    const big = 'v'.repeat(3_000_000);
+    const listing = loader.path({ path: '/big/', recursive: true, withDecryption: false }).then(
+      () => 'ok',
+      (e: unknown) => (e instanceof PathTooLargeError ? e.message : String(e)),
+    );
+    for (let page = 0; page < 10; page++) {
+      await settle();
+      const c = ssm.calls[page];
+      if (!c) break;
+      c.resolve({ Parameters: [p(`/big/p${page}`, big)], NextToken: `t${page}` });
+    }
+    assert.match(
+      await listing,
+      new RegExp(`^path /big/ holds more than ${MAX_RESPONSE_BYTES} bytes of parameters, .*narrow the path`),
+    );
+    assert.equal(ssm.calls.length, 3, 'the third page passes 8 MB: no fourth is asked for');
+  });
+
+  test('an answer of up to 8 MB is served, and counted exactly as it is written', async () => {
+    const { ssm, loader } = setup();
+    // Two items whose answer is exactly the cap: the counting is that of the body itself.
+    const empty = loader.path({ path: '/x/', recursive: false, withDecryption: false });
+    await settle();
+    ssm.calls[0]!.resolve({ Parameters: [p('/x/a', ''), p('/x/b', '')] });
+    const frame = (await empty).body.length;
+    ssm.calls.length = 0;
+    const room = MAX_RESPONSE_BYTES - frame;
+    const a = 'a'.repeat(Math.floor(room / 2));
+    const b = 'b'.repeat(room - a.length);
+    const listing = loader.path({ path: '/x/', recursive: false, withDecryption: false });
+    await settle();
+    ssm.calls[0]!.resolve({ Parameters: [p('/x/a', a)], NextToken: 't' });
+    await settle();
+    ssm.calls[1]!.resolve({ Parameters: [p('/x/b', b)] });
+    assert.equal((await listing).body.length, MAX_RESPONSE_BYTES);
+    // One byte more and it is refused.
+    const { ssm: ssm2, loader: loader2 } = setup();
+    const over = loader2.path({ path: '/x/', recursive: false, withDecryption: false }).then(
+      () => 'ok',
+      (e: unknown) => (e instanceof PathTooLargeError ? 'too large' : String(e)),
+    );
+    await settle();
+    ssm2.calls[0]!.resolve({ Parameters: [p('/x/a', a), p('/x/b', `${b}b`)] });
+    assert.equal(await over, 'too large');
   });
 
   test('items stand for single reads only when the answer names them under the path, without a selector', async () => {

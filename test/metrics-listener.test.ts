@@ -2,7 +2,7 @@
 // token and without names or values, for a Prometheus server outside the pod; off by default. The real
 // bundle, bound on loopback here (an operator gives the pod's address, or 0.0.0.0).
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Daemons, daemonEnv, freePort, httpGet, runPscache, secret } from './helpers/daemon.ts';
 import { sensitive, startWorld, type World } from './helpers/world.ts';
@@ -87,5 +87,34 @@ describe('the metrics listener', () => {
       bad.stderr,
       /PARAMETERS_SECRETS_EXTENSION_METRICS_ADDRESS="9102" is invalid: must be HOST:PORT/,
     );
+  });
+
+  test('at most 32 connections: the 33rd is answered 429 and closed, and a place freed serves again', async () => {
+    const port = await freePort();
+    const d = await daemons.start({ PARAMETERS_SECRETS_EXTENSION_METRICS_ADDRESS: `127.0.0.1:${port}` });
+    const held: Socket[] = [];
+    // The main listener is not concerned: its own limit (1024) is far off.
+    assert.equal((await d.get('/ping', { token: null })).status, 200);
+    try {
+      for (let i = 0; i < 32; i++) {
+        const s = connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        await new Promise<void>((r) => s.once('connect', () => r()));
+        held.push(s);
+      }
+      const over = await httpGet(port, '/metrics', { token: null });
+      assert.equal(over.status, 429, over.body);
+      assert.equal((JSON.parse(over.body) as { __type: string }).__type, 'TooManyConnections');
+      held.pop()!.destroy();
+      // The server sees the close a moment later: the next scrape is served once it has.
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        status = (await httpGet(port, '/metrics', { token: null })).status;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(status, 200);
+    } finally {
+      for (const s of held) s.destroy();
+    }
   });
 });

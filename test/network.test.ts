@@ -3,10 +3,15 @@
 // through AWS_CA_BUNDLE, and the errors when any of it is wrong. The daemon is the real bundle.
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
+import { AwsJsonClient } from '../src/aws/client.ts';
+import { staticCredentials } from '../src/aws/credentials.ts';
 import { type NoProxyRule, parseNoProxy, parseProxyUrl, proxyFor } from '../src/aws/network.ts';
+import { Transports } from '../src/aws/transport.ts';
+import { AwsCallError } from '../src/aws/types.ts';
 import { loadConfig } from '../src/config.ts';
 import { Daemons, daemonEnv, runPscache, SENSITIVE, secret, TEST_CREDENTIALS } from './helpers/daemon.ts';
 import {
@@ -42,6 +47,59 @@ describe('proxy settings, read as Go net/http reads them', () => {
     assert.equal(parseProxyUrl('https://[fd00::1]').shown, 'https://[fd00::1]:443 (HTTPS_PROXY)');
     for (const bad of ['socks5://proxy:1080', 'http://proxy/path', 'http://', 'http://a b']) {
       assert.throws(() => parseProxyUrl(bad), bad);
+    }
+  });
+
+  test("an answer quoting the proxy's credentials shows none of them: message, code and request id", async () => {
+    const user = 'alice';
+    const password = `s@cret-${PROXY_PASSWORD}`;
+    const p = parseProxyUrl(`http://${user}:${encodeURIComponent(password)}@127.0.0.1:1`, 'HTTP_PROXY');
+    const basic = Buffer.from(`${user}:${password}`).toString('base64');
+    assert.deepEqual(
+      [...p.secrets].sort(),
+      [
+        `Basic ${basic}`,
+        basic,
+        `${user}:${password}`,
+        `${user}:${encodeURIComponent(password)}`,
+        password,
+        encodeURIComponent(password),
+      ].sort(),
+    );
+    // A proxy (or an error page in between) that quotes the request back, in every field it can.
+    const echo = createServer((req, res) => {
+      const auth = String(req.headers['proxy-authorization']);
+      const decoded = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString();
+      res.writeHead(400, { 'x-amzn-requestid': auth, 'Content-Type': 'application/x-amz-json-1.1' });
+      res.end(JSON.stringify({ __type: basic, message: `you sent ${auth} (${decoded}) ${password}` }));
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    try {
+      const port = (echo.address() as { port: number }).port;
+      const proxy = parseProxyUrl(`http://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}`);
+      const client = new AwsJsonClient({
+        service: 'secretsmanager',
+        endpoint: 'http://upstream.invalid',
+        region: 'us-east-1',
+        credentials: staticCredentials(TEST_CREDENTIALS),
+        maxConnections: 2,
+        timeoutMs: 5000,
+        transports: new Transports({
+          maxConnections: 2,
+          maxTotal: 3,
+          network: { proxy: { http: proxy, https: undefined, noProxy: [] }, caBundle: undefined },
+        }),
+      });
+      const e = await client.call('GetSecretValue', { SecretId: 'x' }).catch((x: unknown) => x);
+      client.close();
+      assert.ok(e instanceof AwsCallError);
+      const shown = `${e.code} ${e.message} ${e.requestId}`;
+      for (const secret of proxy.secrets) assert.ok(!shown.includes(secret), shown);
+      assert.equal(e.code, 'UnknownError', 'a code holding a credential is no code');
+      assert.equal(e.requestId, undefined);
+      assert.match(e.message, /^you sent \(redacted\) \(\(redacted\)\) \(redacted\)$/);
+    } finally {
+      await new Promise<void>((r) => echo.close(() => r()));
     }
   });
 

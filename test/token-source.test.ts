@@ -3,13 +3,14 @@
 // spelling, token files that are links, FIFOs, devices or too large, short tokens, paths mistaken for
 // tokens, and the variables' order. Each case goes through all three and they must agree.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { resolveToken } from '../src/client/env.ts';
 import { UnauthorizedError } from '../src/client/errors.ts';
+import { NON_SECRET_PREFIXES, NON_SECRET_VARIABLES } from '../src/client/token-source.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { BUNDLE, Daemons, freePort, ROOT, runCommand, secret } from './helpers/daemon.ts';
 import { tempDir } from './helpers/temp.ts';
@@ -33,6 +34,12 @@ before(() => {
   writeFileSync(f('short'), 'abc\n');
   writeFileSync(f('big'), 'x'.repeat(5000));
   writeFileSync(f('two-lines'), `${FILE_TOKEN}\n\n`);
+  writeFileSync(f('nul'), Buffer.from('abcdefghijkl\u0000mnopqrstuvwxyz'));
+  writeFileSync(f('not-utf8'), Buffer.concat([Buffer.from('abcdefghijklmnop'), Buffer.from([0xff, 0xfe])]));
+  writeFileSync(f('emoji'), '\u{1f600}'.repeat(10));
+  // A file whose name is the single byte 0xE9: `%e9` is no UTF-8, so no URL names it.
+  writeFileSync(Buffer.concat([Buffer.from(`${dir}/`), Buffer.from([0xe9])]), FILE_TOKEN);
+  writeFileSync(f('\u00e9t\u00e9'), `${FILE_TOKEN}\n`);
   symlinkSync(f('tok'), f('link'));
   symlinkSync(f('nowhere'), f('dangling'));
   execFileSync('mkfifo', [f('fifo')]);
@@ -98,6 +105,16 @@ const cases: Array<[string, Record<string, string>, Outcome]> = [
       ['an empty file', `file://${f('empty')}`, /is empty/],
       ['a short token in a file', `file://${f('short')}`, /too short \(3 characters\)/],
       ['a file whose token ends in a line break', `file://${f('two-lines')}`, /control characters/],
+      ['a NUL byte in the file', `file://${f('nul')}`, /control characters/],
+      [
+        '/proc/self/environ (NUL bytes, every variable)',
+        'file:///proc/self/environ',
+        /control characters|larger than 4096/,
+      ],
+      ['bytes that are not UTF-8 in the file', `file://${f('not-utf8')}`, /beyond Latin-1/],
+      ['characters beyond the BMP in the file', `file://${f('emoji')}`, /beyond Latin-1/],
+      ['an escape that is not UTF-8 (%e9)', `file://${dir}/%e9`, /malformed percent-escape/],
+      ['an overlong escape (%c0%af)', `file://${dir}/%c0%af`, /malformed percent-escape/],
     ] as const
   ).map(([what, value, why]): [string, Record<string, string>, Outcome] => [
     what,
@@ -119,6 +136,26 @@ const cases: Array<[string, Record<string, string>, Outcome]> = [
   ],
   ['16 characters', { AWS_TOKEN: 'x'.repeat(16) }, { token: 'x'.repeat(16) }],
   [
+    '16 bytes but 8 characters',
+    { AWS_TOKEN: '\u00e9'.repeat(8) },
+    { refused: 'AWS_TOKEN', why: /too short \(8 characters\)/ },
+  ],
+  [
+    'characters beyond Latin-1 (no request can carry them)',
+    { AWS_TOKEN: '\u20ac'.repeat(16) },
+    { refused: 'AWS_TOKEN', why: /beyond Latin-1/ },
+  ],
+  [
+    'a trailing no-break space',
+    { AWS_TOKEN: `${OTHER_TOKEN}\u00a0` },
+    { refused: 'AWS_TOKEN', why: /begins or ends with whitespace/ },
+  ],
+  [
+    'a percent-escaped UTF-8 name',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${dir}/%C3%A9t%c3%a9` },
+    { token: FILE_TOKEN },
+  ],
+  [
     'longer than any header',
     { AWS_TOKEN: 'x'.repeat(16 * 1024 + 1) },
     { refused: 'AWS_TOKEN', why: /too long \(16385 characters\): no request could carry it/ },
@@ -129,19 +166,38 @@ const cases: Array<[string, Record<string, string>, Outcome]> = [
     { refused: 'PARAMETERS_SECRETS_EXTENSION_TOKEN', why: /begins or ends with whitespace/ },
   ],
   [
-    'HOME as a token variable: /root',
-    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'HOME', HOME: '/root' },
-    { refused: 'HOME', why: /too short/ },
+    'HOME as a token variable: the list is refused (configuration, not a secret)',
+    {
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN,HOME',
+      HOME: f('a-directory-with-a-long-name'),
+    },
+    {
+      refused: 'PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES',
+      why: /HOME holds configuration, not a secret/,
+    },
   ],
   [
-    'HOME as a token variable: a long home',
-    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'HOME', HOME: f('a-directory-with-a-long-name') },
-    { refused: 'HOME', why: /holds a path to something on this host, not a token/ },
+    'the variables list naming itself is refused, even after a set variable',
+    {
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_TOKEN,parameters_secrets_extension_token_variables',
+      MY_TOKEN: FILE_TOKEN,
+    },
+    { refused: 'PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES', why: /holds configuration, not a secret/ },
   ],
   [
-    'PATH as a token variable',
-    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'PATH', PATH: '/usr/local/bin:/usr/bin:/bin' },
-    { refused: 'PATH', why: /holds a path/ },
+    'a variable holding a short path: too short',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_DIR', MY_DIR: '/root' },
+    { refused: 'MY_DIR', why: /too short/ },
+  ],
+  [
+    'a variable holding a long path to something here',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_DIR', MY_DIR: f('a-directory-with-a-long-name') },
+    { refused: 'MY_DIR', why: /holds a path to something on this host, not a token/ },
+  ],
+  [
+    'a variable holding a PATH-like list',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY_PATH', MY_PATH: '/usr/local/bin:/usr/bin:/bin' },
+    { refused: 'MY_PATH', why: /holds a path/ },
   ],
   [
     'AWS_TOKEN before AWS_SESSION_TOKEN',
@@ -158,7 +214,32 @@ const cases: Array<[string, Record<string, string>, Outcome]> = [
     { PARAMETERS_SECRETS_EXTENSION_TOKEN: '   ', AWS_SESSION_TOKEN: OTHER_TOKEN },
     { token: OTHER_TOKEN },
   ],
+  [
+    'a variable holding only a no-break space (or U+3000) is unset',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN: '\u00a0', AWS_TOKEN: '\u3000 ', AWS_SESSION_TOKEN: OTHER_TOKEN },
+    { token: OTHER_TOKEN },
+  ],
   ['the container token last', { AWS_CONTAINER_AUTHORIZATION_TOKEN: OTHER_TOKEN }, { token: OTHER_TOKEN }],
+  [
+    'a blank variables list is the default list',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: ' \u00a0', AWS_SESSION_TOKEN: OTHER_TOKEN },
+    { token: OTHER_TOKEN },
+  ],
+  [
+    'names in the list trimmed as the daemon trims them',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: ' ,\u00a0MY_TOKEN\t, ', MY_TOKEN: FILE_TOKEN },
+    { token: FILE_TOKEN },
+  ],
+  [
+    'a list of commas only',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: ' , ', AWS_SESSION_TOKEN: OTHER_TOKEN },
+    { refused: 'PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES', why: /non-empty/ },
+  ],
+  [
+    'a space inside a name',
+    { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'MY TOKEN', MY: OTHER_TOKEN },
+    { refused: 'PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES', why: /variable name/ },
+  ],
   [
     'a configured list',
     {
@@ -249,6 +330,62 @@ describe('one set of rules for the daemon and both clients', () => {
   }
 });
 
+describe('the variables that hold configuration: one list in the daemon, the clients and the shell', () => {
+  test('each is refused in a token variables list, in any case, by all three; PARAMETERS_SECRETS_EXTENSION_TOKEN is not', async () => {
+    const names = [
+      ...NON_SECRET_VARIABLES,
+      ...NON_SECRET_PREFIXES.map((p) => `${p}SOMETHING`),
+      'http_proxy',
+      'aws_region',
+    ];
+    const refusedBy = async (name: string) => {
+      const env = { PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: `MY_TOKEN,${name}`, MY_TOKEN: OTHER_TOKEN };
+      const d = daemonOutcome(env);
+      const c = clientOutcome(env);
+      const sh = await runCommand('sh', [SCRIPT, 'secret', 'x'], {
+        ...env,
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '9',
+        PSCACHE_RETRIES: '0',
+      });
+      return [
+        'refused' in d && /holds configuration, not a secret/.test(d.message ?? ''),
+        'refused' in c && c.refused === 'PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES',
+        sh.code === 3 && sh.stderr.includes(`${name} holds configuration, not a secret`),
+      ];
+    };
+    const wrong: string[] = [];
+    for (let i = 0; i < names.length; i += 8) {
+      const batch = names.slice(i, i + 8);
+      const verdicts = await Promise.all(batch.map(refusedBy));
+      verdicts.forEach((v, k) => {
+        if (v.some((x) => !x)) wrong.push(`${batch[k]}: daemon, client, shell refused: ${v.join(', ')}`);
+      });
+    }
+    assert.deepEqual(wrong, []);
+    const allowed = {
+      PARAMETERS_SECRETS_EXTENSION_TOKEN_VARIABLES: 'PARAMETERS_SECRETS_EXTENSION_TOKEN,MY_TOKEN',
+      MY_TOKEN: OTHER_TOKEN,
+    };
+    assert.deepEqual(
+      [daemonOutcome(allowed), clientOutcome(allowed)],
+      [{ token: OTHER_TOKEN }, { token: OTHER_TOKEN }],
+    );
+    const sh = await runCommand('sh', [SCRIPT, 'secret', 'x'], {
+      ...allowed,
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '9',
+      PSCACHE_RETRIES: '0',
+    });
+    assert.equal(sh.code, 4, `the shell client took the token and tried to send it: ${sh.stderr}`);
+  });
+
+  test('pscache-get.sh is POSIX sh, and shellcheck clean where shellcheck is installed', async (t) => {
+    assert.equal((await runCommand('sh', ['-n', SCRIPT], {})).code, 0);
+    if (spawnSync('shellcheck', ['--version']).status !== 0) return t.skip('shellcheck is not installed');
+    const r = await runCommand('shellcheck', ['-s', 'sh', SCRIPT], {});
+    assert.equal(r.code, 0, r.stdout);
+  });
+});
+
 let world: World;
 const daemons = new Daemons(() => world.emu.url);
 
@@ -335,6 +472,21 @@ describe('end to end', () => {
     assert.equal((await d.get(secret('ts/app'), { token: FILE_TOKEN })).status, 200);
     const { output } = await daemons.stop(d);
     assert.match(output, new RegExp(`WARN the token file ${open} is writable by others \\(mode 0666\\)`));
+  });
+
+  test('a token file its group may write is a warning of the daemon (whoever may write it chooses the token)', () => {
+    const grouped = f('group-writable-token');
+    writeFileSync(grouped, FILE_TOKEN);
+    chmodSync(grouped, 0o660);
+    const c = loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${grouped}` });
+    assert.equal(c.token, FILE_TOKEN);
+    assert.ok(
+      c.warnings.some((w) => w.startsWith(`the token file ${grouped} is writable by its group (mode 0660)`)),
+      c.warnings.join('\n'),
+    );
+    chmodSync(grouped, 0o640);
+    const quiet = loadConfig({ ...region, PARAMETERS_SECRETS_EXTENSION_TOKEN: `file://${grouped}` });
+    assert.ok(!quiet.warnings.some((w) => w.includes('writable')), quiet.warnings.join('\n'));
   });
 
   test('a token file owned by another user (not root) is a WARN line', {

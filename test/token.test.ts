@@ -143,7 +143,7 @@ test('without --group the file is 0600 whatever the umask, even in a setgid dire
   }
 });
 
-test('--if-absent keeps only a regular file of this user or root, that group and others cannot write, holding a usable token', async () => {
+test('--if-absent keeps only a regular file with one name, of this user or root, that group and others cannot write nor read (but the --group asked for), holding a usable token', async () => {
   const dir = tempDir('token');
   const refused = async (path: string, why: RegExp) => {
     const before = readdirSync(dir).sort();
@@ -171,6 +171,29 @@ test('--if-absent keeps only a regular file of this user or root, that group and
     chmodSync(path, mode);
     await refused(path, new RegExp(`group or others may write it \\(mode 0${mode.toString(8)}\\)`));
   }
+  for (const mode of [0o604, 0o644]) {
+    const path = join(dir, `readable-${mode.toString(8)}`);
+    writeFileSync(path, 'a-kept-token-0123456789');
+    chmodSync(path, mode);
+    await refused(path, new RegExp(`others may read it \\(mode 0${mode.toString(8)}\\)`));
+  }
+  const groupReadable = join(dir, 'group-readable');
+  writeFileSync(groupReadable, 'a-kept-token-0123456789');
+  chmodSync(groupReadable, 0o640);
+  await refused(groupReadable, /its group may read it \(mode 0640\) and no --group was asked for/);
+  // The --group it was written for: kept; another group: refused.
+  const gid = statSync(groupReadable).gid;
+  const withGroup = await token(['--write', groupReadable, '--if-absent', '--group', String(gid)]);
+  assert.equal(withGroup.code, 0, withGroup.stderr);
+  const other = await token(['--write', groupReadable, '--if-absent', '--group', String(gid + 1)]);
+  assert.equal(other.code, 2, other.stderr);
+  assert.match(other.stderr, /its group \(\d+\) may read it \(mode 0640\), not the --group asked for/);
+  // A second name for the file (a hard link planted or left in the directory): refused under both.
+  const linked = join(dir, 'linked');
+  writeFileSync(linked, 'a-kept-token-0123456789', { mode: 0o600 });
+  linkSync(linked, join(dir, 'second-name'));
+  await refused(linked, /it has 2 hard links/);
+  await refused(join(dir, 'second-name'), /it has 2 hard links/);
   writeFileSync(join(dir, 'short'), 'short', { mode: 0o600 });
   await refused(join(dir, 'short'), /too short \(5 characters\)/);
   writeFileSync(join(dir, 'empty'), '', { mode: 0o600 });
@@ -181,12 +204,16 @@ test('--if-absent keeps only a regular file of this user or root, that group and
     writeFileSync(planted, 'a-planted-token-0123456789', { mode: 0o600 });
     chownSync(planted, NOBODY, NOBODY);
     await refused(planted, /belongs to uid 65534, neither you \(uid 0\) nor root: that user knows the token/);
-    // Root's own file is kept for another user.
+    // Root's own file, written for another user's group (--group), is kept for that user.
     const shared = tempDir('token');
     chmodSync(shared, 0o777);
     const roots = join(shared, 'root-token');
-    writeFileSync(roots, 'a-root-token-0123456789', { mode: 0o644 });
-    const kept = await token(['--write', roots, '--if-absent'], { uid: NOBODY, gid: NOBODY });
+    writeFileSync(roots, 'a-root-token-0123456789', { mode: 0o640 });
+    chownSync(roots, 0, NOBODY);
+    const kept = await token(['--write', roots, '--if-absent', '--group', String(NOBODY)], {
+      uid: NOBODY,
+      gid: NOBODY,
+    });
     assert.equal(kept.code, 0, kept.stderr);
   }
 });

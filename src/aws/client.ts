@@ -443,7 +443,11 @@ export class AwsJsonClient {
         const hangUp = err.message === 'socket hang up';
         finish({
           ok: false,
-          error: new AwsCallError(code, scrub(err.message, creds) || code, 'network'),
+          error: new AwsCallError(
+            code,
+            scrub(err.message, creds, this.transports.secrets) || code,
+            'network',
+          ),
           retryable: RETRYABLE_NETWORK.has(code) || hangUp,
           // Node's own advice for keep-alive races: a reused socket that fails before any answer.
           staleSocket:
@@ -477,7 +481,11 @@ export class AwsJsonClient {
         });
         res.on('end', () =>
           finish(
-            interpret(this.protocol, operation, status, res.headers, Buffer.concat(chunks, size), creds),
+            interpret(this.protocol, operation, status, res.headers, Buffer.concat(chunks, size), [
+              creds.secretAccessKey,
+              creds.sessionToken,
+              ...this.transports.secrets,
+            ]),
           ),
         );
         res.on('error', () => {});
@@ -500,10 +508,17 @@ export class AwsJsonClient {
   }
 }
 
-/** Upstream messages are shown to callers and logged: make sure no credential rides along. */
-function scrub(message: string, creds: AwsCredentials): string {
+/**
+ * Upstream messages are shown to callers and logged: make sure no credential rides along, the signing
+ * credentials' nor a proxy's (a proxy or an error page in between may quote the request it got).
+ */
+function scrub(message: string, creds: AwsCredentials, proxy: readonly string[]): string {
+  return redact(message, [creds.secretAccessKey, creds.sessionToken, ...proxy]);
+}
+
+function redact(message: string, secrets: readonly (string | undefined)[]): string {
   let m = message;
-  for (const s of [creds.secretAccessKey, creds.sessionToken]) {
+  for (const s of secrets) {
     if (s) m = m.split(s).join('(redacted)');
   }
   return m.length > MAX_MESSAGE_CHARS ? `${m.slice(0, MAX_MESSAGE_CHARS)}...` : m;
@@ -515,9 +530,12 @@ function interpret(
   status: number,
   headers: IncomingHttpHeaders,
   body: Buffer,
-  creds: AwsCredentials,
+  secrets: readonly (string | undefined)[],
 ): Attempt {
-  const requestId = header(headers, 'x-amzn-requestid');
+  // The code and request id are shown too: one that holds a credential is no code (nor id) at all.
+  const clean = (v: string | undefined) =>
+    v !== undefined && secrets.some((s) => s && v.includes(s)) ? undefined : v;
+  const requestId = clean(header(headers, 'x-amzn-requestid'));
   const text = body.toString('utf8');
   if (status >= 200 && status < 300) {
     const out = protocol.success(operation, text);
@@ -529,8 +547,11 @@ function interpret(
     };
   }
   const named = protocol.error(text);
-  const code = sanitizeErrorCode(header(headers, 'x-amzn-errortype')) ?? named.code ?? codeForStatus(status);
-  const message = scrub(named.message ?? code, creds) || code;
+  const code =
+    clean(sanitizeErrorCode(header(headers, 'x-amzn-errortype'))) ??
+    clean(named.code) ??
+    codeForStatus(status);
+  const message = redact(named.message ?? code, secrets) || code;
   let kind: FailureKind;
   let retryable = true;
   if (THROTTLING.has(code) || status === 429) kind = 'throttled';

@@ -1,8 +1,8 @@
 // Fetches credentials from the container credentials endpoint (Lambda SnapStart, ECS, EKS Pod Identity).
 // Hand-written rather than @aws-sdk/credential-provider-http: bundled, that package added ~200 KB to the
 // one-file bundle and ~20 ms to every cold start (measured), for one GET and a JSON parse.
-import { readFile } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { type Agent, Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { MAX_TOKEN_LENGTH, readTokenFile } from '../client/token-source.ts';
 import type { AwsCredentials } from './types.ts';
 
 export interface ContainerEndpoint {
@@ -45,7 +45,7 @@ export async function fetchContainerCredentials(
     if (attempt > 0) await sleep(50 * 2 ** (attempt - 1));
     try {
       // The token file is re-read on every fetch: EKS rotates it.
-      const token = e.authTokenFile !== undefined ? (await readText(e.authTokenFile)).trim() : e.authToken;
+      const token = e.authTokenFile !== undefined ? readAuthTokenFile(e.authTokenFile) : e.authToken;
       return parse(await get(url, token, opts.timeoutMs));
     } catch (err) {
       last = err;
@@ -57,19 +57,44 @@ export async function fetchContainerCredentials(
 
 class ClientError extends Error {}
 
-/** node:fs's callback form: node:fs/promises would load another handful of modules at start-up. */
-const readText = (path: string) =>
-  new Promise<string>((resolve, reject) =>
-    readFile(path, 'utf8', (err, text) => (err ? reject(err) : resolve(text))),
-  );
+/**
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, by the token files' rules (src/client/token-source.ts): a regular
+ * file only (a FIFO or /dev/zero is refused at once, never read), at most MAX_TOKEN_LENGTH bytes (what a
+ * header can carry), read within the deadline. Unlike a token file it may be a symbolic link: EKS Pod
+ * Identity mounts it in a projected volume, where each file is a link into `..data`, and names it itself.
+ */
+function readAuthTokenFile(path: string): string {
+  return readTokenFile(path, 'daemon', {
+    followLinks: true,
+    maxBytes: MAX_TOKEN_LENGTH,
+    what: 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+  }).token.trim();
+}
+
+/**
+ * Agents of pscache's own, never Node's global ones: with NODE_USE_ENV_PROXY (Node 24) those send requests
+ * through HTTP_PROXY, and the proxy would get the authorization token and the credentials in the answer.
+ * The endpoint is on the host or link-local, always reached directly. No keep-alive: a fetch is rare.
+ */
+const agents: { http?: Agent; https?: Agent } = {};
 
 async function get(url: URL, token: string | undefined, timeoutMs: number): Promise<string> {
-  const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+  let request: typeof httpRequest;
+  let agent: Agent;
+  if (url.protocol === 'https:') {
+    const https = await import('node:https');
+    request = https.request;
+    agent = agents.https ??= new https.Agent({ keepAlive: false });
+  } else {
+    request = httpRequest;
+    agent = agents.http ??= new HttpAgent({ keepAlive: false });
+  }
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: 'GET',
       headers: token ? { Authorization: token } : {},
       timeout: timeoutMs,
+      agent,
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);

@@ -103,6 +103,10 @@ export class FileCredentials {
     );
   }
 
+  held(): boolean {
+    return this.current !== undefined;
+  }
+
   /** The service called the credentials expired: look at the file now rather than at the next check. */
   invalidate(): boolean {
     return this.check();

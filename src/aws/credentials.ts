@@ -23,6 +23,8 @@ export interface CredentialSource {
    * flight at that moment still answers its own callers but is never cached. True when a new fetch may help.
    */
   invalidate(): boolean;
+  /** Whether usable credentials are in hand now, without fetching anything (GET /ready). */
+  held?(): boolean;
 }
 
 const FIVE_MINUTES = 5 * 60_000;
@@ -32,7 +34,7 @@ export const FETCH_JOIN_LIMIT_MS = 10_000;
 /** Credentials that never change (AWS_ACCESS_KEY_ID & co, tests). */
 export function staticCredentials(creds: AwsCredentials, name = 'static'): CredentialSource {
   const ready = Promise.resolve(creds);
-  return { name, get: () => ready, invalidate: () => false };
+  return { name, get: () => ready, invalidate: () => false, held: () => true };
 }
 
 interface Cached {
@@ -83,6 +85,11 @@ export class RefreshingCredentials implements CredentialSource {
       }
     }
     return this.refresh(since);
+  }
+
+  held(): boolean {
+    const c = this.cached;
+    return c !== undefined && this.now() < c.usableUntil;
   }
 
   invalidate(): boolean {
@@ -189,6 +196,8 @@ export interface CredentialOptions {
    * proxy or AWS_CA_BUNDLE is configured. IMDS and the container endpoint are always reached directly.
    */
   sdkHttpsAgent?: () => Promise<import('node:http').Agent>;
+  /** The proxy's credentials, scrubbed from what the SDK chain's failures say (its STS calls go through it). */
+  proxySecrets?: readonly string[];
   now?: () => number;
   /** Timers of the credentials file's checks. */
   clock?: Clock;
@@ -265,7 +274,7 @@ export function createCredentialSource(
         }
         creds = await provider(forceRefresh ? { forceRefresh: true } : undefined);
       } catch (err) {
-        throw credentialsError(source, err);
+        throw credentialsError(source, err, opts.proxySecrets);
       }
       return pick(creds);
     },

@@ -64,6 +64,9 @@ const AWS: Partition = {
   dualStackDnsSuffix: 'api.aws',
 };
 
+/** Every partition's name: what an ARN's second field may be. */
+export const PARTITION_NAMES: readonly string[] = [AWS.name, ...PARTITIONS.map((p) => p.name)];
+
 function partitionOf(region: string): Partition {
   return PARTITIONS.find((p) => p.pattern.test(region)) ?? AWS;
 }

@@ -80,7 +80,12 @@ export function createUpstream(
   const base = createCredentialSource(
     aws,
     log,
-    routed ? { sdkHttpsAgent: async () => (await transports.for('https:')).agent } : {},
+    routed
+      ? {
+          sdkHttpsAgent: async () => (await transports.for('https:')).agent,
+          proxySecrets: transports.secrets,
+        }
+      : {},
   );
   const client = (
     service: AwsService,

@@ -9,6 +9,11 @@ export interface ProxyUrl {
   port: number;
   /** `Basic ...` when the URL holds a user name (and password). */
   authorization: string | undefined;
+  /**
+   * The forms of its credentials a proxy (or an error page in between) could echo: the header value, its
+   * base64, `user:password`, the password as given and decoded. Scrubbed from every upstream message.
+   */
+  secrets: readonly string[];
   /** `http://proxy.example.com:3128 (HTTPS_PROXY)`: no user name, no password. Safe to log. */
   shown: string;
 }
@@ -37,6 +42,12 @@ export interface NetworkConfig {
 
 export const NO_NETWORK_OPTIONS: NetworkConfig = { proxy: undefined, caBundle: undefined };
 
+/** Every proxy credential of `config`, longest first: what no message shown or logged may hold. */
+export function proxySecrets(config: NetworkConfig | undefined): string[] {
+  const all = [...(config?.proxy?.https?.secrets ?? []), ...(config?.proxy?.http?.secrets ?? [])];
+  return [...new Set(all)].sort((a, b) => b.length - a.length);
+}
+
 /** Thrown by the parsers below; the message completes "VAR=... is invalid: ". */
 export class NetworkSettingError extends Error {}
 
@@ -64,6 +75,7 @@ export function parseProxyUrl(raw: string, variable = 'HTTPS_PROXY'): ProxyUrl {
   }
   const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
   let authorization: string | undefined;
+  const secrets: string[] = [];
   if (url.username !== '' || url.password !== '') {
     let user: string;
     let password: string;
@@ -73,7 +85,11 @@ export function parseProxyUrl(raw: string, variable = 'HTTPS_PROXY'): ProxyUrl {
     } catch {
       throw new NetworkSettingError('the user name or password has a malformed percent-encoding');
     }
-    authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    const basic = Buffer.from(`${user}:${password}`).toString('base64');
+    authorization = `Basic ${basic}`;
+    // Longest first: a shorter form inside a longer one must not leave the rest of the longer one.
+    secrets.push(authorization, basic, `${user}:${password}`, `${url.username}:${url.password}`);
+    secrets.push(password, url.password);
   }
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
   const host = hostname.includes(':') ? `[${hostname}]` : hostname;
@@ -82,6 +98,7 @@ export function parseProxyUrl(raw: string, variable = 'HTTPS_PROXY'): ProxyUrl {
     hostname,
     port,
     authorization,
+    secrets: [...new Set(secrets.filter((x) => x !== ''))].sort((a, b) => b.length - a.length),
     shown: `${url.protocol}//${host}:${port} (${variable})`,
   };
 }

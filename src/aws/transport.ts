@@ -5,7 +5,13 @@
 import type { Agent, ClientRequest, RequestOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions, SecureContext } from 'node:tls';
-import { explainCertificate, type NetworkConfig, NO_NETWORK_OPTIONS, proxyFor } from './network.ts';
+import {
+  explainCertificate,
+  type NetworkConfig,
+  NO_NETWORK_OPTIONS,
+  proxyFor,
+  proxySecrets,
+} from './network.ts';
 
 export interface Transport {
   agent: Agent;
@@ -31,9 +37,12 @@ export class Transports {
   private readonly made = new Map<Scheme, Promise<Transport>>();
   private readonly agents: Agent[] = [];
   private readonly network: NetworkConfig;
+  /** The proxies' credentials: scrubbed from every message an answer or a failure brings (client.ts). */
+  readonly secrets: readonly string[];
 
   constructor(private readonly opts: TransportOptions) {
     this.network = opts.network ?? NO_NETWORK_OPTIONS;
+    this.secrets = proxySecrets(this.network);
   }
 
   /** The transport for http: or https: endpoints, made on first use. */

@@ -23,6 +23,86 @@ export const TOKEN_FILE_DEADLINE_MS = 5000;
 const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 /**
+ * Variables that hold configuration anyone reading the task definition, the function's settings or the
+ * process list may see, never a secret: a token read from one is known (or guessed) by all of them. A token
+ * variables list naming one is refused, whether or not it would be reached (the one before it may be unset
+ * only today). Compared in upper case (http_proxy is HTTP_PROXY). PARAMETERS_SECRETS_EXTENSION_TOKEN itself
+ * is the token's own variable and stays allowed. examples/shell/pscache-get.sh holds the same list.
+ */
+export const NON_SECRET_VARIABLES: readonly string[] = [
+  // pscache's own settings, the list itself first.
+  TOKEN_VARIABLES_VARIABLE,
+  // AWS configuration: Regions, profiles, key ids (not secret: they show in logs and CloudTrail), endpoints,
+  // files and roles.
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_PROFILE',
+  'AWS_DEFAULT_PROFILE',
+  'AWS_EXECUTION_ENV',
+  'AWS_ROLE_ARN',
+  'AWS_ROLE_SESSION_NAME',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+  'AWS_CA_BUNDLE',
+  'AWS_CONFIG_FILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_ENDPOINT_URL',
+  'AWS_USE_FIPS_ENDPOINT',
+  'AWS_USE_DUALSTACK_ENDPOINT',
+  'AWS_STS_REGIONAL_ENDPOINTS',
+  'AWS_NODEJS_CONNECTION_REUSE_ENABLED',
+  // Lambda's and ECS's own.
+  '_HANDLER',
+  '_X_AMZN_TRACE_ID',
+  'LAMBDA_TASK_ROOT',
+  'LAMBDA_RUNTIME_DIR',
+  'ECS_CONTAINER_METADATA_URI',
+  'ECS_CONTAINER_METADATA_URI_V4',
+  // The process's surroundings.
+  'HOME',
+  'PATH',
+  'PWD',
+  'OLDPWD',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'HOSTNAME',
+  'TERM',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'NODE_OPTIONS',
+  'NODE_ENV',
+  'NODE_PATH',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+];
+/** Families of configuration variables, refused as NON_SECRET_VARIABLES are. */
+export const NON_SECRET_PREFIXES: readonly string[] = [
+  'PARAMETERS_SECRETS_EXTENSION_',
+  'AWS_LAMBDA_',
+  'AWS_ENDPOINT_URL_',
+  'AWS_XRAY_',
+  'KUBERNETES_',
+  'LC_',
+];
+
+/** Why `name` may not hold the token (it holds public configuration), or undefined when it may. */
+export function nonSecretVariable(name: string): string | undefined {
+  const upper = name.toUpperCase();
+  if (upper === TOKEN_VARIABLE) return undefined;
+  if (!NON_SECRET_VARIABLES.includes(upper) && !NON_SECRET_PREFIXES.some((p) => upper.startsWith(p))) {
+    return undefined;
+  }
+  return `${name} holds configuration, not a secret: a token read from it would be known to anyone who can read the configuration; name only variables that hold a secret`;
+}
+
+/**
  * A token source that cannot be used: `VARIABLE=value is invalid: why`, the value shown only when it is a
  * file URL (a token is never shown).
  */
@@ -110,6 +190,15 @@ export function tokenVariables(env: Record<string, string | undefined>): string[
       `${TOKEN_VARIABLES_VARIABLE}=${JSON.stringify(raw)} is invalid: must be a non-empty comma-separated list of variable names`,
     );
   }
+  for (const n of names) {
+    const why = nonSecretVariable(n);
+    if (why !== undefined) {
+      throw new TokenSourceError(
+        TOKEN_VARIABLES_VARIABLE,
+        `${TOKEN_VARIABLES_VARIABLE}=${JSON.stringify(raw)} is invalid: ${why}`,
+      );
+    }
+  }
   return names;
 }
 
@@ -158,22 +247,41 @@ function kindOf(st: Stats): string {
   return 'not a regular file';
 }
 
+/** How readTokenFile opens and reads a file: token files by default. */
+export interface TokenFileRules {
+  /**
+   * Follow a symbolic link at the file's own name. Never for token files; only for files a platform names
+   * and lays out itself (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: EKS mounts it as a link into ..data).
+   */
+  followLinks?: boolean;
+  /** Largest file read; default MAX_TOKEN_FILE_BYTES. */
+  maxBytes?: number;
+  /** What the file is, for messages; default `the token file`. */
+  what?: string;
+}
+
 /**
  * Reads a token file: opened with O_NOFOLLOW (a symbolic link is refused, not followed) and O_NONBLOCK (a
  * FIFO cannot hold the open), then only a regular file of at most MAX_TOKEN_FILE_BYTES is read, within
  * TOKEN_FILE_DEADLINE_MS. One trailing newline is dropped. Warns about a file others may write, or (for
- * the daemon) that belongs to another user than this one or root: whoever can write it chooses the token.
+ * the daemon) that its group may write or that belongs to another user than this one or root: whoever can
+ * write it chooses the token.
  */
 export function readTokenFile(
   path: string,
   reader: TokenReader = 'daemon',
+  rules: TokenFileRules = {},
 ): { token: string; warnings: string[]; stats: Stats } {
-  const named = `the token file ${path}`;
+  const named = `${rules.what ?? 'the token file'} ${path}`;
+  const maxBytes = rules.maxBytes ?? MAX_TOKEN_FILE_BYTES;
   let fd: number;
   try {
     fd = openSync(
       path,
-      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0),
+      constants.O_RDONLY |
+        (rules.followLinks ? 0 : constants.O_NOFOLLOW) |
+        constants.O_NONBLOCK |
+        (constants.O_NOCTTY ?? 0),
     );
   } catch (e) {
     if (errCode(e) === 'ELOOP') {
@@ -189,10 +297,10 @@ export function readTokenFile(
   try {
     st = fstatSync(fd);
     if (!st.isFile()) throw new TokenProblem(`${named} is ${kindOf(st)}: it must be a regular file`);
-    if (st.size > MAX_TOKEN_FILE_BYTES) {
-      throw new TokenProblem(`${named} is larger than ${MAX_TOKEN_FILE_BYTES} bytes: it must hold one token`);
-    }
-    const buf = Buffer.alloc(MAX_TOKEN_FILE_BYTES + 1);
+    const tooLarge = () =>
+      new TokenProblem(`${named} is larger than ${maxBytes} bytes: it must hold one token`);
+    if (st.size > maxBytes) throw tooLarge();
+    const buf = Buffer.alloc(maxBytes + 1);
     const deadline = Date.now() + TOKEN_FILE_DEADLINE_MS;
     let n = 0;
     while (n < buf.length) {
@@ -208,14 +316,17 @@ export function readTokenFile(
         throw new TokenProblem(`${named} could not be read within ${TOKEN_FILE_DEADLINE_MS / 1000} s`);
       }
     }
-    if (n > MAX_TOKEN_FILE_BYTES) {
-      throw new TokenProblem(`${named} is larger than ${MAX_TOKEN_FILE_BYTES} bytes: it must hold one token`);
-    }
+    if (n > maxBytes) throw tooLarge();
     text = buf.toString('utf8', 0, n);
     buf.fill(0);
+    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
     if ((st.mode & 0o002) !== 0) {
       warnings.push(
-        `${named} is writable by others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): anyone on the host can choose the token; chmod o-w it`,
+        `${named} is writable by others (mode ${mode}): anyone on the host can choose the token; chmod o-w it`,
+      );
+    } else if (reader === 'daemon' && (st.mode & 0o020) !== 0) {
+      warnings.push(
+        `${named} is writable by its group (mode ${mode}): every member of group ${st.gid} can choose the token; chmod g-w it`,
       );
     }
     const me = process.getuid?.();
@@ -234,10 +345,14 @@ export function readTokenFile(
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
+/** Characters no header can carry as pscache reads headers (Latin-1, a byte a character); U+FFFD included. */
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 
 /**
- * What a token must be, wherever it came from: 16 characters or more, no control characters and no
- * whitespace at either end (HTTP drops it from a header value, so no request could carry such a token),
+ * What a token must be, wherever it came from: 16 characters or more, no control characters, nothing
+ * beyond Latin-1 (Node reads each header byte as one Latin-1 character: a token with the euro sign never
+ * matches, and Node's own client refuses to send it), and no whitespace at either end (HTTP drops it from
+ * a header value, so no request could carry such a token),
  * and not a path to something on this host (a token variable naming HOME or PWD by mistake would make a
  * token anyone can guess).
  */
@@ -256,6 +371,11 @@ export function checkToken(token: string, file: string | undefined): void {
   if (CONTROL.test(token)) {
     throw new TokenProblem(
       `${where} holds control characters (a line break?): no HTTP header can carry them`,
+    );
+  }
+  if (BEYOND_LATIN1.test(token)) {
+    throw new TokenProblem(
+      `${where} holds characters beyond Latin-1 (U+0100 and up, such as the euro sign): a request header carries bytes, each read as one Latin-1 character, so no request could match; use ASCII (\`pscache token\` makes such a token)`,
     );
   }
   if (/^\s|\s$/.test(token)) {

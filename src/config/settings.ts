@@ -9,6 +9,7 @@ import {
   parseProxyUrl,
 } from '../aws/network.ts';
 import type { Service } from '../aws/types.ts';
+import { nonSecretVariable } from '../client/token-source.ts';
 
 import type { LogFormat, LogLevel } from '../log.ts';
 
@@ -125,13 +126,15 @@ function oneOf<T extends string>(
 /** A comma-separated list in a variable, a TOML array of strings in a file; never empty. */
 function list(
   meta: Meta & { default: readonly string[] },
-  item: { pattern: RegExp; what: string },
+  item: { pattern: RegExp; what: string; refuse?: (item: string) => string | undefined },
 ): Setting<readonly string[]> {
   const allowed = `a non-empty list of ${item.what}s (comma-separated in a variable, an array in the file)`;
   const check = (items: string[]) => {
     if (items.length === 0) throw new Invalid(`must be ${allowed}`);
     for (const i of items) {
       if (!item.pattern.test(i)) throw new Invalid(`${JSON.stringify(i)} is not a ${item.what}`);
+      const why = item.refuse?.(i);
+      if (why !== undefined) throw new Invalid(why);
     }
     return items;
   };
@@ -594,9 +597,9 @@ export const SETTINGS = {
       origin: 'provider',
       default: ['AWS_TOKEN', 'AWS_SESSION_TOKEN', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'],
       meaning:
-        'variables holding the token (a value or a file: URL), tried in order after PARAMETERS_SECRETS_EXTENSION_TOKEN',
+        'variables holding the token (a value or a file: URL), tried in order after PARAMETERS_SECRETS_EXTENSION_TOKEN; never one that holds configuration (AWS_REGION, HOME, PARAMETERS_SECRETS_EXTENSION_*...: see The token below the table)',
     },
-    { pattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/, what: 'variable name' },
+    { pattern: /^[A-Za-z_][A-Za-z0-9_]{0,127}$/, what: 'variable name', refuse: nonSecretVariable },
   ),
   tokenHeaders: list(
     {

@@ -3,7 +3,7 @@
 // prefetch's tag discovery. Each read goes through the client of its role and Region (an ARN naming
 // another Region is read there). It turns answers into rendered drop-in bodies and knows nothing of the cache.
 
-import type { AwsJsonClient, CallOptions } from '../aws/client.ts';
+import { type AwsJsonClient, type CallOptions, MAX_RESPONSE_BYTES } from '../aws/client.ts';
 import type { Upstream } from '../aws/index.ts';
 import { batchGetSecretValue, batchGetSecretValueByFilters, getSecretValue } from '../aws/secretsmanager.ts';
 import { getParameter, getParameters, getParametersByPath } from '../aws/ssm.ts';
@@ -284,6 +284,11 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
     // A path names no Region: the configured one.
     const client = upstream.client('ssm', { roleArn: p.roleArn });
     let pages = 0;
+    // The answer's bytes so far (its frame, each item and the commas between): like a batch answer, at
+    // most what pscache accepts from AWS in one answer, however many pages brought it.
+    const head = '{"NextToken":null,"Parameters":[';
+    const tail = '],"ResultMetadata":{}}';
+    let bytes = head.length + tail.length;
     do {
       // A service that keeps answering empty pages with a NextToken must not keep a listing going forever.
       if (++pages > PATH_MAX_PAGES) {
@@ -304,10 +309,19 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
         },
         callOptions(ctx),
       );
-      all.push(...page.Parameters);
+      for (const x of page.Parameters) {
+        bytes += Buffer.byteLength(JSON.stringify(parameterShape(x))) + (all.length > 0 ? 1 : 0);
+        all.push(x);
+      }
       ctx?.onProgress?.();
       // Stop paging at once: the rest would only be thrown away, and each page costs quota.
       if (all.length > PATH_ITEM_LIMIT) throw new PathTooLargeError(p.path, p.recursive);
+      if (bytes > MAX_RESPONSE_BYTES) {
+        // Refused, and cached as such for the TTL, as a path of too many parameters is.
+        const e = new PathTooLargeError(p.path, p.recursive);
+        e.message = `path ${p.path} holds more than ${MAX_RESPONSE_BYTES} bytes of parameters, more than a path answer may hold (as a batch answer); narrow the path${p.recursive ? ' or drop recursive=true' : ''}`;
+        throw e;
+      }
       nextToken = page.NextToken;
     } while (nextToken !== undefined);
     const body = Buffer.from(

@@ -52,6 +52,8 @@ export interface ListenerOptions {
   /** Listen on these addresses; default 127.0.0.1 and ::1 (when the host has IPv6). */
   hosts?: string[];
   maxInboundConnections: number;
+  /** Cap on answers left unread over all connections (MAX_QUEUED_BYTES unless given). */
+  maxQueuedBytes?: number;
   log: Logger;
 }
 
@@ -99,11 +101,14 @@ export class Listener {
   private backlogBytes = 0;
   private cuts = 0;
   private lastCutLog = Number.NEGATIVE_INFINITY;
+  private readonly maxQueued: number;
 
   constructor(
     private readonly opts: ListenerOptions,
     private readonly handler: RequestHandler,
-  ) {}
+  ) {
+    this.maxQueued = opts.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+  }
 
   /**
    * Binds the first loopback address (127.0.0.1) and resolves: from then on requests are served. The other
@@ -233,7 +238,7 @@ export class Listener {
     // Map.set keeps an existing key's place: the order stays that of the oldest backlog.
     this.backlog.set(socket, bytes);
     this.backlogBytes += bytes - (before ?? 0);
-    if (this.backlogBytes > MAX_QUEUED_BYTES) this.shed();
+    if (this.backlogBytes > this.maxQueued) this.shed();
   }
 
   private forget(socket: CountedSocket): void {
@@ -258,7 +263,7 @@ export class Listener {
     }
     this.backlogBytes = total;
     for (const s of this.backlog.keys()) {
-      if (this.backlogBytes <= MAX_QUEUED_BYTES) break;
+      if (this.backlogBytes <= this.maxQueued) break;
       this.cut(s, 'answers left unread');
     }
   }
