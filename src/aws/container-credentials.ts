@@ -2,7 +2,7 @@
 // Hand-written rather than @aws-sdk/credential-provider-http: bundled, that package added ~200 KB to the
 // one-file bundle and ~20 ms to every cold start (measured), for one GET and a JSON parse.
 import { readFile } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { nodeHttp, nodeHttps } from '../builtins.ts';
 import type { AwsCredentials } from './types.ts';
 
 export interface ContainerEndpoint {
@@ -64,7 +64,7 @@ const readText = (path: string) =>
   );
 
 async function get(url: URL, token: string | undefined, timeoutMs: number): Promise<string> {
-  const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
+  const request = url.protocol === 'https:' ? nodeHttps().request : nodeHttp().request;
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: 'GET',
