@@ -28,16 +28,16 @@ require('node:v8').startupSnapshot.setDeserializeMainFunction(() => hook.run(pro
 
 /**
  * Turns the unpacked standalone layer in `dir` into its snapshot variant: pscache/pscache.snapshot built
- * by pscache/node, and a launcher that execs node from it (no fallback: this is an experiment). Returns
- * the blob's size in bytes.
+ * by pscache/node (in the environment `env`: nothing of it may end up in the blob), and a launcher that
+ * execs node from it (no fallback: this is an experiment). Returns the blob's size in bytes.
  */
-export async function snapshotLayer(dir: string): Promise<number> {
+export async function snapshotLayer(dir: string, env: Record<string, string> = {}): Promise<number> {
   const node = join(dir, 'pscache', 'node');
   const entry = join(dir, 'pscache', 'snapshot-builder.cjs');
   writeFileSync(entry, builder(readFileSync(join(dir, 'pscache', 'pscache.cjs'), 'utf8')));
   await promisify(execFile)(node, ['--snapshot-blob', join(dir, SNAPSHOT), '--build-snapshot', entry], {
     cwd: dir,
-    env: {},
+    env,
     timeout: 60_000,
   });
   const launcher = join(dir, 'extensions', 'pscache');
