@@ -1,8 +1,8 @@
 // Built-in modules loaded on first use instead of at start-up: node:crypto alone is ~20 internal modules
 // and a few ms of every cold start, and `pscache serve` needs it only once a request arrives. node:http
-// too, though every start uses it: Node cannot put it in a startup snapshot (its parser binding does not
-// serialise), so the standalone layers' snapshot (scripts/layer-snapshot.cjs) holds everything but it,
-// and it loads when the listener is made. node:https and node:tls with the first call to AWS.
+// too, though every start uses it: Node cannot put it in a V8 startup snapshot (its parser binding does
+// not serialise), so loading it when the listener is made lets a snapshot of the bundle be built (measured
+// by bench/lambda.ts, not shipped: docs/benchmarks.md). node:https and node:tls with the first call to AWS.
 // Not `await import()`: a process started from a snapshot has no loader for dynamic import.
 
 /**

@@ -474,9 +474,9 @@ export function run(argv: string[]): void {
 }
 
 /**
- * When the standalone layers' startup snapshot is built (scripts/layer-snapshot.cjs), the bundle is loaded
- * with this hook and runs nothing: the snapshot's builder calls `run` in each process started from it.
- * Anywhere else the bundle is the CLI, and runs at once.
+ * When a V8 startup snapshot of the bundle is built (bench/snapshot.ts), the bundle is loaded with this
+ * hook and runs nothing: the snapshot's builder calls `run` in each process started from it. Anywhere
+ * else the bundle is the CLI, and runs at once.
  */
 const snapshotHook = (globalThis as Record<symbol, unknown>)[Symbol.for('pscache.snapshot')] as
   | { run?: typeof run }
