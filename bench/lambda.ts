@@ -1,13 +1,29 @@
 // Lambda start-up suite: launcher exec → register received by the Runtime API stand-in, and → first /ping
 // 200, for the Node.js layer and the x86_64 standalone layer, each against `node -e 0` of the node it runs on;
 // and the x86_64 layer's INIT (exec → first event/next) and idle RSS against a bare extension on its node.
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+// The same layer on every other pinned Node.js (which the standalone layers could carry instead), and
+// started from a V8 startup snapshot instead of its code cache (an experiment: bench/snapshot.ts).
+import { execFile } from 'node:child_process';
+import { existsSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { freePort } from '../test/helpers/daemon.ts';
+import { promisify } from 'node:util';
+import { LAYER_NODE, nodeBinary, PINS } from '../scripts/node-dist.mjs';
+import { freePort, ROOT } from '../test/helpers/daemon.ts';
 import { buildLayers } from '../test/helpers/lambda-layer.ts';
 import { lambdaEnvironment, startSim, unpackLayer } from '../test/helpers/lambda-sim.ts';
-import { envInt, type Result, rawGetStatus, rssMiB, type Series, series, sleep, timeToExit } from './lib.ts';
+import {
+  envInt,
+  median,
+  type Result,
+  rawGetStatus,
+  rssMiB,
+  type Series,
+  series,
+  sleep,
+  timeToExit,
+} from './lib.ts';
+import { snapshotLayer } from './snapshot.ts';
 
 const SUITE = 'lambda';
 /**
@@ -119,6 +135,16 @@ function pathNode(): string {
   return process.execPath;
 }
 
+/** INIT of `a` and of `b` in one round, without /ping polling; b first on odd rounds. */
+async function paired(round: number, a: string, b: string): Promise<[Launch, Launch]> {
+  if (round % 2 === 0) {
+    const first = await launchOnce(a, { ping: false });
+    return [first, await launchOnce(b, { ping: false })];
+  }
+  const second = await launchOnce(b, { ping: false });
+  return [await launchOnce(a, { ping: false }), second];
+}
+
 export async function benchLambda(): Promise<Result[]> {
   const warmups = envInt('BENCH_WARMUPS', 2, 0);
   const runs = envInt('BENCH_RUNS', 15);
@@ -137,6 +163,39 @@ export async function benchLambda(): Promise<Result[]> {
     for (const f of ['start.cjs', 'pscache.v8cache'])
       rmSync(join(bareStandalone, 'pscache', f), { force: true });
   }
+
+  // The same layer on each other pinned Node.js, with a code cache made by that node (as `npm run layer`
+  // makes the zip's), and the bare extension on it. BENCH_LAMBDA_NODES=24.22.3,... picks some.
+  const wanted = process.env['BENCH_LAMBDA_NODES']?.split(',').filter(Boolean);
+  const otherVersions = Object.keys(PINS).filter(
+    (v) => v !== LAYER_NODE && PINS[v]?.x86_64 && (!wanted || wanted.includes(v)),
+  );
+  const others: { version: string; layer: string; bare: string }[] = [];
+  for (const version of standaloneOk ? otherVersions : []) {
+    const node = await nodeBinary(version, 'x86_64');
+    const layer = unpackLayer(layers.x86_64.file);
+    const bare = unpackLayer(layers.x86_64.file);
+    writeFileSync(join(bare, 'pscache', 'pscache.cjs'), BARE_EXTENSION);
+    for (const d of [layer, bare]) {
+      for (const f of ['node', 'pscache.v8cache', ...(d === bare ? ['start.cjs'] : [])])
+        rmSync(join(d, 'pscache', f), { force: true });
+      symlinkSync(node, join(d, 'pscache', 'node'));
+    }
+    await promisify(execFile)(
+      node,
+      [
+        '--random-seed=1',
+        join(ROOT, 'scripts', 'layer-code-cache.cjs'),
+        join(layer, 'pscache'),
+        join(layer, 'pscache', 'pscache.v8cache'),
+      ],
+      { env: {}, timeout: 60_000 },
+    );
+    others.push({ version, layer, bare });
+  }
+  // The layer started from a startup snapshot of its bundle, made with its own node.
+  const snapshot = standaloneOk ? unpackLayer(layers.x86_64.file) : undefined;
+  const snapshotBytes = snapshot ? await snapshotLayer(snapshot) : 0;
 
   // Whether the layer's node takes its code cache (it logs why not at DEBUG): the INIT figure depends on it.
   const codeCache = standalone
@@ -164,7 +223,18 @@ export async function benchLambda(): Promise<Result[]> {
     bareNext: series('bare Node extension on the bundled node, same launcher', 'ms'),
     standaloneRss: series('pscache-x86_64.zip', 'MiB'),
     bareRss: series('bare Node extension on the bundled node, same launcher', 'MiB'),
+    snapshotNext: series('pscache-x86_64.zip started from a startup snapshot', 'ms'),
+    snapshotRss: series('pscache-x86_64.zip started from a startup snapshot', 'MiB'),
   };
+  const on = others.map((o) => ({
+    ...o,
+    next: series(`pscache-x86_64.zip on Node.js ${o.version}`, 'ms'),
+    bareNext: series(`bare Node extension on Node.js ${o.version}`, 'ms'),
+    rss: series(`pscache-x86_64.zip on Node.js ${o.version}`, 'MiB'),
+    bareRss: series(`bare Node extension on Node.js ${o.version}`, 'MiB'),
+    /** The layer on its pinned node, in the same rounds as this one's `next`. */
+    layerNext: series(`pscache-x86_64.zip on Node.js ${LAYER_NODE}`, 'ms'),
+  }));
   try {
     for (let round = 0; round < warmups + runs; round++) {
       const keep = round >= warmups;
@@ -180,10 +250,23 @@ export async function benchLambda(): Promise<Result[]> {
         bundled = await timeToExit(bundledNode, ['-e', '0']);
         st = await launchOnce(standalone);
         // INIT without /ping polling; the order flips every round.
-        const runLayer = () => launchOnce(standalone, { ping: false });
-        const runBare = () => launchOnce(bareStandalone, { ping: false });
-        if (round % 2 === 0) [init, bareInit] = [await runLayer(), await runBare()];
-        else [bareInit, init] = [await runBare(), await runLayer()];
+        [init, bareInit] = await paired(round, standalone, bareStandalone);
+        // The other nodes and the snapshot, in the same rounds as the layer and the bare extension above.
+        const layerInit = init;
+        const extra: (() => Promise<void>)[] = on.map((o) => async () => {
+          const [a, b] = await paired(round, o.layer, o.bare);
+          if (!keep) return;
+          o.next.samples.push(a.next);
+          o.bareNext.samples.push(b.next);
+          o.layerNext.samples.push(layerInit.next);
+        });
+        if (snapshot)
+          extra.push(async () => {
+            const l = await launchOnce(snapshot, { ping: false });
+            if (keep) s.snapshotNext.samples.push(l.next);
+          });
+        if (round % 2 === 1) extra.reverse();
+        for (const e of extra) await e();
       }
       if (!keep) continue;
       s.systemBase.samples.push(base);
@@ -203,9 +286,21 @@ export async function benchLambda(): Promise<Result[]> {
       const floor = await launchOnce(bareStandalone, { ping: false, rss: true });
       s.standaloneRss.samples.push(layer.rss);
       s.bareRss.samples.push(floor.rss);
+      for (const o of on) {
+        o.rss.samples.push((await launchOnce(o.layer, { ping: false, rss: true })).rss);
+        o.bareRss.samples.push((await launchOnce(o.bare, { ping: false, rss: true })).rss);
+      }
+      if (snapshot) s.snapshotRss.samples.push((await launchOnce(snapshot, { ping: false, rss: true })).rss);
     }
   } finally {
-    for (const d of [nodejs, standalone, bare, bareStandalone])
+    for (const d of [
+      nodejs,
+      standalone,
+      bare,
+      bareStandalone,
+      snapshot,
+      ...others.flatMap((o) => [o.layer, o.bare]),
+    ])
       if (d) rmSync(d, { recursive: true, force: true });
   }
 
@@ -255,6 +350,50 @@ export async function benchLambda(): Promise<Result[]> {
         RSS_TARGET,
       ),
     );
+    if (snapshot) {
+      results.push(
+        row(
+          'Lambda, x86_64 layer INIT started from a V8 startup snapshot (experiment, not shipped)',
+          s.snapshotNext,
+          s.bareNext,
+          `the same layer with a startup snapshot of its bundle (node --build-snapshot by its own node, ${(snapshotBytes / 1024 / 1024).toFixed(1)} MiB) in place of its code cache (bench/snapshot.ts); same rounds as the INIT row`,
+        ),
+        row(
+          'Lambda, x86_64 layer INIT: startup snapshot against the code cache it ships with',
+          s.snapshotNext,
+          s.standaloneNext,
+          'below 1 the snapshot would be the faster start',
+        ),
+        row(
+          'Lambda, x86_64 layer idle RSS: startup snapshot against the code cache it ships with',
+          s.snapshotRss,
+          s.standaloneRss,
+          `${rssRuns} launches each, in the same rounds`,
+        ),
+      );
+    }
+    for (const o of on) {
+      results.push(
+        row(
+          `Lambda, x86_64 layer INIT on Node.js ${o.version}: exec → first event/next`,
+          o.next,
+          o.bareNext,
+          `pscache/node replaced by the pinned Node.js ${o.version} and a code cache made by it, against the bare extension on it; the layers carry ${LAYER_NODE}`,
+        ),
+        row(
+          `Lambda, x86_64 layer INIT on Node.js ${o.version} against on ${LAYER_NODE}`,
+          o.next,
+          o.layerNext,
+          'the same layer, each node with its own code cache, in the same rounds: which node starts pscache faster',
+        ),
+        row(
+          `Lambda, x86_64 layer idle RSS on Node.js ${o.version} against on ${LAYER_NODE}`,
+          o.rss,
+          s.standaloneRss,
+          `bare extension on Node.js ${o.version}: median ${median(o.bareRss.samples).toFixed(1)} MiB; ${rssRuns} launches each, in the same rounds`,
+        ),
+      );
+    }
   } else {
     results.push({
       suite: SUITE,

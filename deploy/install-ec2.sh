@@ -141,7 +141,7 @@ if [ -n "$CONFIG" ]; then
   cat >"$DROPIN/config.conf" <<CONF
 [Service]
 ExecStart=
-ExecStart=$PREFIX/bin/node $PREFIX/node_modules/pscache/dist/pscache.cjs serve --config /etc/pscache/config.toml
+ExecStart=$PREFIX/bin/node $PREFIX/node_modules/pscache/bin/pscache.cjs serve --config /etc/pscache/config.toml
 CONF
 fi
 

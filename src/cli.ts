@@ -472,11 +472,25 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  // Exit explicitly: the servers are closed by now, and pipes to stdout/stderr are synchronous on Linux.
-  (code) => process.exit(code),
-  (e) => {
-    process.stderr.write(`pscache: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-  },
-);
+/** Runs the CLI with `argv` (without node and the script) and exits with its code. */
+export function run(argv: string[]): void {
+  main(argv).then(
+    // Exit explicitly: the servers are closed by now, and pipes to stdout/stderr are synchronous on Linux.
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`pscache: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+/**
+ * When a V8 startup snapshot of the bundle is built (bench/snapshot.ts), the bundle is loaded with this
+ * hook and runs nothing: the snapshot's builder calls `run` in each process started from it. Anywhere
+ * else the bundle is the CLI, and runs at once.
+ */
+const snapshotHook = (globalThis as Record<symbol, unknown>)[Symbol.for('pscache.snapshot')] as
+  | { run?: typeof run }
+  | undefined;
+if (snapshotHook) snapshotHook.run = run;
+else run(process.argv.slice(2));

@@ -17,6 +17,7 @@ import {
 import { basename, dirname, join, posix } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
+import { HOST_ARCH, LTS, nodeBinary } from '../scripts/node-dist.mjs';
 import { loadConfig } from '../src/config.ts';
 import {
   BUNDLE,
@@ -183,7 +184,7 @@ describe('Dockerfile', () => {
   });
 
   test('ENTRYPOINT is the exec form of `pscache serve`; the health check is exec form node, not curl', () => {
-    assert.deepEqual(ENTRYPOINT, ['node', '/app/dist/pscache.cjs', 'serve']);
+    assert.deepEqual(ENTRYPOINT, ['node', '/app/bin/pscache.cjs', 'serve']);
     assert.ok(!PING.includes('curl'));
     assert.match(PING, /\/ping/);
   });
@@ -266,7 +267,7 @@ describe('Dockerfile', () => {
   test('the ENTRYPOINT, run as PID 1 from the image layout, serves and exits 0 within 1 s of SIGTERM', async (t) => {
     const app = imageLayout();
     const port = await freePort();
-    const env = { ...imageEnv(), ...daemonEnv(world.emu.url, port) };
+    const env = { ...imageEnv(app), ...daemonEnv(world.emu.url, port) };
     const argv = ENTRYPOINT.map((a) => a.replace(/^\/app\//, `${app}/`));
     const pid1 = canUnsharePid();
     const child = launch(
@@ -293,6 +294,46 @@ describe('Dockerfile', () => {
     assert.equal((await ping(port)).code, 1, 'the HEALTHCHECK command passes with no daemon');
   });
 
+  test("the image is built with the bundle's compile cache, made as its user, and the ENTRYPOINT starts from it", {
+    skip: !HOST_ARCH && 'no pinned Node.js runs on this machine',
+  }, async () => {
+    const steps = FINAL.instructions;
+    const cacheHome = imageEnv('/app')['XDG_CACHE_HOME'];
+    assert.ok(cacheHome?.startsWith('/app/'), 'ENV XDG_CACHE_HOME sets where the cache is kept');
+    const user = steps.findIndex((i) => i.op === 'USER');
+    const made = steps.findIndex(
+      (i) =>
+        i.op === 'RUN' &&
+        i.args.includes(`mkdir -m 0700 ${cacheHome}`) &&
+        i.args.includes(`chown ${IMAGE_UID}`),
+    );
+    const filled = steps.findIndex(
+      (i) => i.op === 'RUN' && /^node \/app\/bin\/pscache\.cjs --version\b/.test(i.args),
+    );
+    assert.ok(made >= 0 && made < user, 'the directory is made 0700 for the image user before USER');
+    assert.ok(filled > user, 'the cache is filled as the image user, after USER');
+
+    // The same steps on the image layout, with the Node.js line of the image's base.
+    const line = /^node:(\d+)-/.exec(FINAL.base)![1]!;
+    const node = await nodeBinary(LTS[line]!);
+    const app = imageLayout();
+    const env = imageEnv(app);
+    mkdirSync(env['XDG_CACHE_HOME']!, { mode: 0o700 });
+    const build = await runCommand(node, [`${app}/bin/pscache.cjs`, '--version'], env, { timeoutMs: 20_000 });
+    assert.equal(build.code, 0, build.stderr);
+    const port = await freePort();
+    const argv = ENTRYPOINT.map((a) => a.replace(/^\/app\//, `${app}/`));
+    const child = launch(node, argv.slice(1), {
+      ...env,
+      ...daemonEnv(world.emu.url, port),
+      NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+    });
+    await waitForPing(child, port);
+    child.kill('SIGTERM');
+    assert.equal(await exitCode(child, 5000), 0);
+    assert.match(outputOf(child), /cache for (?:CommonJS )?\S+\/dist\/pscache\.cjs was accepted/);
+  });
+
   test('in the image layout the SDK default chain is found: credentials from a profile file', async (t) => {
     if (!existsSync(join(ROOT, 'node_modules', SDK_CHAIN, 'package.json'))) {
       t.skip(`${SDK_CHAIN} is not installed in this checkout`);
@@ -307,7 +348,7 @@ describe('Dockerfile', () => {
     writeFileSync(join(home, 'config'), '[default]\nregion = us-east-1\n');
     const port = await freePort();
     const env: Record<string, string> = {
-      ...imageEnv(),
+      ...imageEnv(app),
       HOME: home,
       AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
       AWS_CONFIG_FILE: join(home, 'config'),
@@ -335,11 +376,11 @@ function imageLayout(): string {
   return app;
 }
 
-/** The Dockerfile's ENV settings of the final stage. */
-function imageEnv(): Record<string, string> {
+/** The Dockerfile's ENV settings of the final stage, with /app standing for the layout `app`. */
+function imageEnv(app: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of finalOp('ENV')) {
-    for (const m of e.args.matchAll(/(\w+)=(\S+)/g)) env[m[1]!] = m[2]!;
+    for (const m of e.args.matchAll(/(\w+)=(\S+)/g)) env[m[1]!] = m[2]!.replace(/^\/app(?=\/|$)/, app);
   }
   return env;
 }
@@ -741,7 +782,7 @@ describe('deploy/pscache.service and deploy/install-ec2.sh', () => {
     const pre = one('ExecStartPre').split(/\s+/);
     assert.deepEqual(pre.slice(0, 2), [
       `${PREFIX}/bin/node`,
-      `${PREFIX}/node_modules/pscache/dist/pscache.cjs`,
+      `${PREFIX}/node_modules/pscache/bin/pscache.cjs`,
     ]);
     assert.deepEqual(pre.slice(2), [
       'token',
@@ -753,9 +794,13 @@ describe('deploy/pscache.service and deploy/install-ec2.sh', () => {
     ]);
     assert.deepEqual(one('ExecStart').split(/\s+/), [
       `${PREFIX}/bin/node`,
-      `${PREFIX}/node_modules/pscache/dist/pscache.cjs`,
+      `${PREFIX}/node_modules/pscache/bin/pscache.cjs`,
       'serve',
     ]);
+    // The compile cache: a directory of the service's own, where the bin looks for it.
+    assert.equal(one('CacheDirectory'), 'pscache');
+    assert.equal(one('CacheDirectoryMode'), '0700');
+    assert.equal(`${environment['XDG_CACHE_HOME']}/pscache`, `/var/cache/${one('CacheDirectory')}`);
   });
 
   test('systemd-analyze verify accepts the unit, and rates its exposure 2.0 or lower', (t) => {

@@ -43,7 +43,7 @@ describe('npm pack', () => {
   test('ships the CLI, its bundles, the client and its types, the example store: nothing else', () => {
     const exact = [
       'README.md',
-      'bin/pscache.js',
+      'bin/pscache.cjs',
       'dist/client/index.cjs',
       'dist/client/index.mjs',
       'dist/emulator.cjs',
@@ -163,7 +163,7 @@ describe('installed without the optional SDK chain', () => {
     });
     assert.notEqual(resolvable.status, 0, `${SDK_CHAIN} must not be resolvable from ${dir}`);
 
-    daemon = await spawnPscache(['serve'], env, { port, script: join(dir, 'bin', 'pscache.js') });
+    daemon = await spawnPscache(['serve'], env, { port, script: join(dir, 'bin', 'pscache.cjs') });
     const r = await daemon.get('/systemsmanager/parameters/get?name=%2Fapp%2Fx');
     assert.equal(r.status, 403, r.body);
     const body = JSON.parse(r.body) as { __type: string; message: string };

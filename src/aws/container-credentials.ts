@@ -1,7 +1,8 @@
 // Fetches credentials from the container credentials endpoint (Lambda SnapStart, ECS, EKS Pod Identity).
 // Hand-written rather than @aws-sdk/credential-provider-http: bundled, that package added ~200 KB to the
 // one-file bundle and ~20 ms to every cold start (measured), for one GET and a JSON parse.
-import { type Agent, Agent as HttpAgent, request as httpRequest } from 'node:http';
+import type { Agent } from 'node:http';
+import { nodeHttp, nodeHttps } from '../builtins.ts';
 import { MAX_TOKEN_LENGTH, readTokenFile } from '../client/token-source.ts';
 import type { AwsCredentials } from './types.ts';
 
@@ -79,15 +80,16 @@ function readAuthTokenFile(path: string): string {
 const agents: { http?: Agent; https?: Agent } = {};
 
 async function get(url: URL, token: string | undefined, timeoutMs: number): Promise<string> {
-  let request: typeof httpRequest;
+  let request: typeof import('node:http').request;
   let agent: Agent;
   if (url.protocol === 'https:') {
-    const https = await import('node:https');
+    const https = nodeHttps();
     request = https.request;
     agent = agents.https ??= new https.Agent({ keepAlive: false });
   } else {
-    request = httpRequest;
-    agent = agents.http ??= new HttpAgent({ keepAlive: false });
+    const http = nodeHttp();
+    request = http.request;
+    agent = agents.http ??= new http.Agent({ keepAlive: false });
   }
   return new Promise((resolve, reject) => {
     const req = request(url, {

@@ -5,6 +5,7 @@
 import type { Agent, ClientRequest, RequestOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionOptions, SecureContext } from 'node:tls';
+import { nodeHttp, nodeHttps, nodeTls } from '../builtins.ts';
 import {
   explainCertificate,
   type NetworkConfig,
@@ -93,8 +94,8 @@ export class Transports {
   }
 
   private async https(): Promise<Transport> {
-    const https = await import('node:https');
-    const tls = await import('node:tls');
+    const https = nodeHttps();
+    const tls = nodeTls();
     const { caBundle, proxy } = this.network;
     const secureContext = caBundle ? withExtraCa(tls, caBundle.pem) : undefined;
     const tunnel = proxy?.https ? (await import('./proxy.ts')).tunnel : undefined;
@@ -134,7 +135,7 @@ export class Transports {
   }
 
   private async http(): Promise<Transport> {
-    const http = await import('node:http');
+    const http = nodeHttp();
     const agent = new http.Agent(this.agentOptions());
     this.agents.push(agent);
     const proxy = this.network.proxy;

@@ -1,5 +1,6 @@
 // Client for the Lambda Extensions API (register, event/next, init/error, exit/error) over node:http.
-import { Agent, type IncomingHttpHeaders, request } from 'node:http';
+import type { Agent, IncomingHttpHeaders } from 'node:http';
+import { nodeHttp } from '../builtins.ts';
 
 const BASE = '/2020-01-01/extension';
 /** Events and register answers are a few hundred bytes; anything far larger is not the Runtime API. */
@@ -92,7 +93,7 @@ export class ExtensionsApi {
   private readonly port: number;
   // Our own agent: no socket timeout (event/next blocks until the next event, possibly for hours with
   // freezes in between), and keep-alive so each next after an INVOKE reuses the connection.
-  private readonly agent = new Agent({ keepAlive: true });
+  private readonly agent: Agent = new (nodeHttp().Agent)({ keepAlive: true });
   private id: string | undefined;
 
   constructor(runtimeApi: string) {
@@ -193,7 +194,7 @@ export class ExtensionsApi {
     mayBeStale = true,
   ): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      const req = request({
+      const req = nodeHttp().request({
         host: this.host,
         port: this.port,
         method,

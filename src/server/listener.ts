@@ -1,8 +1,9 @@
 // The sockets: loopback binding (::1 late, squatting fatal), the inbound connection cap, pipelining and unread
 // answers bounded, Node's HTTP edge cases answered in JSON, and shutdown with a grace period. What a request
 // means is the pipeline's business.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { nodeHttp } from '../builtins.ts';
 import type { Logger } from '../log.ts';
 import { HTTP_VERSIONS, MAX_HEADER_BYTES } from './checks.ts';
 
@@ -285,7 +286,7 @@ export class Listener {
   }
 
   private makeServer(): Server {
-    const server = createServer(
+    const server = nodeHttp().createServer(
       {
         maxHeaderSize: MAX_HEADER_BYTES,
         keepAliveTimeout: 5000,

@@ -108,16 +108,16 @@ export function assertNothingSensitive(output: string): void {
 }
 
 /**
- * Spawns `pscache <args>` (dist/pscache.cjs, or `opts.script`) with exactly `env` (plus PATH), waits
- * until /ping answers 200 (or until it exits, which rejects with its output).
+ * Spawns `pscache <args>` (dist/pscache.cjs, or `opts.script`, run by this node or `opts.node`) with
+ * exactly `env` (plus PATH), waits until /ping answers 200 (or until it exits, which rejects with its output).
  */
 export async function spawnPscache(
   args: string[],
   env: Record<string, string>,
-  opts: { port?: number; waitForPing?: boolean; script?: string } = {},
+  opts: { port?: number; waitForPing?: boolean; script?: string; node?: string } = {},
 ): Promise<RunningProcess> {
   const port = opts.port ?? Number(env['PARAMETERS_SECRETS_EXTENSION_HTTP_PORT'] ?? 2773);
-  const child = spawn(process.execPath, [opts.script ?? BUNDLE, ...args], {
+  const child = spawn(opts.node ?? process.execPath, [opts.script ?? BUNDLE, ...args], {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
