@@ -90,6 +90,7 @@ export function plainKey(r: ItemRequest): string | undefined {
  * are tied together through it (a NotFound through one drops what the others hold).
  */
 export function idKey(r: { service: ItemRequest['service']; roleArn?: string }, id: string): string {
+  // Stryker disable next-line EqualityOperator,StringLiteral: equivalent: id keys are kept apart from storage keys (byId, Entry.ids): the service part need only tell the two apart, as a swap or either emptied still does
   return `${rolePart(r)}${r.service === 'ssm' ? 'ssm' : 'sm'}id${SEP}${id}`;
 }
 
@@ -132,8 +133,10 @@ const ARN_REGION: Record<ItemRequest['service'], RegExp> = {
  */
 export function arnRegion(r: ItemRequest): string | undefined {
   const id = r.service === 'ssm' ? r.name : r.secretId;
+  // Stryker disable next-line ConditionalExpression,StringLiteral: equivalent: a fast path; both ARN_REGION patterns begin with ^arn:, so the slow path gives undefined too
   if (!id.startsWith('arn:')) return undefined;
   const region = ARN_REGION[r.service].exec(id)?.[1];
+  // Stryker disable next-line ConditionalExpression: equivalent: with `region !== undefined` made true, REGION.test(undefined) tests "undefined", which is no Region name
   return region !== undefined && REGION.test(region) ? region : undefined;
 }
 
@@ -151,9 +154,10 @@ export function outsidePartition(
   p: PartitionRule,
 ): string | undefined {
   if (!id.startsWith('arn:')) return undefined;
-  const [, partition = '', arnService, region = ''] = id.split(':', 4);
+  // id begins with `arn:`: the split has a partition (maybe '').
+  const [, partition, arnService, region = ''] = id.split(':', 4);
   if (partition !== p.name) {
-    return `is an ARN of partition ${shown(partition)}; pscache reads only from partition ${p.name}, its Region ${p.region}'s`;
+    return `is an ARN of partition ${shown(partition!)}; pscache reads only from partition ${p.name}, its Region ${p.region}'s`;
   }
   if (service === undefined || arnService !== service || inPartition(region, p)) return undefined;
   return `names Region ${shown(region)}, which is not a Region of partition ${p.name} (pscache's Region is ${p.region})`;
@@ -190,12 +194,10 @@ export function loadedSecret(s: WireSecretValue): Loaded {
   return { body: Buffer.from(secretBody(s)), ids };
 }
 
-/** True when a single read may share a batch call: no selector, and a plain name. */
+/** True when a single read may share a batch call: no selector, and a plain name (no `:`, so no ARN). */
 export function batchable(r: ItemRequest): boolean {
   if (r.service === 'ssm') {
-    return (
-      r.version === undefined && r.label === undefined && !r.name.startsWith('arn:') && !r.name.includes(':')
-    );
+    return r.version === undefined && r.label === undefined && !r.name.includes(':');
   }
   return r.versionId === undefined && r.versionStage === undefined;
 }
