@@ -59,10 +59,23 @@ if (files.length === 0) {
  * count as long. The order changes no verdict: files share no state.
  */
 const TIMES = path.join(CACHE_DIR, 'test-times.json');
+/**
+ * A first run on a machine (a fresh CI machine) orders the files by the times committed here, taken on the
+ * project's machine; files none of them knows count as long.
+ */
+const DEFAULT_TIMES = path.join(ROOT, 'scripts/test-times.json');
 const rel = (f) => path.relative(ROOT, f);
-let times = {};
+const times = {};
+for (const file of [DEFAULT_TIMES, TIMES]) {
+  try {
+    Object.assign(times, JSON.parse(fs.readFileSync(file, 'utf8')));
+  } catch {
+    // first run here
+  }
+}
+const machineTimes = {};
 try {
-  times = JSON.parse(fs.readFileSync(TIMES, 'utf8'));
+  Object.assign(machineTimes, JSON.parse(fs.readFileSync(TIMES, 'utf8')));
 } catch {
   // first run here
 }
@@ -145,9 +158,9 @@ child.on('exit', (code, signal) => {
 function rememberTimes() {
   try {
     const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8'));
-    for (const [file, { ms }] of Object.entries(summary.files)) times[file] = ms;
+    for (const [file, { ms }] of Object.entries(summary.files)) machineTimes[file] = ms;
     const tmp = `${TIMES}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify(times, null, 1)}\n`);
+    fs.writeFileSync(tmp, `${JSON.stringify(machineTimes, null, 1)}\n`);
     fs.renameSync(tmp, TIMES);
   } catch {
     // no summary (the run was cut short): keep the old times
