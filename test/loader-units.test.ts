@@ -192,7 +192,66 @@ describe('what a batch call asks for, and what each reader gets', () => {
     );
   });
 
-  test("a secret's batch error is its own error: its code and message, UnknownError without a code", async () => {
+  test('a secret asked for by a partial ARN (without its suffix) is answered from the batch', async () => {
+    const { sm, loader } = setup(0);
+    const partial = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:app/a';
+    const got = loader.many([secret(partial), secret('app/b')]);
+    await settle();
+    sm.calls[0]!.resolve({
+      SecretValues: [
+        { Name: 'app/b', SecretString: 'B' },
+        { Name: 'app/a', ARN: `${partial}-AbCdEf`, SecretString: 'A' },
+      ],
+      Errors: [],
+    });
+    const out = await got;
+    assert.deepEqual(sm.ops(), ['BatchGetSecretValue']);
+    assert.deepEqual(
+      out.map((o) => o.ok && JSON.parse(o.loaded.body.toString()).SecretString),
+      ['A', 'B'],
+    );
+  });
+
+  test('a parameter asked for by its ARN is never answered by another whose name extends it', async () => {
+    const { ssm, loader } = setup(0);
+    const arn = 'arn:aws:ssm:us-east-1:123456789012:parameter/app/a';
+    const got = loader.many([param(arn), param('/app/a-bcdefg')]);
+    await settle();
+    ssm.calls[0]!.resolve({
+      Parameters: [{ ...p('/app/a-bcdefg'), ARN: `${arn}-bcdefg` }],
+      InvalidParameters: [arn],
+    });
+    const [a, other] = await got;
+    assert.equal(a!.ok, false);
+    assert.equal((a as { error: AwsCallError }).error.code, 'ParameterNotFound');
+    assert.equal(other!.ok, true);
+  });
+
+  test('batches never mix roles, nor Regions other than the configured one', async () => {
+    const { clients, loader } = roles();
+    const OTHER = 'arn:aws:iam::123456789012:role/other';
+    const EU = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:eu/db';
+    const AP = 'arn:aws:secretsmanager:ap-south-1:123456789012:secret:ap/db';
+    void loader.many([
+      { ...secret('a'), roleArn: ROLE },
+      { ...secret('b'), roleArn: OTHER },
+      secret(EU),
+      secret(AP),
+      { ...secret('c'), roleArn: ROLE },
+    ]);
+    await settle();
+    const calls = Object.fromEntries(
+      [...clients].map(([k, c]) => [k, c.calls.map((x) => x.input['SecretIdList'] ?? x.input['SecretId'])]),
+    );
+    assert.deepEqual(calls, {
+      [`secretsmanager ${ROLE} -`]: [['a', 'c']],
+      [`secretsmanager ${OTHER} -`]: [['b']],
+      'secretsmanager - eu-west-1': [[EU]],
+      'secretsmanager - ap-south-1': [[AP]],
+    });
+  });
+
+  test("a secret's batch error is its own error: its code and message, UnknownError without a code, no message without one", async () => {
     const { sm, loader } = setup(0);
     const got = loader.many([secret('a'), secret('b')]);
     await settle();
@@ -200,7 +259,7 @@ describe('what a batch call asks for, and what each reader gets', () => {
       SecretValues: [],
       Errors: [
         { SecretId: 'a', ErrorCode: 'ResourceNotFoundException', Message: 'no such secret' },
-        { SecretId: 'b', Message: 'something' },
+        { SecretId: 'b' },
       ],
     });
     const out = await got;
@@ -211,7 +270,7 @@ describe('what a batch call asks for, and what each reader gets', () => {
       }),
       [
         ['ResourceNotFoundException', 'no such secret', 'aws', 400],
-        ['UnknownError', 'something', 'aws', 400],
+        ['UnknownError', '', 'aws', 400],
       ],
     );
     assert.deepEqual(sm.ops(), ['BatchGetSecretValue']);
@@ -250,32 +309,35 @@ describe('what a batch call asks for, and what each reader gets', () => {
 
   test('batches rest for exactly five minutes, only for the service and role refused', async () => {
     const { clock, clients, client, loader } = roles(0);
-    const refused = loader.many([param('/a'), param('/b')]);
+    const OTHER = 'arn:aws:iam::123456789012:role/other';
+    const as = (roleArn: string | undefined, ...rs: ItemRequest[]) =>
+      rs.map((r) => (roleArn === undefined ? r : { ...r, roleArn }));
+    const refused = loader.many(as(ROLE, param('/a'), param('/b')));
     await settle();
-    client('ssm - -').calls[0]!.reject(new AwsCallError('AccessDeniedException', 'no', 'aws', 400));
+    const ssm = client(`ssm ${ROLE} -`);
+    ssm.calls[0]!.reject(new AwsCallError('AccessDeniedException', 'no', 'aws', 400));
     await settle();
-    for (const c of client('ssm - -').calls.slice(1)) c.resolve({ Parameter: p(c.input['Name'] as string) });
+    for (const c of ssm.calls.slice(1)) c.resolve({ Parameter: p(c.input['Name'] as string) });
     await refused;
     const ops = () =>
       Object.fromEntries([...clients].map(([k, c]) => [k, c.ops().filter((o) => o !== 'GetParameter')]));
-    // Another service, another role: still batched.
-    void loader.many([secret('s'), secret('t')]);
-    void loader.many([
-      { ...param('/a'), roleArn: ROLE },
-      { ...param('/b'), roleArn: ROLE },
-    ]);
+    // Another service, another role, no role: still batched.
+    void loader.many(as(ROLE, secret('s'), secret('t')));
+    void loader.many(as(OTHER, param('/a'), param('/b')));
+    void loader.many(as(undefined, param('/a'), param('/b')));
     await clock.advance(4 * 60 * 1000);
-    void loader.many([param('/c'), param('/d')]);
+    void loader.many(as(ROLE, param('/c'), param('/d')));
     await settle();
     assert.deepEqual(ops(), {
-      'ssm - -': ['GetParameters'],
-      'secretsmanager - -': ['BatchGetSecretValue'],
       [`ssm ${ROLE} -`]: ['GetParameters'],
+      [`secretsmanager ${ROLE} -`]: ['BatchGetSecretValue'],
+      [`ssm ${OTHER} -`]: ['GetParameters'],
+      'ssm - -': ['GetParameters'],
     });
     await clock.advance(60 * 1000);
-    void loader.many([param('/e'), param('/f')]);
+    void loader.many(as(ROLE, param('/e'), param('/f')));
     await settle();
-    assert.deepEqual(ops()['ssm - -'], ['GetParameters', 'GetParameters'], 'back after five minutes');
+    assert.deepEqual(ops()[`ssm ${ROLE} -`], ['GetParameters', 'GetParameters'], 'back after five minutes');
   });
 
   test('an unexpected (non-AWS) failure of a batch call is not passed off as each item’s answer', async () => {
@@ -447,14 +509,14 @@ describe('tag discovery', () => {
       for await (const _ of pages) n++;
     })();
     const sm = client('secretsmanager - -');
-    for (let i = 0; ; i++) {
+    for (let i = 0; i <= 1000; i++) {
       await settle(1);
       const c = sm.calls[i];
       if (!c) break;
       c.resolve({ SecretValues: [], Errors: [], NextToken: `t${i}` });
     }
-    await drain;
     assert.equal(sm.calls.length, 1000);
+    await drain;
     assert.equal(n, 1000);
   });
 });
