@@ -32,7 +32,11 @@ function roles(batchWindowMs = 0) {
 }
 
 const p = (Name: string, Value = `value of ${Name}`): WireParameter => ({ Name, Type: 'String', Value });
-const param = (name: string, withDecryption = false): ItemRequest => ({ service: 'ssm', name, withDecryption });
+const param = (name: string, withDecryption = false): ItemRequest => ({
+  service: 'ssm',
+  name,
+  withDecryption,
+});
 const secret = (secretId: string): ItemRequest => ({ service: 'secretsmanager', secretId });
 const ROLE = 'arn:aws:iam::123456789012:role/r';
 
@@ -468,12 +472,17 @@ describe('path listings', () => {
       assert.ok(e instanceof AwsCallError);
       assert.deepEqual(
         [e.code, e.message, e.kind],
-        ['MalformedResponse', `GetParametersByPath answered ${PATH_MAX_PAGES} pages without an end`, 'malformed'],
+        [
+          'MalformedResponse',
+          `GetParametersByPath answered ${PATH_MAX_PAGES} pages without an end`,
+          'malformed',
+        ],
       );
     }
   });
 
-  test('a path of too many parameters is refused with how to narrow it', () => {
+  test('a path of too many parameters is refused with how to narrow it, under its own name (what prefetch logs)', () => {
+    assert.equal(new PathTooLargeError('/a/', true).name, 'PathTooLargeError');
     assert.equal(
       new PathTooLargeError('/a/', true).message,
       'path /a/ holds more than 500 parameters; narrow the path or drop recursive=true',
