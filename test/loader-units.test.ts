@@ -3,7 +3,7 @@
 // reader's own answer or error, when batches rest, how the batch window closes, and where paging stops.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { AwsJsonClient } from '../src/aws/client.ts';
+import { type AwsJsonClient, MAX_RESPONSE_BYTES } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
 import { AwsCallError, type WireParameter } from '../src/aws/types.ts';
 import type { ItemRequest } from '../src/items.ts';
@@ -477,6 +477,30 @@ describe('path listings', () => {
           `GetParametersByPath answered ${PATH_MAX_PAGES} pages without an end`,
           'malformed',
         ],
+      );
+    }
+  });
+
+  test('a listing one byte over 8 MB is refused however its items are spread, with how to narrow it', async () => {
+    const names = ['/x/a', '/x/b', '/x/c'];
+    const framed = setup(0);
+    const empty = framed.loader.path({ path: '/x/', recursive: false, withDecryption: false });
+    await settle();
+    framed.ssm.calls[0]!.resolve({ Parameters: names.map((n) => p(n, '')) });
+    const room = MAX_RESPONSE_BYTES - (await empty).body.length;
+    const third = Math.floor(room / 3);
+    const values = [third, third, room - 2 * third + 1].map((n, i) => 'abc'[i]!.repeat(n));
+    for (const recursive of [false, true]) {
+      const { ssm, loader } = setup(0);
+      const listing = track(loader.path({ path: '/x/', recursive, withDecryption: false }));
+      await settle();
+      ssm.calls[0]!.resolve({ Parameters: names.map((n, i) => p(n, values[i])) });
+      await settle();
+      assert.equal(listing.state, 'error');
+      assert.ok(listing.error instanceof PathTooLargeError);
+      assert.equal(
+        listing.error.message,
+        `path /x/ holds more than ${MAX_RESPONSE_BYTES} bytes of parameters, more than a path answer may hold (as a batch answer); narrow the path${recursive ? ' or drop recursive=true' : ''}`,
       );
     }
   });
