@@ -2,40 +2,14 @@
 // the one id-matching function, the whole-batch failure policy and path paging.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type AwsJsonClient, type CallOptions, MAX_RESPONSE_BYTES } from '../src/aws/client.ts';
+import { type AwsJsonClient, MAX_RESPONSE_BYTES } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
 import { AwsCallError, type WireParameter, type WireSecretValue } from '../src/aws/types.ts';
 import { answers, type ItemRequest } from '../src/items.ts';
 import { BATCH_BACKOFF_MS, createLoader, PATH_ITEM_LIMIT, PathTooLargeError } from '../src/loader/index.ts';
 import { silentLogger } from '../src/log.ts';
 import { FakeClock, settle } from './helpers/fake-time.ts';
-
-interface Call {
-  operation: string;
-  input: Record<string, unknown>;
-  opts: CallOptions | undefined;
-  resolve(v: unknown): void;
-  reject(e: unknown): void;
-}
-
-/** An AWS JSON client whose every call waits for the test. */
-class ScriptedAws {
-  readonly calls: Call[] = [];
-  call<T>(operation: string, input: unknown, opts?: CallOptions): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.calls.push({
-        operation,
-        input: input as Record<string, unknown>,
-        opts,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-      });
-    });
-  }
-  ops(): string[] {
-    return this.calls.map((c) => c.operation);
-  }
-}
+import { ScriptedAws, scriptedUpstream } from './helpers/scripted-aws.ts';
 
 function setup(batchWindowMs = 2) {
   const clock = new FakeClock();
@@ -284,19 +258,8 @@ describe('path paging', () => {
 });
 
 describe('roles, Regions and values in hand', () => {
-  /** An upstream whose client per (service, role, Region) is its own scripted one. */
   function perVia() {
-    const clock = new FakeClock();
-    const clients = new Map<string, ScriptedAws>();
-    const upstream = {
-      region: 'us-east-1',
-      client: (service: string, via?: { roleArn?: string; region?: string }) => {
-        const key = `${service} ${via?.roleArn ?? '-'} ${via?.region ?? '-'}`;
-        if (!clients.has(key)) clients.set(key, new ScriptedAws());
-        return clients.get(key)! as unknown as AwsJsonClient;
-      },
-    } as unknown as Upstream;
-    return { clock, clients, upstream };
+    return { clock: new FakeClock(), ...scriptedUpstream() };
   }
   const ROLE = 'arn:aws:iam::123456789012:role/r';
   const EU = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:eu/db';

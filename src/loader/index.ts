@@ -100,9 +100,13 @@ export interface LoaderOptions {
 const callOptions = (ctx: LoadContext | undefined): CallOptions | undefined => {
   if (!ctx) return undefined;
   const o: CallOptions = {};
+  // Stryker disable next-line ConditionalExpression: equivalent (→ true): an undefined maxAttempts is the client's default (`opts.maxAttempts ?? default`)
   if (ctx.attempts !== undefined) o.maxAttempts = ctx.attempts;
+  // Stryker disable next-line ConditionalExpression: equivalent (→ true): an undefined signal is no signal to the client (`opts.signal?.aborted`)
   if (ctx.signal) o.signal = ctx.signal;
+  // Stryker disable next-line ConditionalExpression: equivalent (→ true): an undefined onRetry is none to the client (`opts.onRetry?.(e)`)
   if (ctx.onRetry) o.onRetry = ctx.onRetry;
+  // Stryker disable next-line ConditionalExpression: equivalent (→ true): the client tests `opts.credentialsSince !== undefined`
   if (ctx.credentialsSince !== undefined) o.credentialsSince = ctx.credentialsSince;
   return o;
 };
@@ -124,11 +128,13 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
   const crossRegion = opts.crossRegion ?? true;
   /** Clock time until which batch calls are off, per service and role (the role may lack the permission). */
   const batchesOffUntil = new Map<string, number>();
+  // Stryker disable next-line StringLiteral: equivalent ('' → another constant): the key stays distinct per service and role; no role ARN equals it
   const offKey = (service: Service, r: ItemRequest) => `${service}\u0000${r.roleArn ?? ''}`;
   /** Values in hand for exactly these request objects (prefetch), taken by their next load. */
   const inHand = new WeakMap<ItemRequest, Loaded>();
   const take = (r: ItemRequest): Loaded | undefined => {
     const l = inHand.get(r);
+    // Stryker disable next-line ConditionalExpression: equivalent: deleting a request not in the WeakMap is a no-op
     if (l !== undefined) inHand.delete(r);
     return l;
   };
@@ -142,6 +148,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
     upstream.client(r.service, { roleArn: r.roleArn, region: regionOf(r) });
   /** Requests that may share one batch call: same service, decryption flag, role and Region. */
   const groupOf = (r: ItemRequest) =>
+    // Stryker disable next-line ConditionalExpression,StringLiteral: equivalent (service → true, the constants): keys stay distinct per group (a secret's `ssm:undefined` too)
     `${r.service === 'ssm' ? `ssm:${r.withDecryption}` : 'secretsmanager'}\u0000${r.roleArn ?? ''}\u0000${regionOf(r) ?? ''}`;
 
   /** Groups requests that may share one batch call, in arrival order. */
@@ -169,7 +176,9 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
         client,
         {
           name: r.name,
+          // Stryker disable next-line ConditionalExpression: equivalent (→ true): an undefined version is no selector to getParameter (`!== undefined`)
           ...(r.version !== undefined ? { version: r.version } : {}),
+          // Stryker disable next-line ConditionalExpression: equivalent (→ true): an undefined label is no selector to getParameter (`!== undefined`)
           ...(r.label !== undefined ? { label: r.label } : {}),
           withDecryption: r.withDecryption,
         },
@@ -181,7 +190,9 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
       client,
       {
         secretId: r.secretId,
+        // Stryker disable next-line ConditionalExpression: equivalent (→ true): getSecretValue sends VersionId only when not undefined
         ...(r.versionId !== undefined ? { versionId: r.versionId } : {}),
+        // Stryker disable next-line ConditionalExpression: equivalent (→ true): getSecretValue sends VersionStage only when not undefined
         ...(r.versionStage !== undefined ? { versionStage: r.versionStage } : {}),
       },
       call,
@@ -202,7 +213,9 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
     let found: (id: string) => Outcome | undefined;
     try {
       if (service === 'ssm') {
-        const withDecryption = rs[0]!.service === 'ssm' && rs[0]!.withDecryption;
+        const withDecryption =
+          // Stryker disable next-line ConditionalExpression: equivalent: in the ssm branch every request of the group is a parameter; the test only narrows the type
+          rs[0]!.service === 'ssm' && rs[0]!.withDecryption;
         const out = await getParameters(client, unique, withDecryption, callOptions(ctx));
         const invalid = new Set(out.InvalidParameters);
         found = (id) => {
@@ -216,6 +229,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
       } else {
         const out = await batchGetSecretValue(client, unique, callOptions(ctx));
         found = (id) => {
+          // Stryker disable next-line StringLiteral: equivalent: answers() tests only `service === 'ssm'`; any other string is the secret branch
           const s = out.SecretValues.find((x) => answers('secretsmanager', x, id));
           if (s) return { ok: true, loaded: loadedSecret(s) };
           const e = out.Errors.find((x) => x.SecretId === id);
@@ -246,6 +260,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
   };
 
   const many = async (all: readonly ItemRequest[], ctx?: LoadContext): Promise<Outcome[]> => {
+    // Stryker disable next-line ArrayDeclaration: equivalent: every index below all.length is assigned before it is returned
     const out = new Array<Outcome>(all.length);
     // Values in hand answer at once; the rest go upstream.
     const indexes: number[] = [];
@@ -255,6 +270,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
       else indexes.push(i);
     });
     const rs = indexes.map((i) => all[i]!);
+    // Stryker disable next-line ArrayDeclaration: equivalent: Promise.all passes a non-promise element through; `out` is what is returned
     const calls: Array<Promise<void>> = [];
     for (const g of groups(rs)) {
       const limit = BATCH_LIMIT[g.service];
@@ -305,6 +321,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
           recursive: p.recursive,
           withDecryption: p.withDecryption,
           maxResults: 10,
+          // Stryker disable next-line ConditionalExpression: equivalent (→ true): getParametersByPath sends NextToken only when not undefined
           ...(nextToken !== undefined ? { nextToken } : {}),
         },
         callOptions(ctx),
@@ -360,6 +377,7 @@ export function createLoader(upstream: Upstream, opts: LoaderOptions): Loader & 
         const request: ItemRequest = {
           service: 'secretsmanager',
           secretId: s.Name,
+          // Stryker disable next-line ConditionalExpression: equivalent (→ true): `roleArn: undefined` is no role everywhere (keys use `roleArn ?? ''`, clients take it as is)
           ...(roleArn !== undefined ? { roleArn } : {}),
         };
         found.push({ request, loaded: loadedSecret(s) });
