@@ -451,7 +451,10 @@ export class ItemCache {
     return this.lru?.calculatedSize ?? 0;
   }
 
-  /** What the tables beside the entries hold (the refresh shares and the marks), for tests and metrics. */
+  /**
+   * What the tables beside the entries hold (the refresh shares, the marks, the loads in flight, and the
+   * indexes of the entries by id and of the listings), for tests and metrics.
+   */
   get overhead(): {
     shares: number;
     shareBytes: number;
@@ -459,6 +462,8 @@ export class ItemCache {
     marks: number;
     markBytes: number;
     slots: number;
+    ids: number;
+    listings: number;
   } {
     return {
       shares: this.shares.count,
@@ -467,6 +472,8 @@ export class ItemCache {
       marks: this.marks.count,
       markBytes: this.marks.bytes,
       slots: this.slots.size,
+      ids: this.byId.size,
+      listings: this.listings.size,
     };
   }
 
