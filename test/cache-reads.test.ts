@@ -393,6 +393,40 @@ describe('the edges of fresh, refresh-ahead and the stale window', () => {
     assert.equal(s.cache.stats.stale, 2);
   });
 
+  test('backing off lasts 1 s exactly after the failure', async () => {
+    const s = setup();
+    await fill(s, secret('a'));
+    await s.clock.advance(TTL);
+    const p = start(() => s.cache.get(secret('a')));
+    await settle();
+    s.loader.only().reject(server500());
+    assert.equal(await outcome(p), 'v1 stale');
+    await s.clock.advance(1000);
+    const q = start(() => s.cache.get(secret('a')));
+    await settle();
+    assert.equal(s.loader.open.length, 1, 'a second after the failure a read loads again');
+    s.loader.only().resolve(body('v2'));
+    assert.equal(await outcome(q), 'v2 miss');
+  });
+
+  test('while backing off, a read joins a refreshNow load in flight rather than take the stale value', async () => {
+    const s = setup();
+    await fill(s, secret('a'));
+    await s.clock.advance(TTL);
+    const p = start(() => s.cache.get(secret('a')));
+    await settle();
+    s.loader.only().reject(server500());
+    assert.equal(await outcome(p), 'v1 stale');
+    const fresh = start(() => s.cache.get(secret('a'), { refresh: true }));
+    await settle();
+    const q = start(() => s.cache.get(secret('a')));
+    await settle();
+    assert.equal(s.loader.open.length, 1);
+    s.loader.only().resolve(body('v2'));
+    assert.equal(await outcome(fresh), 'v2 miss');
+    assert.equal(await outcome(q), 'v2 miss', 'it waited for the load in flight');
+  });
+
   test('the stale window ends at staleIfError after expiry, inclusive', async () => {
     const s = setup();
     await fill(s, secret('a'));
