@@ -522,3 +522,74 @@ describe('batches', () => {
     );
   });
 });
+
+describe('newer wins', () => {
+  const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
+
+  test('a load numbered at a mark is not joined: it started before that answer landed', async () => {
+    const s = setup();
+    const older = start(() => s.cache.get(secret('a')));
+    await settle();
+    const newer = start(() => s.cache.get(secret('a'), { refresh: true }));
+    await settle();
+    assert.equal(s.loader.open.length, 2);
+    s.loader.loads[0]!.resolve(body('v1'));
+    assert.equal(await outcome(older), 'v1 miss');
+    // The refreshNow load started before v1 landed: a refreshNow now does not take its answer.
+    const late = start(() => s.cache.get(secret('a'), { refresh: true }));
+    await settle();
+    assert.equal(s.loader.open.length, 2, 'a third load');
+    s.loader.loads[2]!.resolve(body('v3'));
+    s.loader.loads[1]!.resolve(body('v2'));
+    assert.equal(await outcome(late), 'v3 miss');
+    assert.equal(await outcome(newer), 'v2 miss');
+  });
+
+  /** Values in hand for `ids`, read upstream at `readAt`: a batch left open for the test to answer. */
+  async function inHand(s: ReturnType<typeof setup>, id: string, readAt: number) {
+    const p = s.cache.getMany([secret(id)], { readAt });
+    await settle();
+    return { load: s.loader.open.at(-1)!, result: p };
+  }
+
+  test('values in hand do not undo a NotFound that landed after they were read, once their reservation is released', async () => {
+    const s = setup();
+    const mark = s.cache.reserve();
+    const gone = start(() => s.cache.get(secret('k')));
+    await settle();
+    s.loader.only().reject(notFound());
+    assert.equal(await outcome(gone), 'ResourceNotFoundException');
+    const prefetch = await inHand(s, 'k', mark.readAt);
+    mark.release();
+    prefetch.load.resolve([{ ok: true, loaded: body('P') }]);
+    await prefetch.result;
+    const again = start(() => s.cache.get(secret('k')));
+    await settle();
+    assert.equal(s.loader.open.length, 1, 'the value from before the NotFound was not stored');
+    s.loader.only().reject(notFound());
+    assert.equal(await outcome(again), 'ResourceNotFoundException');
+  });
+
+  test('of two batches of values in hand, the one read first is judged as of when it was read', async () => {
+    const s = setup();
+    const first = s.cache.reserve();
+    const gone = start(() => s.cache.get(secret('k')));
+    await settle();
+    s.loader.only().reject(notFound());
+    assert.equal(await outcome(gone), 'ResourceNotFoundException');
+    const second = s.cache.reserve();
+    const a = await inHand(s, 'k', first.readAt);
+    const b = await inHand(s, 'j', second.readAt);
+    first.release();
+    second.release();
+    a.load.resolve([{ ok: true, loaded: body('P') }]);
+    b.load.resolve([{ ok: true, loaded: body('J') }]);
+    await Promise.all([a.result, b.result]);
+    const again = start(() => s.cache.get(secret('k')));
+    await settle();
+    assert.equal(s.loader.open.length, 1, 'the value from before the NotFound was not stored');
+    s.loader.only().reject(notFound());
+    assert.equal(await outcome(again), 'ResourceNotFoundException');
+    assert.equal(await outcome(s.cache.get(secret('j'))), 'J hit');
+  });
+});
