@@ -2,6 +2,7 @@
 // beside the entries, the TTL multiplier), the edges of fresh, refresh-ahead, back-off and the stale
 // window, what evicts, what is counted, and the reads made with the cache off.
 import assert from 'node:assert/strict';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
@@ -591,5 +592,44 @@ describe('newer wins', () => {
     s.loader.only().reject(notFound());
     assert.equal(await outcome(again), 'ResourceNotFoundException');
     assert.equal(await outcome(s.cache.get(secret('j'))), 'J hit');
+  });
+});
+
+describe('a hit allocates nothing of its own', () => {
+  /** Garbage collections while `n` fresh hits are read with `read` (0 when a hit allocates nothing). */
+  async function collectionsDuring(
+    read: (cache: ItemCache) => Answer | Promise<Answer>,
+    fill: Loaded | PathListing,
+    n: number,
+  ) {
+    const s = setup({ ttlMs: { ssm: 3_600_000, secretsmanager: 3_600_000 }, staleIfErrorMs: 0 });
+    const first = start(() => read(s.cache));
+    await settle();
+    s.loader.only().resolve(fill);
+    await first;
+    for (let i = 0; i < 100_000; i++) assert.equal(read(s.cache) instanceof Promise, false);
+    let gcs = 0;
+    const observer = new PerformanceObserver((list) => {
+      gcs += list.getEntries().length;
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gcs = 0;
+    let hits = 0;
+    for (let i = 0; i < n; i++) if ((read(s.cache) as Answer).source === 'hit') hits++;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    observer.disconnect();
+    assert.equal(hits, n);
+    return gcs;
+  }
+  // Mutation testing instruments every line with counters: what it allocates is not the product's.
+  const instrumented = (globalThis as { __stryker__?: unknown }).__stryker__ !== undefined;
+
+  test('a fresh hit of a SecureString parameter (found under its own key) allocates nothing', {
+    skip: instrumented,
+  }, async () => {
+    const r = Object.freeze(param('/s', true));
+    const gcs = await collectionsDuring((c) => c.get(r), body('v'), 2_000_000);
+    assert.ok(gcs <= 1, `${gcs} garbage collections during 2,000,000 hits`);
   });
 });
