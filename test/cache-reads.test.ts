@@ -509,6 +509,25 @@ describe('refreshNow', () => {
   });
 });
 
+describe('refreshNow within the second of another', () => {
+  test('answers the entry a load started after the shared one stored (here: the type changed)', async () => {
+    const s = setup();
+    const first = start(() => s.cache.get(param('/p'), { refresh: true }));
+    await settle();
+    s.loader.only().resolve(plain('v1'));
+    assert.equal(await outcome(first), 'v1 miss');
+    await s.clock.advance(1);
+    // A read that takes nothing older than 1 ms loads again: /p is a SecureString now.
+    const later = start(() => s.cache.get(param('/p'), { ttlMs: 1 }));
+    await settle();
+    s.loader.only().resolve(body('enc'));
+    assert.equal(await outcome(later), 'enc miss');
+    const loads = s.loader.loads.length;
+    assert.equal(await outcome(s.cache.get(param('/p'), { refresh: true })), 'enc hit');
+    assert.equal(s.loader.loads.length, loads, 'no load: the newer entry is the answer');
+  });
+});
+
 describe('batches', () => {
   test('an item asked twice in one batch is read once', async () => {
     const s = setup();
