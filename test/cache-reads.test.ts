@@ -526,6 +526,29 @@ describe('refreshNow within the second of another', () => {
     assert.equal(await outcome(s.cache.get(param('/p'), { refresh: true })), 'enc hit');
     assert.equal(s.loader.loads.length, loads, 'no load: the newer entry is the answer');
   });
+
+  test('answers nothing from the cache when a refresh through the other flag landed since: it loads', async () => {
+    const s = setup();
+    const first = start(() => s.cache.get(param('/p'), { refresh: true }));
+    await settle();
+    s.loader.only().resolve(plain('v1'));
+    assert.equal(await outcome(first), 'v1 miss');
+    await s.clock.advance(1);
+    const later = start(() => s.cache.get(param('/p'), { ttlMs: 1 }));
+    await settle();
+    s.loader.only().resolve(body('enc'));
+    assert.equal(await outcome(later), 'enc miss');
+    await s.clock.advance(1);
+    const other = start(() => s.cache.get(param('/p', true), { refresh: true }));
+    await settle();
+    s.loader.only().resolve(body('dec'));
+    assert.equal(await outcome(other), 'dec miss');
+    const again = start(() => s.cache.get(param('/p'), { refresh: true }));
+    await settle();
+    assert.equal(s.loader.open.length, 1, 'newer news of /p than the entry: a load');
+    s.loader.only().resolve(body('enc2'));
+    assert.equal(await outcome(again), 'enc2 miss');
+  });
 });
 
 describe('batches', () => {
