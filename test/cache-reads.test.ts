@@ -641,13 +641,13 @@ describe('a hit allocates nothing of its own', () => {
   /** Garbage collections while `n` fresh hits are read with `read` (0 when a hit allocates nothing). */
   async function collectionsDuring(
     read: (cache: ItemCache) => Answer | Promise<Answer>,
-    fill: Loaded | PathListing,
+    answer: Loaded,
     n: number,
   ) {
     const s = setup({ ttlMs: { ssm: 3_600_000, secretsmanager: 3_600_000 }, staleIfErrorMs: 0 });
     const first = start(() => read(s.cache));
     await settle();
-    s.loader.only().resolve(fill);
+    s.loader.only().resolve(answer);
     await first;
     for (let i = 0; i < 100_000; i++) assert.equal(read(s.cache) instanceof Promise, false);
     let gcs = 0;
