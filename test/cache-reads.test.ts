@@ -588,6 +588,32 @@ describe('newer wins', () => {
     assert.equal(await outcome(newer), 'v2 miss');
   });
 
+  test('a read after clear() does not join a load started before it', async () => {
+    const s = setup();
+    const before = start(() => s.cache.get(secret('a')));
+    await settle();
+    s.cache.clear();
+    const after = start(() => s.cache.get(secret('a')));
+    await settle();
+    assert.equal(s.loader.open.length, 2, 'a load of its own');
+    s.loader.loads[1]!.resolve(body('v2'));
+    s.loader.loads[0]!.resolve(body('v1'));
+    assert.equal(await outcome(after), 'v2 miss');
+    assert.equal(await outcome(before), 'v1 miss');
+    assert.equal(await outcome(s.cache.get(secret('a'))), 'v2 hit');
+  });
+
+  test('a reservation keeps the marks of what lands until it is released, then they go', async () => {
+    const s = setup();
+    const mark = s.cache.reserve();
+    await fill(s, secret('a'));
+    assert.ok(s.cache.overhead.marks > 0, 'what landed after the reservation is remembered');
+    mark.release();
+    assert.equal(s.cache.overhead.marks, 0, 'released, with nothing running: no mark is kept');
+    mark.release();
+    assert.equal(s.cache.overhead.marks, 0);
+  });
+
   /** Values in hand for `ids`, read upstream at `readAt`: a batch left open for the test to answer. */
   async function inHand(s: ReturnType<typeof setup>, id: string, readAt: number) {
     const p = s.cache.getMany([secret(id)], { readAt });

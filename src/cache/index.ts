@@ -720,6 +720,7 @@ export class ItemCache {
     let oldest = first.done ? Number.POSITIVE_INFINITY : first.value;
     // Stryker disable next-line EqualityOperator: equivalent (<=): an equal value leaves the minimum as it is
     for (const from of this.backdated.values()) if (from < oldest) oldest = from;
+    // Stryker disable next-line EqualityOperator: equivalent (<=): an equal value leaves the minimum as it is
     for (const n of this.reserved) if (n < oldest) oldest = n;
     return oldest;
   }
