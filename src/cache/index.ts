@@ -124,6 +124,7 @@ const isGone = (e: unknown) => e instanceof AwsCallError && GONE.has(e.code);
 /** Failures worth riding out on a stale value: throttling, 5xx, timeouts, connection errors, garbage. */
 const isTransient = (e: unknown) => e instanceof AwsCallError && e.kind !== 'aws';
 /** A superseded load nobody waited for, cut short on purpose: neither a failure nor news. */
+// Stryker disable next-line ArrowFunction,ConditionalExpression,StringLiteral: equivalent: the cache aborts a load only once it is superseded with nobody waiting, so its Abandoned failure is quiet in attach() and refreshAhead() skips it as superseded
 const isAbandoned = (e: unknown) => e instanceof AwsCallError && e.code === 'Abandoned';
 
 interface Entry {
@@ -328,9 +329,11 @@ export class ItemCache {
         sizeCalculation: (e, k) => (e.body?.length ?? 256) + k.length * 2 + ENTRY_OVERHEAD,
         dispose: (e, k, reason) => {
           if (reason === 'evict') this.stats.evictions++;
+          // Stryker disable next-line ConditionalExpression: equivalent (→ true): listings holds listing keys only; deleting an item's key from it changes nothing
           if (e.items !== undefined) this.listings.delete(k);
           for (const id of e.ids) {
             const keys = this.byId.get(id);
+            // Stryker disable next-line ConditionalExpression: equivalent (→ false): put() indexes every id of an entry it stores and only this dispose unindexes them, so keys is never undefined
             if (keys === undefined) continue;
             keys.delete(k);
             if (keys.size === 0) this.byId.delete(id);
@@ -344,6 +347,7 @@ export class ItemCache {
   get(r: ItemRequest, o?: ReadOptions): Answer | Promise<Answer> {
     // The hot path: a plain read of a fresh entry that needs no refresh is answered here, with no
     // allocation. Everything else goes through the state machine below.
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent (ttl > 0 → true, >= 0): put() stores nothing with a TTL of 0, so for such a service the fast path finds no entry and falls through
     if (o === undefined && !this.bypass && this.lru !== undefined && this.opts.ttlMs[r.service] > 0) {
       const key = cacheKey(r);
       let e = this.lru.get(key, GET);
@@ -365,6 +369,7 @@ export class ItemCache {
    * item asked twice is read once.
    */
   getMany(rs: readonly ItemRequest[], o: { readAt?: number } = {}): Promise<ItemResult[]> {
+    // Stryker disable next-line ArrayDeclaration: equivalent: startTogether takes the pending loads by their stale flag; a stray element has none and is never started
     const pending: Pending[] = [];
     const off: Array<{ r: ItemRequest; resolve: (x: ItemResult) => void }> = [];
     const seen = new Map<string, Promise<ItemResult>>();
@@ -379,6 +384,7 @@ export class ItemCache {
       } else {
         const t = this.itemTarget(r);
         result = settled(() =>
+          // Stryker disable next-line StringLiteral: equivalent: a mode is only ever compared with 'uncached' and 'refresh'
           this.read(t, 'read', this.ttlFor(r.service), undefined, (stale) => {
             const flight = new Promise<Flight>((fill) => pending.push({ t, stale, fill }));
             return flight;
@@ -388,6 +394,7 @@ export class ItemCache {
       seen.set(key, result);
       return result;
     });
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent (→ true, >= 0): startTogether of no loads opens nothing and calls nothing
     if (pending.length > 0) this.startTogether(pending, o.readAt);
     if (off.length > 0) this.loadTogetherUncached(off, this.uncachedContext());
     return Promise.all(results);
@@ -396,6 +403,7 @@ export class ItemCache {
   /** A path listing, cached under its path, recursive flag and decryption flag like an item. */
   getPath(p: PathRequest): Answer | Promise<Answer> {
     // A fresh listing answers here, as a fresh item does in get().
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent (ttl > 0 → true, >= 0): put() stores nothing with a TTL of 0, so the fast path finds no listing and falls through
     if (!this.bypass && this.lru !== undefined && this.opts.ttlMs.ssm > 0) {
       const e = this.lru.get(pathKey(p), GET);
       if (e?.hit !== undefined && this.clock.now() < e.expiresAt - e.ttlMs * REFRESH_AHEAD_FRACTION) {
@@ -451,7 +459,10 @@ export class ItemCache {
     return this.lru?.calculatedSize ?? 0;
   }
 
-  /** What the tables beside the entries hold (the refresh shares and the marks), for tests and metrics. */
+  /**
+   * What the tables beside the entries hold (the refresh shares, the marks, the loads in flight, and the
+   * indexes of the entries by id and of the listings), for tests and metrics.
+   */
   get overhead(): {
     shares: number;
     shareBytes: number;
@@ -459,6 +470,8 @@ export class ItemCache {
     marks: number;
     markBytes: number;
     slots: number;
+    ids: number;
+    listings: number;
   } {
     return {
       shares: this.shares.count,
@@ -467,11 +480,14 @@ export class ItemCache {
       marks: this.marks.count,
       markBytes: this.marks.bytes,
       slots: this.slots.size,
+      ids: this.byId.size,
+      listings: this.listings.size,
     };
   }
 
   /** The TTL a read works with (0: the cache is off for it). */
   private ttlFor(service: Service, o?: ReadOptions): number {
+    // Stryker disable next-line ConditionalExpression: equivalent: a TTL is only used by reads whose mode is not 'uncached', which needs the LRU
     if (!this.lru) return 0;
     const ttl = this.opts.ttlMs[service];
     return o?.ttlMs === undefined ? ttl : Math.min(ttl, o.ttlMs);
@@ -487,6 +503,7 @@ export class ItemCache {
     if (this.bypass || !this.lru || this.opts.ttlMs[service] <= 0) return 'uncached';
     // ttl=0 asks for a value fetched now, like refreshNow, and keeps nothing.
     if (o?.refresh || o?.ttlMs === 0) return 'refresh';
+    // Stryker disable next-line StringLiteral: equivalent: a mode is only ever compared with 'uncached' and 'refresh'
     return 'read';
   }
 
@@ -606,6 +623,7 @@ export class ItemCache {
     f.done.catch((err: unknown) => {
       if (isAbandoned(err) || f.superseded || f.from <= this.floor) return;
       try {
+        // Stryker disable next-line OptionalChaining: equivalent: calling an absent callback throws inside this try, whose catch swallows it
         this.opts.onBackgroundError?.(err, t.name);
       } catch {
         // A broken logger must not take the process down.
@@ -690,6 +708,7 @@ export class ItemCache {
     let m = 0;
     for (const k of keys) {
       const x = this.marks.landed(k);
+      // Stryker disable next-line EqualityOperator: equivalent (>=): an equal value leaves the maximum as it is
       if (x > m) m = x;
     }
     return m;
@@ -699,7 +718,9 @@ export class ItemCache {
   private oldestRunning(): number {
     const first = this.running.values().next();
     let oldest = first.done ? Number.POSITIVE_INFINITY : first.value;
+    // Stryker disable next-line EqualityOperator: equivalent (<=): an equal value leaves the minimum as it is
     for (const from of this.backdated.values()) if (from < oldest) oldest = from;
+    // Stryker disable next-line EqualityOperator: equivalent (<=): an equal value leaves the minimum as it is
     for (const n of this.reserved) if (n < oldest) oldest = n;
     return oldest;
   }
