@@ -408,3 +408,17 @@ describe('marks and shares on their own', () => {
     assert.equal(s.count, 0);
   });
 });
+
+describe('the id index beside the entries', () => {
+  test('an item too large to store leaves nothing behind in the id index', async () => {
+    const s = setup({ maxBytes: 1000 });
+    const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf';
+    await cached(s, secret('k'), { body: Buffer.alloc(2000, 'x'), ids: ['k', arn] });
+    assert.equal(s.cache.entries, 0, 'larger than the whole budget: not stored');
+    // The index is private; it must stay within the entries it indexes (one per id of a stored entry).
+    const byId = (s.cache as unknown as { byId: Map<string, Set<string>> }).byId;
+    assert.equal(byId.size, 0);
+    await cached(s, secret('j'), { body: Buffer.from('small'), ids: ['j'] });
+    assert.equal(byId.size, 1, 'a stored entry is indexed by its id');
+  });
+});
