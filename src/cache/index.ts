@@ -756,7 +756,7 @@ export class ItemCache {
   /** Marks `f` as retrying after a failed attempt: reads holding a stale value stop waiting for it. */
   private retrying(f: Flight): void {
     f.progressAt = this.clock.now();
-    // Stryker disable next-line ConditionalExpression: equivalent: after the first retry onRetry is empty (a stale-holding read finding a retrying load is answered stale without joining), so running again does nothing
+    // Stryker disable next-line ConditionalExpression: equivalent: after the first retry onRetry stays empty (a stale-holding read finding a retrying load is answered stale without joining; getMany's readers queue before any attempt can end), so running again does nothing
     if (f.retrying) return;
     f.retrying = true;
     for (const fn of f.onRetry.splice(0)) fn();
