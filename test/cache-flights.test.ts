@@ -151,6 +151,21 @@ describe('attempts, failures and back-off', () => {
     assert.equal(cache.stats.errors, 1);
   });
 
+  test('a batch read’s load superseded before its reader attached still counts its failure: the reader got it', async () => {
+    const { loader, cache } = setup();
+    const batch = cache.getMany([secret('k')]);
+    const fresh = start(() => cache.get(secret('k'), { refresh: true }));
+    await settle();
+    assert.equal(loader.loads.length, 2);
+    loader.loads[0]!.resolve([{ ok: false, error: server500() }]);
+    const [x] = await batch;
+    assert.equal(x?.ok, false);
+    assert.equal(cache.stats.errors, 1, 'one error answered, one counted');
+    loader.loads[1]!.resolve(body('v2'));
+    assert.equal(await outcome(fresh), 'v2 miss');
+    assert.equal(cache.stats.errors, 1);
+  });
+
   test('a superseded load whose last reader gave up is aborted, and its failure is not counted', async () => {
     const { clock, loader, cache } = setup();
     const r1 = start(() => cache.get(secret('k')));
