@@ -113,8 +113,11 @@ export class Shares {
       const s = this.lru.peek(key)!;
       const due = s.startedAt + this.lifeMs;
       if (due <= now) this.lru.delete(key);
-      // Stryker disable next-line EqualityOperator: equivalent: on a tie the minimum is the same number
-      else if (due < next) next = due;
+      else if (
+        // Stryker disable next-line EqualityOperator: equivalent: on a tie the minimum is the same number
+        due < next
+      )
+        next = due;
     }
     // Stryker disable next-line ConditionalExpression: equivalent: purgeAt(Infinity) returns at once (Infinity >= timerAt, which purge() just reset to Infinity)
     if (next !== Number.POSITIVE_INFINITY) this.purgeAt(next, now);
