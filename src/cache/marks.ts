@@ -55,6 +55,7 @@ export class Marks {
       this.size += weigh(key);
     }
     this.marks.set(key, newest);
+    // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent: an extra makeRoom within bounds only prunes below keepAbove (marks nothing running or shared needs) and stops
     if (this.marks.size > this.bounds.maxItems || this.size > this.bounds.maxBytes) this.makeRoom(keepAbove);
   }
 
@@ -85,6 +86,7 @@ export class Marks {
     for (const [key, m] of this.marks) {
       if (this.marks.size <= this.bounds.maxItems && this.size <= this.bounds.maxBytes) break;
       this.drop(key);
+      // Stryker disable next-line EqualityOperator: equivalent: at m === floorSeq the floor is set to the value it has
       if (m > this.floorSeq) this.floorSeq = m;
     }
   }

@@ -81,6 +81,7 @@ export class Shares {
   /** The lowest stamp of the shares held (Infinity when none): marks above it may still matter to them. */
   get oldestStamp(): number {
     let oldest = Number.POSITIVE_INFINITY;
+    // Stryker disable next-line EqualityOperator: equivalent: on a tie the minimum is the same number
     for (const s of this.lru.values()) if (s.stamp < oldest) oldest = s.stamp;
     return oldest;
   }
@@ -88,12 +89,14 @@ export class Shares {
   /** How long ago the oldest share's load started (0 when none is held). */
   get oldestAgeMs(): number {
     let oldest = Number.POSITIVE_INFINITY;
+    // Stryker disable next-line EqualityOperator: equivalent: on a tie the minimum is the same number
     for (const s of this.lru.values()) if (s.startedAt < oldest) oldest = s.startedAt;
     return oldest === Number.POSITIVE_INFINITY ? 0 : this.clock.now() - oldest;
   }
 
   /** The purge timer fires at `due` at the latest. */
   private purgeAt(due: number, now: number): void {
+    // Stryker disable next-line EqualityOperator: equivalent: at due === timerAt the timer is only replaced by one due at the same time
     if (due >= this.timerAt) return;
     this.timer?.cancel();
     this.timerAt = due;
@@ -110,8 +113,13 @@ export class Shares {
       const s = this.lru.peek(key)!;
       const due = s.startedAt + this.lifeMs;
       if (due <= now) this.lru.delete(key);
-      else if (due < next) next = due;
+      else if (
+        // Stryker disable next-line EqualityOperator: equivalent: on a tie the minimum is the same number
+        due < next
+      )
+        next = due;
     }
+    // Stryker disable next-line ConditionalExpression: equivalent: purgeAt(Infinity) returns at once (Infinity >= timerAt, which purge() just reset to Infinity)
     if (next !== Number.POSITIVE_INFINITY) this.purgeAt(next, now);
     this.onPurge();
   }
