@@ -46,8 +46,8 @@ export function findEquivalents(): Equivalent[] {
       found.push({
         file,
         line: i + 2,
-        mutators: m[1].split(','),
-        why: m[2].trim(),
+        mutators: (m[1] ?? '').split(','),
+        why: (m[2] ?? '').trim(),
         code: (lines[i + 1] ?? '').trim(),
       });
     });
