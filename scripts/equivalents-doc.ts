@@ -55,7 +55,12 @@ export function findEquivalents(): Equivalent[] {
   return found;
 }
 
-const tick = (s: string) => (s.includes('`') ? `\`\` ${s} \`\`` : `\`${s}\``);
+/** Inline code; a double backtick around code that holds one, with spaces only where it starts or ends with one. */
+const tick = (s: string) => {
+  if (!s.includes('`')) return `\`${s}\``;
+  const pad = s.startsWith('`') || s.endsWith('`') ? ' ' : '';
+  return `\`\`${pad}${s}${pad}\`\``;
+};
 
 export function renderEquivalents(): string {
   return findEquivalents()
