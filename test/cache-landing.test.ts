@@ -528,3 +528,113 @@ describe('the wait limit', () => {
     s.loader.only().resolve(body('late'));
   });
 });
+
+describe('more of what landing does', () => {
+  test('a refresh without a selector leaves the entries of a version alone', async () => {
+    const s = setup();
+    const v3 = param('/p', false, { version: '3' });
+    assert.equal(await load(s, () => s.cache.get(v3), str('three', '/p')), 'three miss');
+    assert.equal(
+      await load(s, () => s.cache.get(param('/p'), { refresh: true }), str('latest', '/p')),
+      'latest miss',
+    );
+    assert.equal(await peekRead(s, () => s.cache.get(v3)), 'three hit');
+  });
+
+  test('news of a parameter answered under another name than it was asked by reaches the listings of that name', async () => {
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    const asked = param('app/x');
+    const known = (text: string): Loaded => ({
+      body: Buffer.from(text),
+      plain: true,
+      ids: [`${ARN}/app/x`, '/app/x'],
+    });
+    // A refresh answer.
+    let s = setup();
+    assert.equal(await load(s, () => s.cache.getPath(p), listing('L', [['/app/x', 'x1']])), 'L miss');
+    assert.equal(await load(s, () => s.cache.get(asked, { refresh: true }), known('x2')), 'x2 miss');
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load', 'a refresh that shows x otherwise');
+    // A NotFound of what is cached under that name.
+    s = setup();
+    assert.equal(await load(s, () => s.cache.get(asked), known('x1')), 'x1 miss');
+    assert.equal(await load(s, () => s.cache.getPath(p), listing('L', [['/app/x', 'x1']])), 'L miss');
+    assert.equal(
+      await load(s, () => s.cache.get(asked, { refresh: true }), paramNotFound()),
+      'ParameterNotFound',
+    );
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load', 'a NotFound of x');
+  });
+
+  test('a listing is not stored when a refresh of one of its items, through the other flag, landed meanwhile', async () => {
+    const s = setup();
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    const l = start(() => s.cache.getPath(p));
+    await settle();
+    const held = s.loader.only();
+    assert.equal(
+      await load(s, () => s.cache.get(param(`${ARN}/app/s`, true), { refresh: true }), sec('d2', '/app/s')),
+      'd2 miss',
+    );
+    held.resolve({ body: Buffer.from('L'), items: [{ request: param('/app/s'), loaded: sec('e1') }] });
+    assert.equal(await outcome(l), 'L miss');
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load');
+  });
+
+  test('an outdated listing that lands the same as the stored one leaves it', async () => {
+    const s = setup();
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    const older = start(() => s.cache.getPath(p));
+    await settle();
+    const held = s.loader.only();
+    await s.clock.advance(JOIN_LIMIT_MS);
+    assert.equal(await load(s, () => s.cache.getPath(p), listing('L', [['/app/a', 'a1']])), 'L miss');
+    // The same value: the stored listing stays; the one in flight is outdated all the same.
+    assert.equal(await load(s, () => s.cache.get(param('/app/a'), { refresh: true }), str('a1')), 'a1 miss');
+    held.resolve(listing('L', [['/app/a', 'a1']]));
+    assert.equal(await outcome(older), 'L miss');
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'L hit');
+  });
+
+  test('a listing denied is evicted: never stale after', async () => {
+    const s = setup();
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    assert.equal(await load(s, () => s.cache.getPath(p), listing('L', [])), 'L miss');
+    await s.clock.advance(TTL);
+    const denied = new AwsCallError('AccessDeniedException', 'no', 'aws', 400);
+    assert.equal(await load(s, () => s.cache.getPath(p), denied), 'AccessDeniedException');
+    const boom = new AwsCallError('InternalFailure', 'boom', 'server', 500);
+    assert.equal(await load(s, () => s.cache.getPath(p), boom), 'InternalFailure');
+  });
+
+  test('a refresh share is dropped when an older load lands otherwise after it, and is no reason to crash', async () => {
+    for (const first of [body('v1'), notFound()] as const) {
+      const s = setup();
+      const older = start(() => s.cache.get(secret('k')));
+      await settle();
+      const held = s.loader.only();
+      await load(s, () => s.cache.get(secret('k'), { refresh: true }), first);
+      held.resolve(body('v2'));
+      assert.equal(await outcome(older), 'v2 miss');
+      assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'load');
+    }
+  });
+
+  test("an older refresh that lands after a newer one and agrees keeps the newer one's second", async () => {
+    const s = setup();
+    const plain = start(() => s.cache.get(secret('k')));
+    await settle();
+    const c = s.loader.only();
+    const a = start(() => s.cache.get(secret('k'), { refresh: true }));
+    await settle();
+    const held = s.loader.loads[1]!;
+    c.resolve(body('v0'));
+    assert.equal(await outcome(plain), 'v0 miss');
+    await s.clock.advance(10);
+    // Something landed since the refresh in flight started: a new refresh does not join it.
+    assert.equal(await load(s, () => s.cache.get(secret('k'), { refresh: true }), body('v1')), 'v1 miss');
+    held.resolve(body('v1'));
+    assert.equal(await outcome(a), 'v1 miss');
+    await s.clock.advance(REFRESH_SHARE - 5);
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'v1 hit');
+  });
+});
