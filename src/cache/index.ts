@@ -269,9 +269,8 @@ interface ItemNews {
   role: string;
   name: string;
   withDecryption: boolean;
+  /** Undefined: gone, or its type changed (what a listing of either flag shows of it is outdated). */
   loaded: Loaded | undefined;
-  /** Its type changed: what a listing of either flag shows of it is outdated. */
-  retyped: boolean;
 }
 
 export class ItemCache {
@@ -1076,7 +1075,6 @@ export class ItemCache {
         name,
         withDecryption: dec,
         loaded: retyped ? undefined : loaded,
-        retyped,
       });
     }
   }
@@ -1161,7 +1159,6 @@ export class ItemCache {
         name,
         withDecryption: r.service === 'ssm' && r.withDecryption,
         loaded: undefined,
-        retyped: false,
       });
     }
   }
@@ -1178,7 +1175,6 @@ export class ItemCache {
       if (!concerns(l, n)) continue;
       const shown = this.entry(key)?.items?.get(n.name);
       if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
-      if (n.retyped && shown === undefined) continue;
       if (shown === undefined && !inScope(l, n.name)) continue;
       this.drop(key);
       this.landAt(key);
