@@ -1026,8 +1026,10 @@ export class ItemCache {
     // Entries the answer's type makes outdated: a String's answer, both flags' SecureString entries; a
     // SecureString's, the String entry.
     const others =
+      // Stryker disable next-line ConditionalExpression: equivalent: a secret has no plain key, and entry(undefined) is none: nothing to drop either way
       r.service !== 'ssm'
-        ? []
+        ? // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing to drop
+          []
         : plain
           ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
           : [plainKey(r)!];
@@ -1089,9 +1091,12 @@ export class ItemCache {
   ): void {
     for (const id of ids) {
       for (const k of [...(this.byId.get(id) ?? [])]) {
+        // Stryker disable next-line ConditionalExpression: equivalent (-> false): the entry at `key` holds this answer (same bytes) or is gone by now: skipped below either way
         if (k === key) continue;
         const e = this.entry(k);
+        // Stryker disable next-line ConditionalExpression: equivalent (`e === undefined` -> false; the other conditions' mutants are killed): byId lists only keys holding an entry (added after storing, removed on dispose)
         if (e === undefined || e.sel !== '' || !(e.plain || plain || e.dec === dec)) continue;
+        // Stryker disable next-line OptionalChaining: equivalent: only item entries are listed in byId, and they all have a body
         if (e.body?.equals(body)) continue;
         this.drop(k);
         this.landAt(k);
@@ -1111,11 +1116,14 @@ export class ItemCache {
     const ids = new Set<string>();
     if (sel === '') {
       const asked = idsOf(r);
+      // Stryker disable next-line ConditionalExpression,MethodExpression: equivalent (the ARN filter; `r.service === 'ssm'` -> true is killed): an ARN lies under no listing path (paths start with /, checked in routes.ts): as a name it concerns none
       if (r.service === 'ssm') for (const n of asked) if (!n.startsWith('arn:')) names.add(n);
       for (const id of asked) ids.add(idKey(r, id));
       for (const id of [...ids]) {
+        // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing
         for (const k of this.byId.get(id) ?? []) {
           const e = this.entry(k);
+          // Stryker disable next-line ConditionalExpression: equivalent (-> false): byId lists only keys holding an entry (added after storing, removed on dispose)
           if (e === undefined) continue;
           keys.add(k);
           for (const other of e.ids) ids.add(other);
@@ -1130,6 +1138,7 @@ export class ItemCache {
       if (s === undefined) continue;
       // The object's own keys share the news for the rest of their second; other ids' keys just lose
       // what they held (what they would answer is theirs to find out).
+      // Stryker disable next-line EqualityOperator: equivalent (`<=`; `>=` is killed): a share's seq is never this load's own: a load lands or is gone once, and a listing's gone() does not come here
       if (own.has(k) && s.seq < f.seq) {
         this.shares.set(k, {
           startedAt: s.startedAt,
@@ -1157,6 +1166,7 @@ export class ItemCache {
       this.news({
         role: r.roleArn ?? '',
         name,
+        // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator,StringLiteral: equivalent: concerns() compares the flag only for news with a value; a gone item's has none
         withDecryption: r.service === 'ssm' && r.withDecryption,
         loaded: undefined,
       });
@@ -1170,9 +1180,11 @@ export class ItemCache {
    */
   private news(n: ItemNews): void {
     for (const [f, l] of this.listingFlights) if (concerns(l, n)) f.outdated = true;
+    // Stryker disable next-line ConditionalExpression: equivalent (-> false): a fast path: the loop over no listings does nothing
     if (this.listings.size === 0) return;
     for (const [key, l] of this.listings) {
       if (!concerns(l, n)) continue;
+      // Stryker disable next-line OptionalChaining: equivalent: every key in `listings` holds a listing entry with items (set after put stored it, removed on dispose)
       const shown = this.entry(key)?.items?.get(n.name);
       if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
       if (shown === undefined && !inScope(l, n.name)) continue;
@@ -1188,12 +1200,14 @@ export class ItemCache {
     const ids = idsOf(r).map((id) => idKey(r, id));
     return {
       key,
+      // Stryker disable next-line ConditionalExpression: equivalent (-> false): a secret's plain key is undefined, which has no mark (landedOf counts the floor through any key) and no share
       keys: plain === undefined ? [key, ...ids] : [key, plain, ...ids],
       service: r.service,
       name: itemName(r),
       request: r,
       lookup: () => {
         const own = this.entry(key);
+        // Stryker disable next-line ConditionalExpression: equivalent (`plain === undefined` -> false only): for a secret with no entry, entry(undefined) is none too
         return own !== undefined || plain === undefined ? own : this.entry(plain);
       },
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
@@ -1201,6 +1215,7 @@ export class ItemCache {
       gone: (f, err) => this.landGone(r, f, err),
       forget: (e) => {
         if (this.entry(key) === e) this.drop(key);
+        // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: equivalent (all but -> false): reached only when `e`, found by lookup() just before, is not the own key's: then it is the String entry at `plain`
         else if (plain !== undefined && this.entry(plain) === e) this.drop(plain);
       },
     };
@@ -1233,6 +1248,7 @@ export class ItemCache {
         const agree = items.every((item) => {
           const own = cacheKey(item.request);
           const at = item.loaded.plain ? plainKey(item.request)! : own;
+          // Stryker disable next-line ArrayDeclaration: equivalent (`?? []` only): an id nothing ever landed at: its mark is the floor, which landedOf counts anyway
           const ids = [item.request.name, ...(item.loaded.ids ?? [])].map((id) => idKey(item.request, id));
           return this.agrees(f, at, [at, own, ...ids], item.loaded.body);
         });
@@ -1242,6 +1258,7 @@ export class ItemCache {
           this.landAt(key);
           const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
           this.put(key, res.loaded.body, undefined, f.ttlMs, LISTING, shown);
+          // Stryker disable next-line OptionalChaining: equivalent: land() runs only for cached reads, which need the lru
           if (this.lru?.has(key)) this.listings.set(key, listed);
         } else {
           const e = this.entry(key);
@@ -1262,6 +1279,7 @@ const GET = {};
 const PEEK = {};
 
 /** What a listing entry says about itself (it answers for no item id). */
+// Stryker disable next-line ArrayDeclaration,StringLiteral,BooleanLiteral: equivalent: ids, sel, plain and dec are read only for entries found through byId; a listing's ids name it under no real id
 const LISTING = { ids: [], sel: '', plain: true, dec: false, name: undefined };
 
 /** Another read shares load `f` with its TTL: kept as long as the shortest positive one asks. */
