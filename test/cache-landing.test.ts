@@ -638,3 +638,103 @@ describe('more of what landing does', () => {
     assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'v1 hit');
   });
 });
+
+describe('past the bound of the marks', () => {
+  /** Holds a load of `read`, lands two other keys, then a newer load of `read` past the join limit. */
+  async function floorRisen(read: (c: ItemCache) => Answer | Promise<Answer>, newer: Loaded | PathListing) {
+    const s = setup({ markBounds: { maxItems: 2, maxBytes: 1 << 20 } });
+    const older = start(() => read(s.cache));
+    await settle();
+    const held = s.loader.only();
+    for (const id of ['c1', 'c2'])
+      assert.equal(await load(s, () => s.cache.get(secret(id)), body(id)), `${id} miss`);
+    await s.clock.advance(JOIN_LIMIT_MS);
+    await load(s, () => read(s.cache), newer);
+    return { s, older, held };
+  }
+
+  test('an item load from below the floor the marks rose to is not stored, even when it agrees', async () => {
+    const { s, older, held } = await floorRisen((c) => c.get(secret('k')), body('v1'));
+    held.resolve(body('v1'));
+    assert.equal(await outcome(older), 'v1 miss');
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'))), 'load');
+  });
+
+  test('a listing from below the floor the marks rose to does not renew the one stored', async () => {
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    const { s, older, held } = await floorRisen((c) => c.getPath(p), listing('L', []));
+    await s.clock.advance(TTL / 2);
+    held.resolve(listing('L', []));
+    assert.equal(await outcome(older), 'L miss');
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'L hit', 'the newer listing stays');
+    await s.clock.advance(TTL / 2);
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load', 'and expires when it would have');
+  });
+});
+
+describe('at the floor the marks rose to', () => {
+  /**
+   * A load of `read` is held; a load started just before it lands (its mark: the held load's own number);
+   * a newer load of `read` lands; one more key lands, and the first mark makes room: the floor is now
+   * exactly the held load's number.
+   */
+  async function floorAt(read: (c: ItemCache) => Answer | Promise<Answer>, newer: Loaded | PathListing) {
+    const s = setup({ markBounds: { maxItems: 2, maxBytes: 1 << 20 } });
+    const o = start(() => s.cache.get(secret('o')));
+    await settle();
+    const first = s.loader.only();
+    const older = start(() => read(s.cache));
+    await settle();
+    const held = s.loader.loads[1]!;
+    first.resolve(body('o'));
+    assert.equal(await outcome(o), 'o miss');
+    await s.clock.advance(JOIN_LIMIT_MS);
+    await load(s, () => read(s.cache), newer);
+    assert.equal(await load(s, () => s.cache.get(secret('c')), body('c')), 'c miss');
+    return { s, older, held };
+  }
+
+  test('an item load numbered at the floor is not stored', async () => {
+    const { s, older, held } = await floorAt((c) => c.get(secret('k')), body('v1'));
+    held.resolve(body('v1'));
+    assert.equal(await outcome(older), 'v1 miss');
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'))), 'load');
+  });
+
+  test('a listing numbered at the floor does not renew the one stored', async () => {
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    const { s, older, held } = await floorAt((c) => c.getPath(p), listing('L', []));
+    await s.clock.advance(TTL / 2);
+    held.resolve(listing('L', []));
+    assert.equal(await outcome(older), 'L miss');
+    await s.clock.advance(TTL / 2);
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load');
+  });
+});
+
+describe('the share of a NotFound', () => {
+  test('lasts the rest of the second of the share it replaces, not a second of its own', async () => {
+    const s = setup();
+    assert.equal(
+      await load(s, () => s.cache.get(secret('k'), { refresh: true }), secretAnswer('v1')),
+      'v1 miss',
+    );
+    await s.clock.advance(100);
+    // A refresh through the ARN lands for every id: the share by name is no longer the newest word.
+    assert.equal(
+      await load(s, () => s.cache.get(secret(SECRET_ARN), { refresh: true }), secretAnswer('v1')),
+      'v1 miss',
+    );
+    await s.clock.advance(100);
+    assert.equal(
+      await load(s, () => s.cache.get(secret('k'), { refresh: true }), notFound()),
+      'ResourceNotFoundException',
+    );
+    assert.equal(
+      await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })),
+      'ResourceNotFoundException',
+    );
+    await s.clock.advance(REFRESH_SHARE - 200);
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'load');
+  });
+});
