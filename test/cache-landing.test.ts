@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache, JOIN_LIMIT_MS } from '../src/cache/index.ts';
 import type { ItemRequest, Loaded, ParameterRequest, PathRequest } from '../src/items.ts';
-import type { PathListing } from '../src/loader/index.ts';
+import { type PathListing, PathTooLargeError } from '../src/loader/index.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
 const TTL = 10_000;
@@ -736,5 +736,61 @@ describe('the share of a NotFound', () => {
     );
     await s.clock.advance(REFRESH_SHARE - 200);
     assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'load');
+  });
+});
+
+describe('the refresh share', () => {
+  test("a refresh through one id that outdates another's share: the next refresh's answer is shared", async () => {
+    const s = setup();
+    assert.equal(
+      await load(s, () => s.cache.get(secret('k'), { refresh: true }), secretAnswer('v1')),
+      'v1 miss',
+    );
+    await s.clock.advance(100);
+    assert.equal(
+      await load(s, () => s.cache.get(secret(SECRET_ARN), { refresh: true }), secretAnswer('v1')),
+      'v1 miss',
+    );
+    assert.equal(
+      await load(s, () => s.cache.get(secret('k'), { refresh: true }), secretAnswer('v2')),
+      'v2 miss',
+    );
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'v2 hit');
+  });
+
+  test('a load from below the floor that agrees with the share leaves it shared', async () => {
+    const s = setup({ markBounds: { maxItems: 2, maxBytes: 1 << 20 } });
+    const older = start(() => s.cache.get(secret('k')));
+    const refresh = start(() => s.cache.get(secret('k'), { refresh: true }));
+    const others = ['c1', 'c2'].map((id) => start(() => s.cache.get(secret(id))));
+    await settle();
+    const [x, a, c1, c2] = s.loader.loads;
+    // No load starts from here on: the share's stamp is the newest number given out.
+    a!.resolve(body('v1'));
+    assert.equal(await outcome(refresh), 'v1 miss');
+    c1!.resolve(body('c1'));
+    c2!.resolve(body('c2'));
+    for (const o of others) await o;
+    x!.resolve(body('v1'));
+    assert.equal(await outcome(older), 'v1 miss');
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'v1 hit');
+  });
+});
+
+describe('a path too large', () => {
+  test('an outdated listing that lands over an expired too-large answer replaces nothing and answers its read', async () => {
+    const s = setup();
+    const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+    assert.match(
+      await load(s, () => s.cache.getPath(p), new PathTooLargeError('/app', true)),
+      /^PathTooLargeError/,
+    );
+    await s.clock.advance(TTL);
+    const l = start(() => s.cache.getPath(p));
+    await settle();
+    const held = s.loader.only();
+    assert.equal(await load(s, () => s.cache.get(param('/app/a'), { refresh: true }), str('a')), 'a miss');
+    held.resolve(listing('L', [['/app/a', 'a']]));
+    assert.equal(await outcome(l), 'L miss');
   });
 });
