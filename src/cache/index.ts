@@ -1242,6 +1242,7 @@ export class ItemCache {
         return this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items }));
       },
       land: (res, f) => {
+        // Stryker disable next-line ArrayDeclaration: equivalent: a path load's result always carries its items (PathListing.items is required)
         const items = res.items ?? [];
         // Whether each item agrees with what landed for it since the listing started, judged before
         // the items land (an item that disagrees drops the entry it disagrees with).
