@@ -106,7 +106,8 @@ async function peekRead(s: Setup, read: () => Answer | Promise<Answer>): Promise
   const p = start(read);
   await settle();
   if (s.loader.loads.length === before) return outcome(p);
-  s.loader.loads[before]!.resolve(body('fresh'));
+  // Good for an item or a listing.
+  s.loader.loads[before]!.resolve({ body: Buffer.from('fresh'), items: [] } as PathListing);
   await p;
   return 'load';
 }
@@ -773,6 +774,19 @@ describe('the refresh share', () => {
     for (const o of others) await o;
     x!.resolve(body('v1'));
     assert.equal(await outcome(older), 'v1 miss');
+    assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'v1 hit');
+  });
+});
+
+describe('the share confirmed', () => {
+  test('a later load that agrees keeps the share the newest word for the rest of its second', async () => {
+    // Room for one entry: the entry that confirmed the share is gone before the next refresh.
+    const s = setup({ maxItems: 1 });
+    assert.equal(await load(s, () => s.cache.get(secret('k'), { refresh: true }), body('v1')), 'v1 miss');
+    await s.clock.advance(10);
+    assert.equal(await load(s, () => s.cache.get(secret('k'), { ttlMs: 5 }), body('v1')), 'v1 miss');
+    assert.equal(await load(s, () => s.cache.get(secret('z')), body('z')), 'z miss');
+    assert.equal(s.cache.entries, 1);
     assert.equal(await peekRead(s, () => s.cache.get(secret('k'), { refresh: true })), 'v1 hit');
   });
 });

@@ -1042,6 +1042,7 @@ export class ItemCache {
       } else {
         // Not kept (ttl=0): an entry that says otherwise is outdated; one that agrees is confirmed.
         const e = this.entry(key);
+        // Stryker disable next-line OptionalChaining: equivalent (`e?.body.equals`): an item's entry always has a body (only a listing's may not)
         if (e?.body?.equals(body)) e.stamp = this.seq;
         else this.drop(key);
       }
@@ -1055,6 +1056,7 @@ export class ItemCache {
       this.landAt(k);
     }
     const share = this.shares.get(key);
+    // Stryker disable next-line EqualityOperator: equivalent (`share.seq <= f.seq`; `>=` is killed): a share at this key is never this load's own (a load lands once per key)
     if (f.refresh && kept && (share === undefined || share.seq < f.seq)) {
       this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
     } else if (share !== undefined && kept && share.body?.equals(body)) {
@@ -1090,6 +1092,7 @@ export class ItemCache {
     body: Buffer,
   ): void {
     for (const id of ids) {
+      // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing
       for (const k of [...(this.byId.get(id) ?? [])]) {
         // Stryker disable next-line ConditionalExpression: equivalent (-> false): the entry at `key` holds this answer (same bytes) or is gone by now: skipped below either way
         if (k === key) continue;
@@ -1127,6 +1130,7 @@ export class ItemCache {
           if (e === undefined) continue;
           keys.add(k);
           for (const other of e.ids) ids.add(other);
+          // Stryker disable next-line ConditionalExpression: equivalent (`e.name !== undefined` -> true): entries found through byId are items, which always have a name
           if (e.name !== undefined && r.service === 'ssm') names.add(e.name);
         }
       }
@@ -1187,6 +1191,7 @@ export class ItemCache {
       // Stryker disable next-line OptionalChaining: equivalent: every key in `listings` holds a listing entry with items (set after put stored it, removed on dispose)
       const shown = this.entry(key)?.items?.get(n.name);
       if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
+      // Stryker disable next-line ConditionalExpression: equivalent (`shown === undefined` -> true): an item a listing shows lies in its scope
       if (shown === undefined && !inScope(l, n.name)) continue;
       this.drop(key);
       this.landAt(key);
@@ -1213,11 +1218,8 @@ export class ItemCache {
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
       land: (res, f) => this.landItem(r, res.loaded, f, f.ttlMs),
       gone: (f, err) => this.landGone(r, f, err),
-      forget: (e) => {
-        if (this.entry(key) === e) this.drop(key);
-        // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator: equivalent (all but -> false): reached only when `e`, found by lookup() just before, is not the own key's: then it is the String entry at `plain`
-        else if (plain !== undefined && this.entry(plain) === e) this.drop(plain);
-      },
+      // `e`, found by lookup() just before, is the own key's entry or else a parameter's String entry.
+      forget: (e) => this.drop(this.entry(key) === e ? key : plain!),
     };
   }
 
