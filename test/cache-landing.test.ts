@@ -808,3 +808,23 @@ describe('a path too large', () => {
     assert.equal(await outcome(l), 'L miss');
   });
 });
+
+describe('a type change, newer wins', () => {
+  test("an older load's SecureString answer does not undo a newer String answer of the parameter", async () => {
+    const s = setup();
+    const older = start(() => s.cache.get(param('/p', true)));
+    await settle();
+    const held = s.loader.only();
+    assert.equal(
+      await load(s, () => s.cache.get(param('/p', false)), str('now a String')),
+      'now a String miss',
+    );
+    held.resolve(sec('was a SecureString'));
+    assert.equal(await outcome(older), 'was a SecureString miss');
+    assert.equal(
+      await peekRead(s, () => s.cache.get(param('/p', true))),
+      'load',
+      'the older answer is not stored',
+    );
+  });
+});

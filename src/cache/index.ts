@@ -1020,9 +1020,6 @@ export class ItemCache {
     const body = loaded.body;
     const dec = r.service === 'ssm' && r.withDecryption;
     const name = nameOf(r, loaded);
-    // A read with a selector is judged by the object's ids too (a NotFound by name holds for every
-    // version), but only a read without one speaks for them.
-    const gateKeys = [key, ...ids];
     // Entries the answer's type makes outdated: a String's answer, both flags' SecureString entries; a
     // SecureString's, the String entry.
     const others =
@@ -1033,6 +1030,10 @@ export class ItemCache {
         : plain
           ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
           : [plainKey(r)!];
+    // A read with a selector is judged by the object's ids too (a NotFound by name holds for every
+    // version), but only a read without one speaks for them. What landed as the other type since it
+    // started is newer news of the object too: an older answer of the old type does not undo it.
+    const gateKeys = [key, ...others, ...ids];
     const retyped = others.some((k) => this.entry(k) !== undefined);
     const kept = f.from > this.marks.floor && this.agrees(f, key, gateKeys, body);
     if (kept) {
