@@ -270,9 +270,8 @@ interface ItemNews {
   role: string;
   name: string;
   withDecryption: boolean;
+  /** Undefined: gone, or its type changed (what a listing of either flag shows of it is outdated). */
   loaded: Loaded | undefined;
-  /** Its type changed: what a listing of either flag shows of it is outdated. */
-  retyped: boolean;
 }
 
 export class ItemCache {
@@ -1057,17 +1056,20 @@ export class ItemCache {
     // Stryker disable next-line ConditionalExpression: equivalent: only the `r.service === 'ssm'` -> true mutant survives (a secret's dec undefined, not false): secrets' dec is compared only with secrets' dec and news is SSM-only
     const dec = r.service === 'ssm' && r.withDecryption;
     const name = nameOf(r, loaded);
-    // A read with a selector is judged by the object's ids too (a NotFound by name holds for every
-    // version), but only a read without one speaks for them.
-    const gateKeys = [key, ...ids];
     // Entries the answer's type makes outdated: a String's answer, both flags' SecureString entries; a
     // SecureString's, the String entry.
     const others =
+      // Stryker disable next-line ConditionalExpression: equivalent: a secret has no plain key, and entry(undefined) is none: nothing to drop either way
       r.service !== 'ssm'
-        ? []
+        ? // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing to drop
+          []
         : plain
           ? [cacheKey({ ...r, withDecryption: false }), cacheKey({ ...r, withDecryption: true })]
           : [plainKey(r)!];
+    // A read with a selector is judged by the object's ids too (a NotFound by name holds for every
+    // version), but only a read without one speaks for them. What landed as the other type since it
+    // started is newer news of the object too: an older answer of the old type does not undo it.
+    const gateKeys = [key, ...others, ...ids];
     const retyped = others.some((k) => this.entry(k) !== undefined);
     const kept = f.from > this.marks.floor && this.agrees(f, key, gateKeys, body);
     if (kept) {
@@ -1077,6 +1079,7 @@ export class ItemCache {
       } else {
         // Not kept (ttl=0): an entry that says otherwise is outdated; one that agrees is confirmed.
         const e = this.entry(key);
+        // Stryker disable next-line OptionalChaining: equivalent (`e?.body.equals`): an item's entry always has a body (only a listing's may not)
         if (e?.body?.equals(body)) e.stamp = this.seq;
         else this.drop(key);
       }
@@ -1090,6 +1093,7 @@ export class ItemCache {
       this.landAt(k);
     }
     const share = this.shares.get(key);
+    // Stryker disable next-line EqualityOperator: equivalent (`share.seq <= f.seq`; `>=` is killed): a share at this key is never this load's own (a load lands once per key)
     if (f.refresh && kept && (share === undefined || share.seq < f.seq)) {
       this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
     } else if (share !== undefined && kept && share.body?.equals(body)) {
@@ -1112,7 +1116,6 @@ export class ItemCache {
         name,
         withDecryption: dec,
         loaded: retyped ? undefined : loaded,
-        retyped,
       });
     }
   }
@@ -1126,10 +1129,14 @@ export class ItemCache {
     body: Buffer,
   ): void {
     for (const id of ids) {
+      // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing
       for (const k of [...(this.byId.get(id) ?? [])]) {
+        // Stryker disable next-line ConditionalExpression: equivalent (-> false): the entry at `key` holds this answer (same bytes) or is gone by now: skipped below either way
         if (k === key) continue;
         const e = this.entry(k);
+        // Stryker disable next-line ConditionalExpression: equivalent (`e === undefined` -> false; the other conditions' mutants are killed): byId lists only keys holding an entry (added after storing, removed on dispose)
         if (e === undefined || e.sel !== '' || !(e.plain || plain || e.dec === dec)) continue;
+        // Stryker disable next-line OptionalChaining: equivalent: only item entries are listed in byId, and they all have a body
         if (e.body?.equals(body)) continue;
         this.drop(k);
         this.landAt(k);
@@ -1149,14 +1156,18 @@ export class ItemCache {
     const ids = new Set<string>();
     if (sel === '') {
       const asked = idsOf(r);
+      // Stryker disable next-line ConditionalExpression,MethodExpression: equivalent (the ARN filter; `r.service === 'ssm'` -> true is killed): an ARN lies under no listing path (paths start with /, checked in routes.ts): as a name it concerns none
       if (r.service === 'ssm') for (const n of asked) if (!n.startsWith('arn:')) names.add(n);
       for (const id of asked) ids.add(idKey(r, id));
       for (const id of [...ids]) {
+        // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing
         for (const k of this.byId.get(id) ?? []) {
           const e = this.entry(k);
+          // Stryker disable next-line ConditionalExpression: equivalent (-> false): byId lists only keys holding an entry (added after storing, removed on dispose)
           if (e === undefined) continue;
           keys.add(k);
           for (const other of e.ids) ids.add(other);
+          // Stryker disable next-line ConditionalExpression: equivalent (`e.name !== undefined` -> true): entries found through byId are items, which always have a name
           if (e.name !== undefined && r.service === 'ssm') names.add(e.name);
         }
       }
@@ -1168,6 +1179,7 @@ export class ItemCache {
       if (s === undefined) continue;
       // The object's own keys share the news for the rest of their second; other ids' keys just lose
       // what they held (what they would answer is theirs to find out).
+      // Stryker disable next-line EqualityOperator: equivalent (`<=`; `>=` is killed): a share's seq is never this load's own: a load lands or is gone once, and a listing's gone() does not come here
       if (own.has(k) && s.seq < f.seq) {
         this.shares.set(k, {
           startedAt: s.startedAt,
@@ -1195,9 +1207,9 @@ export class ItemCache {
       this.news({
         role: r.roleArn ?? '',
         name,
+        // Stryker disable next-line ConditionalExpression,LogicalOperator,EqualityOperator,StringLiteral: equivalent: concerns() compares the flag only for news with a value; a gone item's has none
         withDecryption: r.service === 'ssm' && r.withDecryption,
         loaded: undefined,
-        retyped: false,
       });
     }
   }
@@ -1209,12 +1221,14 @@ export class ItemCache {
    */
   private news(n: ItemNews): void {
     for (const [f, l] of this.listingFlights) if (concerns(l, n)) f.outdated = true;
+    // Stryker disable next-line ConditionalExpression: equivalent (-> false): a fast path: the loop over no listings does nothing
     if (this.listings.size === 0) return;
     for (const [key, l] of this.listings) {
       if (!concerns(l, n)) continue;
+      // Stryker disable next-line OptionalChaining: equivalent: every key in `listings` holds a listing entry with items (set after put stored it, removed on dispose)
       const shown = this.entry(key)?.items?.get(n.name);
       if (n.loaded === undefined ? shown === undefined : shown?.equals(n.loaded.body)) continue;
-      if (n.retyped && shown === undefined) continue;
+      // Stryker disable next-line ConditionalExpression: equivalent (`shown === undefined` -> true): an item a listing shows lies in its scope
       if (shown === undefined && !inScope(l, n.name)) continue;
       this.drop(key);
       this.landAt(key);
@@ -1228,21 +1242,21 @@ export class ItemCache {
     const ids = idsOf(r).map((id) => idKey(r, id));
     return {
       key,
+      // Stryker disable next-line ConditionalExpression: equivalent (-> false): a secret's plain key is undefined, which has no mark (landedOf counts the floor through any key) and no share
       keys: plain === undefined ? [key, ...ids] : [key, plain, ...ids],
       service: r.service,
       name: itemName(r),
       request: r,
       lookup: () => {
         const own = this.entry(key);
+        // Stryker disable next-line ConditionalExpression: equivalent (`plain === undefined` -> false only): for a secret with no entry, entry(undefined) is none too
         return own !== undefined || plain === undefined ? own : this.entry(plain);
       },
       load: (ctx) => this.opts.loader.one(r, ctx).then((loaded) => ({ loaded })),
       land: (res, f) => this.landItem(r, res.loaded, f, f.ttlMs),
       gone: (f, err) => this.landGone(r, f, err),
-      forget: (e) => {
-        if (this.entry(key) === e) this.drop(key);
-        else if (plain !== undefined && this.entry(plain) === e) this.drop(plain);
-      },
+      // `e`, found by lookup() just before, is the own key's entry or else a parameter's String entry.
+      forget: (e) => this.drop(this.entry(key) === e ? key : plain!),
     };
   }
 
@@ -1267,12 +1281,14 @@ export class ItemCache {
         return this.opts.loader.path(p, ctx).then((l) => ({ loaded: { body: l.body }, items: l.items }));
       },
       land: (res, f) => {
+        // Stryker disable next-line ArrayDeclaration: equivalent: a path load's result always carries its items (PathListing.items is required)
         const items = res.items ?? [];
         // Whether each item agrees with what landed for it since the listing started, judged before
         // the items land (an item that disagrees drops the entry it disagrees with).
         const agree = items.every((item) => {
           const own = cacheKey(item.request);
           const at = item.loaded.plain ? plainKey(item.request)! : own;
+          // Stryker disable next-line ArrayDeclaration: equivalent (`?? []` only): an id nothing ever landed at: its mark is the floor, which landedOf counts anyway
           const ids = [item.request.name, ...(item.loaded.ids ?? [])].map((id) => idKey(item.request, id));
           return this.agrees(f, at, [at, own, ...ids], item.loaded.body);
         });
@@ -1282,6 +1298,7 @@ export class ItemCache {
           this.landAt(key);
           const shown = new Map(items.map((i) => [i.request.name, i.loaded.body]));
           this.put(key, res.loaded.body, undefined, f.ttlMs, LISTING, shown);
+          // Stryker disable next-line OptionalChaining: equivalent: land() runs only for cached reads, which need the lru
           if (this.lru?.has(key)) this.listings.set(key, listed);
         } else {
           const e = this.entry(key);
@@ -1302,6 +1319,7 @@ const GET = {};
 const PEEK = {};
 
 /** What a listing entry says about itself (it answers for no item id). */
+// Stryker disable next-line ArrayDeclaration,StringLiteral,BooleanLiteral: equivalent: ids, sel, plain and dec are read only for entries found through byId; a listing's ids name it under no real id
 const LISTING = { ids: [], sel: '', plain: true, dec: false, name: undefined };
 
 /** Another read shares load `f` with its TTL: kept as long as the shortest positive one asks. */
