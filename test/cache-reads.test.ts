@@ -169,6 +169,18 @@ describe('what is kept, and for how long', () => {
     assert.equal(s.cache.overhead.listings, 0);
   });
 
+  test('a listing too large to store is not indexed: the index never outgrows the cache', async () => {
+    const s = setup({ maxBytes: 1000 });
+    for (const p of ['/big1', '/big2', '/big3']) {
+      const read = start(() => s.cache.getPath(path(p)));
+      await settle();
+      s.loader.only().resolve(listing('L'.repeat(2000), []));
+      assert.equal((await read).source, 'miss', 'the listing is answered');
+    }
+    assert.equal(s.cache.entries, 0, 'nothing this large is stored');
+    assert.equal(s.cache.overhead.listings, 0, 'and nothing of it is indexed');
+  });
+
   test('marks are kept for at least 1000 keys while an older load runs, even for a smaller cache, and no more', async () => {
     const s = setup({ maxItems: 10 });
     const old = start(() => s.cache.get(secret('old')));
