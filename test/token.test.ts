@@ -31,8 +31,9 @@ before(async () => {
 });
 
 /** `pscache token ...`, optionally as another user (root only), with a bounded wait. */
-const token = (args: string[], opts: { uid?: number; gid?: number } = {}): Promise<Completed> =>
-  runCommand(process.execPath, [BUNDLE, 'token', ...args], {}, opts);
+/** `pscache token` as this user. (As another user, through runnableByNobody: the checkout may be closed to it.) */
+const token = (args: string[]): Promise<Completed> =>
+  runCommand(process.execPath, [BUNDLE, 'token', ...args], {});
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const isRoot = process.getuid?.() === 0;
@@ -143,7 +144,7 @@ test('without --group the file is 0600 whatever the umask, even in a setgid dire
   }
 });
 
-test('--if-absent keeps only a regular file with one name, of this user or root, that group and others cannot write nor read (but the --group asked for), holding a usable token', async () => {
+test('--if-absent keeps only a regular file with one name, of this user or root, that group and others cannot write nor read (but the --group asked for), holding a usable token', async (t) => {
   const dir = tempDir('token');
   const refused = async (path: string, why: RegExp) => {
     const before = readdirSync(dir).sort();
@@ -210,11 +211,17 @@ test('--if-absent keeps only a regular file with one name, of this user or root,
     const roots = join(shared, 'root-token');
     writeFileSync(roots, 'a-root-token-0123456789', { mode: 0o640 });
     chownSync(roots, 0, NOBODY);
-    const kept = await token(['--write', roots, '--if-absent', '--group', String(NOBODY)], {
-      uid: NOBODY,
-      gid: NOBODY,
-    });
-    assert.equal(kept.code, 0, kept.stderr);
+    const app = runnableByNobody(t);
+    if (typeof app === 'string') t.diagnostic(`not run as ${NOBODY}: ${app}`);
+    else {
+      const kept = await runCommand(
+        app.node,
+        [app.bundle, 'token', '--write', roots, '--if-absent', '--group', String(NOBODY)],
+        {},
+        { uid: NOBODY, gid: NOBODY, cwd: dirname(app.bundle) },
+      );
+      assert.equal(kept.code, 0, kept.stderr);
+    }
   }
 });
 
