@@ -34,7 +34,8 @@
 // retry may read newer data; the cost is a refetch, never a wrong value). NotFound or AccessDenied drops
 // every entry of the object (both flags, every selector if none was named, every id it is known by) and
 // every listing that shows it; a refreshNow or ttl=0 answer drops contradicting entries of other ids and
-// listings; an answer of another type drops the entries and listings of the old one; listings in flight
+// listings; an answer of another type drops the old type's entries under the id it was read by (and, while
+// one was cached, the listings that show it as the old type: docs/architecture.md); listings in flight
 // contradicted by such news are neither joined nor stored. clear() (SnapStart's first INVOKE) raises a
 // floor below which nothing is stored or joined.
 //
