@@ -34,7 +34,7 @@
 // retry may read newer data; the cost is a refetch, never a wrong value). NotFound or AccessDenied drops
 // every entry of the object (both flags, every selector if none was named, every id it is known by) and
 // every listing that shows it; a refreshNow or ttl=0 answer drops contradicting entries of other ids and
-// listings; an answer of another type drops the old type's entries under the id it was read by (and, while
+// listings; an answer of another type drops the old type's entries under every id of the object (and, while
 // one was cached, the listings that show it as the old type: docs/architecture.md); listings in flight
 // contradicted by such news are neither joined nor stored. clear() (SnapStart's first INVOKE) raises a
 // floor below which nothing is stored or joined.
@@ -1071,7 +1071,18 @@ export class ItemCache {
     // version), but only a read without one speaks for them. What landed as the other type since it
     // started is newer news of the object too: an older answer of the old type does not undo it.
     const gateKeys = [key, ...others, ...ids];
-    const retyped = others.some((k) => this.entry(k) !== undefined);
+    // The old type's entries under the object's other ids (its ARN when this came by name, or the
+    // reverse), found through the index of ids: a parameter has one type, whichever id showed it.
+    const otherIds: string[] = [];
+    if (r.service === 'ssm' && sel === '') {
+      for (const id of ids) {
+        for (const k of this.byId.get(id) ?? []) {
+          const e = this.entry(k);
+          if (e !== undefined && e.sel === '' && e.plain !== plain && !otherIds.includes(k)) otherIds.push(k);
+        }
+      }
+    }
+    const retyped = otherIds.length > 0 || others.some((k) => this.entry(k) !== undefined);
     const kept = f.from > this.marks.floor && this.agrees(f, key, gateKeys, body);
     if (kept) {
       this.landAt(key);
@@ -1088,7 +1099,7 @@ export class ItemCache {
       this.drop(key);
       this.landAt(key);
     }
-    for (const k of others) {
+    for (const k of [...others, ...otherIds]) {
       if (this.entry(k) === undefined) continue;
       this.drop(k);
       this.landAt(k);
