@@ -145,3 +145,35 @@ test('an answer of the same type by another id drops nothing', async () => {
   assert.equal(await read(s, () => s.cache.get(param('/a/x', true))), 'v hit');
   assert.equal(await read(s, () => s.cache.get(param(`${ARN}/a/x`, true))), 'v hit');
 });
+
+test("a version's answer speaks for that version only: it drops no entry of the parameter's other type", async () => {
+  const s = setup();
+  assert.equal(
+    await load(s, () => s.cache.get(param('/a/x', false)), str('now-string', '/a/x')),
+    'now-string miss',
+  );
+  // Version 1 was written as a SecureString: its answer shows that type, not the parameter's now.
+  assert.equal(
+    await load(s, () => s.cache.get(param('/a/x', true, { version: '1' })), sec('v1-secure', '/a/x')),
+    'v1-secure miss',
+  );
+  assert.equal(await read(s, () => s.cache.get(param('/a/x', true))), 'now-string hit');
+  assert.equal(
+    await read(s, () => s.cache.get(param(`${ARN}/a/x`, false))),
+    'LOADED(1)',
+    'never read by ARN',
+  );
+});
+
+test('an answer of the new type leaves the entries of a version, which keeps the type it was written with', async () => {
+  const s = setup();
+  assert.equal(
+    await load(s, () => s.cache.get(param('/a/x', true, { version: '1' })), sec('v1-secure', '/a/x')),
+    'v1-secure miss',
+  );
+  assert.equal(
+    await load(s, () => s.cache.get(param(`${ARN}/a/x`, false)), str('now-string', '/a/x')),
+    'now-string miss',
+  );
+  assert.equal(await read(s, () => s.cache.get(param('/a/x', true, { version: '1' }))), 'v1-secure hit');
+});

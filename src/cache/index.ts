@@ -1071,18 +1071,23 @@ export class ItemCache {
     // version), but only a read without one speaks for them. What landed as the other type since it
     // started is newer news of the object too: an older answer of the old type does not undo it.
     const gateKeys = [key, ...others, ...ids];
-    // The old type's entries under the object's other ids (its ARN when this came by name, or the
-    // reverse), found through the index of ids: a parameter has one type, whichever id showed it.
+    // The old type's entries under every id of the object (its name and its ARN, whichever this came by;
+    // `others` among them), found through the index of ids: a parameter has one type, whichever id showed
+    // it. Only an answer without a selector speaks for the type (a version keeps the type it was written
+    // with), and only of entries without one. A secret's entries and answers are never plain: none differs.
     const otherIds: string[] = [];
-    if (r.service === 'ssm' && sel === '') {
+    if (sel === '') {
       for (const id of ids) {
+        // Stryker disable next-line ArrayDeclaration: equivalent: no storage key is that string: entry() finds nothing
         for (const k of this.byId.get(id) ?? []) {
           const e = this.entry(k);
-          if (e !== undefined && e.sel === '' && e.plain !== plain && !otherIds.includes(k)) otherIds.push(k);
+          // Stryker disable next-line ConditionalExpression: equivalent (-> false; -> true is killed): byId lists only keys holding an entry
+          if (e === undefined) continue;
+          if (e.sel === '' && e.plain !== plain && !otherIds.includes(k)) otherIds.push(k);
         }
       }
     }
-    const retyped = otherIds.length > 0 || others.some((k) => this.entry(k) !== undefined);
+    const retyped = otherIds.length > 0;
     const kept = f.from > this.marks.floor && this.agrees(f, key, gateKeys, body);
     if (kept) {
       this.landAt(key);
