@@ -2,7 +2,7 @@
 // type drops, through the id it came by and the object's other ids, on the test's clock. Found by an
 // independent attempt to break the core; what is not promised is said in the docs.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { AwsCallError } from '../src/aws/types.ts';
 import { type Answer, type CacheOptions, ItemCache } from '../src/cache/index.ts';
 import type { Loaded, ParameterRequest } from '../src/items.ts';
@@ -176,4 +176,73 @@ test('an answer of the new type leaves the entries of a version, which keeps the
     'now-string miss',
   );
   assert.equal(await read(s, () => s.cache.get(param('/a/x', true, { version: '1' }))), 'v1-secure hit');
+});
+
+describe('loads in flight when the type changes store nothing of the old type, through any id', () => {
+  test('an older load by name of the other flag, after the String answer came by ARN', async () => {
+    const s = setup();
+    assert.equal(
+      await load(s, () => s.cache.get(param('/a/x', true)), sec('old-secure', '/a/x')),
+      'old-secure miss',
+    );
+    const older = start(() => s.cache.get(param('/a/x', false)));
+    await settle();
+    const held = s.loader.loads.at(-1)!;
+    assert.equal(
+      await load(s, () => s.cache.get(param(`${ARN}/a/x`, false)), str('new-string', '/a/x')),
+      'new-string miss',
+    );
+    held.resolve(sec('old-secure-enc', '/a/x'));
+    assert.equal(await outcome(older), 'old-secure-enc miss', 'its own reader gets what it asked for');
+    assert.equal(await read(s, () => s.cache.get(param('/a/x', false))), 'LOADED(1)', 'but it is not stored');
+  });
+
+  test('an older load by ARN of the other flag, after the String answer came by name', async () => {
+    const s = setup();
+    assert.equal(
+      await load(s, () => s.cache.get(param(`${ARN}/a/x`, true)), sec('old-secure', '/a/x')),
+      'old-secure miss',
+    );
+    const older = start(() => s.cache.get(param(`${ARN}/a/x`, false)));
+    await settle();
+    const held = s.loader.loads.at(-1)!;
+    assert.equal(
+      await load(s, () => s.cache.get(param('/a/x', false)), str('new-string', '/a/x')),
+      'new-string miss',
+    );
+    held.resolve(sec('old-secure-enc', '/a/x'));
+    await outcome(older);
+    assert.equal(await read(s, () => s.cache.get(param(`${ARN}/a/x`, false))), 'LOADED(1)');
+  });
+
+  test('an older load by ARN of the old String, after a listing showed a SecureString', async () => {
+    const s = setup();
+    assert.equal(
+      await load(s, () => s.cache.get(param('/a/x', false)), str('old-string', '/a/x')),
+      'old-string miss',
+    );
+    const older = start(() => s.cache.get(param(`${ARN}/a/x`, false)));
+    await settle();
+    const held = s.loader.loads.at(-1)!;
+    const listing: PathListing = {
+      body: Buffer.from('L[/a/x=Secure]'),
+      items: [{ request: param('/a/x', true), loaded: sec('new-secure', '/a/x') }],
+    };
+    assert.equal(
+      await load(s, () => s.cache.getPath({ path: '/a', recursive: false, withDecryption: true }), listing),
+      'L[/a/x=Secure] miss',
+    );
+    assert.equal(
+      await read(s, () => s.cache.get(param('/a/x', false))),
+      'LOADED(1)',
+      "the name's String goes",
+    );
+    held.resolve(str('old-string', '/a/x'));
+    await outcome(older);
+    assert.equal(
+      await read(s, () => s.cache.get(param(`${ARN}/a/x`, true))),
+      'LOADED(1)',
+      'nor is it stored by ARN',
+    );
+  });
 });

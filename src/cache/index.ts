@@ -1125,6 +1125,10 @@ export class ItemCache {
       // goes, and no load started before it stores through them.
       this.dropOtherIds(key, ids, plain, dec, body);
       for (const id of ids) this.landAt(id);
+    } else if (retyped) {
+      // News of the type is news of the object through every id: no load started before it (the other
+      // flag, the other id, a batch, a listing's item) stores the old type through them.
+      for (const id of ids) this.landAt(id);
     }
     // Listings that show the item otherwise than a refresh answer, or as the type it no longer has, go.
     if (r.service === 'ssm' && (f.refresh || retyped)) {
