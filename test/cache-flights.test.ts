@@ -4,59 +4,33 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache } from '../src/cache/index.ts';
+import type { Answer, CacheOptions } from '../src/cache/index.ts';
 import { Marks } from '../src/cache/marks.ts';
 import { type Share, Shares } from '../src/cache/shares.ts';
 import type { Clock, Timer } from '../src/clock.ts';
-import type { ItemRequest, Loaded, ParameterRequest, PathRequest } from '../src/items.ts';
-import { type PathListing, PathTooLargeError } from '../src/loader/index.ts';
-import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
+import type { ItemRequest, Loaded, PathRequest } from '../src/items.ts';
+import { PathTooLargeError } from '../src/loader/index.ts';
+import {
+  listing,
+  notFound,
+  param,
+  secret,
+  server500,
+  setupCache,
+  start,
+  TTL,
+  WAIT,
+} from './helpers/cache-harness.ts';
+import { body, FakeClock, settle } from './helpers/fake-time.ts';
 
-const TTL = 10_000;
-const WAIT = 30_000;
 const JOIN = 5_000;
 
-function setup(o: Partial<CacheOptions> = {}) {
-  const clock = new FakeClock();
-  const loader = new ScriptedLoader();
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: 60_000,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    joinLimitMs: { ssm: JOIN, secretsmanager: JOIN },
-    clock,
-    jitter: () => 1,
-    ...o,
-  });
-  return { clock, loader, cache };
-}
+/** The harness's cache with a join limit of its own (shorter than the wait limit). */
+const setup = (o: Partial<CacheOptions> = {}) =>
+  setupCache({ joinLimitMs: { ssm: JOIN, secretsmanager: JOIN }, ...o });
 
-const secret = (id: string): ItemRequest => ({ service: 'secretsmanager', secretId: id });
-const param = (name: string, withDecryption = false): ParameterRequest => ({
-  service: 'ssm',
-  name,
-  withDecryption,
-});
 const dir: PathRequest = { path: '/app', recursive: false, withDecryption: false };
-const server500 = () => new AwsCallError('InternalFailure', 'boom', 'server', 500);
-const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
-const listing = (text: string): PathListing => ({ body: Buffer.from(text), items: [] });
 
-/** Starts a read and swallows its rejection (looked at later with outcome). */
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
 /** `body source`, or the error's code (AwsCallError) or name. */
 const outcome = (p: Promise<Answer>) =>
   p.then(

@@ -5,100 +5,33 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache, JOIN_LIMIT_MS } from '../src/cache/index.ts';
-import type { ItemRequest, Loaded, ParameterRequest, PathRequest } from '../src/items.ts';
+import { type Answer, type ItemCache, JOIN_LIMIT_MS } from '../src/cache/index.ts';
+import type { Loaded, PathRequest } from '../src/items.ts';
 import { type PathListing, PathTooLargeError } from '../src/loader/index.ts';
-import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
+import {
+  ARN,
+  listing,
+  load,
+  notFound,
+  outcome,
+  param,
+  paramNotFound,
+  STALE,
+  sec,
+  secret,
+  setupCache as setup,
+  start,
+  str,
+  TTL,
+  WAIT,
+} from './helpers/cache-harness.ts';
+import { body, settle } from './helpers/fake-time.ts';
 
-const TTL = 10_000;
-const WAIT = 30_000;
-const STALE = 60_000;
-const ARN = 'arn:aws:ssm:eu-west-1:123456789012:parameter';
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:k-AbCdEf';
 
-function setup(o: Partial<CacheOptions> = {}) {
-  const clock = new FakeClock();
-  const loader = new ScriptedLoader();
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: STALE,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    clock,
-    jitter: () => 1,
-    ...o,
-  });
-  return { clock, loader, cache };
-}
-
-const secret = (id: string, more: Partial<ItemRequest> = {}): ItemRequest =>
-  ({ service: 'secretsmanager', secretId: id, ...more }) as ItemRequest;
-const param = (
-  name: string,
-  withDecryption = false,
-  more: Partial<ParameterRequest> = {},
-): ParameterRequest => ({
-  service: 'ssm',
-  name,
-  withDecryption,
-  ...more,
-});
-/** A String parameter's answer (the same with and without decryption), known by its name and ARN. */
-const str = (text: string, name?: string): Loaded =>
-  name === undefined
-    ? { body: Buffer.from(text), plain: true }
-    : { body: Buffer.from(text), plain: true, ids: [`${ARN}${name}`, name] };
-/** A SecureString's answer, known by its name and ARN. */
-const sec = (text: string, name?: string): Loaded =>
-  name === undefined
-    ? { body: Buffer.from(text) }
-    : { body: Buffer.from(text), ids: [`${ARN}${name}`, name] };
 const secretAnswer = (text: string): Loaded => ({ body: Buffer.from(text), ids: ['k', SECRET_ARN] });
-const paramNotFound = () => new AwsCallError('ParameterNotFound', 'gone', 'aws', 400);
-const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
-const listing = (text: string, items: Array<[string, string]>, withDecryption = false): PathListing => ({
-  body: Buffer.from(text),
-  items: items.map(([name, value]) => ({ request: param(name, withDecryption), loaded: str(value) })),
-});
-
-/** Starts a read and swallows its rejection (looked at later). */
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
-/** `body source`, or the error code. */
-const outcome = (p: Promise<Answer>) =>
-  p.then(
-    (x) => `${x.body.toString()} ${x.source}`,
-    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-  );
 
 type Setup = ReturnType<typeof setup>;
-
-/** Reads `r` (with options), answers its one new load with `answer`, returns the read's outcome. */
-async function load(
-  s: Setup,
-  read: () => Answer | Promise<Answer>,
-  answer: Loaded | PathListing | Error,
-): Promise<string> {
-  const before = s.loader.loads.length;
-  const p = start(read);
-  await settle();
-  assert.equal(s.loader.loads.length, before + 1, 'one new load');
-  const l = s.loader.loads[before]!;
-  if (answer instanceof Error) l.reject(answer);
-  else l.resolve(answer as Loaded);
-  return outcome(p);
-}
 
 /** Reads `r`: `'x hit'` when answered without a load; else `'load'` (the load is left open, then answered). */
 async function peekRead(s: Setup, read: () => Answer | Promise<Answer>): Promise<string> {

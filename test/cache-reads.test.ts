@@ -5,67 +5,23 @@ import assert from 'node:assert/strict';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
-import type { ItemRequest, Loaded, ParameterRequest, PathRequest } from '../src/items.ts';
-import type { PathListing } from '../src/loader/index.ts';
-import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
+import { type Answer, type ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import type { ItemRequest, Loaded, PathRequest } from '../src/items.ts';
+import {
+  listing,
+  outcome,
+  param,
+  plain,
+  STALE,
+  secret,
+  server500,
+  setupCache as setup,
+  start,
+  TTL,
+} from './helpers/cache-harness.ts';
+import { body, settle } from './helpers/fake-time.ts';
 
-const TTL = 10_000;
-const WAIT = 30_000;
-const STALE = 60_000;
-
-function setup(o: Partial<CacheOptions> = {}) {
-  const clock = new FakeClock();
-  const loader = new ScriptedLoader();
-  const background: Array<{ e: unknown; name: string }> = [];
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: STALE,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    clock,
-    jitter: () => 1,
-    onBackgroundError: (e, name) => background.push({ e, name }),
-    ...o,
-  });
-  return { clock, loader, cache, background };
-}
-
-const secret = (id: string): ItemRequest => ({ service: 'secretsmanager', secretId: id });
-const param = (name: string, withDecryption = false): ParameterRequest => ({
-  service: 'ssm',
-  name,
-  withDecryption,
-});
 const path = (p: string): PathRequest => ({ path: p, recursive: false, withDecryption: false });
-/** A String parameter's answer: the same with and without decryption. */
-const plain = (text: string): Loaded => ({ body: Buffer.from(text), plain: true });
-const server500 = () => new AwsCallError('InternalFailure', 'boom', 'server', 500);
-const listing = (text: string, items: Array<[string, string]>): PathListing => ({
-  body: Buffer.from(text),
-  items: items.map(([name, value]) => ({ request: param(name), loaded: plain(value) })),
-});
-
-/** Starts a read and swallows its rejection (looked at later with outcome). */
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
-/** `body source`, or the error code. */
-const outcome = (p: Answer | Promise<Answer>) =>
-  Promise.resolve(p).then(
-    (x) => `${x.body.toString()} ${x.source}`,
-    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-  );
 
 /** Reads `r` once, answering its load with `value`. */
 async function fill(s: ReturnType<typeof setup>, r: ItemRequest, value: Loaded = body('v1')) {

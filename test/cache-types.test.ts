@@ -3,84 +3,19 @@
 // independent attempt to break the core; what is not promised is said in the docs.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache } from '../src/cache/index.ts';
-import type { Loaded, ParameterRequest } from '../src/items.ts';
 import type { PathListing } from '../src/loader/index.ts';
-import { FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
-
-const TTL = 10_000;
-const WAIT = 30_000;
-const STALE = 60_000;
-const ARN = 'arn:aws:ssm:eu-west-1:123456789012:parameter';
-function setup(o: Partial<CacheOptions> = {}) {
-  const clock = new FakeClock();
-  const loader = new ScriptedLoader();
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: STALE,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    clock,
-    jitter: () => 1,
-    ...o,
-  });
-  return { clock, loader, cache };
-}
-type Setup = ReturnType<typeof setup>;
-const param = (
-  name: string,
-  withDecryption = false,
-  more: Partial<ParameterRequest> = {},
-): ParameterRequest => ({ service: 'ssm', name, withDecryption, ...more });
-const str = (text: string, name?: string): Loaded =>
-  name === undefined
-    ? { body: Buffer.from(text), plain: true }
-    : { body: Buffer.from(text), plain: true, ids: [name, `${ARN}${name}`] };
-const sec = (text: string, name?: string): Loaded =>
-  name === undefined
-    ? { body: Buffer.from(text) }
-    : { body: Buffer.from(text), ids: [name, `${ARN}${name}`] };
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
-const outcome = (p: Promise<Answer>) =>
-  p.then(
-    (x) => `${x.body.toString()} ${x.source}`,
-    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-  );
-async function load(
-  s: Setup,
-  read: () => Answer | Promise<Answer>,
-  answer: Loaded | PathListing | Error,
-): Promise<string> {
-  const before = s.loader.loads.length;
-  const p = start(read);
-  await settle();
-  assert.equal(s.loader.loads.length, before + 1, 'one new load');
-  const l = s.loader.loads[before]!;
-  if (answer instanceof Error) l.reject(answer);
-  else l.resolve(answer as Loaded);
-  return outcome(p);
-}
-/** A read answered without a new load (a hit), or the new load count. */
-async function read(s: Setup, r: () => Answer | Promise<Answer>): Promise<string> {
-  const before = s.loader.loads.length;
-  const p = start(r);
-  await settle();
-  if (s.loader.loads.length !== before) return `LOADED(${s.loader.loads.length - before})`;
-  return outcome(p);
-}
+import {
+  ARN,
+  load,
+  outcome,
+  param,
+  read,
+  sec,
+  setupCache as setup,
+  start,
+  str,
+} from './helpers/cache-harness.ts';
+import { settle } from './helpers/fake-time.ts';
 
 test('a SecureString answer by ARN drops the String entry stored under the name', async () => {
   const s = setup();

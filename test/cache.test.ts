@@ -12,48 +12,23 @@ import {
   REFRESH_SHARE_MS,
 } from '../src/cache/index.ts';
 import { systemClock } from '../src/clock.ts';
-import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
-import { type Outcome, type PathListing, PathTooLargeError } from '../src/loader/index.ts';
-import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
-
-const TTL = 10_000;
-const WAIT = 30_000;
-
-function setup(o: Partial<CacheOptions> = {}) {
-  const clock = new FakeClock();
-  const loader = new ScriptedLoader();
-  const background: Array<{ e: unknown; name: string }> = [];
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: 60_000,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    clock,
-    jitter: () => 1,
-    onBackgroundError: (e, name) => background.push({ e, name }),
-    ...o,
-  });
-  return { clock, loader, cache, background };
-}
-
-const secret = (id: string): ItemRequest => ({ service: 'secretsmanager', secretId: id });
-const param = (name: string, withDecryption = false): ParameterRequest => ({
-  service: 'ssm',
-  name,
-  withDecryption,
-});
-/** A String parameter's answer: the same with and without decryption. */
-const plain = (text: string): Loaded => ({ body: Buffer.from(text), plain: true });
-const server500 = () => new AwsCallError('InternalFailure', 'boom', 'server', 500);
-const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
-const paramNotFound = () => new AwsCallError('ParameterNotFound', 'gone', 'aws', 400);
-const listing = (text: string, items: Array<[string, string]>, withDecryption = false): PathListing => ({
-  body: Buffer.from(text),
-  items: items.map(([name, value]) => ({ request: param(name, withDecryption), loaded: plain(value) })),
-});
+import type { ParameterRequest } from '../src/items.ts';
+import { type Outcome, PathTooLargeError } from '../src/loader/index.ts';
+import {
+  listing,
+  notFound,
+  outcome,
+  param,
+  paramNotFound,
+  plain,
+  secret,
+  server500,
+  setupCache as setup,
+  start,
+  TTL,
+  WAIT,
+} from './helpers/cache-harness.ts';
+import { body, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
 type Peeked<T> = { state: 'pending' } | { state: 'ok'; value: T } | { state: 'err'; error: unknown };
 
@@ -74,23 +49,6 @@ async function peek<T>(p: Promise<T>): Promise<Peeked<T>> {
 
 const text = (a: Answer | Promise<Answer>) =>
   Promise.resolve(a).then((x) => `${x.body.toString()} ${x.source}`);
-/** Starts a read and swallows its rejection (looked at later, with peek or outcome). */
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
-/** `body source`, or the error code. */
-const outcome = (p: Promise<Answer>) =>
-  p.then(
-    (x) => `${x.body.toString()} ${x.source}`,
-    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-  );
 const codeOf = (s: Peeked<unknown>) =>
   s.state === 'err' && s.error instanceof AwsCallError ? s.error.code : s.state;
 

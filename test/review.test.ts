@@ -7,86 +7,33 @@ import { AwsJsonClient, type CallOptions } from '../src/aws/client.ts';
 import { type AwsCredentials, type CredentialSource, RefreshingCredentials } from '../src/aws/credentials.ts';
 import type { Upstream } from '../src/aws/index.ts';
 import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import { type Answer, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
 import { Collections } from '../src/collections.ts';
 import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
-import { createLoader, type LoadContext, type PathListing } from '../src/loader/index.ts';
+import { createLoader, type LoadContext } from '../src/loader/index.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
 import { Metrics } from '../src/metrics.ts';
 import { PscacheServer } from '../src/server/index.ts';
+import {
+  listing,
+  notFound,
+  outcome,
+  param,
+  paramNotFound,
+  plain,
+  readNow,
+  secret,
+  setupCache as setup,
+  start,
+  TTL,
+  throttled,
+  WAIT,
+} from './helpers/cache-harness.ts';
 import { httpGet } from './helpers/daemon.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
-const TTL = 10_000;
-const WAIT = 30_000;
-
-function setup(o: Partial<CacheOptions> = {}, loader: ScriptedLoader = new ScriptedLoader()) {
-  const clock = new FakeClock();
-  const background: Array<{ e: unknown; name: string }> = [];
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: 60_000,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    clock,
-    jitter: () => 1,
-    onBackgroundError: (e, name) => background.push({ e, name }),
-    ...o,
-  });
-  return { clock, loader, cache, background };
-}
-
-const secret = (id: string, more: Partial<Extract<ItemRequest, { service: 'secretsmanager' }>> = {}) =>
-  ({ service: 'secretsmanager', secretId: id, ...more }) as ItemRequest;
-const param = (name: string, withDecryption = false): ParameterRequest => ({
-  service: 'ssm',
-  name,
-  withDecryption,
-});
-/** A String parameter's answer: the same with and without decryption. */
-const plain = (text: string): Loaded => ({ body: Buffer.from(text), plain: true });
-const paramNotFound = () => new AwsCallError('ParameterNotFound', 'gone', 'aws', 400);
-const notFound = () => new AwsCallError('ResourceNotFoundException', 'gone', 'aws', 400);
-const throttled = () => new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400);
-const listing = (text: string, items: Array<[string, string]>, withDecryption = false): PathListing => ({
-  body: Buffer.from(text),
-  items: items.map(([name, value]) => ({ request: param(name, withDecryption), loaded: plain(value) })),
-});
-
 const text = (a: Answer | Promise<Answer>) =>
   Promise.resolve(a).then((x) => `${x.body.toString()} ${x.source}`);
-/** Starts a read and swallows its rejection (looked at later). */
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
-/** `body source`, or the error code. */
-const outcome = (p: Promise<Answer>) =>
-  p.then(
-    (x) => `${x.body.toString()} ${x.source}`,
-    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-  );
-/** What a read answers now: a hit at once, or whatever the load it starts is answered (by `answer`). */
-async function readNow(
-  loader: ScriptedLoader,
-  read: () => Answer | Promise<Answer>,
-  answer: (l: ScriptedLoader['loads'][number]) => void,
-): Promise<string> {
-  const before = loader.loads.length;
-  const p = start(read);
-  await settle();
-  for (const l of loader.loads.slice(before)) if (!l.settled) answer(l);
-  return outcome(p);
-}
 
 describe('newer wins, durably', () => {
   test('1: a load of the other flag that started before a refreshNow answered cannot store its older value after it', async () => {

@@ -7,48 +7,28 @@ import { describe, test } from 'node:test';
 import type { AwsJsonClient } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
 import { AwsCallError } from '../src/aws/types.ts';
-import { type Answer, type CacheOptions, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
+import { type Answer, ItemCache, REFRESH_SHARE_MS } from '../src/cache/index.ts';
 import { type Clock, systemClock } from '../src/clock.ts';
-import type { ItemRequest, Loaded, ParameterRequest } from '../src/items.ts';
+import type { ItemRequest, Loaded } from '../src/items.ts';
 import type { Discovered, Outcome, PathListing } from '../src/loader/index.ts';
 import { createLoader } from '../src/loader/index.ts';
 import { silentLogger } from '../src/log.ts';
 import { prefetch } from '../src/prefetch.ts';
+import {
+  outcome,
+  param,
+  paramNotFound,
+  readNow,
+  secret,
+  setupCache as setup,
+  start,
+  TTL,
+  throttled,
+  WAIT,
+} from './helpers/cache-harness.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
 
-const TTL = 10_000;
-const WAIT = 30_000;
-
-function setup(o: Partial<CacheOptions> = {}, loader: ScriptedLoader = new ScriptedLoader()) {
-  const clock = new FakeClock();
-  const cache = new ItemCache({
-    enabled: true,
-    maxItems: 100,
-    maxBytes: 1 << 20,
-    ttlMs: { ssm: TTL, secretsmanager: TTL },
-    staleIfErrorMs: 60_000,
-    loader,
-    waitLimitMs: { ssm: WAIT, secretsmanager: WAIT },
-    clock,
-    jitter: () => 1,
-    ...o,
-  });
-  return { clock, loader, cache };
-}
-
 const ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/p';
-const param = (
-  name: string,
-  withDecryption = false,
-  more: Partial<ParameterRequest> = {},
-): ParameterRequest => ({
-  service: 'ssm',
-  name,
-  withDecryption,
-  ...more,
-});
-const secret = (id: string, more: Partial<Extract<ItemRequest, { service: 'secretsmanager' }>> = {}) =>
-  ({ service: 'secretsmanager', secretId: id, ...more }) as ItemRequest;
 /** A String parameter's answer, with the ids the real loader reports (its Name and ARN). */
 const str = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({
   body: Buffer.from(text),
@@ -57,38 +37,7 @@ const str = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({
 });
 /** A SecureString's answer (depends on the flag). */
 const sec = (text: string, ids: string[] = ['/p', ARN]): Loaded => ({ body: Buffer.from(text), ids });
-const paramNotFound = (code = 'ParameterNotFound') => new AwsCallError(code, 'gone', 'aws', 400);
-const throttled = () => new AwsCallError('ThrottlingException', 'Rate exceeded', 'throttled', 400);
 
-/** Starts a read and swallows its rejection (looked at later). */
-const start = (a: () => Answer | Promise<Answer>): Promise<Answer> => {
-  let p: Promise<Answer>;
-  try {
-    p = Promise.resolve(a());
-  } catch (e) {
-    p = Promise.reject(e);
-  }
-  p.catch(() => {});
-  return p;
-};
-/** `body source`, or the error code. */
-const outcome = (p: Promise<Answer>) =>
-  p.then(
-    (x) => `${x.body.toString()} ${x.source}`,
-    (e: unknown) => (e instanceof AwsCallError ? e.code : String(e)),
-  );
-/** What a read answers now: a hit at once, or whatever the load it starts is answered (by `answer`). */
-async function readNow(
-  loader: ScriptedLoader,
-  read: () => Answer | Promise<Answer>,
-  answer: (l: ScriptedLoader['loads'][number]) => void,
-): Promise<string> {
-  const before = loader.loads.length;
-  const p = start(read);
-  await settle();
-  for (const l of loader.loads.slice(before)) if (!l.settled) answer(l);
-  return outcome(p);
-}
 /** The one open load not in `known`. */
 const newest = (loader: ScriptedLoader, ...known: Array<ScriptedLoader['loads'][number]>) => {
   const open = loader.open.filter((l) => !known.includes(l));
