@@ -2,7 +2,6 @@
 // on"; docs/http-api.md, "What a read can rely on"): its 21 breaks, each the reviewer's sequence, fixed,
 // and asserting what the guarantee says. Same fake-clock style as test/review.test.ts.
 import assert from 'node:assert/strict';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import type { AwsJsonClient } from '../src/aws/client.ts';
 import type { Upstream } from '../src/aws/index.ts';
@@ -27,6 +26,7 @@ import {
   WAIT,
 } from './helpers/cache-harness.ts';
 import { body, FakeClock, ScriptedLoader, settle } from './helpers/fake-time.ts';
+import { collectionsWhile } from './helpers/gc-count.ts';
 
 const ARN = 'arn:aws:ssm:us-east-1:123456789012:parameter/p';
 /** A String parameter's answer, with the ids the real loader reports (its Name and ARN). */
@@ -307,27 +307,11 @@ describe('the hit path', () => {
     loader.only().resolve(answer);
     await first;
     for (let i = 0; i < 100_000; i++) assert.equal(cache.get(r) instanceof Promise, false);
-    // Only collections that start while the hits run count, and the fewest of up to three attempts: a hit that
-    // allocates collects in every attempt (16 bytes a hit: ~8 per 2,000,000), while a collection something else
-    // in the process causes (the test runner, a timer, the memory reducer) does not repeat in each window.
-    let fewest = Number.POSITIVE_INFINITY;
-    for (let attempt = 0; attempt < 3 && fewest > 0; attempt++) {
-      const starts: number[] = [];
-      const observer = new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) starts.push(e.startTime);
-      });
-      observer.observe({ entryTypes: ['gc'] });
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    return collectionsWhile(() => {
       let hits = 0;
-      const from = performance.now();
       for (let i = 0; i < n; i++) if ((cache.get(r) as Answer).source === 'hit') hits++;
-      const to = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      observer.disconnect();
       assert.equal(hits, n);
-      fewest = Math.min(fewest, starts.filter((t) => t >= from && t <= to).length);
-    }
-    return fewest;
+    });
   }
 
   test('B6: a fresh hit of a String parameter allocates nothing (it looks its own key up first, and that miss allocates)', async (t) => {
