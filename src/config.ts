@@ -1,6 +1,6 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { type PartitionRule, partitionRule } from './aws/endpoints.ts';
 import { FALLBACK_SIGNING_REGION } from './aws/index.ts';
 import type { NetworkConfig, ProxyUrl } from './aws/network.ts';
@@ -207,17 +207,43 @@ function proxy(found: { value: ProxyUrl | undefined; variable?: string } | undef
   return { ...p, shown: p.shown.replace(/ \([A-Za-z_]+\)$/, ` (${found.variable})`) };
 }
 
-/** AWS_CA_BUNDLE, read at start: a missing file, or one without a certificate, stops start-up. */
+/** Far above any real bundle (the system's whole store is ~200 KB): AWS_CA_BUNDLE=/dev/zero must not fill memory. */
+export const MAX_CA_BUNDLE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * AWS_CA_BUNDLE, read at start: a missing file, one that is not a regular file (a FIFO would hold the start
+ * forever, /dev/zero fill memory), one over MAX_CA_BUNDLE_BYTES, or one without a certificate stops
+ * start-up naming the variable. Symbolic links are followed (system bundles are links).
+ */
 function caBundle(r: Reader): NetworkConfig['caBundle'] {
   const found = r.find('caBundle');
   if (found?.value === undefined) return undefined;
   const path = found.value;
   const refuse = (allowed: string) => new ConfigError(found.variable ?? 'AWS_CA_BUNDLE', path, allowed);
+  const code = (e: unknown) => (e as NodeJS.ErrnoException).code ?? 'error';
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw refuse(`the file could not be read (${code(e)})`);
+  }
   let pem: string;
   try {
-    pem = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw refuse(`the file could not be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      throw refuse(`it is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: name a PEM file`);
+    }
+    if (st.size > MAX_CA_BUNDLE_BYTES) {
+      throw refuse(`the file is larger than ${MAX_CA_BUNDLE_BYTES / 1024 / 1024} MiB: name a PEM file of CAs`);
+    }
+    try {
+      pem = readFileSync(fd, 'utf8');
+    } catch (e) {
+      throw refuse(`the file could not be read (${code(e)})`);
+    }
+  } finally {
+    closeSync(fd);
   }
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) throw refuse('the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
@@ -410,6 +436,11 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
   const staleIfError =
     r.find('staleIfError')?.value ?? (r.get('ignoreTransientErrors') ? SETTINGS.staleIfError.default : 0);
 
+  const network = networkConfig(r);
+  const warnings = [...(found?.warnings ?? [])];
+  const unusable = unusableNoProxy(r, network);
+  if (unusable) warnings.push(unusable);
+
   return {
     port: r.get('port'),
     cacheEnabled,
@@ -419,7 +450,7 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     timeoutMs: { ssm: r.get('ssmTimeout'), secretsmanager: r.get('secretsTimeout') },
     maxConnections: r.get('maxConnections'),
     maxOutboundConnections: r.get('maxOutbound'),
-    network: networkConfig(r),
+    network,
     logLevel: logLevel(r),
     logFormat: r.get('lambdaLogFormat'),
     prefetch: [...r.get('prefetch'), ...r.get('prefetchSecrets')],
@@ -457,6 +488,20 @@ export function loadConfig(env: Env, file?: ConfigFile): Config {
     },
     metricsAddress: r.get('metricsAddress'),
     notes,
-    warnings: found?.warnings ?? [],
+    warnings,
   };
+}
+
+/**
+ * NO_PROXY entries that name no host, domain, address or range are never matched (as Go's httpproxy does,
+ * which the official extension uses): said once at start when a proxy is in use, so a typo is seen.
+ */
+function unusableNoProxy(r: Reader, network: NetworkConfig): string | undefined {
+  const entries = (network.proxy?.noProxy ?? []).flatMap((rule) =>
+    rule.kind === 'unusable' ? [JSON.stringify(rule.entry.slice(0, 100))] : [],
+  );
+  if (entries.length === 0) return undefined;
+  const variable = r.find('noProxy')?.variable ?? 'NO_PROXY';
+  const shown = entries.length > 5 ? [...entries.slice(0, 5), `and ${entries.length - 5} more`] : entries;
+  return `${variable}: ${shown.join(', ')} ${entries.length === 1 ? 'names' : 'name'} no host, .domain, IP address or CIDR range and will never match; every other entry applies`;
 }

@@ -140,7 +140,14 @@ describe('FileCredentials on a fake clock', () => {
       e.message,
       /credentials file .*later: it could not be read \(ENOENT\); it is read again when it changes/,
     );
-    assert.match(lines[0]!, /WARN no credentials from the credentials file yet/);
+    // At start the daemon's one credentials WARN carries the problem (end to end below): DEBUG here.
+    assert.match(lines[0]!, /DEBUG no credentials from the credentials file yet/);
+    assert.ok(!lines.some((l) => / WARN /.test(l)), lines.join('\n'));
+    await clock.advance(CHECK_INTERVAL_MS);
+    assert.match(
+      lines.at(-1)!,
+      /WARN no credentials from the credentials file yet; reads fail until it is usable/,
+    );
     write(path, file('AKIDLATE', SECRET_A, TOKEN_A), 0);
     await assert.rejects(creds.get());
     await clock.advance(CHECK_INTERVAL_MS);
@@ -177,6 +184,30 @@ describe('FileCredentials on a fake clock', () => {
       if (warning) assert.match(warning, new RegExp(`mode=0${mode.toString(8)}`));
       creds.stop();
     }
+  });
+
+  test('a mode made wider after start (chmod, same content, same mtime) is warned at the next look, once', async () => {
+    const path = join(dir, 'chmod-later');
+    write(path, file('AKIDMODE', SECRET_A, TOKEN_A), 0);
+    const { lines, log } = recorder();
+    const clock = new FakeClock();
+    const creds = new FileCredentials({ path, log, clock });
+    const warned = () => lines.filter((l) => /WARN the credentials file can be read by others/.test(l));
+    assert.equal(warned().length, 0);
+    chmodSync(path, 0o644);
+    utimesSync(path, 0, 0);
+    await clock.advance(CHECK_INTERVAL_MS);
+    assert.equal(warned().length, 1, lines.join('\n'));
+    assert.match(warned()[0]!, /mode=0644/);
+    await clock.advance(CHECK_INTERVAL_MS);
+    assert.equal(warned().length, 1, 'the same mode is not warned at every look');
+    chmodSync(path, 0o600);
+    await clock.advance(CHECK_INTERVAL_MS);
+    chmodSync(path, 0o640);
+    await clock.advance(CHECK_INTERVAL_MS);
+    assert.equal(warned().length, 2, 'made wide again after being restricted: warned again');
+    assert.equal((await creds.get()).accessKeyId, 'AKIDMODE');
+    creds.stop();
   });
 
   test('AWS_PROFILE picks the section', async () => {
@@ -227,6 +258,23 @@ describe('credentials_file_path end to end', () => {
     assert.equal(r.status, 200, r.body);
     const out = (await daemons.stop(d)).output;
     assert.match(out, /INFO credentials read from the credentials file path=/);
+  });
+
+  test('a credentials file missing at start: exactly one WARN line, naming the file, the problem and the fix', async () => {
+    const d = await daemons.start(
+      {},
+      { env: env({ PARAMETERS_SECRETS_EXTENSION_CREDENTIALS_FILE: join(dir, 'absent-credentials') }) },
+    );
+    const r = await d.get(secret('file/secret'));
+    assert.equal(r.status, 403, r.body);
+    const out = (await daemons.stop(d)).output;
+    const warns = out.split('\n').filter((l) => / WARN /.test(l));
+    assert.equal(warns.length, 1, warns.join('\n'));
+    assert.match(
+      warns[0]!,
+      /WARN no AWS credentials: .*credentials file .*absent-credentials: it could not be read \(ENOENT\)/,
+    );
+    assert.match(warns[0]!, /fix=/);
   });
 
   test('from a --config file: validate_credentials (on by default there) is skipped, as in the provider', async () => {

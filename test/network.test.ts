@@ -2,17 +2,24 @@
 // proxy on loopback to an endpoint whose name does not resolve, a TLS front with a private CA trusted only
 // through AWS_CA_BUNDLE, and the errors when any of it is wrong. The daemon is the real bundle.
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
 import { AwsJsonClient } from '../src/aws/client.ts';
 import { staticCredentials } from '../src/aws/credentials.ts';
-import { type NoProxyRule, parseNoProxy, parseProxyUrl, proxyFor } from '../src/aws/network.ts';
+import {
+  explainCertificate,
+  type NoProxyRule,
+  parseNoProxy,
+  parseProxyUrl,
+  proxyFor,
+} from '../src/aws/network.ts';
 import { Transports } from '../src/aws/transport.ts';
 import { AwsCallError } from '../src/aws/types.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig, MAX_CA_BUNDLE_BYTES } from '../src/config.ts';
 import { Daemons, daemonEnv, runPscache, SENSITIVE, secret, TEST_CREDENTIALS } from './helpers/daemon.ts';
 import {
   type ForwardProxy,
@@ -133,6 +140,82 @@ describe('proxy settings, read as Go net/http reads them', () => {
     assert.equal(proxyFor(config(''), 'http:', 'example.com', 80), undefined, 'no HTTP_PROXY: direct');
   });
 
+  test('NO_PROXY as Go keeps it: no entry is refused, unusable ones never match, IDN and IPv4-mapped match', () => {
+    const unusable = [
+      '10.*',
+      'example.com.',
+      '<local>',
+      '10.0.0.0/8:443',
+      'example.com:abc',
+      '*.',
+      'a b.com',
+    ];
+    for (const entry of unusable) {
+      const parsed = rules(`localhost,${entry}`);
+      assert.deepEqual(parsed.at(-1), { kind: 'unusable', entry }, entry);
+      assert.equal(via(entry, 'example.com'), 'proxy', `${entry} matched example.com`);
+      assert.equal(via(entry, '10.1.2.3'), 'proxy', `${entry} matched 10.1.2.3`);
+    }
+    assert.deepEqual(rules('10.0.0.0/33'), [{ kind: 'unusable', entry: '10.0.0.0/33' }]);
+    // An international name matches in its ASCII (punycode) form, as Go's idna conversion makes it.
+    assert.equal(via('bücher.de', 'xn--bcher-kva.de'), 'direct');
+    assert.equal(via('.bücher.de', 'www.xn--bcher-kva.de'), 'direct');
+    assert.equal(via('bücher.de', 'buecher.de'), 'proxy');
+    // Go compares an IPv4-mapped IPv6 address as its IPv4 address.
+    assert.equal(via('10.0.0.0/8', '::ffff:10.1.2.3'), 'direct');
+    assert.equal(via('10.1.2.3', '[::ffff:10.1.2.3]'), 'direct');
+    assert.equal(via('::ffff:10.1.2.3', '10.1.2.3'), 'direct');
+    assert.equal(via('10.0.0.0/8', '::ffff:11.1.2.3'), 'proxy');
+    assert.equal(via('10.1.2.3', 'fd00::a01:203'), 'proxy', 'not mapped: another address');
+  });
+
+  test('a proxy whose credential is the user name alone (http://TOKEN@proxy): the name is scrubbed', () => {
+    const token = 'proxy-user-token-51c7';
+    const p = parseProxyUrl(`http://${token}@proxy.corp:3128`);
+    assert.ok(p.secrets.includes(token), p.secrets.join(' '));
+    assert.equal(p.authorization, `Basic ${Buffer.from(`${token}:`).toString('base64')}`);
+    const encoded = parseProxyUrl('http://t%40ken-1234@proxy.corp:3128');
+    assert.ok(encoded.secrets.includes('t@ken-1234') && encoded.secrets.includes('t%40ken-1234'));
+    // With a password the user name is not the secret; a name of under 4 characters is never scrubbed.
+    assert.ok(!parseProxyUrl('http://alice:pw-secret@proxy.corp').secrets.includes('alice'));
+    assert.ok(!parseProxyUrl('http://bob@proxy.corp').secrets.includes('bob'));
+  });
+
+  test('certificate failures no CA can mend are named as such; every code names the host and AWS_CA_BUNDLE', () => {
+    const explained = (code: string, bundle?: { path: string; pem: string }) => {
+      const e = Object.assign(new Error('unsuitable certificate purpose'), { code });
+      explainCertificate(e, 'ssm.us-east-1.amazonaws.com', bundle);
+      return e.message;
+    };
+    for (const code of [
+      'INVALID_PURPOSE',
+      'CERT_REVOKED',
+      'CERT_HAS_EXPIRED',
+      'ERROR_IN_CERT_NOT_AFTER_FIELD',
+    ]) {
+      const m = explained(code);
+      assert.match(m, /^the TLS certificate of ssm\.us-east-1\.amazonaws\.com is not trusted: /, code);
+      assert.match(
+        m,
+        new RegExp(`\\(${code}\\); the certificate itself .*AWS_CA_BUNDLE cannot mend this`),
+        code,
+      );
+    }
+    for (const code of [
+      'CERT_CHAIN_TOO_LONG',
+      'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+      'SELF_SIGNED_CERT_IN_CHAIN',
+    ]) {
+      assert.match(explained(code), /set AWS_CA_BUNDLE to a PEM file holding that CA/, code);
+      assert.match(
+        explained(code, { path: '/etc/ca.pem', pem: '' }),
+        /no CA of AWS_CA_BUNDLE \(\/etc\/ca\.pem\)/,
+      );
+    }
+    assert.match(explained('HOSTNAME_MISMATCH'), /made out to another name/);
+    assert.equal(explained('ECONNRESET'), 'unsuitable certificate purpose', 'not a certificate failure');
+  });
+
   test('bad values stop start-up naming the variable; a proxy URL is never echoed', () => {
     const base = { AWS_REGION: 'us-east-1' };
     const err = (env: Record<string, string>) => {
@@ -150,11 +233,30 @@ describe('proxy settings, read as Go net/http reads them', () => {
       err({ http_proxy: 'https://proxy:3128' }),
       /^http_proxy=\(hidden\) is invalid: must be an http:\/\//,
     );
-    assert.match(
-      err({ NO_PROXY: 'a b.com' }),
-      /^NO_PROXY="a b\.com" is invalid: "a b\.com" is not a host name/,
+    // NO_PROXY never stops start-up (Go refuses no entry); with a proxy set, one warning names what never matches.
+    assert.deepEqual(
+      loadConfig({ ...base, NO_PROXY: 'a b.com,10.0.0.0/33' }).warnings,
+      [],
+      'no proxy: no warning',
     );
-    assert.match(err({ NO_PROXY: '10.0.0.0/33' }), /NO_PROXY="10\.0\.0\.0\/33" is invalid: .* CIDR range/);
+    assert.deepEqual(
+      loadConfig({ ...base, HTTPS_PROXY: 'proxy.corp:3128', no_proxy: '.internal, a b.com,10.0.0.0/33' })
+        .warnings,
+      [
+        'no_proxy: "a b.com", "10.0.0.0/33" name no host, .domain, IP address or CIDR range and will never match; every other entry applies',
+      ],
+    );
+    const many = Array.from({ length: 7 }, (_, i) => `bad${i}.*`).join(',');
+    assert.match(
+      loadConfig({ ...base, HTTPS_PROXY: 'proxy.corp:3128', NO_PROXY: many }).warnings[0]!,
+      /^NO_PROXY: "bad0\.\*", .*"bad4\.\*", and 2 more name no host/,
+    );
+    for (const device of ['/dev/zero', '/dev/null']) {
+      assert.match(
+        err({ AWS_CA_BUNDLE: device }),
+        new RegExp(`^AWS_CA_BUNDLE="${device}" is invalid: it is not a regular file: name a PEM file`),
+      );
+    }
     assert.match(
       err({ AWS_CA_BUNDLE: '/nonexistent/ca.pem' }),
       /^AWS_CA_BUNDLE="\/nonexistent\/ca\.pem" is invalid: the file could not be read \(ENOENT\)/,
@@ -170,6 +272,17 @@ describe('proxy settings, read as Go net/http reads them', () => {
       assert.match(
         err({ AWS_CA_BUNDLE: join(dir, 'broken.pem') }),
         /certificate 1 of 1 in the file is malformed/,
+      );
+      assert.match(err({ AWS_CA_BUNDLE: dir }), /is invalid: it is a directory: name a PEM file/);
+      // A FIFO nobody writes to: refused at once (it used to hold the start forever).
+      execFileSync('mkfifo', [join(dir, 'fifo.pem')]);
+      assert.match(err({ AWS_CA_BUNDLE: join(dir, 'fifo.pem') }), /is invalid: it is not a regular file/);
+      // Far larger than any bundle (sparse: no disk used).
+      writeFileSync(join(dir, 'huge.pem'), '');
+      truncateSync(join(dir, 'huge.pem'), MAX_CA_BUNDLE_BYTES + 1);
+      assert.match(
+        err({ AWS_CA_BUNDLE: join(dir, 'huge.pem') }),
+        /is invalid: the file is larger than 16 MiB/,
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });

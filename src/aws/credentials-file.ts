@@ -64,12 +64,13 @@ export function parseCredentialsFile(text: string, profile: string): AwsCredenti
   return { accessKeyId, secretAccessKey, sessionToken };
 }
 
-/** Modification time in ms, or null when the file is missing or cannot be looked at. */
-function mtimeOf(path: string): number | null {
+/** Modification time in ms (null when the file is missing or cannot be looked at) and permission bits. */
+function look(path: string): { mtime: number | null; mode: number } {
   try {
-    return statSync(path).mtimeMs;
+    const st = statSync(path);
+    return { mtime: st.mtimeMs, mode: st.mode & 0o777 };
   } catch {
-    return null;
+    return { mtime: null, mode: 0 };
   }
 }
 
@@ -81,6 +82,8 @@ export class FileCredentials {
   private loadedMtime: number | null | undefined;
   /** Why the file last gave nothing, for the error callers get until it does. */
   private problem = 'it has not been read yet';
+  /** The too-wide mode last warned about (a chmod changes no mtime, so each look checks it). */
+  private warnedMode: number | undefined;
   private timer: Timer | undefined;
   private readonly clock: Clock;
   private readonly profile: string;
@@ -127,9 +130,26 @@ export class FileCredentials {
 
   /** Reads the file again if it changed since the credentials in use were read. True when it was read. */
   private check(): boolean {
-    const mtime = mtimeOf(this.opts.path);
-    if (this.current && mtime === this.loadedMtime) return false;
+    const { mtime, mode } = look(this.opts.path);
+    if (this.current && mtime === this.loadedMtime) {
+      this.checkMode(mode);
+      return false;
+    }
     return this.load('reload');
+  }
+
+  /** Warns once per mode that lets others read the file; quiet again once it is restricted. */
+  private checkMode(mode: number): void {
+    if ((mode & 0o077) === 0) {
+      this.warnedMode = undefined;
+      return;
+    }
+    if (mode === this.warnedMode) return;
+    this.warnedMode = mode;
+    this.opts.log.warn('the credentials file can be read by others: restrict it to its owner (chmod 600)', {
+      path: this.opts.path,
+      mode: `0${mode.toString(8)}`,
+    });
   }
 
   private load(when: 'start' | 'reload'): boolean {
@@ -149,12 +169,12 @@ export class FileCredentials {
           ? e.message
           : `it could not be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
       this.problem = why;
-      log.warn(
-        this.current
-          ? 'credentials file not usable; keeping the credentials read before'
-          : 'no credentials from the credentials file yet; reads fail until it is usable',
-        { path, problem: why, next_check_s: CHECK_INTERVAL_MS / 1000 },
-      );
+      const fields = { path, problem: why, next_check_s: CHECK_INTERVAL_MS / 1000 };
+      if (this.current) log.warn('credentials file not usable; keeping the credentials read before', fields);
+      // At start the daemon's one credentials WARN (src/health.ts) carries this problem and the fix; a
+      // second line here would say it twice.
+      else if (when === 'start') log.debug('no credentials from the credentials file yet', fields);
+      else log.warn('no credentials from the credentials file yet; reads fail until it is usable', fields);
       return false;
     }
     this.loadedMtime = mtime;
@@ -165,12 +185,9 @@ export class FileCredentials {
         path,
       },
     );
-    if (mode & 0o077) {
-      log.warn('the credentials file can be read by others: restrict it to its owner (chmod 600)', {
-        path,
-        mode: `0${mode.toString(8)}`,
-      });
-    }
+    // Said at each read of the file, as before: a rewrite that keeps a wide mode is warned again.
+    this.warnedMode = undefined;
+    this.checkMode(mode);
     return true;
   }
 }

@@ -23,7 +23,9 @@ export type NoProxyRule =
   | { kind: 'all' }
   | { kind: 'cidr'; bits: number; network: bigint; v6: boolean }
   | { kind: 'ip'; ip: string; port: number | undefined }
-  | { kind: 'domain'; name: string; subdomainsOnly: boolean; port: number | undefined };
+  | { kind: 'domain'; name: string; subdomainsOnly: boolean; port: number | undefined }
+  /** An entry that names no host, domain, address or range: kept to be named in a warning, never matched. */
+  | { kind: 'unusable'; entry: string };
 
 export interface ProxyConfig {
   /** For https:// endpoints (HTTPS_PROXY, https_proxy). */
@@ -90,6 +92,9 @@ export function parseProxyUrl(raw: string, variable = 'HTTPS_PROXY'): ProxyUrl {
     // Longest first: a shorter form inside a longer one must not leave the rest of the longer one.
     secrets.push(authorization, basic, `${user}:${password}`, `${url.username}:${url.password}`);
     secrets.push(password, url.password);
+    // A proxy that takes a token as the user name alone (http://TOKEN@proxy): the name is the secret. A
+    // short one is not scrubbed: it would cut every message wherever those letters appear.
+    if (password === '') secrets.push(...[user, url.username].filter((u) => u.length >= 4));
   }
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
   const host = hostname.includes(':') ? `[${hostname}]` : hostname;
@@ -135,6 +140,16 @@ function ipValue(s: string): { value: bigint; v6: boolean } | undefined {
   return { value: all.reduce((a, g) => (a << 16n) + BigInt(Number.parseInt(g, 16)), 0n), v6: true };
 }
 
+/**
+ * An address as Go's net.IP compares it: an IPv4-mapped IPv6 address (::ffff:10.1.2.3) is its IPv4
+ * address, so NO_PROXY's 10.1.2.3 and 10.0.0.0/8 match it, as they do for the official extension.
+ */
+function hostIp(s: string): { value: bigint; v6: boolean } | undefined {
+  const ip = ipValue(s);
+  if (ip?.v6 && ip.value >> 32n === 0xffffn) return { value: ip.value & 0xffffffffn, v6: false };
+  return ip;
+}
+
 /** `host` and `port` of `host:port` or `[v6]:port`; the port undefined when absent. */
 function splitPort(entry: string): { host: string; port: number | undefined } | undefined {
   const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(entry);
@@ -149,7 +164,26 @@ function splitPort(entry: string): { host: string; port: number | undefined } | 
 
 const DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
 
-/** NO_PROXY: a comma list of `*`, IP addresses, CIDR ranges and domains, each optionally with `:port`. */
+/**
+ * A domain entry as Go's httpproxy keeps it: lower case, an international name in its ASCII (punycode)
+ * form; undefined when it is not a host name at all.
+ */
+function domainName(name: string): string | undefined {
+  if (DOMAIN.test(name)) return name;
+  if (/^[\x00-\x7f]*$/.test(name)) return undefined;
+  try {
+    const ascii = new URL(`http://${name}/`).hostname;
+    return DOMAIN.test(ascii) ? ascii : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * NO_PROXY: a comma list of `*`, IP addresses, CIDR ranges and domains, each optionally with `:port`. As
+ * Go's httpproxy, no entry is refused: one that names none of these (`10.*`, `<local>`, `host:abc`) never
+ * matches, and is kept as `unusable` so that start-up can name it in a warning.
+ */
 export function parseNoProxy(raw: string): NoProxyRule[] {
   const rules: NoProxyRule[] = [];
   for (const part of raw.split(',')) {
@@ -165,7 +199,8 @@ export function parseNoProxy(raw: string): NoProxyRule[] {
       const bits = entry.slice(slash + 1);
       const width = ip?.v6 ? 128 : 32;
       if (!ip || !/^\d{1,3}$/.test(bits) || Number(bits) > width) {
-        throw new NetworkSettingError(`${JSON.stringify(entry)} is not a CIDR range such as 10.0.0.0/8`);
+        rules.push({ kind: 'unusable', entry });
+        continue;
       }
       const n = Number(bits);
       const mask = ((1n << BigInt(n)) - 1n) << BigInt(width - n);
@@ -173,7 +208,10 @@ export function parseNoProxy(raw: string): NoProxyRule[] {
       continue;
     }
     const split = splitPort(entry);
-    if (!split) throw new NetworkSettingError(`${JSON.stringify(entry)} has an invalid port`);
+    if (!split) {
+      rules.push({ kind: 'unusable', entry });
+      continue;
+    }
     const { host, port } = split;
     if (ipValue(host)) {
       rules.push({ kind: 'ip', ip: canonicalIp(host), port });
@@ -181,11 +219,10 @@ export function parseNoProxy(raw: string): NoProxyRule[] {
     }
     // Go reads "*.example.com" as ".example.com": subdomains only.
     const subdomainsOnly = host.startsWith('.') || host.startsWith('*.');
-    const name = host.replace(/^\*?\./, '');
-    if (!DOMAIN.test(name)) {
-      throw new NetworkSettingError(
-        `${JSON.stringify(entry)} is not a host name, domain (.example.com), IP address or CIDR range`,
-      );
+    const name = domainName(host.replace(/^\*?\./, ''));
+    if (name === undefined) {
+      rules.push({ kind: 'unusable', entry });
+      continue;
     }
     rules.push({ kind: 'domain', name, subdomainsOnly, port });
   }
@@ -193,7 +230,7 @@ export function parseNoProxy(raw: string): NoProxyRule[] {
 }
 
 const canonicalIp = (s: string): string => {
-  const ip = ipValue(s)!;
+  const ip = hostIp(s)!;
   return `${ip.v6 ? 6 : 4}:${ip.value.toString(16)}`;
 };
 
@@ -224,7 +261,7 @@ export function proxyFor(
     .toLowerCase()
     .replace(/\.$/, '');
   if (isLoopback(host)) return undefined;
-  const ip = ipValue(host);
+  const ip = hostIp(host);
   const ipKey = ip ? `${ip.v6 ? 6 : 4}:${ip.value.toString(16)}` : undefined;
   for (const rule of config.noProxy) {
     switch (rule.kind) {
@@ -246,6 +283,8 @@ export function proxyFor(
         if (!rule.subdomainsOnly && host === rule.name) return undefined;
         break;
       }
+      case 'unusable':
+        break;
     }
   }
   return proxy;
@@ -266,7 +305,24 @@ const CERTIFICATE_ERRORS = new Set([
   'CERT_NOT_YET_VALID',
   'INVALID_CA',
   'PATH_LENGTH_EXCEEDED',
+  'CERT_CHAIN_TOO_LONG',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  // The certificate itself, whoever signed it:
+  'INVALID_PURPOSE',
+  'CERT_REVOKED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'HOSTNAME_MISMATCH',
   'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+/** Failures no CA can mend: the certificate is out of date, revoked or not made for a TLS server. */
+const UNUSABLE_CERTIFICATE = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'INVALID_PURPOSE',
+  'CERT_REVOKED',
 ]);
 const EXPLAINED = Symbol('pscache.certificateExplained');
 
@@ -284,9 +340,11 @@ export function explainCertificate(
   if (!CERTIFICATE_ERRORS.has(code) || (e as { [EXPLAINED]?: boolean })[EXPLAINED]) return;
   (e as { [EXPLAINED]?: boolean })[EXPLAINED] = true;
   const fix =
-    code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+    code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH'
       ? 'it is made out to another name: check the endpoint (AWS_ENDPOINT_URL*) and any proxy in between'
-      : caBundle
+      : UNUSABLE_CERTIFICATE.has(code)
+        ? 'the certificate itself is out of date, revoked or not made for a TLS server: the endpoint or the proxy in between must present another (AWS_CA_BUNDLE cannot mend this)'
+        : caBundle
         ? `no CA of AWS_CA_BUNDLE (${caBundle.path}) nor of Node's own roots signed it`
         : 'if a private CA or a TLS-inspecting proxy signs it, set AWS_CA_BUNDLE to a PEM file holding that CA';
   e.message = `the TLS certificate of ${whose} is not trusted: ${e.message} (${code}); ${fix}`;
