@@ -5,8 +5,10 @@
 //
 // DIR holds pscache.cjs and start.cjs as in the layer. The cache holds the bytecode of everything compiled
 // until the first event/next (the whole INIT path), and nothing run after. --random-seed fixes V8's string
-// hash seed, the one thing that otherwise changes the cache's bytes from run to run; V8 leaves that flag
-// out of the flag hash it checks, so the cache still fits a node started without it.
+// hash seed, which otherwise changes the cache's bytes from run to run; V8 leaves that flag out of the
+// flag hash it checks, so the cache still fits a node started without it. On a badly overloaded machine a
+// few bytes can still differ (timing-dependent state V8 records): scripts/layer.mjs keeps a cache that two
+// runs agree on.
 'use strict';
 const { writeFileSync } = require('node:fs');
 const { createServer } = require('node:http');
