@@ -545,8 +545,12 @@ describe('deploy/compose.yaml', () => {
     const app = imageLayout();
     const run = tempDir('deploy');
     const port = await freePort();
-    const map = (s: string) =>
-      s.replaceAll('/app/', `${app}/`).replaceAll(`${dirname(tokenPath)}/`, `${run}/`);
+    // As root any group will do; anyone else may only give the file to a group of their own.
+    const group = process.getuid?.() === 0 ? undefined : String(process.getgid!());
+    const map = (s: string) => {
+      const local = s.replaceAll('/app/', `${app}/`).replaceAll(`${dirname(tokenPath)}/`, `${run}/`);
+      return group ? local.replace(/--group 10001\b/, `--group ${group}`) : local;
+    };
     const start = async () => {
       const env = {
         ...daemonEnv(world.emu.url, port),

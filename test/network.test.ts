@@ -384,7 +384,9 @@ describe('through a TLS front with a private CA, and a CONNECT proxy', () => {
     });
     const r = await direct.get(secret('net/secret'));
     assert.equal(r.status, 502, r.body);
-    assert.equal((JSON.parse(r.body) as { __type: string }).__type, 'ENOTFOUND');
+    // ENOTFOUND from a resolver that answers; EAI_AGAIN from a host without DNS (the proxy's silence
+    // below is what this test is about).
+    assert.match((JSON.parse(r.body) as { __type: string }).__type, /^(ENOTFOUND|EAI_AGAIN)$/);
     assert.equal(plainProxy.calls.length, calls, 'NO_PROXY was not honoured');
     const proxied = await start(`https://${HIDDEN}:${front.port}`, {
       AWS_CA_BUNDLE: ca.caFile,

@@ -207,9 +207,11 @@ describe('prefetch within the memory bound', () => {
       `${pages} pages fetched: paging went on past the budget`,
     );
     assert.match(output, /prefetch stopped at the cache buffer limit/);
-    // 16 MiB configured: the peak stays within a few pages and the heap's slack of it.
+    // 16 MiB configured: the peak stays within a few pages and the heap's slack of it. Measured: 46–49 MiB
+    // above idle on Node 20, 53 on 22, 55–56 on 24 (V8's heap grows more with each line); 180 MiB before
+    // prefetch kept to its budget. The bound sits between.
     assert.ok(
-      mem.peak - base.peak < 64,
+      mem.peak - base.peak < 96,
       `peak RSS ${mem.peak.toFixed(1)} MiB against ${base.peak.toFixed(1)} MiB idle`,
     );
     await daemons.stop(d);

@@ -240,11 +240,21 @@ export class Daemons {
     extra: Record<string, string> = {},
     opts: { args?: string[]; env?: Record<string, string> } = {},
   ): Promise<RunningProcess> {
-    const port = await freePort();
-    const env = opts.env
-      ? { ...opts.env, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port), ...extra }
-      : daemonEnv(this.emulatorUrl(), port, extra);
-    return this.track(await spawnPscache(opts.args ?? ['serve'], env, { port }));
+    // freePort() frees the port it found before the daemon binds it: a test file running beside this one
+    // can be handed the same port in between. The daemon then exits saying so; that is no failure of the
+    // daemon under test, so it is started again on another port (at most three times).
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const env = opts.env
+        ? { ...opts.env, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port), ...extra }
+        : daemonEnv(this.emulatorUrl(), port, extra);
+      try {
+        return this.track(await spawnPscache(opts.args ?? ['serve'], env, { port }));
+      } catch (e) {
+        const taken = new RegExp(`port ${port} on \\S+ is already in use`).test(String(e));
+        if (!taken || attempt === 3) throw e;
+      }
+    }
   }
 
   /** Adopts a process started some other way, so stopAll() stops it too. */
