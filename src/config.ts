@@ -235,7 +235,9 @@ function caBundle(r: Reader): NetworkConfig['caBundle'] {
       throw refuse(`it is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: name a PEM file`);
     }
     if (st.size > MAX_CA_BUNDLE_BYTES) {
-      throw refuse(`the file is larger than ${MAX_CA_BUNDLE_BYTES / 1024 / 1024} MiB: name a PEM file of CAs`);
+      throw refuse(
+        `the file is larger than ${MAX_CA_BUNDLE_BYTES / 1024 / 1024} MiB: name a PEM file of CAs`,
+      );
     }
     try {
       pem = readFileSync(fd, 'utf8');

@@ -170,7 +170,7 @@ const DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
  */
 function domainName(name: string): string | undefined {
   if (DOMAIN.test(name)) return name;
-  if (/^[\x00-\x7f]*$/.test(name)) return undefined;
+  if (!/[^\p{ASCII}]/u.test(name)) return undefined;
   try {
     const ascii = new URL(`http://${name}/`).hostname;
     return DOMAIN.test(ascii) ? ascii : undefined;
@@ -345,7 +345,7 @@ export function explainCertificate(
       : UNUSABLE_CERTIFICATE.has(code)
         ? 'the certificate itself is out of date, revoked or not made for a TLS server: the endpoint or the proxy in between must present another (AWS_CA_BUNDLE cannot mend this)'
         : caBundle
-        ? `no CA of AWS_CA_BUNDLE (${caBundle.path}) nor of Node's own roots signed it`
-        : 'if a private CA or a TLS-inspecting proxy signs it, set AWS_CA_BUNDLE to a PEM file holding that CA';
+          ? `no CA of AWS_CA_BUNDLE (${caBundle.path}) nor of Node's own roots signed it`
+          : 'if a private CA or a TLS-inspecting proxy signs it, set AWS_CA_BUNDLE to a PEM file holding that CA';
   e.message = `the TLS certificate of ${whose} is not trusted: ${e.message} (${code}); ${fix}`;
 }
