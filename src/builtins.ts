@@ -32,5 +32,8 @@ export const nodeHttp = (): typeof import('node:http') =>
 export const nodeHttps = (): typeof import('node:https') =>
   (https ??= builtin<typeof import('node:https')>('node:https'));
 
+/** node:url, for the punycode form of an international NO_PROXY entry (a rare entry: not loaded otherwise). */
+export const nodeUrl = (): typeof import('node:url') => builtin<typeof import('node:url')>('node:url');
+
 export const nodeTls = (): typeof import('node:tls') =>
   (tls ??= builtin<typeof import('node:tls')>('node:tls'));

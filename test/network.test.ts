@@ -157,6 +157,25 @@ describe('proxy settings, read as Go net/http reads them', () => {
       assert.equal(via(entry, '10.1.2.3'), 'proxy', `${entry} matched 10.1.2.3`);
     }
     assert.deepEqual(rules('10.0.0.0/33'), [{ kind: 'unusable', entry: '10.0.0.0/33' }]);
+    // Go's SplitHostPort: brackets only with a port; ports compared as text; ParseIP refuses leading zeros.
+    for (const entry of ['[internal.corp]', '[10.0.0.1]', '[fd00::12]', 'example.com:0443']) {
+      assert.equal(via(entry, entry.replace(/^\[|\]$|:0443$/g, ''), 443), 'proxy', entry);
+    }
+    assert.equal(via('010.0.0.1', '10.0.0.1'), 'proxy');
+    assert.equal(via('010.0.0.0/8', '10.1.2.3'), 'proxy');
+    // Non-ASCII entries are domains or nothing: never read as a URL (user info, path, query, fragment)
+    // nor as an address in other digits.
+    for (const entry of [
+      'ü@evil.com',
+      'internal.corp\\ü',
+      'internal.corp?ü',
+      'internal.corp#ü',
+      'internal.corp/ü',
+    ]) {
+      assert.deepEqual(rules(entry), [{ kind: 'unusable', entry }], entry);
+    }
+    assert.equal(via('ü@evil.com', 'sts.evil.com'), 'proxy');
+    assert.equal(via('１０.０.０.１', '10.0.0.1'), 'proxy');
     // An international name matches in its ASCII (punycode) form, as Go's idna conversion makes it.
     assert.equal(via('bücher.de', 'xn--bcher-kva.de'), 'direct');
     assert.equal(via('.bücher.de', 'www.xn--bcher-kva.de'), 'direct');
@@ -166,6 +185,11 @@ describe('proxy settings, read as Go net/http reads them', () => {
     assert.equal(via('10.1.2.3', '[::ffff:10.1.2.3]'), 'direct');
     assert.equal(via('::ffff:10.1.2.3', '10.1.2.3'), 'direct');
     assert.equal(via('10.0.0.0/8', '::ffff:11.1.2.3'), 'proxy');
+    // And an IPv4-mapped range is the IPv4 range it maps, as Go's IPNet.Contains reads it.
+    assert.equal(via('::ffff:0:0/96', '10.1.2.3'), 'direct');
+    assert.equal(via('::ffff:10.0.0.0/104', '10.1.2.3'), 'direct');
+    assert.equal(via('::ffff:10.0.0.0/104', '::ffff:10.1.2.3'), 'direct');
+    assert.equal(via('::ffff:10.0.0.0/104', '11.1.2.3'), 'proxy');
     assert.equal(via('10.1.2.3', 'fd00::a01:203'), 'proxy', 'not mapped: another address');
   });
 
@@ -174,11 +198,12 @@ describe('proxy settings, read as Go net/http reads them', () => {
     const p = parseProxyUrl(`http://${token}@proxy.corp:3128`);
     assert.ok(p.secrets.includes(token), p.secrets.join(' '));
     assert.equal(p.authorization, `Basic ${Buffer.from(`${token}:`).toString('base64')}`);
-    const encoded = parseProxyUrl('http://t%40ken-1234@proxy.corp:3128');
-    assert.ok(encoded.secrets.includes('t@ken-1234') && encoded.secrets.includes('t%40ken-1234'));
-    // With a password the user name is not the secret; a name of under 4 characters is never scrubbed.
+    const encoded = parseProxyUrl('http://t%40ken-12345678@proxy.corp:3128');
+    assert.ok(encoded.secrets.includes('t@ken-12345678') && encoded.secrets.includes('t%40ken-12345678'));
+    // With a password the user name is not the secret; a name under 12 characters is no token, and
+    // scrubbing `proxy` would cut pscache's own `http://proxy.corp` out of every message.
     assert.ok(!parseProxyUrl('http://alice:pw-secret@proxy.corp').secrets.includes('alice'));
-    assert.ok(!parseProxyUrl('http://bob@proxy.corp').secrets.includes('bob'));
+    assert.deepEqual(parseProxyUrl('http://proxy@proxy.corp').secrets.includes('proxy'), false);
   });
 
   test('certificate failures no CA can mend are named as such; every code names the host and AWS_CA_BUNDLE', () => {
@@ -284,6 +309,9 @@ describe('proxy settings, read as Go net/http reads them', () => {
         err({ AWS_CA_BUNDLE: join(dir, 'huge.pem') }),
         /is invalid: the file is larger than 16 MiB/,
       );
+      // 4 MiB of BEGIN lines without an END: one pass over it (a backtracking pattern took minutes).
+      writeFileSync(join(dir, 'begins.pem'), '-----BEGIN CERTIFICATE-----\n'.repeat(150_000));
+      assert.match(err({ AWS_CA_BUNDLE: join(dir, 'begins.pem') }), /holds no PEM certificate/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

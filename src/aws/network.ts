@@ -1,6 +1,7 @@
 // How pscache reaches AWS through a corporate network: which proxy an endpoint goes through (HTTPS_PROXY,
 // HTTP_PROXY, NO_PROXY, read as Go's net/http does, like the official extension) and the extra CAs of
 // AWS_CA_BUNDLE. Parsing and matching only: the CONNECT tunnel is in proxy.ts, loaded when a proxy is used.
+import { nodeUrl } from '../builtins.ts';
 
 /** A proxy from HTTPS_PROXY or HTTP_PROXY. `shown` is safe to log: it never holds the credentials. */
 export interface ProxyUrl {
@@ -93,8 +94,9 @@ export function parseProxyUrl(raw: string, variable = 'HTTPS_PROXY'): ProxyUrl {
     secrets.push(authorization, basic, `${user}:${password}`, `${url.username}:${url.password}`);
     secrets.push(password, url.password);
     // A proxy that takes a token as the user name alone (http://TOKEN@proxy): the name is the secret. A
-    // short one is not scrubbed: it would cut every message wherever those letters appear.
-    if (password === '') secrets.push(...[user, url.username].filter((u) => u.length >= 4));
+    // name under 12 characters (`proxy`, `alice`) is no token, and scrubbing it would cut pscache's own
+    // messages (`http://proxy.corp`) and codes wherever those letters appear.
+    if (password === '') secrets.push(...[user, url.username].filter((u) => u.length >= 12));
   }
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
   const host = hostname.includes(':') ? `[${hostname}]` : hostname;
@@ -114,6 +116,8 @@ const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 function ipValue(s: string): { value: bigint; v6: boolean } | undefined {
   const m = IPV4.exec(s);
   if (m) {
+    // Go's net.ParseIP refuses leading zeros (010.0.0.1 could be read as octal): not an address.
+    if (m.slice(1).some((p) => p.length > 1 && p.startsWith('0'))) return undefined;
     const parts = m.slice(1).map(Number);
     if (parts.some((p) => p > 255)) return undefined;
     return { value: BigInt(parts.reduce((a, p) => a * 256 + p, 0)), v6: false };
@@ -152,13 +156,18 @@ function hostIp(s: string): { value: bigint; v6: boolean } | undefined {
 
 /** `host` and `port` of `host:port` or `[v6]:port`; the port undefined when absent. */
 function splitPort(entry: string): { host: string; port: number | undefined } | undefined {
-  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(entry);
-  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : undefined };
+  // As Go's net.SplitHostPort: brackets only around a host that has a port ([fd00::1]:443); a bracketed
+  // host alone is no entry it can match. Go compares ports as text, so one written with a leading zero
+  // (0443) never matches either.
+  const bracketed = /^\[([^\]]+)\]:([1-9]\d{0,4})$/.exec(entry);
+  if (bracketed)
+    return Number(bracketed[2]) > 65535 ? undefined : { host: bracketed[1]!, port: Number(bracketed[2]) };
+  if (entry.startsWith('[')) return undefined;
   const colon = entry.lastIndexOf(':');
   // A bare IPv6 address has several colons and no port.
   if (colon === -1 || entry.indexOf(':') !== colon) return { host: entry, port: undefined };
   const port = entry.slice(colon + 1);
-  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return undefined;
+  if (!/^[1-9]\d{0,4}$/.test(port) || Number(port) > 65535) return undefined;
   return { host: entry.slice(0, colon), port: Number(port) };
 }
 
@@ -170,13 +179,12 @@ const DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
  */
 function domainName(name: string): string | undefined {
   if (DOMAIN.test(name)) return name;
-  if (!/[^\p{ASCII}]/u.test(name)) return undefined;
-  try {
-    const ascii = new URL(`http://${name}/`).hostname;
-    return DOMAIN.test(ascii) ? ascii : undefined;
-  } catch {
-    return undefined;
-  }
+  // Only letters, digits, marks, dots and hyphens go to the IDNA conversion, which parses its input as a
+  // URL's host: `ü@evil.com` would be evil.com, `a.corp\\ü` or `a.corp?ü` a.corp. An address spelled in
+  // other digits (full-width １０.１) is no domain either.
+  if (!/[^\p{ASCII}]/u.test(name) || !/^[\p{L}\p{N}\p{M}._-]+$/u.test(name)) return undefined;
+  const ascii = nodeUrl().domainToASCII(name);
+  return DOMAIN.test(ascii) && ipValue(ascii) === undefined && !/^[\d.]+$/.test(ascii) ? ascii : undefined;
 }
 
 /**
@@ -203,6 +211,14 @@ export function parseNoProxy(raw: string): NoProxyRule[] {
         continue;
       }
       const n = Number(bits);
+      // Go's IPNet.Contains reads an IPv4-mapped range (::ffff:10.0.0.0/104) as the IPv4 range it maps
+      // (10.0.0.0/8): hosts are compared as IPv4 too (hostIp).
+      if (ip.v6 && n >= 96 && ip.value >> 32n === 0xffffn) {
+        const v4bits = n - 96;
+        const v4mask = ((1n << BigInt(v4bits)) - 1n) << BigInt(32 - v4bits);
+        rules.push({ kind: 'cidr', bits: v4bits, network: ip.value & 0xffffffffn & v4mask, v6: false });
+        continue;
+      }
       const mask = ((1n << BigInt(n)) - 1n) << BigInt(width - n);
       rules.push({ kind: 'cidr', bits: n, network: ip.value & mask, v6: ip.v6 });
       continue;
