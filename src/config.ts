@@ -138,7 +138,7 @@ class Reader {
   find<K extends SettingId>(id: K): Found<ValueOf<K>> | undefined {
     const s = SETTINGS[id] as Setting<ValueOf<K>>;
     for (const name of s.env === undefined ? [] : [s.env, ...(s.aliases ?? [])]) {
-      const raw = read(this.env, name);
+      const raw = s.blankIsSet ? this.env[name] || undefined : read(this.env, name);
       if (raw === undefined) continue;
       try {
         return { value: s.parse(raw), variable: name, raw };

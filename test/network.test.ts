@@ -127,7 +127,12 @@ describe('proxy settings, read as Go net/http reads them', () => {
       ['fd00::/8', '[fd00::12]', 443, 'direct'],
       ['[fd00::12]:443', 'fd00:0::12', 443, 'direct'],
       ['*', 'anything.example', 443, 'direct'],
-      ['SSM.US-EAST-1.AMAZONAWS.COM', 'ssm.us-east-1.amazonaws.com.', 443, 'direct'],
+      ['SSM.US-EAST-1.AMAZONAWS.COM', 'ssm.us-east-1.amazonaws.com', 443, 'direct'],
+      // A name is matched as written, as Go does: the root's trailing dot makes another name.
+      ['amazonaws.com', 'ssm.us-east-1.amazonaws.com.', 443, 'proxy'],
+      ['amazonaws.com.', 'ssm.us-east-1.amazonaws.com.', 443, 'direct'],
+      ['amazonaws.com.', 'ssm.us-east-1.amazonaws.com', 443, 'proxy'],
+      ['', 'localhost.', 443, 'direct'],
       ['', 'ssm.us-east-1.amazonaws.com', 443, 'proxy'],
       // Loopback is never sent through a proxy, whatever NO_PROXY says.
       ['', 'localhost', 443, 'direct'],
@@ -141,15 +146,7 @@ describe('proxy settings, read as Go net/http reads them', () => {
   });
 
   test('NO_PROXY as Go keeps it: no entry is refused, unusable ones never match, IDN and IPv4-mapped match', () => {
-    const unusable = [
-      '10.*',
-      'example.com.',
-      '<local>',
-      '10.0.0.0/8:443',
-      'example.com:abc',
-      '*.',
-      'a b.com',
-    ];
+    const unusable = ['10.*', '<local>', '10.0.0.0/8:443', 'example.com:abc', '*.', 'a b.com'];
     for (const entry of unusable) {
       const parsed = rules(`localhost,${entry}`);
       assert.deepEqual(parsed.at(-1), { kind: 'unusable', entry }, entry);
@@ -185,6 +182,12 @@ describe('proxy settings, read as Go net/http reads them', () => {
     assert.equal(via('10.1.2.3', '[::ffff:10.1.2.3]'), 'direct');
     assert.equal(via('::ffff:10.1.2.3', '10.1.2.3'), 'direct');
     assert.equal(via('10.0.0.0/8', '::ffff:11.1.2.3'), 'proxy');
+    // An embedded IPv4 part is a group of its own (Go's netip): ::a1.2.3.4 is no address, so no range.
+    for (const entry of ['::a1.2.3.4', '::ffff:a1.2.3.4', '1:2:3:4:5:6:a1.2.3.4']) {
+      assert.equal(via(entry, '161.2.3.4'), 'proxy', entry);
+      assert.equal(via(entry, '::a102:304'), 'proxy', entry);
+    }
+    assert.equal(via('::ffff:1.2.3.4', '1.2.3.4'), 'direct');
     // And an IPv4-mapped range is the IPv4 range it maps, as Go's IPNet.Contains reads it.
     assert.equal(via('::ffff:0:0/96', '10.1.2.3'), 'direct');
     assert.equal(via('::ffff:10.0.0.0/104', '10.1.2.3'), 'direct');
@@ -257,6 +260,15 @@ describe('proxy settings, read as Go net/http reads them', () => {
     assert.match(
       err({ http_proxy: 'https://proxy:3128' }),
       /^http_proxy=\(hidden\) is invalid: must be an http:\/\//,
+    );
+    // NO_PROXY=" " is set, with no entries (Go's getEnvAny takes any value but ""): no_proxy is not read.
+    const blank = loadConfig({ ...base, HTTPS_PROXY: 'proxy.corp:3128', NO_PROXY: ' ', no_proxy: '*' });
+    assert.deepEqual(blank.network.proxy?.noProxy, []);
+    assert.deepEqual(
+      loadConfig({ ...base, HTTPS_PROXY: 'proxy.corp:3128', NO_PROXY: '', no_proxy: '*' }).network.proxy
+        ?.noProxy,
+      [{ kind: 'all' }],
+      'an empty NO_PROXY is unset: no_proxy is read',
     );
     // NO_PROXY never stops start-up (Go refuses no entry); with a proxy set, one warning names what never matches.
     assert.deepEqual(

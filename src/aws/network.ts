@@ -124,8 +124,10 @@ function ipValue(s: string): { value: bigint; v6: boolean } | undefined {
   }
   if (!s.includes(':') || !/^[0-9a-fA-F:.]+$/.test(s)) return undefined;
   let text = s;
-  // An embedded IPv4 tail (::ffff:1.2.3.4) as two groups.
-  const tail = /(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(text);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) as two groups: a group of its own, after a colon (Go's netip
+  // refuses ::a1.2.3.4).
+  const tail = /(?<=:)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(text);
+  if (!tail && text.includes('.')) return undefined;
   if (tail) {
     const v4 = ipValue(tail[1]!);
     if (!v4) return undefined;
@@ -171,7 +173,8 @@ function splitPort(entry: string): { host: string; port: number | undefined } | 
   return { host: entry.slice(0, colon), port: Number(port) };
 }
 
-const DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+/** A host name, or a name written with the root's trailing dot (`example.com.`), which Go keeps as written. */
+const DOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$/;
 
 /**
  * A domain entry as Go's httpproxy keeps it: lower case, an international name in its ASCII (punycode)
@@ -272,11 +275,10 @@ export function proxyFor(
 ): ProxyUrl | undefined {
   const proxy = protocol === 'https:' ? config?.https : protocol === 'http:' ? config?.http : undefined;
   if (!proxy || !config) return undefined;
-  const host = hostname
-    .replace(/^\[|\]$/g, '')
-    .toLowerCase()
-    .replace(/\.$/, '');
-  if (isLoopback(host)) return undefined;
+  // Matched as written, as Go matches it: `s3.corp.` is not `s3.corp` to NO_PROXY's `corp`. Only the
+  // loopback test drops the root's dot (`localhost.` is still this host).
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (isLoopback(host.replace(/\.$/, ''))) return undefined;
   const ip = hostIp(host);
   const ipKey = ip ? `${ip.v6 ? 6 : 4}:${ip.value.toString(16)}` : undefined;
   for (const rule of config.noProxy) {

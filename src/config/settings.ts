@@ -72,6 +72,11 @@ export interface Setting<T> {
   readonly fromFile?: (value: unknown) => T;
   /** Never echoed in errors. */
   readonly secret?: boolean;
+  /**
+   * A value of only blanks counts as set (not as unset, falling through to an alias), as Go's getEnvAny
+   * takes any value but "": NO_PROXY=" " beside no_proxy=* means no entries, not *.
+   */
+  readonly blankIsSet?: boolean;
 }
 
 /** Longest time to live pscache accepts, in seconds (the original extension clamps at 300). */
@@ -798,6 +803,7 @@ export const SETTINGS = {
     allowed: 'comma list of hosts, .domains, IP addresses and CIDR ranges (each may end in :port), or *',
     meaning: 'endpoints reached directly, not through HTTPS_PROXY or HTTP_PROXY',
     parse: network(parseNoProxy),
+    blankIsSet: true,
   } satisfies Setting<readonly NoProxyRule[]>,
   caBundle: {
     env: 'AWS_CA_BUNDLE',
