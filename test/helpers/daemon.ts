@@ -17,37 +17,17 @@ export const TEST_CREDENTIALS = {
 /** Strings that must never appear in any output: the token, credentials and secret values used in tests. */
 export const SENSITIVE = new Set<string>([TEST_TOKEN, TEST_CREDENTIALS.secretAccessKey]);
 
-/**
- * Ports freePort() hands out: below the kernel's ephemeral range (32768+), where listen(0) and outgoing
- * connections take theirs, and walked from a point of this process's own. Three test files run at once:
- * with ports from listen(0), one file could be handed the port another had just found and freed, before
- * that file's daemon bound it (an estimated 1-2 % of full runs). Here two files would have to walk onto
- * each other's few pending ports within that moment.
- */
-const PORT_RANGE = { from: 20_000, size: 12_000 };
-let nextPort = PORT_RANGE.from + ((process.pid * 7919 + Math.floor(Math.random() * 1000)) % PORT_RANGE.size);
-
-function bindable(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
+/** A port that was free a moment ago (the daemon refuses port 0 by design). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
     const s = createServer();
-    s.once('error', (e: NodeJS.ErrnoException) =>
-      resolve(e.code === 'EADDRNOTAVAIL' || e.code === 'EAFNOSUPPORT'),
-    );
-    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
   });
-}
-
-/**
- * A port that was free a moment ago on 127.0.0.1 and ::1 (the daemon binds both, and refuses port 0 by
- * design), not one this process handed out in its last 12 000 calls.
- */
-export async function freePort(): Promise<number> {
-  for (let tries = 0; tries < 1000; tries++) {
-    const port = nextPort;
-    nextPort = PORT_RANGE.from + ((nextPort - PORT_RANGE.from + 1) % PORT_RANGE.size);
-    if ((await bindable(port, '127.0.0.1')) && (await bindable(port, '::1'))) return port;
-  }
-  throw new Error('no free port found in 1000 tries');
 }
 
 export interface Reply {
