@@ -734,6 +734,20 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
     const newerStarted = (l: ModelLoad) => objectLoads.some((o) => o !== l && o.event > l.event);
     const landedAfter = (ev: number) =>
       objectLoads.some((o) => o.endedEvent !== undefined && o.endedEvent > ev);
+    // A refreshNow or ttl=0 answer without a selector is a floor for every id of its object (docs/architecture.md):
+    // a load of another key of the object (a selector, the other id) that started before it landed is
+    // judged against that news at its own key only, and is not kept when nothing there agrees. Not kept is
+    // allowed (the next read loads again); a wrong value never is, and the floors judge that.
+    const refreshLandedDuring = (l: ModelLoad) =>
+      objectLoads.some(
+        (o) =>
+          o !== l &&
+          (o.cause?.mode === 'refresh' || o.cause?.mode === 'ttl0') &&
+          o.items.some((x) => x.item.obj === i.obj && x.item.sel === '' && x.item.role === i.role) &&
+          o.endedEvent !== undefined &&
+          o.endedEvent > l.event &&
+          o.endedEvent < l.endedEvent!,
+      );
     const shortened = (l: ModelLoad) =>
       l.short ||
       reads.some((r) => r.mode === 'ttl1s' && r.items.some((j) => j.obj === i.obj) && r.event > l.event);
@@ -748,6 +762,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
         (l.cause === undefined || l.cause.mode === 'plain' || l.cause.mode === 'many') &&
         !shortened(l) &&
         !newerStarted(l) &&
+        !refreshLandedDuring(l) &&
         !landedAfter(l.endedEvent),
     );
     const mustJoin = loads.find(
@@ -1288,6 +1303,20 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'read', item: 0, mode: 'plain' },
+    ],
+  },
+  // Seed 1374552908 (Node 24, 715th run): a refreshNow of secret sa lands while a batch read of sa's
+  // AWSCURRENT runs; that batch's answer is judged against the refresh's floor at its own key, where nothing
+  // agrees, and is not kept: the next read of AWSCURRENT is a miss, not a hit (allowed; never a wrong value).
+  {
+    focus: [0, 11, 12],
+    actions: [
+      { kind: 'read', item: 0, mode: 'refresh' },
+      { kind: 'many', items: [11] },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'read', item: 8, mode: 'plain' },
+      { kind: 'answer', pick: 0, how: 'value' },
     ],
   },
 ];
