@@ -789,6 +789,7 @@ async function run(actions: Action[], focus: number[], opts: RunOptions): Promis
           l.items.some((x) => readKeyOf(x.item) === readKeyOf(i) && 'v' in x.content) &&
           (l.cause === undefined || l.cause.mode === 'plain' || l.cause.mode === 'many') &&
           !shortened(l) &&
+          !refreshLandedDuring(l) &&
           t >= l.endedAt! + TTL &&
           t <= l.endedAt! + TTL + STALE &&
           !landedAfter(l.endedEvent),
@@ -1303,6 +1304,19 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'answer', pick: 0, how: 'value' },
       { kind: 'read', item: 0, mode: 'plain' },
+    ],
+  },
+  // Seed 1374830685 (53 467th run): the same for a batch read of /p by its ARN beside a refreshNow of /p
+  // by name: not kept, so after the TTL there is no stale value to answer with within the stale wait.
+  {
+    focus: [2, 3, 10],
+    actions: [
+      { kind: 'read', item: 0, mode: 'refresh' },
+      { kind: 'many', items: [8, 0] },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'advance', ms: 7999 },
+      { kind: 'read', item: 8, mode: 'plain' },
     ],
   },
   // Seed 1374552908 (Node 24, 715th run): a refreshNow of secret sa lands while a batch read of sa's
