@@ -239,6 +239,27 @@ describe('a path too large, against listings that landed meanwhile', () => {
 });
 
 describe('an older load against news of its object', () => {
+  test("a ttl=0 answer's one-second share goes with a NotFound through another id (model seed 1376034302)", async () => {
+    const { loader, cache } = setup();
+    const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf';
+    // ttl=0 by name: v1, kept nowhere but in the share, which knows the ids the answer named.
+    const zero = start(() => cache.get(secret('k'), { ttlMs: 0 }));
+    await settle();
+    loader.only().resolve({ body: Buffer.from('v1'), ids: ['k', arn] });
+    assert.equal(await outcome(zero), 'v1 miss');
+    // The secret is deleted; a read by ARN finds it gone (no entry ties the ARN to the name).
+    const byArn = start(() => cache.get(secret(arn)));
+    await settle();
+    loader.loads[1]!.reject(notFound());
+    assert.equal(await outcome(byArn), 'ResourceNotFoundException');
+    // A refreshNow by name within the same second: not the share's older v1; it asks again.
+    const fresh = start(() => cache.get(secret('k'), { refresh: true }));
+    await settle();
+    assert.equal(loader.loads.length, 3, 'the share from before the NotFound was not answered');
+    loader.loads[2]!.reject(notFound());
+    assert.equal(await outcome(fresh), 'ResourceNotFoundException');
+  });
+
   test('a load started before a refreshNow found the object gone answers its reader and stores nothing', async () => {
     const { loader, cache } = setup();
     const r1 = start(() => cache.get(secret('k')));

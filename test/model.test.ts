@@ -1306,6 +1306,19 @@ const EXAMPLES: Array<{ focus: number[]; actions: Action[] }> = [
       { kind: 'read', item: 0, mode: 'plain' },
     ],
   },
+  // Seed 1376034302 (72 484th run): a ttl=0 answer by name is shared for its second; the object is found
+  // gone by ARN; a refreshNow by name in that second must not answer the share's older value.
+  {
+    focus: [0, 11, 12],
+    actions: [
+      { kind: 'read', item: 0, mode: 'ttl0' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'delete', obj: 0 },
+      { kind: 'read', item: 4, mode: 'plain' },
+      { kind: 'answer', pick: 0, how: 'value' },
+      { kind: 'read', item: 0, mode: 'refresh' },
+    ],
+  },
   // Seed 1374830685 (53 467th run): the same for a batch read of /p by its ARN beside a refreshNow of /p
   // by name: not kept, so after the TTL there is no stale value to answer with within the stale wait.
   {

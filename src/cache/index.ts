@@ -587,7 +587,8 @@ export class ItemCache {
       if (s !== undefined && (share === undefined || s.seq > share.seq)) share = s;
     }
     if (share === undefined) return undefined;
-    const landed = this.landedOf(t.keys);
+    // Through the ids the share's answer named too: a NotFound by ARN outdates a share made by name.
+    const landed = this.landedOf(share.ids === undefined ? t.keys : [...t.keys, ...share.ids]);
     const e = t.lookup();
     if (e?.hit !== undefined && e.stamp >= landed && e.stamp > share.stamp) return { hit: e.hit };
     return share.stamp >= landed ? { share } : undefined;
@@ -1112,7 +1113,14 @@ export class ItemCache {
     const share = this.shares.get(key);
     // Stryker disable next-line EqualityOperator: equivalent (`share.seq <= f.seq`; `>=` is killed): a share at this key is never this load's own (a load lands once per key)
     if (f.refresh && kept && (share === undefined || share.seq < f.seq)) {
-      this.shares.set(key, { startedAt: f.startedAt, seq: f.seq, stamp: this.seq, body, error: undefined });
+      this.shares.set(key, {
+        startedAt: f.startedAt,
+        seq: f.seq,
+        stamp: this.seq,
+        body,
+        error: undefined,
+        ids,
+      });
     } else if (share !== undefined && kept && share.body?.equals(body)) {
       // Confirmed by a later load: still the newest word for the rest of its second.
       share.stamp = this.seq;
@@ -1208,6 +1216,7 @@ export class ItemCache {
           stamp: this.seq,
           body: undefined,
           error: err,
+          ids: [...ids],
         });
       } else {
         this.shares.delete(k);
@@ -1222,6 +1231,7 @@ export class ItemCache {
         stamp: this.seq,
         body: undefined,
         error: err,
+        ids: [...ids],
       });
     }
     for (const name of names) {

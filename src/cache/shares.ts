@@ -14,6 +14,11 @@ export interface Share {
   stamp: number;
   body: Buffer | undefined;
   error: unknown;
+  /**
+   * The object's ids (idKey) as the answer named them: news through any of them (a NotFound by ARN for a
+   * share made by name) outdates it, though no entry ties the two together (a ttl=0 load keeps none).
+   */
+  ids?: readonly string[];
 }
 
 export interface ShareBounds {
