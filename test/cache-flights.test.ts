@@ -382,6 +382,7 @@ describe('marks and shares on their own', () => {
     stamp,
     body: Buffer.from('x'),
     error: undefined,
+    ids: [],
   });
 
   test('a share is answered only inside its second, even when the purge runs late', () => {

@@ -117,6 +117,7 @@ describe('shares', () => {
     stamp: seq,
     body: Buffer.from(body),
     error: undefined,
+    ids: [],
   });
 
   test('a share is good for a second after its load started, and is then gone without a read', async () => {

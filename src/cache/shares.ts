@@ -18,7 +18,7 @@ export interface Share {
    * The object's ids (idKey) as the answer named them: news through any of them (a NotFound by ARN for a
    * share made by name) outdates it, though no entry ties the two together (a ttl=0 load keeps none).
    */
-  ids?: readonly string[];
+  ids: readonly string[];
 }
 
 export interface ShareBounds {
