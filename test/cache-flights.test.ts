@@ -239,6 +239,25 @@ describe('a path too large, against listings that landed meanwhile', () => {
 });
 
 describe('an older load against news of its object', () => {
+  test('a refresh share is outdated by the next landing even with no load started between (model seed 1376437292)', async () => {
+    const { loader, cache } = setup();
+    const a = start(() => cache.get(param('/p', true), { refresh: true }));
+    await settle();
+    const b = start(() => cache.get(param('/p', false), { refresh: true }));
+    await settle();
+    // The first says /p is a String (v1, shared by both flags); the second, a SecureString now (v2).
+    loader.loads[0]!.resolve({ body: Buffer.from('v1'), plain: true, ids: ['/p'] });
+    await settle();
+    loader.loads[1]!.resolve({ body: Buffer.from('v2'), ids: ['/p'] });
+    assert.equal(await outcome(a), 'v1 miss');
+    assert.equal(await outcome(b), 'v2 miss');
+    const zero = start(() => cache.get(param('/p', false), { ttlMs: 0 }));
+    await settle();
+    assert.equal(loader.loads.length, 3, 'the String share from before the news was not answered');
+    loader.loads[2]!.resolve({ body: Buffer.from('v3'), ids: ['/p'] });
+    assert.equal(await outcome(zero), 'v3 miss');
+  });
+
   test("a ttl=0 answer's one-second share goes with a NotFound through another id (model seed 1376034302)", async () => {
     const { loader, cache } = setup();
     const arn = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf';

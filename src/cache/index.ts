@@ -1047,6 +1047,10 @@ export class ItemCache {
    * retry may have read newer data).
    */
   private landItem(r: ItemRequest, loaded: Loaded, f: Flight, ttl: number): void {
+    // A number of its own for this landing: what it marks is newer than what an earlier landing stamped,
+    // even with no load started in between (a share stamped by one refresh's answer is outdated by the
+    // next refresh's news, model seed 1376437292).
+    this.seq++;
     const own = cacheKey(r);
     const plain = loaded.plain === true;
     const key = plain ? plainKey(r)! : own;
@@ -1121,11 +1125,11 @@ export class ItemCache {
         error: undefined,
         ids,
       });
-    } else if (share !== undefined && kept && share.body?.equals(body)) {
-      // Confirmed by a later load: still the newest word for the rest of its second.
-      share.stamp = this.seq;
-    } else if (share !== undefined && !share.body?.equals(body)) {
-      this.shares.delete(key);
+    } else if (share !== undefined) {
+      // Confirmed by a later load (kept or not: it brought the same bytes), it stays the newest word for
+      // the rest of its second, under this landing's number; contradicted, it goes.
+      if (share.body?.equals(body)) share.stamp = this.seq;
+      else this.shares.delete(key);
     }
     if (sel !== '') return;
     if (f.refresh) {
@@ -1178,6 +1182,8 @@ export class ItemCache {
    * without a selector, also every selector and every id it is known by, and every listing that shows it.
    */
   private landGone(r: ItemRequest, f: Flight, err: unknown): void {
+    // A number of its own, as in landItem.
+    this.seq++;
     const sel = selectorOf(r);
     const own = new Set(objectKeys(r));
     const keys = new Set(own);
