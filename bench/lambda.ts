@@ -75,7 +75,7 @@ interface Launch {
  * (with `ping`) → /ping answers 200. Polling /ping makes the extension accept connections during its INIT,
  * so the event/next figure is taken from launches that do not poll.
  */
-async function launchOnce(
+export async function launchOnce(
   dir: string,
   opts: { ping?: boolean; rss?: boolean; env?: Record<string, string> } = {},
 ): Promise<Launch> {

@@ -19,6 +19,7 @@ let os: typeof import('node:os') | undefined;
 let http: typeof import('node:http') | undefined;
 let https: typeof import('node:https') | undefined;
 let tls: typeof import('node:tls') | undefined;
+let url: typeof import('node:url') | undefined;
 
 export const nodeCrypto = (): typeof import('node:crypto') =>
   (crypto ??= builtin<typeof import('node:crypto')>('node:crypto'));
@@ -33,7 +34,8 @@ export const nodeHttps = (): typeof import('node:https') =>
   (https ??= builtin<typeof import('node:https')>('node:https'));
 
 /** node:url, for the punycode form of an international NO_PROXY entry (a rare entry: not loaded otherwise). */
-export const nodeUrl = (): typeof import('node:url') => builtin<typeof import('node:url')>('node:url');
+export const nodeUrl = (): typeof import('node:url') =>
+  (url ??= builtin<typeof import('node:url')>('node:url'));
 
 export const nodeTls = (): typeof import('node:tls') =>
   (tls ??= builtin<typeof import('node:tls')>('node:tls'));
