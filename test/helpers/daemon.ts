@@ -1,6 +1,8 @@
 // Runs the real bundled daemon (dist/pscache.cjs) as a child process and talks to it over loopback HTTP.
 // On stop, every line it printed is checked for the token and the known secret values.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket, type Socket as DgramSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { type Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -17,17 +19,70 @@ export const TEST_CREDENTIALS = {
 /** Strings that must never appear in any output: the token, credentials and secret values used in tests. */
 export const SENSITIVE = new Set<string>([TEST_TOKEN, TEST_CREDENTIALS.secretAccessKey]);
 
-/** A port that was free a moment ago (the daemon refuses port 0 by design). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
+/**
+ * Where freePort() looks: below the kernel's ephemeral range (32768-60999 by default), where listen(0)
+ * and every outgoing connection of every process take their ports, so a connection made between our
+ * check and the daemon's bind cannot take the port. Not below 10000, where services of the machine live.
+ */
+const PORT_RANGE = ((): { from: number; to: number } => {
+  let ephemeralLow = 32768;
+  try {
+    ephemeralLow = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
+  } catch {
+    // not Linux: the IANA ephemeral range starts at 49152; 32768 is below both
+  }
+  if (!Number.isInteger(ephemeralLow) || ephemeralLow < 12_000) ephemeralLow = 49152;
+  return { from: 10_000, to: Math.min(ephemeralLow, 49152) - 1 };
+})();
+
+/**
+ * The ports this process has handed out, each with a UDP socket bound to it until the process ends: a
+ * lock. Test files run side by side; without it one file could be handed the port another had just found
+ * and freed, before that file's daemon bound it (CI saw `port … is already in use` once in ~50 runs), or
+ * a port a test relies on nobody listening at. A UDP bind conflicts with no TCP listener, so the lock never
+ * stands in the daemon's way; another file's freePort() cannot bind it and picks another port.
+ */
+const held = new Map<number, DgramSocket>();
+
+function lockPort(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind({ port, address: '127.0.0.1', exclusive: true }, () => {
+      s.unref();
+      held.set(port, s);
+      resolve(true);
     });
   });
+}
+
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', (e: NodeJS.ErrnoException) =>
+      resolve(e.code === 'EADDRNOTAVAIL' || e.code === 'EAFNOSUPPORT'),
+    );
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port free a moment ago on 127.0.0.1 and ::1 (the daemon binds both, and refuses port 0 by design),
+ * which no other test process holding the lock above will be handed, and which this process never
+ * handed out before.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 1000; tries++) {
+    const port = PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from + 1));
+    if (held.has(port) || !(await lockPort(port))) continue;
+    if ((await bindable(port, '127.0.0.1')) && (await bindable(port, '::1'))) return port;
+  }
+  throw new Error('no free port found in 1000 tries');
 }
 
 export interface Reply {
