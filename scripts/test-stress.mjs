@@ -156,6 +156,10 @@ function run(cmd, args, { cwd, env, log, timeoutMs }) {
 const head = git(['rev-parse', 'HEAD']);
 const dirty = git(['status', '--porcelain']);
 const work = fs.mkdtempSync(path.join(TMP, 'pscache-stress-'));
+/** A leftover as reported: tsx's cache of compiled files is tsx's, kept there by design (docs/architecture.md). */
+const annotated = (entry) =>
+  /\/tsx-\d+(?: \(|$)/.test(entry) ? `${entry}  [tsx's compile cache, by design]` : entry;
+
 /** The runs' TMPDIR, outside `work` (0700): a test running a command as another user needs to reach it. */
 const runTmp = opts.systemTmp ? TMP : fs.mkdtempSync(path.join(TMP, 'stress-tmp-'));
 if (!opts.systemTmp) fs.chmodSync(runTmp, 0o755);
@@ -241,7 +245,9 @@ try {
         say(`  (no test failure recorded; the end of its output:)\n${tail}`);
       }
       if (!opts.systemTmp)
-        say(`  left in its TMPDIR: ${leftInRun.length ? `\n    ${leftInRun.join('\n    ')}` : 'nothing'}`);
+        say(
+          `  left in its TMPDIR: ${leftInRun.length ? `\n    ${leftInRun.map(annotated).join('\n    ')}` : 'nothing'}`,
+        );
       say(`  new in ${TMP}: ${left.length ? `\n    ${left.join('\n    ')}` : 'nothing'}`);
       if (left.length) say('    (since the run started: other processes on this machine may have made some)');
       say(`  tracked files changed: ${changed ? `\n${changed}` : 'none'}`);
