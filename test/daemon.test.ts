@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Daemons, param, type RunningProcess, secret, sleep, TEST_TOKEN, until } from './helpers/daemon.ts';
+import { startHoldingRelay } from './helpers/holding-relay.ts';
 import { sensitive, startWorld, type World, worldHooks } from './helpers/world.ts';
 
 let world: World;
@@ -143,15 +144,32 @@ describe('cache', () => {
   });
 
   test('concurrent misses that fail all get the error, and the error is not cached', async () => {
-    const d = await daemons.start();
-    world.emu.setFaults([{ operation: 'GetParameter', latencyMs: 100, error: '500', times: 3 }]);
-    const replies = await Promise.all(Array.from({ length: 20 }, () => d.get(param('/app/endpoint'))));
-    assert.ok(replies.every((r) => r.status === 502));
-    assert.equal(calls('GetParameter'), 3); // one coalesced call, three attempts
-    const ok = await d.get(param('/app/endpoint'));
-    assert.equal(ok.status, 200);
-    assert.equal(ok.headers['x-pscache'], 'miss');
-    await daemons.stop(d);
+    // The first attempt's answer (a 500) is held until all 20 reads have reached the cache: a read that
+    // came after the failed load ended would start a load of its own (and, the faults spent, get a 200).
+    // With the failing load held open, every read joins it however the machine schedules their arrival.
+    const relay = await startHoldingRelay(world.emu.url);
+    try {
+      const d = await daemons.start({ AWS_ENDPOINT_URL: relay.url });
+      world.emu.setFaults([{ operation: 'GetParameter', error: '500', times: 3 }]);
+      relay.holdNext('/app/endpoint');
+      const replies = Promise.all(Array.from({ length: 20 }, () => d.get(param('/app/endpoint'))));
+      // A read counts as a miss when it waits on a load; the held load cannot end before it is released.
+      const misses = async () =>
+        Number(/^pscache_cache_misses_total (\d+)$/m.exec((await d.get('/metrics')).body)?.[1] ?? 0);
+      await until(async () => relay.held.length === 1 && (await misses()) >= 20, 'the 20 reads to join');
+      relay.releaseOne();
+      assert.deepEqual(
+        (await replies).map((r) => r.status),
+        Array.from({ length: 20 }, () => 502),
+      );
+      assert.equal(calls('GetParameter'), 3); // one coalesced call, three attempts
+      const ok = await d.get(param('/app/endpoint'));
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers['x-pscache'], 'miss');
+      await daemons.stop(d);
+    } finally {
+      await relay.close();
+    }
   });
 });
 

@@ -377,8 +377,9 @@ describe('SnapStart', () => {
     assert.equal(ssmReads(), 0, 'nothing fetched during INIT');
     await s.sim.invoke();
     await s.sim.nextCalls(2);
-    await until(() => ssmReads() >= 1, 'the prefetch after INVOKE');
-    await new Promise((r) => setTimeout(r, 50));
+    // Not the upstream call reaching the emulator: a read that came while its answer was on the way would
+    // join the prefetch's load and say miss. The prefetch is done (the value stored) once it says so.
+    await until(() => /prefetch done items=1/.test(s.ext.output()), 'the prefetch after INVOKE');
     assert.equal((await s.get(param('/app/a'))).headers['x-pscache'], 'hit');
     assert.equal(ssmReads(), 1);
     await shutdown(s);
