@@ -608,19 +608,21 @@ describe('past the bound of the marks', () => {
 
 describe('at the floor the marks rose to', () => {
   /**
-   * A load of `read` is held; a load started just before it lands (its mark: the held load's own number);
-   * a newer load of `read` lands; one more key lands, and the first mark makes room: the floor is now
-   * exactly the held load's number.
+   * A load of `read` is held; a listing started just before it lands with no items, which takes no number
+   * of its own (its mark: the held load's own number; an item's landing would take the next); a newer
+   * load of `read` lands; one more key lands, and the first mark makes room: the floor is now exactly the
+   * held load's number.
    */
   async function floorAt(read: (c: ItemCache) => Answer | Promise<Answer>, newer: Loaded | PathListing) {
     const s = setup({ markBounds: { maxItems: 2, maxBytes: 1 << 20 } });
-    const o = start(() => s.cache.get(secret('o')));
+    const other: PathRequest = { path: '/other', recursive: false, withDecryption: false };
+    const o = start(() => s.cache.getPath(other));
     await settle();
     const first = s.loader.only();
     const older = start(() => read(s.cache));
     await settle();
     const held = s.loader.loads[1]!;
-    first.resolve(body('o'));
+    first.resolve(listing('o', []));
     assert.equal(await outcome(o), 'o miss');
     await s.clock.advance(JOIN_LIMIT_MS);
     await load(s, () => read(s.cache), newer);
