@@ -452,3 +452,24 @@ describe('the id index beside the entries', () => {
     assert.equal(byId.size, 1, 'a stored entry is indexed by its id');
   });
 });
+
+describe('joining, through the ids of the object', () => {
+  test('a read by name does not join a load started before a refreshNow by ARN landed', async () => {
+    const s = setup();
+    const ARN = 'arn:aws:ssm:eu-west-1:123456789012:parameter';
+    const older = start(() => s.cache.get(param('/a')));
+    await settle();
+    const held = s.loader.only();
+    const refresh = start(() => s.cache.get(param(`${ARN}/a`), { refresh: true }));
+    await settle();
+    s.loader.loads[1]!.resolve({ body: Buffer.from('v2'), plain: true, ids: [`${ARN}/a`, '/a'] });
+    assert.equal(await outcome(refresh), 'v2 miss');
+    const again = start(() => s.cache.get(param('/a')));
+    await settle();
+    assert.equal(s.loader.open.length, 2, 'a load of its own');
+    s.loader.loads[2]!.resolve({ body: Buffer.from('v2'), plain: true });
+    held.resolve({ body: Buffer.from('v1'), plain: true });
+    assert.equal(await outcome(again), 'v2 miss', 'not the older answer');
+    assert.equal(await outcome(older), 'v1 miss');
+  });
+});

@@ -763,3 +763,86 @@ describe('a type change, newer wins', () => {
     );
   });
 });
+
+describe('a listing with no items lands at the number of the load started just before', () => {
+  // Such a landing takes no number of its own: its mark is the newest number given out, the newer
+  // load's own. That load started before the answer landed: "at or below a mark".
+  const p: PathRequest = { path: '/app', recursive: true, withDecryption: false };
+
+  /** An older listing load held past the join limit, and a newer one of the same path started after it. */
+  async function twoListings() {
+    const s = setup();
+    const first = start(() => s.cache.getPath(p));
+    await settle();
+    await s.clock.advance(JOIN_LIMIT_MS);
+    const second = start(() => s.cache.getPath(p));
+    await settle();
+    assert.equal(s.loader.open.length, 2, 'the older load, no progress within the join limit, is not joined');
+    return { s, first, second, older: s.loader.loads[0]!, newer: s.loader.loads[1]! };
+  }
+
+  test('a listing denied after a newer load of it started: the next read does not join that load', async () => {
+    const { s, first, second, older, newer } = await twoListings();
+    older.reject(paramNotFound('AccessDeniedException'));
+    assert.equal(await outcome(first), 'AccessDeniedException');
+    const third = start(() => s.cache.getPath(p));
+    await settle();
+    assert.equal(
+      s.loader.open.length,
+      2,
+      'a load of its own: the newer one started before the denial landed',
+    );
+    s.loader.loads[2]!.resolve(listing('L3', []));
+    newer.resolve(listing('L2', []));
+    assert.equal(await outcome(third), 'L3 miss');
+    assert.equal(await outcome(second), 'L2 miss');
+  });
+
+  test('the newer load, landing otherwise than the older one stored meanwhile, is not stored, and that one goes', async () => {
+    const { s, first, second, older, newer } = await twoListings();
+    older.resolve(listing('old', []));
+    assert.equal(await outcome(first), 'old miss');
+    newer.resolve(listing('new', []));
+    assert.equal(await outcome(second), 'new miss');
+    assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load', 'neither is trusted');
+  });
+});
+
+describe('a type change from an older load', () => {
+  for (const older of [true, false]) {
+    test(`an older String answer (read ${older ? 'with' : 'without'} decryption) does not undo a newer SecureString answer through the other flag`, async () => {
+      const s = setup();
+      const held = start(() => s.cache.get(param('/p', older)));
+      await settle();
+      const h = s.loader.only();
+      assert.equal(
+        await load(s, () => s.cache.get(param('/p', !older)), sec('now a SecureString')),
+        'now a SecureString miss',
+      );
+      h.resolve(str('was a String'));
+      assert.equal(await outcome(held), 'was a String miss');
+      assert.equal(
+        await peekRead(s, () => s.cache.get(param('/p', older))),
+        'load',
+        'the older String answer is not stored',
+      );
+    });
+  }
+});
+
+describe("a NotFound and another id's refresh share", () => {
+  test("a NotFound by name drops the share of the ARN's refresh: a later load of the same bytes does not bring it back", async () => {
+    const s = setup();
+    const byArn = param(`${ARN}/a`);
+    assert.equal(await load(s, () => s.cache.get(byArn, { refresh: true }), str('v', '/a')), 'v miss');
+    assert.equal(await load(s, () => s.cache.get(param('/a')), paramNotFound()), 'ParameterNotFound');
+    assert.equal(await load(s, () => s.cache.get(byArn), str('v', '/a')), 'v miss');
+    // Still inside the first refresh's second: its answer was outdated by the NotFound, and the plain
+    // load after it is no refresh to share.
+    const p = start(() => s.cache.get(byArn, { refresh: true }));
+    await settle();
+    assert.equal(s.loader.open.length, 1, 'a refreshNow asks upstream');
+    s.loader.only().resolve(str('w', '/a'));
+    assert.equal(await outcome(p), 'w miss');
+  });
+});

@@ -661,3 +661,21 @@ describe('a hit allocates nothing of its own', () => {
     assert.ok(gcs <= 1, `${gcs} garbage collections during 2,000,000 hits`);
   });
 });
+
+describe('what a read holding a stale value is counted as', () => {
+  test('answered by its load: a miss, also once its wait limit has passed', async () => {
+    const s = setup();
+    await fill(s, secret('k'));
+    await s.clock.advance(TTL + 1);
+    const p = start(() => s.cache.get(secret('k')));
+    await settle();
+    s.loader.only().resolve(body('v2'));
+    assert.equal(await outcome(p), 'v2 miss');
+    await s.clock.advance(60_000);
+    assert.deepEqual(
+      { hits: s.cache.stats.hits, misses: s.cache.stats.misses, stale: s.cache.stats.stale },
+      { hits: 0, misses: 2, stale: 0 },
+    );
+    assert.equal(s.clock.pending, 0, 'no timer of the read left');
+  });
+});
