@@ -745,23 +745,34 @@ describe('a path too large', () => {
 });
 
 describe('a type change, newer wins', () => {
-  test("an older load's SecureString answer does not undo a newer String answer of the parameter", async () => {
-    const s = setup();
-    const older = start(() => s.cache.get(param('/p', true)));
-    await settle();
-    const held = s.loader.only();
-    assert.equal(
-      await load(s, () => s.cache.get(param('/p', false)), str('now a String')),
-      'now a String miss',
-    );
-    held.resolve(sec('was a SecureString'));
-    assert.equal(await outcome(older), 'was a SecureString miss');
-    assert.equal(
-      await peekRead(s, () => s.cache.get(param('/p', true))),
-      'load',
-      'the older answer is not stored',
-    );
-  });
+  // An older load of one flag answers the type the parameter had; a newer read of the other flag has
+  // landed the type it has now. The older answer is not stored.
+  const cases: { olderFlag: boolean; was: 'SecureString' | 'String'; now: 'SecureString' | 'String' }[] = [
+    { olderFlag: true, was: 'SecureString', now: 'String' },
+    { olderFlag: true, was: 'String', now: 'SecureString' },
+    { olderFlag: false, was: 'String', now: 'SecureString' },
+  ];
+  const answer = (type: 'SecureString' | 'String', value: string) =>
+    type === 'SecureString' ? sec(value) : str(value);
+  for (const { olderFlag, was, now } of cases) {
+    test(`an older load's ${was} answer (read ${olderFlag ? 'with' : 'without'} decryption) does not undo a newer ${now} answer through the other flag`, async () => {
+      const s = setup();
+      const older = start(() => s.cache.get(param('/p', olderFlag)));
+      await settle();
+      const held = s.loader.only();
+      assert.equal(
+        await load(s, () => s.cache.get(param('/p', !olderFlag)), answer(now, `now a ${now}`)),
+        `now a ${now} miss`,
+      );
+      held.resolve(answer(was, `was a ${was}`));
+      assert.equal(await outcome(older), `was a ${was} miss`);
+      assert.equal(
+        await peekRead(s, () => s.cache.get(param('/p', olderFlag))),
+        'load',
+        'the older answer is not stored',
+      );
+    });
+  }
 });
 
 describe('a listing with no items lands at the number of the load started just before', () => {
@@ -806,28 +817,6 @@ describe('a listing with no items lands at the number of the load started just b
     assert.equal(await outcome(second), 'new miss');
     assert.equal(await peekRead(s, () => s.cache.getPath(p)), 'load', 'neither is trusted');
   });
-});
-
-describe('a type change from an older load', () => {
-  for (const older of [true, false]) {
-    test(`an older String answer (read ${older ? 'with' : 'without'} decryption) does not undo a newer SecureString answer through the other flag`, async () => {
-      const s = setup();
-      const held = start(() => s.cache.get(param('/p', older)));
-      await settle();
-      const h = s.loader.only();
-      assert.equal(
-        await load(s, () => s.cache.get(param('/p', !older)), sec('now a SecureString')),
-        'now a SecureString miss',
-      );
-      h.resolve(str('was a String'));
-      assert.equal(await outcome(held), 'was a String miss');
-      assert.equal(
-        await peekRead(s, () => s.cache.get(param('/p', older))),
-        'load',
-        'the older String answer is not stored',
-      );
-    });
-  }
 });
 
 describe("a NotFound and another id's refresh share", () => {

@@ -295,9 +295,10 @@ export class Daemons {
     extra: Record<string, string> = {},
     opts: { args?: string[]; env?: Record<string, string> } = {},
   ): Promise<RunningProcess> {
-    // freePort() frees the port it found before the daemon binds it: a test file running beside this one
-    // can be handed the same port in between. The daemon then exits saying so; that is no failure of the
-    // daemon under test, so it is started again on another port (at most three times).
+    // freePort() frees the port it found before the daemon binds it: its lock keeps test files and
+    // outgoing connections off it, but a process outside the suite may still bind it in between. The
+    // daemon then exits saying so; that is no failure of the daemon under test, so it is started again
+    // on another port (at most three times).
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const env = opts.env
