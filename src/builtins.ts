@@ -18,6 +18,7 @@ let crypto: typeof import('node:crypto') | undefined;
 let os: typeof import('node:os') | undefined;
 let http: typeof import('node:http') | undefined;
 let https: typeof import('node:https') | undefined;
+let net: typeof import('node:net') | undefined;
 let tls: typeof import('node:tls') | undefined;
 let url: typeof import('node:url') | undefined;
 
@@ -29,6 +30,10 @@ export const nodeOs = (): typeof import('node:os') => (os ??= builtin<typeof imp
 
 export const nodeHttp = (): typeof import('node:http') =>
   (http ??= builtin<typeof import('node:http')>('node:http'));
+
+/** node:net, for the Lambda Extensions API's few calls (src/lambda/http1.ts). */
+export const nodeNet = (): typeof import('node:net') =>
+  (net ??= builtin<typeof import('node:net')>('node:net'));
 
 export const nodeHttps = (): typeof import('node:https') =>
   (https ??= builtin<typeof import('node:https')>('node:https'));

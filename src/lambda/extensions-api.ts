@@ -1,6 +1,7 @@
-// Client for the Lambda Extensions API (register, event/next, init/error, exit/error) over node:http.
-import type { Agent, IncomingHttpHeaders } from 'node:http';
-import { nodeHttp } from '../builtins.ts';
+// Client for the Lambda Extensions API (register, event/next, init/error, exit/error), one connection per
+// call (src/lambda/http1.ts).
+import type { Socket } from 'node:net';
+import { type Answer, exchange, WireError } from './http1.ts';
 
 const BASE = '/2020-01-01/extension';
 /** Events and register answers are a few hundred bytes; anything far larger is not the Runtime API. */
@@ -39,11 +40,7 @@ export interface ErrorReport {
   message: string;
 }
 
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
+type Reply = Answer;
 
 /** `host:port` as Lambda sets it; anything else would send our calls somewhere unexpected. */
 export function parseRuntimeApi(value: string): { host: string; port: number } {
@@ -64,10 +61,7 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-function header(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
+const header = (headers: Record<string, string>, name: string): string | undefined => headers[name];
 
 /** A value we may echo into a header and a log line: visible ASCII, bounded. */
 const safeToken = (v: string | undefined): v is string => v !== undefined && /^[\x21-\x7e]{1,256}$/.test(v);
@@ -91,9 +85,10 @@ function parseJson(body: Buffer, what: string): Record<string, unknown> {
 export class ExtensionsApi {
   private readonly host: string;
   private readonly port: number;
-  // Our own agent: no socket timeout (event/next blocks until the next event, possibly for hours with
-  // freezes in between), and keep-alive so each next after an INVOKE reuses the connection.
-  private readonly agent: Agent = new (nodeHttp().Agent)({ keepAlive: true });
+  // The connections of calls in flight (event/next blocks until the next event, possibly for hours with
+  // freezes in between, and has no timeout): close() ends them. None is kept between calls, so none can
+  // go stale while the environment is frozen.
+  private readonly sockets = new Set<Socket>();
   private id: string | undefined;
 
   constructor(runtimeApi: string) {
@@ -146,9 +141,10 @@ export class ExtensionsApi {
     return this.report('/exit/error', report);
   }
 
-  /** Closes the keep-alive socket, so that nothing of ours holds the process open. */
+  /** Ends the calls in flight, so that nothing of ours holds the process open. */
   close(): void {
-    this.agent.destroy();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
   }
 
   private async report(path: string, { type, message }: ErrorReport): Promise<void> {
@@ -174,91 +170,24 @@ export class ExtensionsApi {
     body?: unknown,
     timeoutMs = 0,
   ): Promise<Reply> {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     try {
-      return await this.send(method, path, headers, data, timeoutMs);
-    } catch (e) {
-      // A kept-alive socket the API closed while we were frozen or idle: the request never reached
-      // it, so one more try on a fresh socket is safe. Only one: never a loop.
-      if (!(e instanceof StaleSocket)) throw e;
-      return this.send(method, path, headers, data, timeoutMs, false);
-    }
-  }
-
-  private send(
-    method: 'GET' | 'POST',
-    path: string,
-    headers: Record<string, string>,
-    data: Buffer | undefined,
-    timeoutMs: number,
-    mayBeStale = true,
-  ): Promise<Reply> {
-    return new Promise<Reply>((resolve, reject) => {
-      const req = nodeHttp().request({
+      return await exchange({
         host: this.host,
         port: this.port,
         method,
         path: `${BASE}${path}`,
-        agent: this.agent,
-        headers: {
-          ...headers,
-          ...(data ? { 'Content-Type': 'application/json', 'Content-Length': String(data.length) } : {}),
-        },
+        headers,
+        body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
+        maxBody: MAX_BODY_BYTES,
+        timeoutMs,
+        track: (socket, open) => (open ? this.sockets.add(socket) : this.sockets.delete(socket)),
       });
-      let timer: NodeJS.Timeout | undefined;
-      let responded = false;
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          req.destroy(
-            new ExtensionsApiError(`${path.slice(1)}: no answer within ${timeoutMs} ms`, 'network'),
-          );
-        }, timeoutMs);
-      }
-      const fail = (e: unknown) => {
-        clearTimeout(timer);
-        if (e instanceof ExtensionsApiError) return reject(e);
-        const err = e as NodeJS.ErrnoException;
-        const hangUp = err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.message === 'socket hang up';
-        if (mayBeStale && req.reusedSocket && !responded && hangUp) return reject(new StaleSocket());
-        // The HTTP parser's codes (HPE_*) mean bytes that are not HTTP: garbage, not a network failure.
-        const garbage = typeof err.code === 'string' && err.code.startsWith('HPE_');
-        reject(
-          new ExtensionsApiError(
-            `${path.slice(1)}: ${garbage ? 'the answer is not HTTP' : (err.code ?? err.message)}`,
-            garbage ? 'garbage' : 'network',
-          ),
-        );
-      };
-      req.on('error', fail);
-      req.on('response', (res) => {
-        responded = true;
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_BODY_BYTES) {
-            req.destroy(
-              new ExtensionsApiError(
-                `${path.slice(1)}: answer larger than ${MAX_BODY_BYTES} bytes`,
-                'garbage',
-              ),
-            );
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', fail);
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks, size) });
-        });
-      });
-      req.end(data);
-    });
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      throw new ExtensionsApiError(`${path.slice(1)}: ${e.message}`, e.kind);
+    }
   }
 }
-
-class StaleSocket extends Error {}
 
 function statusError(what: string, r: Reply): ExtensionsApiError {
   // The API's error bodies are {"errorMessage","errorType"}; show them (bounded), they hold no secrets.
