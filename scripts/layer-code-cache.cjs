@@ -1,10 +1,11 @@
 // Makes a standalone layer's pscache.v8cache (scripts/layer.mjs runs it with that layer's node): starts the
-// bundle as Lambda would, against a stand-in Extensions API here, and writes V8's cache at its first event/next.
+// bundle as Lambda would, against a stand-in Extensions API here, and writes V8's cache once the daemon is up.
 //
 //   <layer node> --random-seed=1 scripts/layer-code-cache.cjs DIR OUT
 //
 // DIR holds pscache.cjs and start.cjs as in the layer. The cache holds the bytecode of everything compiled
-// until the first event/next (the whole INIT path), and nothing run after. --random-seed fixes V8's string
+// until the daemon is up: the INIT path to the first event/next, and the daemon built right after it;
+// nothing a request runs. --random-seed fixes V8's string
 // hash seed, which otherwise changes the cache's bytes from run to run; V8 leaves that flag out of the
 // flag hash it checks, so the cache still fits a node started without it. On a badly overloaded machine a
 // few bytes can still differ (timing-dependent state V8 records): scripts/layer.mjs keeps a cache that two
@@ -37,20 +38,18 @@ const api = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     if (req.method === 'POST' && req.url === `${BASE}/register`) {
-      // Answered once the listener's late bind of [::1] (a 100 ms timer set before register) has run:
-      // timers fire in the order they expire, so its code is in every cache, whatever the machine's load.
-      // Racing it, a loaded build cached that code and an idle one did not: the zips differed.
-      setTimeout(() => {
-        res.writeHead(200, { 'Content-Type': 'application/json', 'Lambda-Extension-Identifier': ID });
-        res.end(
-          '{"functionName":"pscache-code-cache","functionVersion":"$LATEST","handler":"index.handler"}',
-        );
-      }, LATE_BIND_MS + 50);
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Lambda-Extension-Identifier': ID });
+      res.end('{"functionName":"pscache-code-cache","functionVersion":"$LATEST","handler":"index.handler"}');
     } else if (req.method === 'GET' && req.url === `${BASE}/event/next`) {
-      // INIT is over: what is compiled now is what every cold start compiles before Lambda may end INIT.
-      writeFileSync(out, start.cacheFile(compiled.source, compiled.script.createCachedData()));
-      res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end('{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":0}');
+      // INIT is over. The daemon is built once this request was sent (src/lambda/lifecycle.ts), and the
+      // listener binds [::1] by a 100 ms timer set then: the cache is made after both, so that it holds
+      // the whole start. Timers fire in the order they expire, so that code is in every cache, whatever
+      // the machine's load (racing it, a loaded build cached it and an idle one did not: the zips differed).
+      setTimeout(() => {
+        writeFileSync(out, start.cacheFile(compiled.source, compiled.script.createCachedData()));
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":0}');
+      }, LATE_BIND_MS + 50);
     } else {
       res.writeHead(404).end();
     }

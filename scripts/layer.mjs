@@ -175,7 +175,7 @@ const RUNNABLE = HOST_ARCH;
 
 /**
  * pscache/start.cjs and pscache/pscache.v8cache for a standalone layer: its own node starts the bundle
- * once, here, and V8's cache of everything compiled until the first event/next is kept (see
+ * once, here, and V8's cache of everything compiled until the daemon is up is kept (see
  * scripts/layer-code-cache.cjs). Undefined for a layer whose node cannot run on this machine (or with
  * --no-code-cache): that zip then runs the bundle directly, as before, and the build says so.
  */

@@ -13,6 +13,7 @@ import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { prefetch, prefetchBudget } from './prefetch.ts';
 import { PscacheServer } from './server/index.ts';
+import type { Held } from './server/listener.ts';
 import { VERSION } from './version.ts';
 
 export interface Daemon {
@@ -39,6 +40,8 @@ export interface StartOptions {
    * before the first event/next.
    */
   announce?: 'now' | 'later';
+  /** 127.0.0.1:port bound already, with the connections it held (ListenerOptions.adopt). */
+  adopt?: Held;
 }
 
 export async function startDaemon(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
@@ -100,6 +103,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
     log,
     version: VERSION,
     ready: () => health.readiness(),
+    ...(opts.adopt ? { adopt: opts.adopt } : {}),
   });
   try {
     await server.listen();

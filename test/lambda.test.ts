@@ -1,13 +1,16 @@
 // pscache as a Lambda extension: the real layer zip, unpacked and launched the way Lambda does, against
 // the local Runtime API stand-in and the emulator, over real loopback sockets.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, readlinkSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type Emulator, startEmulator } from '../packages/emulator/index.ts';
 import { HOST_ARCH, LAYER_NODE, LTS, nodeBinary } from '../scripts/node-dist.mjs';
 import {
+  assertNothingSensitive,
   freePort,
   httpGet,
   type Reply,
@@ -20,6 +23,7 @@ import { buildLayers, type Layers } from './helpers/lambda-layer.ts';
 import {
   type Extension,
   type LambdaSim,
+  lambdaEnvironment,
   type Scripted,
   startSim,
   unpackLayer,
@@ -30,6 +34,8 @@ const SESSION_TOKEN = 'lambda-session-token-3b9f2e-never-logged';
 const CONTAINER_TOKEN = 'container-authorization-token-81c4d0-never-logged';
 const DB_PASSWORD = 'lambda-db-password-value-5521';
 for (const s of [SESSION_TOKEN, CONTAINER_TOKEN, DB_PASSWORD]) SENSITIVE.add(s);
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
 let layers: Layers;
 let emu: Emulator;
@@ -143,24 +149,27 @@ const ssmReads = () => (emu.calls()['GetParameter'] ?? 0) + (emu.calls()['GetPar
 
 describe('lifecycle', () => {
   test('listens first, then registers with its file name for INVOKE and SHUTDOWN, then polls event/next', async () => {
-    let pingAtRegister = 0;
+    let pingAtRegister: Promise<Reply> | undefined;
     let outputAtRegister: string | undefined;
     let s: Awaited<ReturnType<typeof start>> | undefined;
     s = await start({
       prepare: (sim, port) => {
         sim.onRegister = async () => {
           outputAtRegister = s?.ext.output() ?? '';
-          pingAtRegister = (await httpGet(port, '/ping', { token: null })).status;
+          // Sent before register is answered (the function's INIT may start then): the port is bound, and
+          // the request is answered once the daemon is up, which is after the first event/next.
+          pingAtRegister = httpGet(port, '/ping', { token: null });
+          pingAtRegister.catch(() => {});
         };
       },
     });
     await s.sim.nextCalls(1);
+    assert.equal((await pingAtRegister!).status, 200, 'the port was bound before register');
     assert.equal(s.sim.registers.length, 1);
     const reg = s.sim.registers[0]!;
     assert.equal(reg.headers['lambda-extension-name'], 'pscache');
     assert.match(String(reg.headers['content-type']), /^application\/json/);
     assert.deepEqual(JSON.parse(reg.body), { events: ['INVOKE', 'SHUTDOWN'] });
-    assert.equal(pingAtRegister, 200, 'the HTTP listener was up before register');
     const next = s.sim.nexts[0]!;
     assert.equal(next.method, 'GET');
     assert.equal(next.headers['lambda-extension-identifier'], s.sim.extensionId);
@@ -178,6 +187,127 @@ describe('lifecycle', () => {
     assert.ok(!exe.startsWith(s.ext.dir), exe);
     assert.match(exe, /\/node[^/]*$/);
     await shutdown(s);
+  });
+
+  test('requests that come before the daemon is built wait for it: every one answered as usual, bytes that are not HTTP get the usual 400', async () => {
+    let early: Promise<[Reply[], string]> | undefined;
+    const s = await start({
+      prepare: (sim, port) => {
+        sim.onRegister = async () => {
+          // Sent, not awaited: register is answered while they wait (as Lambda answers it at once).
+          const reads = Promise.all([
+            ...Array.from({ length: 10 }, () => httpGet(port, param('/app/a'), { token: SESSION_TOKEN })),
+            httpGet(port, `/secretsmanager/get?secretId=${q('prod/db')}`, { token: SESSION_TOKEN }),
+            httpGet(port, param('/app/b'), { token: 'not-the-token' }),
+          ]);
+          const garbage = new Promise<string>((resolve, reject) => {
+            const c = connect(port, '127.0.0.1', () => c.write('NOT HTTP AT ALL\r\n\r\n'));
+            let got = '';
+            c.on('data', (d) => {
+              got += d.toString('latin1');
+            });
+            c.on('close', () => resolve(got));
+            c.on('error', reject);
+          });
+          early = Promise.all([reads, garbage]);
+          early.catch(() => {});
+        };
+      },
+    });
+    await s.sim.nextCalls(1);
+    const [replies, garbage] = await early!;
+    for (const r of replies.slice(0, 10)) {
+      assert.equal(r.status, 200, r.body);
+      assert.equal(JSON.parse(r.body).Parameter.Value, 'value of a');
+    }
+    assert.equal(replies[10]!.status, 200, replies[10]!.body);
+    assert.equal(JSON.parse(replies[10]!.body).SecretString, DB_PASSWORD);
+    assert.equal(replies[11]!.status, 401, replies[11]!.body);
+    assert.match(garbage, /^HTTP\/1\.1 400 /);
+    assert.match(garbage, /"__type":/);
+    // Ten concurrent reads of one name during the wait: one upstream call between them.
+    assert.equal(emu.calls()['GetParameter'] ?? 0, 1);
+    await shutdown(s);
+  });
+
+  test('a connection reset while it waits for the daemon is dropped; the daemon starts and serves', async () => {
+    const s = await start({
+      prepare: (sim, port) => {
+        sim.onRegister = async () => {
+          await new Promise<void>((resolve, reject) => {
+            const c = connect(port, '127.0.0.1', () => {
+              c.write('GET /ping HTTP/1.1\r\n');
+              c.resetAndDestroy();
+              resolve();
+            });
+            c.on('error', reject);
+          });
+        };
+      },
+    });
+    await s.sim.nextCalls(1);
+    assert.equal((await httpGet(s.port, '/ping', { token: null })).status, 200);
+    await s.sim.invoke();
+    await s.sim.nextCalls(2);
+    const output = await shutdown(s);
+    assert.doesNotMatch(output, /ERROR|unexpected/, output);
+  });
+
+  test('SHUTDOWN as the first event, while the daemon is being built: it is built, stopped, exit 0', async () => {
+    const s = await start({
+      prepare: (sim) =>
+        sim.script.next.push({
+          status: 200,
+          body: '{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":0}',
+        }),
+    });
+    const exit = await s.ext.exited;
+    const out = s.ext.output();
+    assert.equal(exit.code, 0, out);
+    assert.equal(s.sim.nexts.length, 1);
+    assert.match(out, /shutdown reason=spindown/);
+    // Built before it stopped: it said where it serves.
+    assert.match(out, /serving on port/);
+  });
+
+  test('a daemon that cannot be built after the first event/next: exit/error Extension.InitFailed, exit 1, the port let go', async () => {
+    const sim = await startSim();
+    sims.add(sim);
+    const port = await freePort();
+    const env = lambdaEnvironment(sim.address, {
+      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+      AWS_SESSION_TOKEN: SESSION_TOKEN,
+      AWS_ENDPOINT_URL: emu.url,
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+    });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'lambda', 'build-fails.ts')], {
+      env: { ...env, PATH: process.env['PATH'] ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assertNothingSensitive(out);
+    assert.equal(code, 1, out);
+    assert.equal(sim.registers.length, 1);
+    assert.equal(sim.nexts.length, 1, 'the first event/next was sent before the daemon was built');
+    assert.equal(sim.exitErrors.length, 1, out);
+    assert.equal(sim.exitErrors[0]!.headers['lambda-extension-function-error-type'], 'Extension.InitFailed');
+    assert.match(
+      JSON.parse(sim.exitErrors[0]!.body).errorMessage,
+      /^pscache did not start: Error: the daemon could not be built/,
+    );
+    assert.match(out, /\[pscache\] ERROR pscache did not start: Error: the daemon could not be built/);
+    assert.doesNotMatch(out, /serving on port/);
+    // Let go: another process can bind it.
+    const again = createNetServer();
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.listen(port, '127.0.0.1', resolve);
+    });
+    again.close();
   });
 
   test('the name is whatever the launcher file is called', async () => {

@@ -113,8 +113,8 @@ export class ExtensionsApi {
   }
 
   /** GET event/next: blocks until Lambda has an event for us. No timeout, by the API's rules. */
-  async next(): Promise<ExtensionEvent> {
-    const r = await this.call('GET', '/event/next', this.idHeader());
+  async next(onSent?: () => void): Promise<ExtensionEvent> {
+    const r = await this.call('GET', '/event/next', this.idHeader(), undefined, 0, onSent);
     if (r.status !== 200) throw statusError('event/next', r);
     const doc = parseJson(r.body, 'event/next');
     const type = str(doc['eventType'])?.toUpperCase();
@@ -169,6 +169,7 @@ export class ExtensionsApi {
     headers: Record<string, string>,
     body?: unknown,
     timeoutMs = 0,
+    onSent?: () => void,
   ): Promise<Reply> {
     try {
       return await exchange({
@@ -180,6 +181,7 @@ export class ExtensionsApi {
         body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
         maxBody: MAX_BODY_BYTES,
         timeoutMs,
+        ...(onSent ? { onSent } : {}),
         track: (socket, open) => (open ? this.sockets.add(socket) : this.sockets.delete(socket)),
       });
     } catch (e) {

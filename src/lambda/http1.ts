@@ -26,6 +26,8 @@ export interface Exchange {
   timeoutMs: number;
   /** Called with the socket once it exists, and with undefined once it is closed: for close(). */
   track?: (socket: Socket, open: boolean) => void;
+  /** Called once the request's bytes are handed to the kernel. */
+  onSent?: () => void;
 }
 
 /** `garbage`: bytes that are not an HTTP answer, or one too large; `network`: no complete answer came. */
@@ -212,6 +214,6 @@ export function exchange(x: Exchange): Promise<Answer> {
       settle(new WireError('socket hang up', 'network'));
     });
     // Not end(): a server may take a half-closed connection for a client that left, and drop a long poll.
-    socket.write(bytes);
+    socket.write(bytes, x.onSent && (() => x.onSent?.()));
   });
 }

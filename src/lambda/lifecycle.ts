@@ -1,7 +1,9 @@
 // The Lambda extension lifecycle (docs/lambda.md, Lifecycle): listener first, then register, then event/next until SHUTDOWN.
+
 import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
 import { type Daemon, startDaemon } from '../daemon.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { type Held, holdPort, release } from '../server/listener.ts';
 import { EmfReporter } from './emf.ts';
 import {
   type ErrorReport,
@@ -32,7 +34,12 @@ export const ERROR_TYPES = {
  * Runs pscache as a Lambda extension named `name` (the launcher's file name); resolves to the exit code.
  * Requests are served from the moment the listener is up, through the function's INIT phase.
  */
-export async function runExtension(env: Env, name: string): Promise<number> {
+export async function runExtension(
+  env: Env,
+  name: string,
+  /** startDaemon; a test gives one that fails, to see what a daemon that cannot start does. */
+  start: typeof startDaemon = startDaemon,
+): Promise<number> {
   const settings = lambdaSettings(env);
   const log = createLogger(settings.logLevel, settings.logFormat);
   let api: ExtensionsApi;
@@ -54,10 +61,23 @@ export async function runExtension(env: Env, name: string): Promise<number> {
     if (!(e instanceof ConfigError)) throw e;
     problem = { type: ERROR_TYPES.config, message: e.message, code: 2 };
   }
+  // The usual start: bind the port now (Lambda starts the function's INIT once every extension has
+  // registered, and the function may read from us at once), and build the daemon once the first
+  // event/next is on its way, while the function's INIT runs; the connections that come before wait for
+  // it. Built before register instead when INIT must wait for it: SnapStart (the restore window opens
+  // before the first event/next), a credentials check or a metrics listener (their failures go to
+  // init/error), or a port the hold could not bind (the daemon then says why).
+  const deferrable =
+    config !== undefined &&
+    !problem &&
+    !settings.snapStart &&
+    !config.validateCredentials &&
+    !config.metricsAddress;
+  const held = config && deferrable ? await holdPort(config.port) : undefined;
   let daemon: Daemon | undefined;
-  if (config && !problem) {
+  if (config && !problem && !held) {
     try {
-      daemon = await startDaemon(config, log, { announce: 'later' });
+      daemon = await start(config, log, { announce: 'later' });
     } catch (e) {
       problem =
         e instanceof ConfigError
@@ -76,12 +96,13 @@ export async function runExtension(env: Env, name: string): Promise<number> {
     });
   } catch (e) {
     log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
+    if (held) release(held);
     await daemon?.stop(0);
     api.close();
     return 1;
   }
 
-  if (problem || !daemon) {
+  if (problem || !config || (!daemon && !held)) {
     const report = problem ?? { type: ERROR_TYPES.start, message: 'pscache did not start', code: 1 };
     log.error(report.message);
     try {
@@ -92,27 +113,59 @@ export async function runExtension(env: Env, name: string): Promise<number> {
     api.close();
     return report.code;
   }
-  const emf = config?.emf.enabled ? new EmfReporter(daemon.metrics, daemon.cache, config.emf) : undefined;
-  const running = new Lifecycle(api, daemon, log, settings.snapStart, emf).run();
-  // The first event/next is written on a later tick of this one; the serving line after it (StartOptions).
-  const started = daemon;
-  setImmediate(() => started.announce());
-  return running;
+  const cfg = config;
+  const built = daemon;
+  const build = async (): Promise<Started> => {
+    const d = built ?? (await start(cfg, log, { announce: 'later', ...(held ? { adopt: held } : {}) }));
+    return { daemon: d, emf: cfg.emf.enabled ? new EmfReporter(d.metrics, d.cache, cfg.emf) : undefined };
+  };
+  return new Lifecycle(api, build, held, log, settings.snapStart).run();
+}
+
+interface Started {
+  daemon: Daemon;
+  /** CloudWatch EMF lines: at an INVOKE once the interval has passed, and at the end. */
+  emf: EmfReporter | undefined;
 }
 
 class Lifecycle {
   private invoked = false;
   private done = false;
   private finish: (code: number) => void = () => {};
+  /** Set once build() is called: the daemon, or undefined if it could not start (then we are stopping). */
+  private started: Promise<Started | undefined> | undefined;
 
   constructor(
     private readonly api: ExtensionsApi,
-    private readonly daemon: Daemon,
+    /** Builds the daemon (or hands over the one built before register). */
+    private readonly build: () => Promise<Started>,
+    /** The port bound before register, when the daemon is built after the first event/next. */
+    private readonly held: Held | undefined,
     private readonly log: Logger,
     private readonly snapStart: boolean,
-    /** CloudWatch EMF lines: at an INVOKE once the interval has passed, and at the end. */
-    private readonly emf: EmfReporter | undefined,
   ) {}
+
+  /** Builds the daemon, once (not once stopping: then undefined). */
+  private start(): Promise<Started | undefined> {
+    if (this.done && !this.started) return Promise.resolve(undefined);
+    this.started ??= this.build().then(
+      (s) => {
+        s.daemon.server.onFatal = (e) => this.crash(e);
+        return s;
+      },
+      (e: unknown) => {
+        const message = `pscache did not start: ${scrubbed(e)}`;
+        this.log.error(message);
+        if (this.held) release(this.held);
+        void this.api
+          .exitError({ type: ERROR_TYPES.start, message })
+          .catch(() => {})
+          .finally(() => void this.stop(0, 1));
+        return undefined;
+      },
+    );
+    return this.started;
+  }
 
   run(): Promise<number> {
     const exited = new Promise<number>((resolve) => {
@@ -120,8 +173,9 @@ class Lifecycle {
     });
     // After registration every fatal error is reported through exit/error before we go.
     process.on('uncaughtException', (e) => this.crash(e));
-    this.daemon.server.onFatal = (e) => this.crash(e);
     process.on('unhandledRejection', (e) => this.crash(e));
+    // Built before register (SnapStart, a credentials check, a metrics listener): ready now.
+    if (!this.held) void this.start();
     // Not sent by Lambda (it uses SHUTDOWN, then SIGKILL), but a local runner may: stop as on SHUTDOWN.
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       process.once(sig, () => {
@@ -137,32 +191,43 @@ class Lifecycle {
     // Under SnapStart the snapshot is taken once every extension has called event/next: from here on the
     // process may be a restored copy, whose first requests can arrive before we have seen the INVOKE.
     // Until then reads bypass the cache and sign with credentials fetched after they arrived.
-    if (this.snapStart) this.daemon.cache.restoreWindow();
+    if (this.snapStart) (await this.start())?.daemon.cache.restoreWindow();
+    let first = true;
     while (!this.done) {
       let event: ExtensionEvent;
       try {
-        event = await this.api.next();
+        // Once the first event/next is handed to the kernel (Lambda may end INIT from then on), the daemon
+        // is built, if it was not before register, and its serving line written (the first write to
+        // standard error costs ~0.7 ms: not on the cold start's path).
+        event = await this.api.next(first ? () => this.afterFirstNext() : undefined);
+        first = false;
       } catch (e) {
         if (this.done) return;
         return this.apiFailure(e);
       }
       if (this.done) return;
       if (event.eventType === 'SHUTDOWN') return this.shutdown(event.shutdownReason, event.deadlineMs);
+      const started = await this.start();
+      if (!started || this.done) return;
       if (!this.invoked) {
         this.invoked = true;
         if (this.snapStart) {
           // Whatever was fetched before the first INVOKE may have been frozen into the snapshot: drop it
           // (loads still in flight never land: clear() raises the cache's floor), and with it the
           // credentials, so that each restored environment fetches its own (a fetch in flight never lands).
-          this.daemon.upstream.credentials.invalidate();
-          this.daemon.cache.clear();
+          started.daemon.upstream.credentials.invalidate();
+          started.daemon.cache.clear();
           this.log.info('first invoke after SnapStart restore: cache cleared');
-          void this.daemon.prefetch();
+          void started.daemon.prefetch();
         }
       }
       this.log.debug('invoke', { request_id: event.requestId });
-      this.emf?.tick();
+      started.emf?.tick();
     }
+  }
+
+  private afterFirstNext(): void {
+    void this.start().then((s) => s?.daemon.announce());
   }
 
   private async shutdown(reason: string, deadlineMs: number | undefined): Promise<void> {
@@ -198,9 +263,12 @@ class Lifecycle {
     if (this.done) return;
     this.done = true;
     try {
-      await this.daemon.stop(graceMs);
+      // Not built yet (a signal before the first event/next): nothing to stop but the port held.
+      const started = this.started ? await this.started : undefined;
+      if (!started && this.held) release(this.held);
+      await started?.daemon.stop(graceMs);
       // After the last answers, so the line counts them.
-      this.emf?.flush();
+      started?.emf?.flush();
     } finally {
       this.api.close();
       this.finish(code);

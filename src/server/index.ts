@@ -1,6 +1,6 @@
 // The HTTP front the daemon starts: the listener (sockets, limits, shutdown) feeding the request pipeline
 // (checks in order, routes, answers).
-import { Listener } from './listener.ts';
+import { type Held, Listener } from './listener.ts';
 import { Pipeline, type PipelineOptions } from './pipeline.ts';
 
 /** What the pipeline takes (the server tells it of late answers itself), plus where to listen. */
@@ -8,6 +8,7 @@ export interface ServerOptions extends Omit<PipelineOptions, 'wroteLate'> {
   port: number;
   /** Listen on these addresses; default 127.0.0.1 and ::1 (when the host has IPv6). */
   hosts?: string[];
+  adopt?: Held;
 }
 
 export class PscacheServer {

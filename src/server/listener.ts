@@ -3,7 +3,7 @@
 // means is the pipeline's business.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { nodeHttp } from '../builtins.ts';
+import { nodeHttp, nodeNet } from '../builtins.ts';
 import type { Logger } from '../log.ts';
 import { HTTP_VERSIONS, MAX_HEADER_BYTES } from './checks.ts';
 
@@ -56,6 +56,43 @@ export interface ListenerOptions {
   /** Cap on answers left unread over all connections (MAX_QUEUED_BYTES unless given). */
   maxQueuedBytes?: number;
   log: Logger;
+  /**
+   * 127.0.0.1:port bound earlier by holdPort(), with the connections it held (paused) until now: taken
+   * over instead of binding that address again (src/lambda/lifecycle.ts).
+   */
+  adopt?: Held;
+}
+
+/** A bound port whose connections wait, unread, for the daemon: see holdPort(). */
+export interface Held {
+  server: import('node:net').Server;
+  sockets: Socket[];
+  /** Set once a listener has taken it over (it then closes it with its own). */
+  taken: boolean;
+}
+
+/**
+ * Binds 127.0.0.1:port as the listener would, and holds every connection, unread, until a Listener takes
+ * the port over (ListenerOptions.adopt): the Lambda lifecycle binds the port before it registers, and
+ * builds the daemon only after its first event/next (src/lambda/lifecycle.ts). Undefined when the port
+ * cannot be bound: the listener then tries itself, and says why.
+ */
+export function holdPort(port: number): Promise<Held | undefined> {
+  return new Promise((resolve) => {
+    const server = nodeNet().createServer({ pauseOnConnect: true });
+    const held: Held = { server, sockets: [], taken: false };
+    // Paused: nothing is read from them (nor can fail) until the listener resumes them.
+    server.on('connection', (socket: Socket) => held.sockets.push(socket));
+    server.once('error', () => resolve(undefined));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(held));
+  });
+}
+
+/** Lets a held port go, and the connections it held, unless a listener took it over. */
+export function release(held: Held): void {
+  if (held.taken) return;
+  held.server.close();
+  for (const socket of held.sockets.splice(0)) socket.destroy();
 }
 
 const OVER_LIMIT = Symbol('pscache.overLimit');
@@ -137,14 +174,27 @@ export class Listener {
 
   private async bind(host: string, required: boolean): Promise<void> {
     const server = this.makeServer();
+    const adopt = host === '127.0.0.1' ? this.opts.adopt : undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ port: this.opts.port, host, exclusive: true }, () => {
+        const listening = () => {
           server.off('error', reject);
           resolve();
-        });
+        };
+        // The bound socket itself: Node's listen(handle) takes its accepts over from here on.
+        if (adopt) server.listen(adopt.server, listening);
+        else server.listen({ port: this.opts.port, host, exclusive: true }, listening);
       });
+      if (adopt) {
+        adopt.taken = true;
+        adopt.server.removeAllListeners('connection');
+        for (const socket of adopt.sockets.splice(0)) {
+          if (socket.destroyed) continue;
+          server.emit('connection', socket);
+          socket.resume();
+        }
+      }
       if (this.closing) server.close();
       else this.servers.push(server);
     } catch (e) {
