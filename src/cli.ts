@@ -14,7 +14,6 @@ import {
   requireToken,
   SETTINGS,
 } from './config.ts';
-import { startDaemon } from './daemon.ts';
 import { parseFlags, UsageError } from './flags.ts';
 import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -177,9 +176,15 @@ async function serve(args: string[]): Promise<number> {
   const config = loadConfig(process.env, await configFile(flags));
   const log = createLogger(config.logLevel, config.logFormat);
   requireToken(config);
-  const daemon = await startDaemon(config, log);
+  const daemon = await (await loadDaemon()).startDaemon(config, log);
   return untilSignal(() => daemon.stop(SIDECAR_GRACE_MS), log);
 }
+
+/**
+ * The daemon's modules, loaded when a command starts one: not by `--version`, `get` or `token`, nor by the
+ * Lambda lifecycle before its first event/next (src/lambda/lifecycle.ts).
+ */
+const loadDaemon = () => import('./daemon.ts');
 
 /** Loads the emulator (dist/emulator.cjs beside the bundle): `serve` never parses it. */
 const loadEmulator = () => import('../packages/emulator/index.ts');
@@ -324,9 +329,9 @@ async function dev(args: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger(config.logLevel, config.logFormat);
-  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  let daemon: Awaited<ReturnType<typeof import('./daemon.ts').startDaemon>>;
   try {
-    daemon = await startDaemon(config, log);
+    daemon = await (await loadDaemon()).startDaemon(config, log);
   } catch (e) {
     await emu.close();
     throw portInUse(e, '--port', config.port);

@@ -5,6 +5,7 @@
 import { MAX_RESPONSE_BYTES } from './aws/client.ts';
 import { AssumeRoleError, AwsCallError } from './aws/types.ts';
 import type { Answer, ItemCache, ItemResult, Source } from './cache/index.ts';
+import { AnswerTooLargeError } from './errors.ts';
 import type { ItemRequest } from './items.ts';
 import { parameterItem, parameterName, secretItem } from './shapes.ts';
 
@@ -26,15 +27,7 @@ const NOT_FOUND = new Set(['ParameterNotFound', 'ParameterVersionNotFound']);
  */
 export const MAX_BATCH_ANSWER_BYTES = MAX_RESPONSE_BYTES;
 
-/** A batch whose answer would be larger than MAX_BATCH_ANSWER_BYTES. */
-export class AnswerTooLargeError extends Error {
-  constructor(bytes: number, items: number) {
-    super(
-      `the answer would be ${bytes} bytes, more than the ${MAX_BATCH_ANSWER_BYTES} a batch answer may hold; ask for these ${items} items in smaller batches`,
-    );
-    this.name = 'AnswerTooLargeError';
-  }
-}
+export { AnswerTooLargeError };
 
 /**
  * `miss` when any item waited on upstream or failed (nothing cached answered it), else `stale` when any
@@ -65,7 +58,8 @@ function joined(head: string, items: Buffer[][], tail: string): Buffer {
   parts.push(Buffer.from(tail));
   let bytes = 0;
   for (const p of parts) bytes += p.length;
-  if (bytes > MAX_BATCH_ANSWER_BYTES) throw new AnswerTooLargeError(bytes, items.length);
+  if (bytes > MAX_BATCH_ANSWER_BYTES)
+    throw new AnswerTooLargeError(bytes, items.length, MAX_BATCH_ANSWER_BYTES);
   return Buffer.concat(parts, bytes);
 }
 

@@ -1,10 +1,9 @@
 // Environment (and an optional --config file) -> validated Config. The only module that reads environment
 // variables; every name, default and limit comes from the table in src/config/settings.ts.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { type PartitionRule, partitionRule } from './aws/endpoints.ts';
-import { FALLBACK_SIGNING_REGION } from './aws/index.ts';
+import { FALLBACK_SIGNING_REGION, type PartitionRule, partitionRule } from './aws/endpoints.ts';
 import type { NetworkConfig, ProxyUrl } from './aws/network.ts';
-import { roleSessionName } from './aws/sts.ts';
+import { roleSessionName } from './aws/session-name.ts';
 import type { AwsConfig, Service } from './aws/types.ts';
 import { nodeCrypto, nodeOs } from './builtins.ts';
 import { findToken, type TokenFound, TokenSourceError } from './client/token-source.ts';

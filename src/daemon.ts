@@ -12,8 +12,8 @@ import { createLoader } from './loader/index.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { prefetch, prefetchBudget } from './prefetch.ts';
+import type { Held } from './server/hold.ts';
 import { PscacheServer } from './server/index.ts';
-import type { Held } from './server/listener.ts';
 import { VERSION } from './version.ts';
 
 export interface Daemon {

@@ -1,7 +1,6 @@
 // Errors pscache answers with: an HTTP status and a JSON body {"__type", "message"} (docs/http-api.md, Errors).
 import { AwsCallError, RefusedError } from './aws/types.ts';
-import { AnswerTooLargeError } from './collections.ts';
-import { PathTooLargeError } from './loader/index.ts';
+import { PathTooLargeError } from './loader/types.ts';
 
 /** A failure with the status and body the client gets. Messages never hold secret values or the token. */
 export class HttpError extends Error {
@@ -18,6 +17,16 @@ export class HttpError extends Error {
 }
 
 export const badRequest = (message: string) => new HttpError(400, 'BadRequest', message);
+
+/** A batch whose answer would be larger than `limit` bytes (collections.ts, MAX_BATCH_ANSWER_BYTES). */
+export class AnswerTooLargeError extends Error {
+  constructor(bytes: number, items: number, limit: number) {
+    super(
+      `the answer would be ${bytes} bytes, more than the ${limit} a batch answer may hold; ask for these ${items} items in smaller batches`,
+    );
+    this.name = 'AnswerTooLargeError';
+  }
+}
 
 const FORBIDDEN = new Set([
   'AccessDeniedException',

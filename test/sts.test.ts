@@ -3,7 +3,8 @@
 // (no role's entry answers another's read) and the Region an ARN names.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseXml, queryProtocol, roleSessionName, XmlError, xmlChild } from '../src/aws/sts.ts';
+import { roleSessionName } from '../src/aws/session-name.ts';
+import { parseXml, queryProtocol, XmlError, xmlChild } from '../src/aws/sts.ts';
 import { arnRegion, cacheKey, type ItemRequest, pathKey, plainKey } from '../src/items.ts';
 
 const ASSUMED = `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">

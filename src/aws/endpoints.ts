@@ -65,6 +65,9 @@ const AWS: Partition = {
 };
 
 /** Every partition's name: what an ARN's second field may be. */
+/** Signing Region when none is configured but every endpoint is overridden (emulator, LocalStack). */
+export const FALLBACK_SIGNING_REGION = 'us-east-1';
+
 export const PARTITION_NAMES: readonly string[] = [AWS.name, ...PARTITIONS.map((p) => p.name)];
 
 function partitionOf(region: string): Partition {

@@ -3,7 +3,7 @@
 import type { Logger } from '../log.ts';
 import { AwsJsonClient, attemptTimeoutMs } from './client.ts';
 import { type CredentialSource, createCredentialSource } from './credentials.ts';
-import { resolveEndpoint } from './endpoints.ts';
+import { FALLBACK_SIGNING_REGION, resolveEndpoint } from './endpoints.ts';
 import { Principals } from './roles.ts';
 import { assumeRole, queryProtocol } from './sts.ts';
 import { Transports } from './transport.ts';
@@ -47,8 +47,8 @@ export interface Upstream {
   close(): void;
 }
 
-/** Signing Region when none is configured but every endpoint is overridden (emulator, LocalStack). */
-export const FALLBACK_SIGNING_REGION = 'us-east-1';
+// FALLBACK_SIGNING_REGION lives in endpoints.ts, which configuration reads without loading the clients.
+export { FALLBACK_SIGNING_REGION };
 /** Outbound sockets over every endpoint host together, unless configured. */
 export const DEFAULT_MAX_OUTBOUND = 64;
 

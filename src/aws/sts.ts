@@ -230,9 +230,3 @@ export async function assumeRole(
     expiration,
   };
 }
-
-/** `pscache-<name>` with what RoleSessionName refuses replaced by `-`, at most 64 characters. */
-export function roleSessionName(name: string | undefined): string {
-  const clean = (name ?? '').replace(/[^\w+=,.@-]/g, '-');
-  return (clean === '' ? 'pscache' : `pscache-${clean}`).slice(0, 64);
-}

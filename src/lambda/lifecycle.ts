@@ -1,10 +1,10 @@
 // The Lambda extension lifecycle (docs/lambda.md, Lifecycle): listener first, then register, then event/next until SHUTDOWN.
 
 import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
-import { type Daemon, startDaemon } from '../daemon.ts';
+import type { Daemon, StartOptions } from '../daemon.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { type Held, holdPort, release } from '../server/listener.ts';
-import { EmfReporter } from './emf.ts';
+import { type Held, holdPort, release } from '../server/hold.ts';
+import type { EmfReporter } from './emf.ts';
 import {
   type ErrorReport,
   type ExtensionEvent,
@@ -38,7 +38,7 @@ export async function runExtension(
   env: Env,
   name: string,
   /** startDaemon; a test gives one that fails, to see what a daemon that cannot start does. */
-  start: typeof startDaemon = startDaemon,
+  start: StartDaemon = loadAndStart,
 ): Promise<number> {
   const settings = lambdaSettings(env);
   const log = createLogger(settings.logLevel, settings.logFormat);
@@ -117,9 +117,22 @@ export async function runExtension(
   const built = daemon;
   const build = async (): Promise<Started> => {
     const d = built ?? (await start(cfg, log, { announce: 'later', ...(held ? { adopt: held } : {}) }));
-    return { daemon: d, emf: cfg.emf.enabled ? new EmfReporter(d.metrics, d.cache, cfg.emf) : undefined };
+    if (!cfg.emf.enabled) return { daemon: d, emf: undefined };
+    const { EmfReporter } = await import('./emf.ts');
+    return { daemon: d, emf: new EmfReporter(d.metrics, d.cache, cfg.emf) };
   };
   return new Lifecycle(api, build, held, log, settings.snapStart).run();
+}
+
+type StartDaemon = (config: Config, log: Logger, opts?: StartOptions) => Promise<Daemon>;
+
+/**
+ * The daemon's modules (the cache, the AWS clients, the server: two thirds of the bundle) are loaded here,
+ * not when pscache starts: until the first event/next only configuration, the Extensions API client and
+ * the port's hold run, and loading the rest was ~5 % of the layer's INIT (docs/benchmarks.md, Fifth pass).
+ */
+async function loadAndStart(config: Config, log: Logger, opts?: StartOptions): Promise<Daemon> {
+  return (await import('../daemon.ts')).startDaemon(config, log, opts);
 }
 
 interface Started {

@@ -24,9 +24,12 @@ import {
 import type { Logger } from '../log.ts';
 import { parameterShape } from '../shapes.ts';
 import { Batcher } from './batcher.ts';
-import { BATCH_LIMIT, type LoadContext, type Outcome } from './types.ts';
+import { BATCH_LIMIT, type LoadContext, type Outcome, PATH_ITEM_LIMIT, PathTooLargeError } from './types.ts';
 
 export type { LoadContext, Outcome } from './types.ts';
+// Defined in types.ts, a leaf: errors.ts maps PathTooLargeError without loading the loader (and the AWS
+// clients below it) into every start.
+export { PATH_ITEM_LIMIT, PathTooLargeError };
 
 /** A path listing: its rendered body, and each item as a single read would have answered it. */
 export interface PathListing {
@@ -40,22 +43,10 @@ export interface Discovered {
   loaded: Loaded;
 }
 
-/** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
-export const PATH_ITEM_LIMIT = 500;
 /** Most pages a path listing reads (500 parameters come in 51 pages of 10; SSM may answer fewer a page). */
 export const PATH_MAX_PAGES = 1000;
 /** After a batch call is refused as a whole (permission, unknown operation), single calls for this long. */
 export const BATCH_BACKOFF_MS = 5 * 60 * 1000;
-
-/** A path holding more than PATH_ITEM_LIMIT parameters: an answer like a value, cached as one. */
-export class PathTooLargeError extends Error {
-  constructor(path: string, recursive: boolean) {
-    super(
-      `path ${path} holds more than ${PATH_ITEM_LIMIT} parameters; narrow the path${recursive ? ' or drop recursive=true' : ''}`,
-    );
-    this.name = 'PathTooLargeError';
-  }
-}
 
 export interface Loader {
   /** One item; batched with others that arrive within the batch window when it can be. */

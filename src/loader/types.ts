@@ -22,3 +22,16 @@ export type Outcome = { ok: true; loaded: Loaded } | { ok: false; error: unknown
 
 /** Ids in one upstream batch call (GetParameters, BatchGetSecretValue). */
 export const BATCH_LIMIT: Record<Service, number> = { ssm: 10, secretsmanager: 20 };
+
+/** Most parameters a path read returns; beyond it the caller is told to narrow the path. */
+export const PATH_ITEM_LIMIT = 500;
+
+/** A path holding more than PATH_ITEM_LIMIT parameters: an answer like a value, cached as one. */
+export class PathTooLargeError extends Error {
+  constructor(path: string, recursive: boolean) {
+    super(
+      `path ${path} holds more than ${PATH_ITEM_LIMIT} parameters; narrow the path${recursive ? ' or drop recursive=true' : ''}`,
+    );
+    this.name = 'PathTooLargeError';
+  }
+}

@@ -1,6 +1,7 @@
 // The HTTP front the daemon starts: the listener (sockets, limits, shutdown) feeding the request pipeline
 // (checks in order, routes, answers).
-import { type Held, Listener } from './listener.ts';
+import type { Held } from './hold.ts';
+import { Listener } from './listener.ts';
 import { Pipeline, type PipelineOptions } from './pipeline.ts';
 
 /** What the pipeline takes (the server tells it of late answers itself), plus where to listen. */

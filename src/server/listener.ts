@@ -3,9 +3,10 @@
 // means is the pipeline's business.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { nodeHttp, nodeNet } from '../builtins.ts';
+import { nodeHttp } from '../builtins.ts';
 import type { Logger } from '../log.ts';
 import { HTTP_VERSIONS, MAX_HEADER_BYTES } from './checks.ts';
+import type { Held } from './hold.ts';
 
 /** Longest wait before the addresses after the first are bound, if no request comes first. */
 const LATE_BIND_MS = 100;
@@ -61,38 +62,6 @@ export interface ListenerOptions {
    * over instead of binding that address again (src/lambda/lifecycle.ts).
    */
   adopt?: Held;
-}
-
-/** A bound port whose connections wait, unread, for the daemon: see holdPort(). */
-export interface Held {
-  server: import('node:net').Server;
-  sockets: Socket[];
-  /** Set once a listener has taken it over (it then closes it with its own). */
-  taken: boolean;
-}
-
-/**
- * Binds 127.0.0.1:port as the listener would, and holds every connection, unread, until a Listener takes
- * the port over (ListenerOptions.adopt): the Lambda lifecycle binds the port before it registers, and
- * builds the daemon only after its first event/next (src/lambda/lifecycle.ts). Undefined when the port
- * cannot be bound: the listener then tries itself, and says why.
- */
-export function holdPort(port: number): Promise<Held | undefined> {
-  return new Promise((resolve) => {
-    const server = nodeNet().createServer({ pauseOnConnect: true });
-    const held: Held = { server, sockets: [], taken: false };
-    // Paused: nothing is read from them (nor can fail) until the listener resumes them.
-    server.on('connection', (socket: Socket) => held.sockets.push(socket));
-    server.once('error', () => resolve(undefined));
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => resolve(held));
-  });
-}
-
-/** Lets a held port go, and the connections it held, unless a listener took it over. */
-export function release(held: Held): void {
-  if (held.taken) return;
-  held.server.close();
-  for (const socket of held.sockets.splice(0)) socket.destroy();
 }
 
 const OVER_LIMIT = Symbol('pscache.overLimit');
