@@ -35,6 +35,22 @@ function importGraph(): Map<string, string[]> {
 
 const graph = importGraph();
 
+/** The src-relative files `file` loads when it loads: static imports only (type-only imports are erased). */
+function staticClosure(file: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (f: string) => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    const text = readFileSync(join(SRC, f), 'utf8');
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)(?!\s+type\b)[^'";]*?from\s+'(\.[^']+)'/g)) {
+      const target = normalize(join(dirname(join(SRC, f)), m[1]!));
+      if (target.startsWith(SRC)) visit(relative(SRC, target));
+    }
+  };
+  visit(file);
+  return seen;
+}
+
 describe('architecture', () => {
   test('no import cycles in src/', () => {
     const cycles: string[] = [];
@@ -89,6 +105,22 @@ describe('architecture', () => {
 
   test('client/token-source.ts, which aws/ and config read token files through, imports nothing of src/', () => {
     assert.deepEqual(graph.get('client/token-source.ts'), []);
+  });
+
+  test('what runs before the first event/next: the CLI loads no daemon module (they load when a daemon starts)', () => {
+    // Loading them was ~5 % of the Lambda layer's INIT (docs/benchmarks.md, Fifth pass). An import that pulls
+    // one of them in again (say, errors.ts importing a class from the loader) fails here, by name.
+    const loaded = staticClosure('cli.ts');
+    const daemonSide = [...loaded].filter((f) =>
+      /^(daemon\.ts|cache\/|loader\/index\.ts|loader\/batcher\.ts|collections\.ts|health\.ts|metrics\.ts|prefetch\.ts|server\/(index|listener|pipeline|routes)\.ts|aws\/(index|client|transport|signer|credentials|sts|ssm|secretsmanager|roles)\.ts)$/.test(
+        f,
+      ),
+    );
+    assert.deepEqual(daemonSide, []);
+    // And the graph walked is the real one: the lifecycle and configuration are in it.
+    for (const f of ['lambda/lifecycle.ts', 'lambda/http1.ts', 'config.ts', 'server/hold.ts']) {
+      assert.ok(loaded.has(f), f);
+    }
   });
 
   test('only the loader calls upstream operations', () => {
