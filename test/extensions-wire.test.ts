@@ -5,7 +5,14 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { ExtensionsApi, ExtensionsApiError } from '../src/lambda/extensions-api.ts';
-import { type Answer, exchange, parseAnswer, requestBytes, WireError } from '../src/lambda/http1.ts';
+import {
+  type Answer,
+  AnswerReader,
+  exchange,
+  parseAnswer,
+  requestBytes,
+  WireError,
+} from '../src/lambda/http1.ts';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 const MAX = 1024 * 1024;
@@ -141,6 +148,48 @@ describe('parseAnswer: refusals', () => {
     assert.equal(parseAnswer(b('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n'), false, 100), undefined);
   });
 
+  test('bounded whatever the server sends: interim answers, trailers, chunk extensions; refused, not buffered', () => {
+    const floods: [string, string, number][] = [
+      ['endless 100 Continue', 'HTTP/1.1 100 Continue\r\n\r\n'.repeat(700), MAX],
+      [
+        'an endless trailer section',
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: ${'a'.repeat(17 * 1024)}`,
+        MAX,
+      ],
+      [
+        'endless trailer lines',
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${'X-T: 1\r\n'.repeat(3000)}`,
+        MAX,
+      ],
+    ];
+    for (const [what, raw, max] of floods) {
+      assert.throws(
+        () => parseAnswer(b(raw), false, max),
+        wireError('garbage', /^the answer is not HTTP$/),
+        what,
+      );
+    }
+    // 1-byte chunks with 1000-byte extensions: the body fits, the bytes on the wire (8 x maxBody) do not.
+    const max = 1000;
+    const reader = new AnswerReader(max);
+    reader.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'));
+    assert.throws(
+      () => {
+        for (let i = 0; i < 100; i++) reader.push(b(`1;${'e'.repeat(1000)}\r\nx\r\n`));
+      },
+      wireError('garbage', /^answer larger than 1000 bytes$/),
+    );
+  });
+
+  test('read as it comes: 64 KiB in 1-byte chunks, each its own packet, is one answer', () => {
+    const reader = new AnswerReader(MAX);
+    assert.equal(reader.push(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')), undefined);
+    for (let i = 0; i < 64 * 1024; i++) assert.equal(reader.push(b('1\r\nx\r\n')), undefined);
+    const a = reader.push(b('0\r\n\r\n'));
+    assert.equal(a?.body.length, 64 * 1024);
+    assert.ok(a?.body.every((c) => c === 120));
+  });
+
   test('closed early: a hang-up before any byte, or a head or body cut short, is a network failure', () => {
     assert.throws(() => parseAnswer(b(''), true, MAX), wireError('network', /^socket hang up$/));
     for (const raw of [
@@ -246,6 +295,36 @@ describe('exchange over a real socket', () => {
       assert.equal(a.body.toString(), '{"a":1}');
       assert.equal(halfClosedEarly, false, 'a half-close could make a server drop a long poll');
     } finally {
+      await closeServer(srv);
+    }
+  });
+
+  test('a server that streams interim answers forever: event/next (no timeout) is refused, not held', async () => {
+    const sockets = new Set<Socket>();
+    const srv = await server((s) => {
+      sockets.add(s);
+      const chunk = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n'.repeat(100));
+      const pump = () => {
+        while (!s.destroyed && s.write(chunk));
+        if (!s.destroyed) s.once('drain', pump);
+      };
+      pump();
+    });
+    try {
+      await assert.rejects(
+        exchange({
+          host: '127.0.0.1',
+          port: portOf(srv),
+          method: 'GET',
+          path: '/',
+          headers: {},
+          maxBody: MAX,
+          timeoutMs: 0,
+        }),
+        wireError('garbage', /^the answer is not HTTP$/),
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
       await closeServer(srv);
     }
   });

@@ -230,6 +230,59 @@ describe('lifecycle', () => {
     await shutdown(s);
   });
 
+  test('a request that half-closes after sending, while the port is held, still gets its answer', async () => {
+    let early: Promise<string> | undefined;
+    const s = await start({
+      prepare: (sim, port) => {
+        sim.onRegister = async () => {
+          early = new Promise<string>((resolve, reject) => {
+            const c = connect(port, '127.0.0.1', () => {
+              c.end(
+                `GET ${param('/app/a')} HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: ${SESSION_TOKEN}\r\n\r\n`,
+              );
+            });
+            let got = '';
+            c.on('data', (d) => {
+              got += d.toString('latin1');
+            });
+            c.on('close', () => resolve(got));
+            c.on('error', reject);
+          });
+          early.catch(() => {});
+        };
+      },
+    });
+    await s.sim.nextCalls(1);
+    const got = await early!;
+    assert.match(got, /^HTTP\/1\.1 200 /, got);
+    assert.match(got, /value of a/);
+    await shutdown(s);
+  });
+
+  test('SIGTERM while register is on its way: the port let go, exit 0, no error', async () => {
+    let s: Awaited<ReturnType<typeof start>> | undefined;
+    s = await start({
+      prepare: (sim) => {
+        sim.onRegister = async () => {
+          s?.ext.child.kill('SIGTERM');
+          await s?.ext.exited;
+        };
+      },
+    });
+    const exit = await s.ext.exited;
+    const out = s.ext.output();
+    assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null }, out);
+    assert.match(out, /received SIGTERM, stopping/);
+    assert.doesNotMatch(out, /ERROR/);
+    assert.equal(s.sim.nexts.length, 0);
+    const again = createNetServer();
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.listen(s!.port, '127.0.0.1', resolve);
+    });
+    again.close();
+  });
+
   test('a connection reset while it waits for the daemon is dropped; the daemon starts and serves', async () => {
     const s = await start({
       prepare: (sim, port) => {

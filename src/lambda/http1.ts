@@ -68,101 +68,204 @@ export function requestBytes(
   return x.body ? Buffer.concat([bytes, x.body]) : bytes;
 }
 
+const notHttp = () => new WireError('the answer is not HTTP', 'garbage');
+const EMPTY = Buffer.alloc(0);
+
+type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'close' | 'done';
+
 /**
- * Reads an answer from the bytes received so far. Returns it once complete, undefined while more bytes
- * are needed (`ended`: the connection closed, so nothing more comes); throws WireError on bytes that are
- * not HTTP/1.x, or on a body over `maxBody`.
+ * Reads one answer as its bytes come, in one pass: push() each packet, end() when the connection closes.
+ * Bounded whatever the server sends: the status lines and headers of every answer (interim ones
+ * included) together, and the trailers, at MAX_HEAD_BYTES; a chunk-size line at 1 KiB; the body at
+ * `maxBody`; all bytes on the wire at 8 × `maxBody` (1-byte chunks take 6 bytes each). Throws WireError:
+ * `garbage` for bytes that are not HTTP/1.x or an answer over its bounds, `network` for one cut short.
  */
-export function parseAnswer(data: Buffer, ended: boolean, maxBody: number): Answer | undefined {
-  let at = 0;
-  for (;;) {
-    const prefix = data.subarray(at, at + HTTP_PREFIX.length);
-    if (!HTTP_PREFIX.subarray(0, prefix.length).equals(prefix))
-      throw new WireError('the answer is not HTTP', 'garbage');
-    const end = data.indexOf('\r\n\r\n', at, 'latin1');
-    if (end < 0) {
-      if (data.length - at > MAX_HEAD_BYTES) throw new WireError('the answer is not HTTP', 'garbage');
-      if (ended)
-        throw new WireError(at === data.length ? 'socket hang up' : 'the answer ended early', 'network');
-      return undefined;
+export class AnswerReader {
+  private pending: Buffer = EMPTY;
+  private phase: Phase = 'head';
+  private headBytes = 0;
+  private trailerBytes = 0;
+  private wire = 0;
+  private status = 0;
+  private headers: Record<string, string> = {};
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+  /** Bytes left of the current chunk, or of a Content-Length body. */
+  private remaining = 0;
+
+  constructor(private readonly maxBody: number) {}
+
+  /** Takes the next bytes; the answer once it is complete (bytes after it are ignored). */
+  push(chunk: Buffer): Answer | undefined {
+    if (this.phase === 'done') return this.answer();
+    this.wire += chunk.length;
+    if (this.wire > 8 * this.maxBody + 2 * MAX_HEAD_BYTES) throw this.tooLarge();
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    return this.run(chunk.length);
+  }
+
+  /** The connection closed: the answer, if its framing ends with the close; else why not. */
+  end(): Answer {
+    if (this.phase === 'close' || this.phase === 'done') return this.answer();
+    if (this.phase === 'head' && this.headBytes === 0 && this.pending.length === 0) {
+      throw new WireError('socket hang up', 'network');
     }
-    if (end - at > MAX_HEAD_BYTES) throw new WireError('the answer is not HTTP', 'garbage');
-    const lines = data.toString('latin1', at, end).split('\r\n');
+    throw new WireError('the answer ended early', 'network');
+  }
+
+  private answer(): Answer {
+    this.phase = 'done';
+    return { status: this.status, headers: this.headers, body: Buffer.concat(this.parts) };
+  }
+
+  private tooLarge(): WireError {
+    return new WireError(`answer larger than ${this.maxBody} bytes`, 'garbage');
+  }
+
+  private take(n: number): void {
+    const part = this.pending.subarray(0, n);
+    this.parts.push(part);
+    this.pending = this.pending.subarray(n);
+  }
+
+  private run(fresh: number): Answer | undefined {
+    for (;;) {
+      const data = this.pending;
+      switch (this.phase) {
+        case 'head': {
+          const prefix = data.subarray(0, HTTP_PREFIX.length);
+          if (!HTTP_PREFIX.subarray(0, prefix.length).equals(prefix)) throw notHttp();
+          // Only the new bytes (and the 3 before them) can complete the blank line.
+          const end = data.indexOf('\r\n\r\n', Math.max(0, data.length - fresh - 3), 'latin1');
+          if (end < 0) {
+            if (this.headBytes + data.length > MAX_HEAD_BYTES) throw notHttp();
+            return undefined;
+          }
+          this.headBytes += end + 4;
+          if (this.headBytes > MAX_HEAD_BYTES) throw notHttp();
+          this.head(data.toString('latin1', 0, end));
+          this.pending = data.subarray(end + 4);
+          fresh = this.pending.length;
+          break;
+        }
+        case 'length':
+        case 'chunk-data': {
+          const n = Math.min(this.remaining, data.length);
+          this.take(n);
+          this.remaining -= n;
+          if (this.remaining > 0) return undefined;
+          if (this.phase === 'length') return this.answer();
+          this.phase = 'chunk-end';
+          break;
+        }
+        case 'chunk-end': {
+          if (data.length < 2) return undefined;
+          if (data[0] !== 13 || data[1] !== 10) throw notHttp();
+          this.pending = data.subarray(2);
+          this.phase = 'chunk-size';
+          break;
+        }
+        case 'chunk-size': {
+          const eol = data.indexOf('\r\n', 0, 'latin1');
+          if (eol < 0) {
+            if (data.length > 1024) throw notHttp();
+            return undefined;
+          }
+          const m = /^([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?$/.exec(
+            data.toString('latin1', 0, Math.min(eol, 1025)),
+          );
+          if (!m || eol > 1024) throw notHttp();
+          const n = Number.parseInt(m[1]!, 16);
+          this.pending = data.subarray(eol + 2);
+          if (n === 0) {
+            this.phase = 'trailers';
+            break;
+          }
+          this.size += n;
+          if (this.size > this.maxBody) throw this.tooLarge();
+          this.remaining = n;
+          this.phase = 'chunk-data';
+          break;
+        }
+        case 'trailers': {
+          // Trailers, if any, up to an empty line.
+          const eol = data.indexOf('\r\n', 0, 'latin1');
+          if (eol < 0) {
+            if (this.trailerBytes + data.length > MAX_HEAD_BYTES) throw notHttp();
+            return undefined;
+          }
+          if (eol === 0) return this.answer();
+          this.trailerBytes += eol + 2;
+          if (this.trailerBytes > MAX_HEAD_BYTES) throw notHttp();
+          this.pending = data.subarray(eol + 2);
+          break;
+        }
+        case 'close': {
+          this.size += data.length;
+          if (this.size > this.maxBody) throw this.tooLarge();
+          this.take(data.length);
+          return undefined;
+        }
+        case 'done':
+          return this.answer();
+      }
+    }
+  }
+
+  /** A status line and headers: the framing of the body that follows, or an interim answer. */
+  private head(text: string): void {
+    const lines = text.split('\r\n');
     const status = /^HTTP\/1\.[01] ([1-5]\d\d)(?: [^\r\n]*)?$/.exec(lines[0]!);
-    if (!status) throw new WireError('the answer is not HTTP', 'garbage');
+    if (!status) throw notHttp();
     const headers: Record<string, string> = {};
     const lengths = new Set<string>();
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const colon = line.indexOf(':');
       const name = line.slice(0, colon).toLowerCase();
-      if (colon <= 0 || !TOKEN.test(name)) throw new WireError('the answer is not HTTP', 'garbage');
+      if (colon <= 0 || !TOKEN.test(name)) throw notHttp();
       const value = line.slice(colon + 1).trim();
       if (name === 'content-length') lengths.add(value);
       if (!(name in headers)) headers[name] = value;
     }
     const code = Number(status[1]);
-    at = end + 4;
+    if (code === 101) throw notHttp();
     // An interim answer (100 Continue, 103 Early Hints): the real one follows.
-    if (code >= 100 && code < 200 && code !== 101) continue;
-    if (code === 101) throw new WireError('the answer is not HTTP', 'garbage');
-    const rest = data.subarray(at);
-    if (code === 204 || code === 304) return { status: code, headers, body: Buffer.alloc(0) };
+    if (code < 200) return;
+    this.status = code;
+    this.headers = headers;
+    if (code === 204 || code === 304) {
+      this.phase = 'done';
+      return;
+    }
     const te = headers['transfer-encoding'];
     if (te !== undefined) {
-      if (/(?:^|,)\s*chunked\s*$/i.test(te)) {
-        const body = dechunk(rest, maxBody);
-        if (body) return { status: code, headers, body };
-        if (ended) throw new WireError('the answer ended early', 'network');
-        return undefined;
-      }
-    } else if (lengths.size > 0) {
-      const length = lengths.size === 1 ? [...lengths][0]! : '';
-      if (!/^\d{1,15}$/.test(length)) throw new WireError('the answer is not HTTP', 'garbage');
-      const n = Number(length);
-      if (n > maxBody) throw new WireError(`answer larger than ${maxBody} bytes`, 'garbage');
-      if (rest.length >= n) return { status: code, headers, body: Buffer.from(rest.subarray(0, n)) };
-      if (ended) throw new WireError('the answer ended early', 'network');
-      return undefined;
+      // Chunked last: read chunk by chunk; any other coding: the body runs until the close.
+      this.phase = /(?:^|,)\s*chunked\s*$/i.test(te) ? 'chunk-size' : 'close';
+      return;
     }
-    // No length: the body is what comes until the connection closes.
-    if (rest.length > maxBody) throw new WireError(`answer larger than ${maxBody} bytes`, 'garbage');
-    return ended ? { status: code, headers, body: Buffer.from(rest) } : undefined;
+    if (lengths.size === 0) {
+      this.phase = 'close';
+      return;
+    }
+    const length = lengths.size === 1 ? [...lengths][0]! : '';
+    if (!/^\d{1,15}$/.test(length)) throw notHttp();
+    this.remaining = Number(length);
+    if (this.remaining > this.maxBody) throw this.tooLarge();
+    this.phase = 'length';
   }
 }
 
-/** A chunked body, once its last chunk and trailers are in; undefined while incomplete. */
-function dechunk(data: Buffer, maxBody: number): Buffer | undefined {
-  const parts: Buffer[] = [];
-  let size = 0;
-  let at = 0;
-  for (;;) {
-    const eol = data.indexOf('\r\n', at, 'latin1');
-    if (eol < 0) {
-      if (data.length - at > 1024) throw new WireError('the answer is not HTTP', 'garbage');
-      return undefined;
-    }
-    const m = /^([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?$/.exec(data.toString('latin1', at, eol));
-    if (!m) throw new WireError('the answer is not HTTP', 'garbage');
-    const n = Number.parseInt(m[1]!, 16);
-    at = eol + 2;
-    if (n === 0) {
-      // Trailers, if any, up to an empty line.
-      for (;;) {
-        const t = data.indexOf('\r\n', at, 'latin1');
-        if (t < 0) return undefined;
-        if (t === at) return Buffer.concat(parts, size);
-        at = t + 2;
-      }
-    }
-    size += n;
-    if (size > maxBody) throw new WireError(`answer larger than ${maxBody} bytes`, 'garbage');
-    if (data.length < at + n + 2) return undefined;
-    if (data[at + n] !== 13 || data[at + n + 1] !== 10)
-      throw new WireError('the answer is not HTTP', 'garbage');
-    parts.push(data.subarray(at, at + n));
-    at += n + 2;
-  }
+/**
+ * Reads an answer from all the bytes received so far, at once (AnswerReader, for tests and one-off use):
+ * the answer once complete, undefined while more bytes are needed (`ended`: the connection closed, so
+ * nothing more comes).
+ */
+export function parseAnswer(data: Buffer, ended: boolean, maxBody: number): Answer | undefined {
+  const reader = new AnswerReader(maxBody);
+  const a = reader.push(data);
+  if (a || !ended) return a;
+  return reader.end();
 }
 
 /** Sends one request on a fresh connection and reads its answer. Rejects with WireError only. */
@@ -177,7 +280,7 @@ export function exchange(x: Exchange): Promise<Answer> {
     }
     const socket = nodeNet().connect({ host: x.host, port: x.port, noDelay: true });
     x.track?.(socket, true);
-    let data: Buffer = Buffer.alloc(0);
+    const reader = new AnswerReader(x.maxBody);
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const settle = (e: Error | undefined, a?: Answer) => {
@@ -188,11 +291,10 @@ export function exchange(x: Exchange): Promise<Answer> {
       if (e) reject(e);
       else resolve(a!);
     };
-    const read = (ended: boolean) => {
+    const read = (next: () => Answer | undefined) => {
       try {
-        const a = parseAnswer(data, ended, x.maxBody);
+        const a = next();
         if (a) settle(undefined, a);
-        else if (ended) settle(new WireError('the answer ended early', 'network'));
       } catch (e) {
         settle(e as Error);
       }
@@ -203,17 +305,17 @@ export function exchange(x: Exchange): Promise<Answer> {
         x.timeoutMs,
       );
     }
-    socket.on('data', (c: Buffer) => {
-      data = data.length === 0 ? c : Buffer.concat([data, c]);
-      read(false);
-    });
-    socket.on('end', () => read(true));
+    socket.on('data', (c: Buffer) => read(() => reader.push(c)));
+    socket.on('end', () => read(() => reader.end()));
     socket.on('error', (e: NodeJS.ErrnoException) => settle(new WireError(e.code ?? e.message, 'network')));
     socket.on('close', () => {
       x.track?.(socket, false);
       settle(new WireError('socket hang up', 'network'));
     });
     // Not end(): a server may take a half-closed connection for a client that left, and drop a long poll.
-    socket.write(bytes, x.onSent && (() => x.onSent?.()));
+    // onSent only once the bytes are handed over (a failed write calls back with its error).
+    socket.write(bytes, (e) => {
+      if (!e && !settled) x.onSent?.();
+    });
   });
 }

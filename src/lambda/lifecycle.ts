@@ -50,6 +50,25 @@ export async function runExtension(
     return 1;
   }
 
+  // A signal before the lifecycle runs (a local runner's; Lambda sends SHUTDOWN): stop as the lifecycle
+  // would, exit 0. It ends a register in flight; each step below looks at it once its await returns.
+  let signalled = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signalled = true;
+    log.info(`received ${sig}, stopping`);
+    api.close();
+  };
+  const signals = ['SIGTERM', 'SIGINT'] as const;
+  for (const sig of signals) process.once(sig, onSignal);
+  let held: Held | undefined;
+  let daemon: Daemon | undefined;
+  const stopEarly = async (): Promise<number> => {
+    if (held) await release(held);
+    await daemon?.stop(SHUTDOWN_GRACE_MS);
+    api.close();
+    return 0;
+  };
+
   // Configuration problems are reported through init/error, which needs a registration first: so
   // remember the problem, register, then report it.
   let config: Config | undefined;
@@ -73,9 +92,8 @@ export async function runExtension(
     !settings.snapStart &&
     !config.validateCredentials &&
     !config.metricsAddress;
-  const held = config && deferrable ? await holdPort(config.port) : undefined;
-  let daemon: Daemon | undefined;
-  if (config && !problem && !held) {
+  held = config && deferrable ? await holdPort(config.port) : undefined;
+  if (config && !problem && !held && !signalled) {
     try {
       daemon = await start(config, log, { announce: 'later' });
     } catch (e) {
@@ -86,6 +104,7 @@ export async function runExtension(
     }
   }
 
+  if (signalled) return stopEarly();
   try {
     const reg = await api.register(name, EVENTS);
     log.debug('registered with the Lambda Extensions API', {
@@ -95,12 +114,14 @@ export async function runExtension(
       code_cache: codeCacheStatus(),
     });
   } catch (e) {
+    if (signalled) return stopEarly();
     log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
-    if (held) release(held);
+    if (held) await release(held);
     await daemon?.stop(0);
     api.close();
     return 1;
   }
+  if (signalled) return stopEarly();
 
   if (problem || !config || (!daemon && !held)) {
     const report = problem ?? { type: ERROR_TYPES.start, message: 'pscache did not start', code: 1 };
@@ -121,6 +142,8 @@ export async function runExtension(
     const { EmfReporter } = await import('./emf.ts');
     return { daemon: d, emf: new EmfReporter(d.metrics, d.cache, cfg.emf) };
   };
+  // From here on the lifecycle handles signals (and SHUTDOWN) itself.
+  for (const sig of signals) process.off(sig, onSignal);
   return new Lifecycle(api, build, held, log, settings.snapStart).run();
 }
 
@@ -169,7 +192,6 @@ class Lifecycle {
       (e: unknown) => {
         const message = `pscache did not start: ${scrubbed(e)}`;
         this.log.error(message);
-        if (this.held) release(this.held);
         void this.api
           .exitError({ type: ERROR_TYPES.start, message })
           .catch(() => {})
@@ -278,7 +300,7 @@ class Lifecycle {
     try {
       // Not built yet (a signal before the first event/next): nothing to stop but the port held.
       const started = this.started ? await this.started : undefined;
-      if (!started && this.held) release(this.held);
+      if (!started && this.held) await release(this.held);
       await started?.daemon.stop(graceMs);
       // After the last answers, so the line counts them.
       started?.emf?.flush();

@@ -8,7 +8,7 @@ import { nodeNet } from '../builtins.ts';
 export interface Held {
   server: Server;
   sockets: Socket[];
-  /** Set once a listener has taken it over (it then closes it with its own). */
+  /** Set once a listener has taken it over (it then closes it with its own), or once it is released. */
   taken: boolean;
 }
 
@@ -18,7 +18,9 @@ export interface Held {
  */
 export function holdPort(port: number): Promise<Held | undefined> {
   return new Promise((resolve) => {
-    const server = nodeNet().createServer({ pauseOnConnect: true });
+    // The socket options node:http's server gives its connections, which these become once taken over: a
+    // client may half-close after its request and still get the answer, and no answer waits on Nagle.
+    const server = nodeNet().createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true });
     const held: Held = { server, sockets: [], taken: false };
     // Paused: nothing is read from them (nor can fail) until the listener resumes them.
     server.on('connection', (socket: Socket) => held.sockets.push(socket));
@@ -27,9 +29,36 @@ export function holdPort(port: number): Promise<Held | undefined> {
   });
 }
 
-/** Lets a held port go, and the connections it held, unless a listener took it over. */
-export function release(held: Held): void {
+const STOPPING_BODY = '{"__type":"ShuttingDown","message":"pscache is shutting down"}';
+/** What a held connection is told when pscache stops before the daemon takes it: a shutdown's 503. */
+const STOPPING = `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: ${STOPPING_BODY.length}\r\n\r\n${STOPPING_BODY}`;
+
+/** How long a held connection may take to read its 503 and close once the port is let go. */
+const RELEASE_GRACE_MS = 250;
+
+/**
+ * Lets a held port go, unless a listener took it over. The connections it held are answered 503
+ * ShuttingDown, as a shutdown answers what is left; resolves once they are closed (or after
+ * RELEASE_GRACE_MS). What they sent is read and dropped first: a socket closed with unread bytes sends a
+ * reset, which can overtake the answer.
+ */
+export async function release(held: Held): Promise<void> {
   if (held.taken) return;
+  held.taken = true;
   held.server.close();
-  for (const socket of held.sockets.splice(0)) socket.destroy();
+  const closing = held.sockets.splice(0).map(
+    (socket) =>
+      new Promise<void>((resolve) => {
+        if (socket.destroyed) return resolve();
+        const timer = setTimeout(() => socket.destroy(), RELEASE_GRACE_MS);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.on('error', () => socket.destroy());
+        socket.resume();
+        socket.end(STOPPING);
+      }),
+  );
+  await Promise.all(closing);
 }
