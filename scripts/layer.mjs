@@ -88,9 +88,10 @@ exec "$node" "$entry" serve --lambda-extension-name "\${0##*/}"
 // The bundle
 
 /**
- * The layer's bundle is dist/pscache.cjs, built with the same options. The layer ships that one file,
- * so the CLI's import of the emulator (dist/emulator.cjs beside the npm bundle) becomes a stub that
- * says where the emulator lives, instead of a "Cannot find module" error.
+ * The layer's bundle is dist/pscache.cjs, built with the same options, and two swaps. The layer ships that
+ * one file, so the CLI's import of the emulator (dist/emulator.cjs beside the npm bundle) becomes a stub
+ * that says where the emulator lives, instead of a "Cannot find module" error. And the daemon's modules
+ * load once the first event/next is on its way, not with the CLI (src/daemon-loader-lazy.ts).
  */
 async function layerBundle() {
   const result = await build({
@@ -98,10 +99,19 @@ async function layerBundle() {
     outfile: 'pscache.cjs',
     write: false,
     // First, so that its answer for the emulator's path wins over build.mjs's own plugins.
-    plugins: [withoutEmulator, ...(bundleOptions.plugins ?? [])],
+    plugins: [withoutEmulator, lazyDaemon, ...(bundleOptions.plugins ?? [])],
   });
   return Buffer.from(result.outputFiles[0].contents);
 }
+
+const lazyDaemon = {
+  name: 'pscache-lazy-daemon',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.?\/daemon-loader\.ts$/ }, (args) => ({
+      path: path.join(args.resolveDir, args.path.replace('daemon-loader.ts', 'daemon-loader-lazy.ts')),
+    }));
+  },
+};
 
 const withoutEmulator = {
   name: 'pscache-without-emulator',

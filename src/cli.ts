@@ -14,6 +14,8 @@ import {
   requireToken,
   SETTINGS,
 } from './config.ts';
+import type { Daemon } from './daemon.ts';
+import { loadDaemon } from './daemon-loader.ts';
 import { parseFlags, UsageError } from './flags.ts';
 import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -180,12 +182,6 @@ async function serve(args: string[]): Promise<number> {
   return untilSignal(() => daemon.stop(SIDECAR_GRACE_MS), log);
 }
 
-/**
- * The daemon's modules, loaded when a command starts one: not by `--version`, `get` or `token`, nor by the
- * Lambda lifecycle before its first event/next (src/lambda/lifecycle.ts).
- */
-const loadDaemon = () => import('./daemon.ts');
-
 /** Loads the emulator (dist/emulator.cjs beside the bundle): `serve` never parses it. */
 const loadEmulator = () => import('../packages/emulator/index.ts');
 
@@ -329,7 +325,7 @@ async function dev(args: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger(config.logLevel, config.logFormat);
-  let daemon: Awaited<ReturnType<typeof import('./daemon.ts').startDaemon>>;
+  let daemon: Daemon;
   try {
     daemon = await (await loadDaemon()).startDaemon(config, log);
   } catch (e) {

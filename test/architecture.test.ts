@@ -35,10 +35,14 @@ function importGraph(): Map<string, string[]> {
 
 const graph = importGraph();
 
-/** The src-relative files `file` loads when it loads: static imports only (type-only imports are erased). */
-function staticClosure(file: string): Set<string> {
+/**
+ * The src-relative files `file` loads when it loads: static imports only (type-only imports are erased),
+ * with `swap`'s files taken for the keys' (as a bundle built with that swap would).
+ */
+function staticClosure(file: string, swap: Record<string, string> = {}): Set<string> {
   const seen = new Set<string>();
-  const visit = (f: string) => {
+  const visit = (name: string) => {
+    const f = swap[name] ?? name;
     if (seen.has(f)) return;
     seen.add(f);
     const text = readFileSync(join(SRC, f), 'utf8');
@@ -107,10 +111,14 @@ describe('architecture', () => {
     assert.deepEqual(graph.get('client/token-source.ts'), []);
   });
 
-  test('what runs before the first event/next: the CLI loads no daemon module (they load when a daemon starts)', () => {
-    // Loading them was ~5 % of the Lambda layer's INIT (docs/benchmarks.md, Fifth pass). An import that pulls
-    // one of them in again (say, errors.ts importing a class from the loader) fails here, by name.
-    const loaded = staticClosure('cli.ts');
+  test('what runs before the first event/next in the Lambda layers: the CLI loads no daemon module', () => {
+    // The layers' bundle takes daemon-loader-lazy.ts for daemon-loader.ts (scripts/layer.mjs): the daemon's
+    // modules load when a daemon starts. Loading them was ~5 % of the layer's INIT (docs/benchmarks.md,
+    // Fifth pass). An import that pulls one of them in again (say, errors.ts importing a class from the
+    // loader) fails here, by name.
+    const layer = readFileSync(join(ROOT, 'scripts', 'layer.mjs'), 'utf8');
+    assert.match(layer, /daemon-loader\.ts', 'daemon-loader-lazy\.ts'/, 'the layer build swaps the loader');
+    const loaded = staticClosure('cli.ts', { 'daemon-loader.ts': 'daemon-loader-lazy.ts' });
     const daemonSide = [...loaded].filter((f) =>
       /^(daemon\.ts|cache\/|loader\/index\.ts|loader\/batcher\.ts|collections\.ts|health\.ts|metrics\.ts|prefetch\.ts|server\/(index|listener|pipeline|routes)\.ts|aws\/(index|client|transport|signer|credentials|sts|ssm|secretsmanager|roles)\.ts)$/.test(
         f,
@@ -118,9 +126,17 @@ describe('architecture', () => {
     );
     assert.deepEqual(daemonSide, []);
     // And the graph walked is the real one: the lifecycle and configuration are in it.
-    for (const f of ['lambda/lifecycle.ts', 'lambda/http1.ts', 'config.ts', 'server/hold.ts']) {
+    for (const f of [
+      'lambda/lifecycle.ts',
+      'lambda/http1.ts',
+      'config.ts',
+      'server/hold.ts',
+      'daemon-loader-lazy.ts',
+    ]) {
       assert.ok(loaded.has(f), f);
     }
+    // The npm bundle loads them with the CLI (a sidecar starts the daemon at once; see daemon-loader.ts).
+    assert.ok(staticClosure('cli.ts').has('daemon.ts'));
   });
 
   test('only the loader calls upstream operations', () => {

@@ -603,6 +603,9 @@ describe('logs', () => {
       docs.some((d) => d['level'] === 'DEBUG'),
       'AWS_LAMBDA_LOG_LEVEL=DEBUG applies',
     );
+    // The Node.js layer too loads the daemon's modules after the first event/next.
+    const registered = docs.find((d) => d['message'] === 'registered with the Lambda Extensions API');
+    assert.equal(registered?.['daemon_loading'], 'lazy');
     const summary = docs.filter((d) => d['message'] === 'summary');
     assert.equal(summary.length, 1);
     assert.equal(summary[0]!['misses'], 2);
@@ -747,7 +750,10 @@ describe('standalone layer', () => {
     await s.sim.nextCalls(1);
     const r = await s.get(param('/app/standalone'));
     assert.equal(r.status, 200, r.body);
-    assert.match(await shutdown(s), /DEBUG registered with the Lambda Extensions API .*code_cache=used/);
+    const out = await shutdown(s);
+    assert.match(out, /DEBUG registered with the Lambda Extensions API .*code_cache=used/);
+    // The layers load the daemon's modules after the first event/next (src/daemon-loader-lazy.ts).
+    assert.match(out, /DEBUG registered with the Lambda Extensions API .*daemon_loading=lazy/);
   });
 
   /**

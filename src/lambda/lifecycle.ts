@@ -2,6 +2,7 @@
 
 import { type Config, ConfigError, lambdaSettings, loadConfig, requireToken } from '../config.ts';
 import type { Daemon, StartOptions } from '../daemon.ts';
+import { DAEMON_LOADING, loadDaemon } from '../daemon-loader.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { type Held, holdPort, release } from '../server/hold.ts';
 import type { EmfReporter } from './emf.ts';
@@ -112,6 +113,7 @@ export async function runExtension(
       function: reg.functionName,
       version: reg.functionVersion,
       code_cache: codeCacheStatus(),
+      daemon_loading: DAEMON_LOADING,
     });
   } catch (e) {
     if (signalled) return stopEarly();
@@ -149,13 +151,9 @@ export async function runExtension(
 
 type StartDaemon = (config: Config, log: Logger, opts?: StartOptions) => Promise<Daemon>;
 
-/**
- * The daemon's modules (the cache, the AWS clients, the server: two thirds of the bundle) are loaded here,
- * not when pscache starts: until the first event/next only configuration, the Extensions API client and
- * the port's hold run, and loading the rest was ~5 % of the layer's INIT (docs/benchmarks.md, Fifth pass).
- */
+/** In the Lambda layers, the daemon's modules are loaded here (src/daemon-loader-lazy.ts). */
 async function loadAndStart(config: Config, log: Logger, opts?: StartOptions): Promise<Daemon> {
-  return (await import('../daemon.ts')).startDaemon(config, log, opts);
+  return (await loadDaemon()).startDaemon(config, log, opts);
 }
 
 interface Started {
