@@ -23,6 +23,8 @@ export const SHUTDOWN_GRACE_MS = 250;
 /** Kept clear of the event's deadline so the summary line and exit still happen before SIGKILL. */
 const DEADLINE_MARGIN_MS = 100;
 const EVENTS = ['INVOKE', 'SHUTDOWN'] as const;
+/** Not sent by Lambda (it uses SHUTDOWN, then SIGKILL), but a local runner may: stop as on SHUTDOWN. */
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 export const ERROR_TYPES = {
   config: 'Extension.ConfigInvalid',
@@ -52,101 +54,111 @@ export async function runExtension(
   }
 
   // A signal before the lifecycle runs (a local runner's; Lambda sends SHUTDOWN): stop as the lifecycle
-  // would, exit 0. It ends a register in flight; each step below looks at it once its await returns.
+  // would, exit 0. It ends a register in flight; each step below looks at it once its await returns. These
+  // handlers go once the lifecycle's own are in place, or when this returns earlier.
   let signalled = false;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (signalled) return;
     signalled = true;
     log.info(`received ${sig}, stopping`);
     api.close();
   };
-  const signals = ['SIGTERM', 'SIGINT'] as const;
-  for (const sig of signals) process.once(sig, onSignal);
-  let held: Held | undefined;
-  let daemon: Daemon | undefined;
-  const stopEarly = async (): Promise<number> => {
-    if (held) await release(held);
-    await daemon?.stop(SHUTDOWN_GRACE_MS);
-    api.close();
-    return 0;
-  };
-
-  // Configuration problems are reported through init/error, which needs a registration first: so
-  // remember the problem, register, then report it.
-  let config: Config | undefined;
-  let problem: (ErrorReport & { code: number }) | undefined;
+  for (const sig of SIGNALS) process.on(sig, onSignal);
   try {
-    config = loadConfig(env);
-    requireToken(config);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    problem = { type: ERROR_TYPES.config, message: e.message, code: 2 };
+    const outcome = await prepare();
+    // run() puts the lifecycle's handlers in place before this one's go (finally): no moment without any.
+    return typeof outcome === 'number' ? outcome : outcome.run();
+  } finally {
+    for (const sig of SIGNALS) process.off(sig, onSignal);
   }
-  // The usual start: bind the port now (Lambda starts the function's INIT once every extension has
-  // registered, and the function may read from us at once), and build the daemon once the first
-  // event/next is on its way, while the function's INIT runs; the connections that come before wait for
-  // it. Built before register instead when INIT must wait for it: SnapStart (the restore window opens
-  // before the first event/next), a credentials check or a metrics listener (their failures go to
-  // init/error), or a port the hold could not bind (the daemon then says why).
-  const deferrable =
-    config !== undefined &&
-    !problem &&
-    !settings.snapStart &&
-    !config.validateCredentials &&
-    !config.metricsAddress;
-  held = config && deferrable ? await holdPort(config.port) : undefined;
-  if (config && !problem && !held && !signalled) {
+
+  /** Everything up to the lifecycle: the exit code when it ends before, else the lifecycle to run. */
+  async function prepare(): Promise<number | Lifecycle> {
+    let held: Held | undefined;
+    let daemon: Daemon | undefined;
+    const stopEarly = async (): Promise<number> => {
+      if (held) await release(held);
+      await daemon?.stop(SHUTDOWN_GRACE_MS);
+      api.close();
+      return 0;
+    };
+
+    // Configuration problems are reported through init/error, which needs a registration first: so
+    // remember the problem, register, then report it.
+    let config: Config | undefined;
+    let problem: (ErrorReport & { code: number }) | undefined;
     try {
-      daemon = await start(config, log, { announce: 'later' });
+      config = loadConfig(env);
+      requireToken(config);
     } catch (e) {
-      problem =
-        e instanceof ConfigError
-          ? { type: ERROR_TYPES.config, message: e.message, code: 2 }
-          : { type: ERROR_TYPES.start, message: e instanceof Error ? e.message : String(e), code: 1 };
+      if (!(e instanceof ConfigError)) throw e;
+      problem = { type: ERROR_TYPES.config, message: e.message, code: 2 };
     }
-  }
+    // The usual start: bind the port now (Lambda starts the function's INIT once every extension has
+    // registered, and the function may read from us at once), and build the daemon once the first
+    // event/next is on its way, while the function's INIT runs; the connections that come before wait for
+    // it. Built before register instead when INIT must wait for it: SnapStart (the restore window opens
+    // before the first event/next), a credentials check or a metrics listener (their failures go to
+    // init/error), or a port the hold could not bind (the daemon then says why).
+    const deferrable =
+      config !== undefined &&
+      !problem &&
+      !settings.snapStart &&
+      !config.validateCredentials &&
+      !config.metricsAddress;
+    held = config && deferrable ? await holdPort(config.port) : undefined;
+    if (config && !problem && !held && !signalled) {
+      try {
+        daemon = await start(config, log, { announce: 'later' });
+      } catch (e) {
+        problem =
+          e instanceof ConfigError
+            ? { type: ERROR_TYPES.config, message: e.message, code: 2 }
+            : { type: ERROR_TYPES.start, message: e instanceof Error ? e.message : String(e), code: 1 };
+      }
+    }
 
-  if (signalled) return stopEarly();
-  try {
-    const reg = await api.register(name, EVENTS);
-    log.debug('registered with the Lambda Extensions API', {
-      name,
-      function: reg.functionName,
-      version: reg.functionVersion,
-      code_cache: codeCacheStatus(),
-      daemon_loading: DAEMON_LOADING,
-    });
-  } catch (e) {
     if (signalled) return stopEarly();
-    log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
-    if (held) await release(held);
-    await daemon?.stop(0);
-    api.close();
-    return 1;
-  }
-  if (signalled) return stopEarly();
-
-  if (problem || !config || (!daemon && !held)) {
-    const report = problem ?? { type: ERROR_TYPES.start, message: 'pscache did not start', code: 1 };
-    log.error(report.message);
     try {
-      await api.initError(report);
+      const reg = await api.register(name, EVENTS);
+      log.debug('registered with the Lambda Extensions API', {
+        name,
+        function: reg.functionName,
+        version: reg.functionVersion,
+        code_cache: codeCacheStatus(),
+        daemon_loading: DAEMON_LOADING,
+      });
     } catch (e) {
-      log.error(`could not report the error to Lambda: ${describe(e)}`);
+      if (signalled) return stopEarly();
+      log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
+      if (held) await release(held);
+      await daemon?.stop(0);
+      api.close();
+      return 1;
     }
-    api.close();
-    return report.code;
+    if (signalled) return stopEarly();
+
+    if (problem || !config || (!daemon && !held)) {
+      const report = problem ?? { type: ERROR_TYPES.start, message: 'pscache did not start', code: 1 };
+      log.error(report.message);
+      try {
+        await api.initError(report);
+      } catch (e) {
+        log.error(`could not report the error to Lambda: ${describe(e)}`);
+      }
+      api.close();
+      return report.code;
+    }
+    const cfg = config;
+    const built = daemon;
+    const build = async (): Promise<Started> => {
+      const d = built ?? (await start(cfg, log, { announce: 'later', ...(held ? { adopt: held } : {}) }));
+      if (!cfg.emf.enabled) return { daemon: d, emf: undefined };
+      const { EmfReporter } = await import('./emf.ts');
+      return { daemon: d, emf: new EmfReporter(d.metrics, d.cache, cfg.emf) };
+    };
+    return new Lifecycle(api, build, held, log, settings.snapStart);
   }
-  const cfg = config;
-  const built = daemon;
-  const build = async (): Promise<Started> => {
-    const d = built ?? (await start(cfg, log, { announce: 'later', ...(held ? { adopt: held } : {}) }));
-    if (!cfg.emf.enabled) return { daemon: d, emf: undefined };
-    const { EmfReporter } = await import('./emf.ts');
-    return { daemon: d, emf: new EmfReporter(d.metrics, d.cache, cfg.emf) };
-  };
-  // From here on the lifecycle handles signals (and SHUTDOWN) itself.
-  for (const sig of signals) process.off(sig, onSignal);
-  return new Lifecycle(api, build, held, log, settings.snapStart).run();
 }
 
 type StartDaemon = (config: Config, log: Logger, opts?: StartOptions) => Promise<Daemon>;
@@ -168,6 +180,14 @@ class Lifecycle {
   private finish: (code: number) => void = () => {};
   /** Set once build() is called: the daemon, or undefined if it could not start (then we are stopping). */
   private started: Promise<Started | undefined> | undefined;
+  /** The exit/error report of a daemon that could not start: a stop waits for it, and exits 1. */
+  private failed: Promise<void> | undefined;
+  private readonly onCrash = (e: unknown) => this.crash(e);
+  private readonly onSignal = (sig: NodeJS.Signals) => {
+    if (this.done) return;
+    this.log.info(`received ${sig}, stopping`);
+    void this.stop(SHUTDOWN_GRACE_MS, 0);
+  };
 
   constructor(
     private readonly api: ExtensionsApi,
@@ -190,10 +210,9 @@ class Lifecycle {
       (e: unknown) => {
         const message = `pscache did not start: ${scrubbed(e)}`;
         this.log.error(message);
-        void this.api
-          .exitError({ type: ERROR_TYPES.start, message })
-          .catch(() => {})
-          .finally(() => void this.stop(0, 1));
+        // A stop that comes meanwhile (SHUTDOWN, a signal) still sends this and exits 1 (see stop()).
+        this.failed = this.api.exitError({ type: ERROR_TYPES.start, message }).catch(() => {});
+        void this.failed.finally(() => void this.stop(0, 1));
         return undefined;
       },
     );
@@ -204,18 +223,14 @@ class Lifecycle {
     const exited = new Promise<number>((resolve) => {
       this.finish = resolve;
     });
-    // After registration every fatal error is reported through exit/error before we go.
-    process.on('uncaughtException', (e) => this.crash(e));
-    process.on('unhandledRejection', (e) => this.crash(e));
+    // After registration every fatal error is reported through exit/error before we go. These handlers
+    // (and the signals') go when the lifecycle ends (stop()): nothing of it outlives it in the process.
+    process.on('uncaughtException', this.onCrash);
+    process.on('unhandledRejection', this.onCrash);
     // Built before register (SnapStart, a credentials check, a metrics listener): ready now.
     if (!this.held) void this.start();
-    // Not sent by Lambda (it uses SHUTDOWN, then SIGKILL), but a local runner may: stop as on SHUTDOWN.
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(sig, () => {
-        this.log.info(`received ${sig}, stopping`);
-        void this.stop(SHUTDOWN_GRACE_MS, 0);
-      });
-    }
+    // Every signal, not once: a second one during the stop is not the default action (termination).
+    for (const sig of SIGNALS) process.on(sig, this.onSignal);
     this.loop().catch((e: unknown) => this.crash(e));
     return exited;
   }
@@ -295,6 +310,7 @@ class Lifecycle {
   private async stop(graceMs: number, code: number): Promise<void> {
     if (this.done) return;
     this.done = true;
+    let exitCode = code;
     try {
       // Not built yet (a signal before the first event/next): nothing to stop but the port held.
       const started = this.started ? await this.started : undefined;
@@ -302,9 +318,17 @@ class Lifecycle {
       await started?.daemon.stop(graceMs);
       // After the last answers, so the line counts them.
       started?.emf?.flush();
+      // A daemon that could not start: its report goes before the API is closed, and the exit is 1.
+      if (this.failed) {
+        await this.failed;
+        exitCode = Math.max(exitCode, 1);
+      }
     } finally {
       this.api.close();
-      this.finish(code);
+      process.off('uncaughtException', this.onCrash);
+      process.off('unhandledRejection', this.onCrash);
+      for (const sig of SIGNALS) process.off(sig, this.onSignal);
+      this.finish(exitCode);
     }
   }
 }

@@ -72,6 +72,12 @@ const PIPELINED = Symbol('pscache.pipelined');
 const WATCHED = Symbol('pscache.watched');
 /** Answers written while queued behind an unfinished one: Node holds their bytes, not the socket. */
 const HELD = Symbol('pscache.held');
+/**
+ * A connection taken over from a held port (ListenerOptions.adopt), not counted yet: it is counted against
+ * the inbound limit at its first request. Held unread, one whose client already left looks alive until
+ * read, and would count against the limit in the place of a live one.
+ */
+const UNCOUNTED = Symbol('pscache.uncounted');
 
 /** Every field set when the connection opens, so all sockets keep one shape on the hit path. */
 type CountedSocket = Socket & {
@@ -80,6 +86,7 @@ type CountedSocket = Socket & {
   [PIPELINED]: number;
   [WATCHED]: boolean;
   [HELD]: ServerResponse[] | undefined;
+  [UNCOUNTED]: boolean;
 };
 
 /** True when the request came on a connection beyond the inbound limit (it is answered 429). */
@@ -109,6 +116,10 @@ export class Listener {
   private cuts = 0;
   private lastCutLog = Number.NEGATIVE_INFINITY;
   private readonly maxQueued: number;
+  /** Set while the connections of a held port are handed to the server (see UNCOUNTED). */
+  private adopting = false;
+  /** Whether connections were taken over from a held port (see close()). */
+  private adopted = false;
 
   constructor(
     private readonly opts: ListenerOptions,
@@ -158,10 +169,16 @@ export class Listener {
       if (adopt) {
         adopt.taken = true;
         adopt.server.removeAllListeners('connection');
-        for (const socket of adopt.sockets.splice(0)) {
-          if (socket.destroyed) continue;
-          server.emit('connection', socket);
-          socket.resume();
+        this.adopted = true;
+        this.adopting = true;
+        try {
+          for (const socket of adopt.sockets.splice(0)) {
+            if (socket.destroyed) continue;
+            server.emit('connection', socket);
+            socket.resume();
+          }
+        } finally {
+          this.adopting = false;
         }
       }
       if (this.closing) server.close();
@@ -189,6 +206,7 @@ export class Listener {
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (this.bindLate) setImmediate(this.bindLate);
     const socket = req.socket as CountedSocket;
+    if (socket[UNCOUNTED]) this.countNow(socket);
     // Cut off earlier in this same read: Node still parses the rest of it, which goes unanswered.
     if (socket.destroyed) return;
     const read = socket.bytesRead;
@@ -335,14 +353,15 @@ export class Listener {
       );
     });
     server.on('connection', (socket: CountedSocket) => {
-      this.connections++;
-      socket[OVER_LIMIT] = this.connections > this.opts.maxInboundConnections;
+      socket[UNCOUNTED] = this.adopting;
+      socket[OVER_LIMIT] = false;
+      if (!this.adopting) this.countNow(socket);
       socket[LAST_READ] = -1;
       socket[PIPELINED] = 0;
       socket[WATCHED] = false;
       socket[HELD] = undefined;
       socket.once('close', () => {
-        this.connections--;
+        if (!socket[UNCOUNTED]) this.connections--;
       });
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -370,6 +389,13 @@ export class Listener {
     return server;
   }
 
+  /** Counts a connection against the inbound limit; beyond it, its requests are answered 429. */
+  private countNow(socket: CountedSocket): void {
+    socket[UNCOUNTED] = false;
+    this.connections++;
+    socket[OVER_LIMIT] = this.connections > this.opts.maxInboundConnections;
+  }
+
   /** Settles once every address is bound, or found unavailable (the first request, or LATE_BIND_MS). */
   bound(): Promise<void> {
     return this.lateBound ?? Promise.resolve();
@@ -391,6 +417,10 @@ export class Listener {
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     this.handler.stopAccepting();
+    // Connections taken over from a held port may not have been read yet (a stop right after the daemon
+    // was built): one turn of the event loop reads their requests, which are answered (503, as they come
+    // after shutdown began), rather than taken for idle connections and closed unanswered.
+    if (this.adopted) await new Promise((r) => setImmediate(r));
     this.bindLate?.();
     await this.lateBound;
     const closed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
