@@ -69,6 +69,10 @@ export function requestBytes(
 }
 
 const notHttp = () => new WireError('the answer is not HTTP', 'garbage');
+const trailersTooLarge = () =>
+  new WireError(`the answer's trailers take more than ${MAX_HEAD_BYTES} bytes`, 'garbage');
+const headTooLarge = () =>
+  new WireError(`the answer's status line and headers take more than ${MAX_HEAD_BYTES} bytes`, 'garbage');
 const EMPTY = Buffer.alloc(0);
 
 type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'close' | 'done';
@@ -138,11 +142,11 @@ export class AnswerReader {
           // Only the new bytes (and the 3 before them) can complete the blank line.
           const end = data.indexOf('\r\n\r\n', Math.max(0, data.length - fresh - 3), 'latin1');
           if (end < 0) {
-            if (this.headBytes + data.length > MAX_HEAD_BYTES) throw notHttp();
+            if (this.headBytes + data.length > MAX_HEAD_BYTES) throw headTooLarge();
             return undefined;
           }
           this.headBytes += end + 4;
-          if (this.headBytes > MAX_HEAD_BYTES) throw notHttp();
+          if (this.headBytes > MAX_HEAD_BYTES) throw headTooLarge();
           this.head(data.toString('latin1', 0, end));
           this.pending = data.subarray(end + 4);
           fresh = this.pending.length;
@@ -171,7 +175,8 @@ export class AnswerReader {
             if (data.length > 1024) throw notHttp();
             return undefined;
           }
-          const m = /^([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?$/.exec(
+          // Leading zeros are allowed; past eight digits the size would not fit anyway.
+          const m = /^0*([0-9a-fA-F]{1,8})[ \t]*(?:;[^\r\n]*)?$/.exec(
             data.toString('latin1', 0, Math.min(eol, 1025)),
           );
           if (!m || eol > 1024) throw notHttp();
@@ -191,12 +196,12 @@ export class AnswerReader {
           // Trailers, if any, up to an empty line.
           const eol = data.indexOf('\r\n', 0, 'latin1');
           if (eol < 0) {
-            if (this.trailerBytes + data.length > MAX_HEAD_BYTES) throw notHttp();
+            if (this.trailerBytes + data.length > MAX_HEAD_BYTES) throw trailersTooLarge();
             return undefined;
           }
           if (eol === 0) return this.answer();
           this.trailerBytes += eol + 2;
-          if (this.trailerBytes > MAX_HEAD_BYTES) throw notHttp();
+          if (this.trailerBytes > MAX_HEAD_BYTES) throw trailersTooLarge();
           this.pending = data.subarray(eol + 2);
           break;
         }
@@ -226,7 +231,9 @@ export class AnswerReader {
       if (colon <= 0 || !TOKEN.test(name)) throw notHttp();
       const value = line.slice(colon + 1).trim();
       if (name === 'content-length') lengths.add(value);
-      if (!(name in headers)) headers[name] = value;
+      // Transfer-Encoding lines make one list, as HTTP says; any other repeated header: its first value.
+      if (name === 'transfer-encoding' && name in headers) headers[name] += `, ${value}`;
+      else if (!(name in headers)) headers[name] = value;
     }
     const code = Number(status[1]);
     if (code === 101) throw notHttp();
