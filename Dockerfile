@@ -27,14 +27,15 @@ COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist ./dist
 COPY --from=build /deps/node_modules ./node_modules
 ENV NODE_ENV=production
-# Node's compile cache of the bundle (bin/pscache.cjs keeps it in $XDG_CACHE_HOME/pscache/compile-cache,
-# a directory the user owns and nobody else may enter), made here, as the user pscache runs as, so that
-# every container starts from it: the first start too, and with a read-only root file system.
+# The start cache (bin/pscache.cjs keeps V8's cache of a whole `serve` start, and Node's compile cache, in
+# $XDG_CACHE_HOME/pscache/compile-cache, a directory the user owns and nobody else may enter), made here by
+# one start as the user pscache runs as, so that every container starts from it: the first start too, and
+# with a read-only root file system.
 ENV XDG_CACHE_HOME=/app/.cache
 RUN mkdir -m 0700 /app/.cache && chown 10001:10001 /app/.cache
 # Numeric, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
 USER 10001:10001
-RUN node /app/bin/pscache.cjs --version >/dev/null
+RUN node /app/bin/warm-start-cache.cjs
 # pscache listens on 127.0.0.1 and ::1 only, so nothing is exposed: the application reaches it by sharing
 # the container's network namespace (Compose network_mode, an ECS task, a Kubernetes pod). The health
 # check runs inside the container, where loopback reaches it; node stands in for curl, which the image lacks.
@@ -42,5 +43,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "require('http').get({host:'127.0.0.1',port:process.env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT||2773,path:'/ping',timeout:2000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1)).on('timeout',()=>process.exit(1))"]
 # Exec form: node is PID 1 and gets SIGTERM itself; pscache handles it (finishes what is in flight, exits
 # 0), so no init process is needed. It spawns no children, so there are no zombies to reap. The bin, not
-# dist/pscache.cjs: it is what turns the compile cache on.
+# dist/pscache.cjs: it is what starts from the cache.
 ENTRYPOINT ["node", "/app/bin/pscache.cjs", "serve"]

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// npm `bin` entry: runs the bundled CLI (build it first with `npm run build`), compiled from Node's compile
-// cache when it has one (Node.js 22.1+), kept in a directory of the user's own (docs/sidecars.md, Start-up).
+// npm `bin` entry: runs the bundled CLI (build it first with `npm run build`), compiled from a cache kept
+// in a directory of the user's own (docs/sidecars.md, Start-up): `serve` from V8's cache of its own start,
+// the rest through Node's compile cache (Node.js 22.1+).
 // CommonJS, not an ES module: an ES module entry starts Node's ESM loader, ~10% of a start (measured).
 'use strict';
 
 /**
  * `$XDG_CACHE_HOME/pscache/compile-cache`, else `~/.cache/pscache/compile-cache`, made 0700 if missing;
  * used only if it is a directory (not a link) of this user's that nobody else may enter, since whoever
- * can write there chooses the code V8 runs. Undefined when it is not, or cannot be made.
+ * can write there chooses the code V8 runs. Undefined when it is not, or cannot be made. Node's cache
+ * files and `serve.v8cache` live there.
  */
 function privateDir() {
   const { env } = process;
@@ -30,24 +32,37 @@ function privateDir() {
 }
 
 const { enableCompileCache, flushCompileCache } = require('node:module');
-// Node.js 20 has no compile cache; NODE_DISABLE_COMPILE_CACHE turns it off; with NODE_COMPILE_CACHE set,
-// Node has enabled it already, in that directory.
-if (
-  typeof enableCompileCache === 'function' &&
-  !process.env.NODE_DISABLE_COMPILE_CACHE &&
-  !process.env.NODE_COMPILE_CACHE
-) {
-  const dir = privateDir();
-  if (dir !== undefined) {
-    try {
-      enableCompileCache(dir);
-    } catch {
-      // no cache, then: the bundle compiles from source as it would without one
-    }
+// NODE_DISABLE_COMPILE_CACHE turns both caches off; with NODE_COMPILE_CACHE set, Node has enabled its own
+// already, in that directory.
+const serving = process.argv[2] === 'serve';
+const dir =
+  process.env.NODE_DISABLE_COMPILE_CACHE || (!serving && typeof enableCompileCache !== 'function')
+    ? undefined
+    : privateDir();
+// Node's compile cache (Node.js 22.1 and later): for every module loaded through require, the bundle when
+// it is, and what it loads on demand (the emulator, the AWS SDK's credential chain).
+if (typeof enableCompileCache === 'function' && dir !== undefined && !process.env.NODE_COMPILE_CACHE) {
+  try {
+    enableCompileCache(dir);
+  } catch {
+    // no cache, then: the bundle compiles from source as it would without one
   }
 }
 
-require('../dist/pscache.cjs');
+if (serving && dir !== undefined) {
+  // `serve` compiles the bundle from V8's cache of a whole start (serve.v8cache, written by the first start
+  // and whenever it does not fit), which holds what Node's compile cache does not: every function the
+  // start ran, not only what compiled with the bundle (docs/sidecars.md, Start-up). On any node.
+  const start = require('../dist/start.cjs');
+  const file = `${dir}/serve.v8cache`;
+  const compiled = start.compile(`${__dirname}/../dist`, { cacheFile: file });
+  globalThis[Symbol.for('pscache.codeCache')] = compiled.status;
+  if (compiled.status !== 'used')
+    globalThis[Symbol.for('pscache.started')] = () => start.save(file, compiled);
+  start.run(compiled);
+} else {
+  require('../dist/pscache.cjs');
+}
 
-// Node writes the cache as the process exits; a daemon that is never stopped cleanly writes it here.
+// Node writes its cache as the process exits; a daemon that is never stopped cleanly writes it here.
 if (typeof flushCompileCache === 'function') setTimeout(flushCompileCache, 1000).unref();

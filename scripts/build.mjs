@@ -1,5 +1,5 @@
-// Bundles the CLI and daemon into one minified file, dist/pscache.cjs. scripts/layer.mjs reuses the options.
-import { readFileSync } from 'node:fs';
+// Bundles the CLI and daemon into one minified file, dist/pscache.cjs, with the files it loads on demand beside it. scripts/layer.mjs reuses the options.
+import { copyFileSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
@@ -112,4 +112,10 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     build(tomlOptions),
     build(tokenCommandOptions),
   ]);
+  // dist/start.cjs: how bin/pscache.cjs runs `serve` from a V8 cache of its own start (the layers'
+  // pscache/start.cjs is the same file).
+  copyFileSync(
+    fileURLToPath(new URL('layer-start.cjs', import.meta.url)),
+    fileURLToPath(new URL('../dist/start.cjs', import.meta.url)),
+  );
 }

@@ -1,4 +1,6 @@
 // The standalone layers' entry (pscache/start.cjs): runs pscache.cjs from the V8 code cache `npm run layer` made for the node beside it.
+// Also the npm bundle's dist/start.cjs (scripts/build.mjs copies it), with which bin/pscache.cjs starts
+// `pscache serve` from a cache of its own start, kept in a directory of the user's own.
 'use strict';
 // Not node:module: it brings four more internal modules (~0.2 ms) into every start, and the bundle does
 // without it too (src/builtins.ts).
@@ -32,10 +34,10 @@ const TEXT_BYTES = 132 * 1024;
  * Why the cache was or was not used: `used`; `missing` (no cache file); `malformed`; `other-bundle` (made
  * for another pscache.cjs); `rejected` (V8 refused it: another node binary, or other V8 flags).
  */
-function readCache(dir, source) {
+function readCache(path, source) {
   let file;
   try {
-    file = readFileSync(join(dir, CACHE_FILE));
+    file = readFileSync(path);
   } catch {
     return { status: 'missing' };
   }
@@ -48,13 +50,14 @@ function readCache(dir, source) {
 
 /**
  * Compiles pscache.cjs in `dir` as node's CommonJS loader would (same wrapper, same dynamic import()),
- * from the cache when it fits. For making the cache: `useCache: false` compiles from scratch, and `name`
- * is the file name V8 records (the cache holds it; the one given when the cache is used replaces it).
+ * from the cache when it fits (`cacheFile`, else pscache.v8cache beside it). For making the cache:
+ * `useCache: false` compiles from scratch, and `name` is the file name V8 records (the cache holds it; the
+ * one given when the cache is used replaces it).
  */
-function compile(dir, { useCache = true, name } = {}) {
+function compile(dir, { useCache = true, name, cacheFile = join(dir, CACHE_FILE) } = {}) {
   const filename = join(dir, 'pscache.cjs');
   const source = readFileSync(filename);
-  const cache = useCache ? readCache(dir, source) : { status: 'off' };
+  const cache = useCache ? readCache(cacheFile, source) : { status: 'off' };
   const padding = Buffer.alloc(
     Math.max(0, TEXT_BYTES - WRAPPER[0].length - source.length - WRAPPER[1].length),
     ' ',
@@ -85,11 +88,33 @@ function cacheFile(source, data) {
   return Buffer.concat([MAGIC, size, source, data]);
 }
 
+/**
+ * Writes V8's cache of everything `compiled` has run so far to `path`, readable by its owner only: a
+ * new file renamed over the old, so that a start reading it meanwhile sees the one or the other whole.
+ */
+function save(path, compiled) {
+  const { openSync, writeSync, closeSync, renameSync, rmSync } = require('node:fs');
+  const bytes = cacheFile(compiled.source, compiled.script.createCachedData());
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
 if (require.main === module) {
   const compiled = compile(__dirname);
   // The daemon logs this at DEBUG once registered (src/lambda/lifecycle.ts): whether the cache is used.
   globalThis[Symbol.for('pscache.codeCache')] = compiled.status;
   run(compiled);
 } else {
-  module.exports = { compile, run, cacheFile, CACHE_FILE };
+  module.exports = { compile, run, cacheFile, save, CACHE_FILE };
 }

@@ -19,6 +19,7 @@ import { loadDaemon } from './daemon-loader.ts';
 import { parseFlags, UsageError } from './flags.ts';
 import { runExtension } from './lambda/lifecycle.ts';
 import { createLogger, type Logger } from './log.ts';
+import { startCompleted } from './start-hooks.ts';
 import { VERSION } from './version.ts';
 
 const CONTROL_TOKEN_ENV = 'PSCACHE_EMULATOR_CONTROL_TOKEN';
@@ -179,6 +180,7 @@ async function serve(args: string[]): Promise<number> {
   const log = createLogger(config.logLevel, config.logFormat);
   requireToken(config);
   const daemon = await (await loadDaemon()).startDaemon(config, log);
+  startCompleted();
   return untilSignal(() => daemon.stop(SIDECAR_GRACE_MS), log);
 }
 

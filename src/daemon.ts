@@ -14,6 +14,7 @@ import { Metrics } from './metrics.ts';
 import { prefetch, prefetchBudget } from './prefetch.ts';
 import type { Held } from './server/hold.ts';
 import { PscacheServer } from './server/index.ts';
+import { codeCacheStatus } from './start-hooks.ts';
 import { VERSION } from './version.ts';
 
 export interface Daemon {
@@ -154,6 +155,7 @@ export async function startDaemon(config: Config, log: Logger, opts: StartOption
         http_proxy: config.network.proxy?.http?.shown,
         no_proxy_entries: config.network.proxy?.noProxy.length,
         ca_bundle: config.network.caBundle?.path,
+        code_cache: codeCacheStatus(),
       });
     }
   };

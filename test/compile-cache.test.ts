@@ -2,7 +2,17 @@
 // cache the first one left, in a directory of the user's own, and nowhere else; on a Node without one
 // (20), or with it turned off, nothing changes.
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
@@ -68,23 +78,120 @@ describe('on Node.js 22 and 24', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(entries(join(home, '.cache', 'pscache', 'compile-cache')).length, 1);
   });
+});
 
-  test('serve answers from a start that compiled the bundle from the cache', needsPinned, async () => {
-    const node = nodes.get('24')!;
+/** Starts `pscache serve` through the bin, answers one /ping, stops it: its output and exit code. */
+async function serveOnce(
+  node: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
+  const port = await freePort();
+  const daemon = await spawnPscache(
+    ['serve'],
+    { ...daemonEnv('http://127.0.0.1:9', port), PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug', ...env },
+    { script: BIN, node },
+  );
+  const ping = await daemon.get('/ping', { token: null });
+  assert.equal(ping.body, 'healthy');
+  // Stopped the way a container is stopped.
+  return daemon.stop('SIGTERM');
+}
+const status = (output: string) => /DEBUG configuration .*code_cache=([a-z-]+)/.exec(output)?.[1];
+
+describe('serve: a V8 cache of its own start (serve.v8cache)', () => {
+  const runnable = [
+    ['this machine', process.execPath] as const,
+    ...Object.keys(LTS).map((line) => [line, ''] as const),
+  ];
+  for (const [which, path] of runnable) {
+    test(`${which}: the first start leaves serve.v8cache (0600, in the 0700 directory), the next start compiles from it`, {
+      skip: path === '' && !HOST_ARCH && 'no pinned Node.js runs on this machine',
+    }, async () => {
+      const node = path || nodes.get(which)!;
+      const home = tempDir('cache-home');
+      const dir = join(home, 'pscache', 'compile-cache');
+      const first = await serveOnce(node, { XDG_CACHE_HOME: home });
+      assert.equal(first.code, 0, first.output);
+      assert.equal(status(first.output), 'missing');
+      assert.equal(statSync(dir).mode & 0o777, 0o700);
+      assert.equal(statSync(join(dir, 'serve.v8cache')).mode & 0o777, 0o600);
+      const second = await serveOnce(node, { XDG_CACHE_HOME: home });
+      assert.equal(second.code, 0, second.output);
+      assert.equal(status(second.output), 'used');
+      assert.doesNotMatch(second.output, /Warning/);
+    });
+  }
+
+  test(
+    'a cache that does not fit is not used, and is replaced: cut short, of another bundle, of another Node.js',
+    needsPinned,
+    async () => {
+      const home = tempDir('cache-home');
+      const file = join(home, 'pscache', 'compile-cache', 'serve.v8cache');
+      const n22 = nodes.get('22')!;
+      const n24 = nodes.get('24')!;
+      assert.equal(status((await serveOnce(n22, { XDG_CACHE_HOME: home })).output), 'missing');
+      const made = readFileSync(file);
+      // Made by Node 22: Node 24's V8 refuses it, and a start on 24 writes its own.
+      assert.equal(status((await serveOnce(n24, { XDG_CACHE_HOME: home })).output), 'rejected');
+      assert.equal(status((await serveOnce(n24, { XDG_CACHE_HOME: home })).output), 'used');
+      writeFileSync(file, made.subarray(0, 6));
+      assert.equal(status((await serveOnce(n22, { XDG_CACHE_HOME: home })).output), 'malformed');
+      assert.equal(status((await serveOnce(n22, { XDG_CACHE_HOME: home })).output), 'used');
+      // The same length, other bytes: V8 checks only the length; the copy of the source in the file does not match.
+      const other = Buffer.from(readFileSync(file));
+      const at = 12 + 100;
+      other[at] = other[at] === 0x20 ? 0x21 : 0x20;
+      writeFileSync(file, other);
+      assert.equal(status((await serveOnce(n22, { XDG_CACHE_HOME: home })).output), 'other-bundle');
+      assert.equal(status((await serveOnce(n22, { XDG_CACHE_HOME: home })).output), 'used');
+    },
+  );
+
+  test('a directory it cannot write: serve starts all the same, from source, each time', async () => {
     const home = tempDir('cache-home');
-    assert.equal((await version(node, { XDG_CACHE_HOME: home })).code, 0);
-    const port = await freePort();
-    const daemon = await spawnPscache(
-      ['serve'],
-      { ...TRACE, ...daemonEnv('http://127.0.0.1:9', port), XDG_CACHE_HOME: home },
-      { script: BIN, node },
-    );
-    const ping = await daemon.get('/ping', { token: null });
-    assert.equal(ping.body, 'healthy');
-    // Stopped the way a container is stopped.
-    const r = await daemon.stop('SIGTERM');
-    assert.equal(r.code, 0, r.output);
-    assert.match(r.output, usedCache);
+    const dir = join(home, 'pscache', 'compile-cache');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o500);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await serveOnce(process.execPath, { XDG_CACHE_HOME: home });
+        assert.equal(r.code, 0, r.output);
+        // root writes anywhere: then the cache is simply made.
+        assert.equal(status(r.output), process.getuid?.() === 0 && i === 1 ? 'used' : 'missing');
+      }
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  });
+
+  test('the bundle compiled from the cache still loads what it loads on demand: --config (TOML), the SDK default chain', async () => {
+    const home = tempDir('cache-home');
+    const config = join(tempDir('config'), 'pscache.toml');
+    writeFileSync(config, 'ttl_seconds = 120\nvalidate_credentials = false\n');
+    const env = {
+      XDG_CACHE_HOME: home,
+      // No keys: the SDK's default chain (an optional dependency, loaded when credentials are first asked for).
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      HOME: tempDir('empty-home'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    };
+    for (const expected of ['missing', 'used']) {
+      const port = await freePort();
+      const daemon = await spawnPscache(
+        ['serve', '--config', config],
+        { ...daemonEnv('http://127.0.0.1:9', port), PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug', ...env },
+        { script: BIN },
+      );
+      const r = await daemon.stop('SIGTERM');
+      assert.equal(r.code, 0, r.output);
+      assert.equal(status(r.output), expected);
+      assert.match(r.output, /ssm_ttl_ms=120000/, 'the TOML file was read');
+      assert.match(r.output, /WARN no AWS credentials: .*default credential chain/);
+      assert.doesNotMatch(r.output, /default chain is not installed/, 'the SDK chain was loaded');
+      assert.doesNotMatch(r.output, /Warning/);
+    }
   });
 });
 

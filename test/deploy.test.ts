@@ -294,7 +294,7 @@ describe('Dockerfile', () => {
     assert.equal((await ping(port)).code, 1, 'the HEALTHCHECK command passes with no daemon');
   });
 
-  test("the image is built with the bundle's compile cache, made as its user, and the ENTRYPOINT starts from it", {
+  test('the image is built with the start cache, made as its user, and the ENTRYPOINT starts from it', {
     skip: !HOST_ARCH && 'no pinned Node.js runs on this machine',
   }, async () => {
     const steps = FINAL.instructions;
@@ -308,7 +308,7 @@ describe('Dockerfile', () => {
         i.args.includes(`chown ${IMAGE_UID}`),
     );
     const filled = steps.findIndex(
-      (i) => i.op === 'RUN' && /^node \/app\/bin\/pscache\.cjs --version\b/.test(i.args),
+      (i) => i.op === 'RUN' && /^node \/app\/bin\/warm-start-cache\.cjs$/.test(i.args),
     );
     assert.ok(made >= 0 && made < user, 'the directory is made 0700 for the image user before USER');
     assert.ok(filled > user, 'the cache is filled as the image user, after USER');
@@ -319,19 +319,19 @@ describe('Dockerfile', () => {
     const app = imageLayout();
     const env = imageEnv(app);
     mkdirSync(env['XDG_CACHE_HOME']!, { mode: 0o700 });
-    const build = await runCommand(node, [`${app}/bin/pscache.cjs`, '--version'], env, { timeoutMs: 20_000 });
+    const build = await runCommand(node, [`${app}/bin/warm-start-cache.cjs`], env, { timeoutMs: 30_000 });
     assert.equal(build.code, 0, build.stderr);
     const port = await freePort();
     const argv = ENTRYPOINT.map((a) => a.replace(/^\/app\//, `${app}/`));
     const child = launch(node, argv.slice(1), {
       ...env,
       ...daemonEnv(world.emu.url, port),
-      NODE_DEBUG_NATIVE: 'COMPILE_CACHE',
+      PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug',
     });
     await waitForPing(child, port);
     child.kill('SIGTERM');
     assert.equal(await exitCode(child, 5000), 0);
-    assert.match(outputOf(child), /cache for (?:CommonJS )?\S+\/dist\/pscache\.cjs was accepted/);
+    assert.match(outputOf(child), /DEBUG configuration .*code_cache=used/);
   });
 
   test('in the image layout the SDK default chain is found: credentials from a profile file', async (t) => {

@@ -256,7 +256,12 @@ export function createCredentialSource(
         if (!provider) {
           let mod: typeof import('@aws-sdk/credential-provider-node');
           try {
-            mod = await import('@aws-sdk/credential-provider-node');
+            // require in the bundle (CommonJS): a dynamic import() is lost when the bundle is compiled from
+            // a V8 code cache (bin/pscache.cjs, the layers' start.cjs); import() under tsx (ES modules).
+            mod =
+              typeof require === 'function'
+                ? require('@aws-sdk/credential-provider-node')
+                : await import('@aws-sdk/credential-provider-node');
           } catch {
             // An optional peer dependency, absent from a default install and from the Lambda layer (never
             // needed there): say how to get it, or what to set instead.

@@ -42,7 +42,10 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError('--config', path, `the file could not be read (${code})`);
   }
-  const { parse, TomlError } = await import('smol-toml');
+  // require in the bundle (dist/toml.cjs beside it): a dynamic import() is lost when the bundle is compiled
+  // from a V8 code cache (bin/pscache.cjs); import() under tsx (ES modules).
+  const { parse, TomlError }: typeof import('smol-toml') =
+    typeof require === 'function' ? require('smol-toml') : await import('smol-toml');
   let doc: Table;
   try {
     doc = parse(text, { unsafeKeyBehaviour: 'throw' });

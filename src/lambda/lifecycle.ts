@@ -5,6 +5,7 @@ import type { Daemon, StartOptions } from '../daemon.ts';
 import { DAEMON_LOADING, loadDaemon } from '../daemon-loader.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { type Held, holdPort, release } from '../server/hold.ts';
+import { codeCacheStatus } from '../start-hooks.ts';
 import type { EmfReporter } from './emf.ts';
 import {
   type ErrorReport,
@@ -331,15 +332,6 @@ class Lifecycle {
       this.finish(exitCode);
     }
   }
-}
-
-/**
- * Whether the standalone layers' start.cjs ran the bundle from its V8 code cache (`used`) or why not;
- * undefined when the bundle was started directly.
- */
-function codeCacheStatus(): string | undefined {
-  const status = (globalThis as Record<symbol, unknown>)[Symbol.for('pscache.codeCache')];
-  return typeof status === 'string' ? status : undefined;
 }
 
 function describe(e: unknown): string {

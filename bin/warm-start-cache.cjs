@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// Fills `pscache serve`'s start cache (serve.v8cache, docs/sidecars.md, Start-up) by starting it once on a
+// free loopback port and stopping it: for container images, run at build time as the user the image runs
+// as (the Dockerfile does), so that every container starts from it, with a read-only root file system too.
+// Needs no AWS account: nothing is read upstream. Exits non-zero, saying why, if no cache was written.
+'use strict';
+const { spawn } = require('node:child_process');
+const { existsSync } = require('node:fs');
+const { get } = require('node:http');
+const { createServer } = require('node:net');
+
+const TIMEOUT_MS = 20_000;
+
+function fail(message) {
+  process.stderr.write(`warm-start-cache: ${message}\n`);
+  process.exit(1);
+}
+
+/** The cache file bin/pscache.cjs reads and writes (see privateDir() there). */
+function cacheFile() {
+  const { env } = process;
+  const base = env.XDG_CACHE_HOME?.startsWith('/')
+    ? env.XDG_CACHE_HOME
+    : env.HOME?.startsWith('/')
+      ? `${env.HOME}/.cache`
+      : undefined;
+  return base === undefined ? undefined : `${base}/pscache/compile-cache/serve.v8cache`;
+}
+
+const ping = (port) =>
+  new Promise((resolve) => {
+    const req = get({ host: '127.0.0.1', port, path: '/ping', timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
+
+const probe = createServer().listen(0, '127.0.0.1', () => {
+  const { port } = probe.address();
+  probe.close(async () => {
+    const child = spawn(process.execPath, [`${__dirname}/pscache.cjs`, 'serve'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
+        ...(process.env.XDG_CACHE_HOME ? { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME } : {}),
+        // A start like any other, with nothing to fetch: placeholders, never used upstream.
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'AKIAWARMSTARTCACHE00',
+        AWS_SECRET_ACCESS_KEY: 'warm-start-cache-placeholder',
+        PARAMETERS_SECRETS_EXTENSION_TOKEN: `warm-start-cache-${process.pid}-${Date.now()}`,
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+        PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + TIMEOUT_MS;
+    let up = false;
+    while (!up && Date.now() < deadline) {
+      up = await ping(port);
+      if (!up) await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGTERM');
+    const { code, signal } = await exited;
+    if (!up) fail(`pscache serve did not answer /ping within ${TIMEOUT_MS / 1000} s`);
+    if (code !== 0) fail(`pscache serve exited with ${code ?? signal}`);
+    const file = cacheFile();
+    if (file === undefined || !existsSync(file)) {
+      fail(
+        'no start cache was written: set XDG_CACHE_HOME (or HOME) to a directory of this user that nobody else may enter',
+      );
+    }
+  });
+});
