@@ -32,6 +32,8 @@ function privateDir() {
 }
 
 const { enableCompileCache, flushCompileCache } = require('node:module');
+/** How long after `serve` is up its start cache is written (the serving line comes within 100 ms). */
+const SAVE_AFTER_MS = 200;
 // NODE_DISABLE_COMPILE_CACHE turns both caches off; with NODE_COMPILE_CACHE set, Node has enabled its own
 // already, in that directory.
 const serving = process.argv[2] === 'serve';
@@ -57,8 +59,24 @@ if (serving && dir !== undefined) {
   const file = `${dir}/serve.v8cache`;
   const compiled = start.compile(`${__dirname}/../dist`, { cacheFile: file });
   globalThis[Symbol.for('pscache.codeCache')] = compiled.status;
-  if (compiled.status !== 'used')
-    globalThis[Symbol.for('pscache.started')] = () => start.save(file, compiled);
+  // Written off the start's path (V8 takes a few ms to serialise it), once the serving line is out too,
+  // or as the process exits, if that comes first.
+  let saved = false;
+  const save = () => {
+    if (saved) return;
+    saved = true;
+    try {
+      start.save(file, compiled);
+    } catch {
+      // a directory it cannot write: the next start compiles from source, as this one did
+    }
+  };
+  if (compiled.status !== 'used') {
+    globalThis[Symbol.for('pscache.started')] = () => {
+      setTimeout(save, SAVE_AFTER_MS).unref();
+      process.once('exit', save);
+    };
+  }
   start.run(compiled);
 } else {
   require('../dist/pscache.cjs');

@@ -57,16 +57,17 @@ const probe = createServer().listen(0, '127.0.0.1', () => {
     });
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + TIMEOUT_MS;
+    const file = cacheFile();
     let up = false;
     while (!up && Date.now() < deadline) {
       up = await ping(port);
       if (!up) await new Promise((r) => setTimeout(r, 20));
     }
+    // It writes the cache a moment after the start, or as it exits (bin/pscache.cjs).
     child.kill('SIGTERM');
     const { code, signal } = await exited;
     if (!up) fail(`pscache serve did not answer /ping within ${TIMEOUT_MS / 1000} s`);
     if (code !== 0) fail(`pscache serve exited with ${code ?? signal}`);
-    const file = cacheFile();
     if (file === undefined || !existsSync(file)) {
       fail(
         'no start cache was written: set XDG_CACHE_HOME (or HOME) to a directory of this user that nobody else may enter',
