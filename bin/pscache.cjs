@@ -25,7 +25,11 @@ function privateDir() {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = fs.lstatSync(dir);
-    return st.isDirectory() && st.uid === process.getuid() && (st.mode & 0o077) === 0 ? dir : undefined;
+    // Its parent too: whoever may write there can put another directory in its place.
+    const up = fs.lstatSync(`${base}/pscache`);
+    const uid = process.getuid();
+    const own = st.isDirectory() && st.uid === uid && (st.mode & 0o077) === 0;
+    return own && up.isDirectory() && up.uid === uid && (up.mode & 0o022) === 0 ? dir : undefined;
   } catch {
     return undefined;
   }
@@ -57,7 +61,7 @@ if (serving && dir !== undefined) {
   // start ran, not only what compiled with the bundle (docs/sidecars.md, Start-up). On any node.
   const start = require('../dist/start.cjs');
   const file = `${dir}/serve.v8cache`;
-  const compiled = start.compile(`${__dirname}/../dist`, { cacheFile: file });
+  const compiled = start.compile(`${__dirname}/../dist`, { cacheFile: file, own: true });
   globalThis[Symbol.for('pscache.codeCache')] = compiled.status;
   // Written off the start's path (V8 takes a few ms to serialise it), once the serving line is out too,
   // or as the process exits, if that comes first.

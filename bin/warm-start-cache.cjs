@@ -5,7 +5,7 @@
 // Needs no AWS account: nothing is read upstream. Exits non-zero, saying why, if no cache was written.
 'use strict';
 const { spawn } = require('node:child_process');
-const { existsSync } = require('node:fs');
+const { statSync } = require('node:fs');
 const { get } = require('node:http');
 const { createServer } = require('node:net');
 
@@ -27,6 +27,14 @@ function cacheFile() {
   return base === undefined ? undefined : `${base}/pscache/compile-cache/serve.v8cache`;
 }
 
+const mtime = (file) => {
+  try {
+    return file === undefined ? undefined : statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+};
+
 const ping = (port) =>
   new Promise((resolve) => {
     const req = get({ host: '127.0.0.1', port, path: '/ping', timeout: 1000 }, (res) => {
@@ -40,8 +48,14 @@ const ping = (port) =>
 const probe = createServer().listen(0, '127.0.0.1', () => {
   const { port } = probe.address();
   probe.close(async () => {
+    const file = cacheFile();
+    const before = mtime(file);
+    // Node's own variables pass (NODE_OPTIONS above all: V8 keys its cache by its flags, so the image must
+    // make it with the flags it runs with); pscache's and AWS's do not.
+    const nodeEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('NODE_')));
     const child = spawn(process.execPath, [`${__dirname}/pscache.cjs`, 'serve'], {
       env: {
+        ...nodeEnv,
         PATH: process.env.PATH ?? '',
         ...(process.env.HOME ? { HOME: process.env.HOME } : {}),
         ...(process.env.XDG_CACHE_HOME ? { XDG_CACHE_HOME: process.env.XDG_CACHE_HOME } : {}),
@@ -51,13 +65,17 @@ const probe = createServer().listen(0, '127.0.0.1', () => {
         AWS_SECRET_ACCESS_KEY: 'warm-start-cache-placeholder',
         PARAMETERS_SECRETS_EXTENSION_TOKEN: `warm-start-cache-${process.pid}-${Date.now()}`,
         PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
-        PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'warn',
+        // Its configuration line says whether it started from the cache (code_cache=...).
+        PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'debug',
       },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr.on('data', (d) => {
+      log += d;
     });
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + TIMEOUT_MS;
-    const file = cacheFile();
     let up = false;
     while (!up && Date.now() < deadline) {
       up = await ping(port);
@@ -66,11 +84,18 @@ const probe = createServer().listen(0, '127.0.0.1', () => {
     // It writes the cache a moment after the start, or as it exits (bin/pscache.cjs).
     child.kill('SIGTERM');
     const { code, signal } = await exited;
-    if (!up) fail(`pscache serve did not answer /ping within ${TIMEOUT_MS / 1000} s`);
-    if (code !== 0) fail(`pscache serve exited with ${code ?? signal}`);
-    if (file === undefined || !existsSync(file)) {
+    const problems = log
+      .split('\n')
+      .filter((l) => / (WARN|ERROR) /.test(l) && !/no AWS credentials/.test(l))
+      .join('\n');
+    if (!up) fail(`pscache serve did not answer /ping within ${TIMEOUT_MS / 1000} s\n${problems}`);
+    if (code !== 0) fail(`pscache serve exited with ${code ?? signal}\n${problems}`);
+    // Started from a cache that fits (it was there already), or wrote one now.
+    const status = / code_cache=([a-z-]+)/.exec(log)?.[1];
+    const after = mtime(file);
+    if (status !== 'used' && (after === undefined || after === before)) {
       fail(
-        'no start cache was written: set XDG_CACHE_HOME (or HOME) to a directory of this user that nobody else may enter',
+        `no start cache was written (code_cache=${status ?? 'none'}): set XDG_CACHE_HOME (or HOME) to a directory of this user that nobody else may enter, and keep it writable here`,
       );
     }
   });

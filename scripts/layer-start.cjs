@@ -31,21 +31,78 @@ const WRAPPER = ['(function (exports, require, module, __filename, __dirname) { 
 const TEXT_BYTES = 132 * 1024;
 
 /**
- * Why the cache was or was not used: `used`; `missing` (no cache file); `malformed`; `other-bundle` (made
- * for another pscache.cjs); `rejected` (V8 refused it: another node binary, or other V8 flags).
+ * A cache of the user's own (bin/pscache.cjs's serve.v8cache, written by save()): MAGIC_OWN, the source's
+ * length, the source, and V8's cache twice. V8 does not checksum what it deserialises (release builds):
+ * a flipped bit in its cache crashes node, at every start, as nothing would replace the file. The second
+ * copy is that checksum, at the cost of a memcmp. At most MAX_OWN_BYTES of V8's cache (it is ~250 KB).
  */
-function readCache(path, source) {
-  let file;
+const MAGIC_OWN = Buffer.from('pscache\x02', 'latin1');
+const MAX_OWN_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Reads a cache of the user's own without trusting the path: no link followed, a regular file (not a FIFO,
+ * which would block the start), owned by this user, writable by no one else, one name only (not a hard
+ * link to a file someone else may change), of a size that can hold at most MAX_OWN_BYTES of cache.
+ * `untrusted` otherwise; `missing` when there is none.
+ */
+function readOwnFile(path, source) {
+  const fs = require('node:fs');
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  let fd;
   try {
-    file = readFileSync(path);
-  } catch {
-    return { status: 'missing' };
+    fd = fs.openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (e) {
+    return e.code === 'ENOENT' ? { status: 'missing' } : { status: 'untrusted' };
   }
-  if (file.length < HEAD || !file.subarray(0, MAGIC.length).equals(MAGIC)) return { status: 'malformed' };
-  const size = file.readUInt32LE(MAGIC.length);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.uid !== process.getuid() || (st.mode & 0o022) !== 0 || st.nlink !== 1) {
+      return { status: 'untrusted' };
+    }
+    if (st.size > HEAD + source.length + 2 * MAX_OWN_BYTES) return { status: 'malformed' };
+    const file = Buffer.allocUnsafe(st.size);
+    let at = 0;
+    while (at < file.length) {
+      const n = fs.readSync(fd, file, at, file.length - at, at);
+      if (n === 0) break;
+      at += n;
+    }
+    return { file: file.subarray(0, at) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Why the cache was or was not used: `used`; `missing` (no cache file); `malformed`; `other-bundle` (made
+ * for another pscache.cjs); `rejected` (V8 refused it: another node binary, or other V8 flags); for a
+ * cache of the user's own (`own`), also `untrusted` (see readOwnFile).
+ */
+function readCache(path, source, own) {
+  let file;
+  if (own) {
+    const read = readOwnFile(path, source);
+    if (!read.file) return read;
+    file = read.file;
+  } else {
+    try {
+      file = readFileSync(path);
+    } catch {
+      return { status: 'missing' };
+    }
+  }
+  const magic = own ? MAGIC_OWN : MAGIC;
+  if (file.length < HEAD || !file.subarray(0, magic.length).equals(magic)) return { status: 'malformed' };
+  const size = file.readUInt32LE(magic.length);
   if (file.length < HEAD + size) return { status: 'malformed' };
   if (!file.subarray(HEAD, HEAD + size).equals(source)) return { status: 'other-bundle' };
-  return { status: 'used', data: file.subarray(HEAD + size) };
+  const data = file.subarray(HEAD + size);
+  if (!own) return { status: 'used', data };
+  const half = data.length / 2;
+  if (half === 0 || !Number.isInteger(half) || !data.subarray(0, half).equals(data.subarray(half))) {
+    return { status: 'malformed' };
+  }
+  return { status: 'used', data: data.subarray(0, half) };
 }
 
 /**
@@ -54,10 +111,10 @@ function readCache(path, source) {
  * `useCache: false` compiles from scratch, and `name` is the file name V8 records (the cache holds it; the
  * one given when the cache is used replaces it).
  */
-function compile(dir, { useCache = true, name, cacheFile = join(dir, CACHE_FILE) } = {}) {
+function compile(dir, { useCache = true, name, cacheFile = join(dir, CACHE_FILE), own = false } = {}) {
   const filename = join(dir, 'pscache.cjs');
   const source = readFileSync(filename);
-  const cache = useCache ? readCache(cacheFile, source) : { status: 'off' };
+  const cache = useCache ? readCache(cacheFile, source, own) : { status: 'off' };
   const padding = Buffer.alloc(
     Math.max(0, TEXT_BYTES - WRAPPER[0].length - source.length - WRAPPER[1].length),
     ' ',
@@ -89,23 +146,35 @@ function cacheFile(source, data) {
 }
 
 /**
- * Writes V8's cache of everything `compiled` has run so far to `path`, readable by its owner only: a
- * new file renamed over the old, so that a start reading it meanwhile sees the one or the other whole.
+ * Writes V8's cache of everything `compiled` has run so far to `path` as a cache of the user's own (see
+ * MAGIC_OWN), readable by its owner only: a new file, written whole and synced, renamed over the old, so
+ * that a start reading it meanwhile sees the one or the other whole. Throws on any failure, and leaves no
+ * file of its own behind.
  */
 function save(path, compiled) {
-  const { openSync, writeSync, closeSync, renameSync, rmSync } = require('node:fs');
-  const bytes = cacheFile(compiled.source, compiled.script.createCachedData());
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
+  const fs = require('node:fs');
+  const data = compiled.script.createCachedData();
+  const size = Buffer.alloc(4);
+  size.writeUInt32LE(compiled.source.length);
+  const bytes = Buffer.concat([MAGIC_OWN, size, compiled.source, data, data]);
+  // Never an existing name ('wx'), nor one a start that died before renaming left (pid 1 in a container).
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const fd = fs.openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, bytes);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, path);
+    try {
+      let at = 0;
+      while (at < bytes.length) {
+        const n = fs.writeSync(fd, bytes, at, bytes.length - at);
+        if (n <= 0) throw new Error('short write');
+        at += n;
+      }
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, path);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    fs.rmSync(tmp, { force: true });
     throw e;
   }
 }
