@@ -161,7 +161,10 @@ describe('serve.v8cache: what does not fit is never used, and never stops the st
     mkdirSync(file); // a directory in its place: the rename fails
     const c = start.compile(DIST, { useCache: false, name: join(DIST, 'pscache.cjs') });
     assert.throws(() => start.save(file, c));
-    assert.deepEqual(readdirSync(dir), ['serve.v8cache']);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('serve.v8cache')),
+      ['serve.v8cache'],
+    );
   });
 
   const tiny = tempDir('tiny-fs');
@@ -183,7 +186,11 @@ describe('serve.v8cache: what does not fit is never used, and never stops the st
         const r = await serve(tiny);
         assert.equal(r.code, 0, r.output);
         assert.equal(r.status, 'missing');
-        assert.deepEqual(readdirSync(dir), []);
+        // Nothing of its own (Node's compile cache may have made its directory, on Node 22.1 and later).
+        assert.deepEqual(
+          readdirSync(dir).filter((f) => f.startsWith('serve.v8cache')),
+          [],
+        );
       }
     } finally {
       execSync(`umount '${tiny}'`);
