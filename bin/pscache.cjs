@@ -60,9 +60,38 @@ if (serving && dir !== undefined) {
   // and whenever it does not fit), which holds what Node's compile cache does not: every function the
   // start ran, not only what compiled with the bundle (docs/sidecars.md, Start-up). On any node.
   const start = require('../dist/start.cjs');
+  const fs = require('node:fs');
   const file = `${dir}/serve.v8cache`;
-  const compiled = start.compile(`${__dirname}/../dist`, { cacheFile: file, own: true });
+  // The cache is renamed while this start tries it, and back once the start is up (or exits): a start
+  // that died trying it (node crashing on data V8 took for good) leaves it under the other name, and the
+  // next start drops it and compiles from source, instead of crashing in turn, start after start.
+  const trying = `${file}.trying`;
+  let tried = false;
+  try {
+    fs.rmSync(trying);
+  } catch {
+    try {
+      fs.renameSync(file, trying);
+      tried = true;
+    } catch {
+      // none yet
+    }
+  }
+  const compiled = start.compile(`${__dirname}/../dist`, { cacheFile: tried ? trying : file, own: true });
   globalThis[Symbol.for('pscache.codeCache')] = compiled.status;
+  const putBack = () => {
+    if (!tried) return;
+    tried = false;
+    try {
+      fs.renameSync(trying, file);
+    } catch {
+      // another start replaced it meanwhile
+    }
+  };
+  if (compiled.status === 'used') {
+    globalThis[Symbol.for('pscache.started')] = putBack;
+    process.once('exit', putBack);
+  }
   // Written off the start's path (V8 takes a few ms to serialise it), once the serving line is out too,
   // or as the process exits, if that comes first.
   let saved = false;
@@ -70,6 +99,8 @@ if (serving && dir !== undefined) {
     if (saved) return;
     saved = true;
     try {
+      // What it tried and V8 refused, or found unusable: gone, then replaced.
+      if (tried) fs.rmSync(trying, { force: true });
       start.save(file, compiled);
     } catch {
       // a directory it cannot write: the next start compiles from source, as this one did

@@ -153,6 +153,17 @@ function cacheFile(source, data) {
  */
 function save(path, compiled) {
   const fs = require('node:fs');
+  // Files a save killed before its rename left (the OOM killer, a stop timeout), after a minute.
+  const dir = dirname(path);
+  const prefix = `${path.slice(dir.length + 1)}.`;
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    try {
+      if (Date.now() - fs.lstatSync(join(dir, name)).mtimeMs > 60_000) fs.rmSync(join(dir, name));
+    } catch {
+      // gone meanwhile
+    }
+  }
   const data = compiled.script.createCachedData();
   const size = Buffer.alloc(4);
   size.writeUInt32LE(compiled.source.length);

@@ -152,7 +152,27 @@ describe('the Lambda start, in forced orders', () => {
     await ran.nextCalls(1);
     await ran.shutdown();
     assert.equal(await running, 0);
+    // A turn later (see the next test).
+    await new Promise((r) => setImmediate(r));
     assert.deepEqual(signalHandlers(), before, 'a whole lifecycle');
+  });
+
+  test('SHUTDOWN and SIGTERM together (a local runner): exit 0, never the signal, whichever ends the stop', async () => {
+    const s = await sim();
+    const e = await env(s, { PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'info' });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'signal-at-exit.ts')], {
+      env: { ...e, PATH: process.env['PATH'] ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
+    await s.nextCalls(1);
+    await s.shutdown();
+    assert.deepEqual(await exit, { code: 0, signal: null }, out);
   });
 
   test('a daemon that cannot be built while SHUTDOWN comes: exit/error Extension.InitFailed still sent, exit 1', async () => {

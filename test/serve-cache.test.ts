@@ -2,7 +2,7 @@
 // user wrote, a cache damaged on disk, a FIFO, a huge file, a full disk; and bin/warm-start-cache.cjs.
 // Found by an independent attempt to break the cache (docs/sidecars.md, Start-up).
 import assert from 'node:assert/strict';
-import { execFileSync, execSync } from 'node:child_process';
+import { execFileSync, execSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -13,6 +13,7 @@ import {
   readFileSync,
   symlinkSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -139,6 +140,46 @@ describe('serve.v8cache: what does not fit is never used, and never stops the st
     assert.equal((await serve(home)).status, 'used');
   });
 
+  test('a cache node crashes on (damaged alike in both copies): one start dies, the next drops it; no crash loop', async () => {
+    const { home, file, dir } = cacheHome();
+    const source = readFileSync(join(DIST, 'pscache.cjs'));
+    const real = start
+      .compile(DIST, { useCache: false, name: join(DIST, 'pscache.cjs') })
+      .script.createCachedData();
+    // V8's header kept, its payload zeroed: V8 takes it, and node dies deserialising it.
+    const data = Buffer.concat([real.subarray(0, 64), Buffer.alloc(real.length - 64)]);
+    const size = Buffer.alloc(4);
+    size.writeUInt32LE(source.length);
+    writeFileSync(file, Buffer.concat([Buffer.from('pscache\x02', 'latin1'), size, source, data, data]), {
+      mode: 0o600,
+    });
+    const port = await freePort();
+    const env = {
+      PATH: process.env['PATH'] ?? '',
+      ...daemonEnv('http://127.0.0.1:9', port),
+      XDG_CACHE_HOME: home,
+    };
+    // A start that dies on it: by a signal, the cache left under the name that says it was being tried.
+    const crashed = spawnSync(process.execPath, [BIN, 'serve', '--help'], { env, timeout: 20_000 });
+    assert.ok(
+      crashed.signal !== null || crashed.status !== 0,
+      'node did not crash on it: the test needs another damage',
+    );
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('serve.v8cache')),
+      ['serve.v8cache.trying'],
+    );
+    // The next start drops it, compiles from source, and leaves a good one.
+    const next = await serve(home);
+    assert.equal(next.code, 0, next.output);
+    assert.equal(next.status, 'missing');
+    assert.equal((await serve(home)).status, 'used');
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('serve.v8cache')),
+      ['serve.v8cache'],
+    );
+  });
+
   test('a FIFO in its place: untrusted at once, not a start blocked on it', async () => {
     const { home, file } = cacheHome();
     execFileSync('mkfifo', [file]);
@@ -154,6 +195,19 @@ describe('serve.v8cache: what does not fit is never used, and never stops the st
     const r = await serve(home);
     assert.equal(r.code, 0, r.output);
     assert.equal(r.status, 'malformed');
+  });
+
+  test("save() removes what a save killed before its rename left (after a minute), not another's in progress", () => {
+    const { dir, file } = cacheHome();
+    const old = join(dir, 'serve.v8cache.1.killed.tmp');
+    const fresh = join(dir, 'serve.v8cache.2.writing.tmp');
+    writeFileSync(old, 'x');
+    writeFileSync(fresh, 'x');
+    const longAgo = new Date(Date.now() - 120_000);
+    utimesSync(old, longAgo, longAgo);
+    const c = start.compile(DIST, { useCache: false, name: join(DIST, 'pscache.cjs') });
+    start.save(file, c);
+    assert.deepEqual(readdirSync(dir).sort(), ['serve.v8cache', 'serve.v8cache.2.writing.tmp']);
   });
 
   test('save() leaves nothing of its own behind when it fails', () => {

@@ -326,10 +326,15 @@ class Lifecycle {
       }
     } finally {
       this.api.close();
-      process.off('uncaughtException', this.onCrash);
-      process.off('unhandledRejection', this.onCrash);
-      for (const sig of SIGNALS) process.off(sig, this.onSignal);
       this.finish(exitCode);
+      // The handlers go a turn later: the CLI exits on finish (a microtask), and a SIGTERM that comes with
+      // the SHUTDOWN must not find the default action (termination, no exit code) in between. Embedded,
+      // the process gets its signals back.
+      setImmediate(() => {
+        process.off('uncaughtException', this.onCrash);
+        process.off('unhandledRejection', this.onCrash);
+        for (const sig of SIGNALS) process.off(sig, this.onSignal);
+      });
     }
   }
 }
