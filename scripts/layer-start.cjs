@@ -4,7 +4,8 @@
 'use strict';
 // Not node:module: it brings four more internal modules (~0.2 ms) into every start, and the bundle does
 // without it too (src/builtins.ts).
-const { readFileSync } = require('node:fs');
+const fs = require('node:fs');
+const { readFileSync } = fs;
 const { dirname, join } = require('node:path');
 const { constants, Script } = require('node:vm');
 
@@ -46,7 +47,6 @@ const MAX_OWN_BYTES = 8 * 1024 * 1024;
  * `untrusted` otherwise; `missing` when there is none.
  */
 function readOwnFile(path, source) {
-  const fs = require('node:fs');
   const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
   let fd;
   try {
@@ -152,7 +152,6 @@ function cacheFile(source, data) {
  * file of its own behind.
  */
 function save(path, compiled) {
-  const fs = require('node:fs');
   // Files a save killed before its rename left (the OOM killer, a stop timeout), after a minute.
   const dir = dirname(path);
   const prefix = `${path.slice(dir.length + 1)}.`;

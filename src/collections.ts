@@ -27,8 +27,6 @@ const NOT_FOUND = new Set(['ParameterNotFound', 'ParameterVersionNotFound']);
  */
 export const MAX_BATCH_ANSWER_BYTES = MAX_RESPONSE_BYTES;
 
-export { AnswerTooLargeError };
-
 /**
  * `miss` when any item waited on upstream or failed (nothing cached answered it), else `stale` when any
  * was stale, else `hit`.

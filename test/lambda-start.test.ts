@@ -57,6 +57,21 @@ function rawClient(port: number, request: string): Promise<string> {
   });
 }
 
+/** Runs test/fixtures/lambda/`name` in a child with `env`: how it exited, and what it printed. */
+function fixture(name: string, env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, name)], {
+    env: { ...env, PATH: process.env['PATH'] ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { exit, output: () => out };
+}
+
 const signalHandlers = () => ({
   SIGTERM: process.listenerCount('SIGTERM'),
   SIGINT: process.listenerCount('SIGINT'),
@@ -119,16 +134,9 @@ describe('the Lambda start, in forced orders', () => {
   test('SIGTERM at the hand-over from the early signal handlers to the lifecycle: a clean stop, exit 0', async () => {
     const s = await sim();
     const e = await env(s, { PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'info' });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'signal-handoff.ts')], {
-      env: { ...e, PATH: process.env['PATH'] ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exit = await new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.on('close', (code, signal) => resolve({ code, signal })),
-    );
+    const { exit: exited, output } = fixture('signal-handoff.ts', e);
+    const exit = await exited;
+    const out = output();
     assert.equal(s.registers.length, 1, out);
     assert.deepEqual(exit, { code: 0, signal: null }, out);
     assert.match(out, /received SIGTERM, stopping/);
@@ -160,19 +168,10 @@ describe('the Lambda start, in forced orders', () => {
   test('SHUTDOWN and SIGTERM together (a local runner): exit 0, never the signal, whichever ends the stop', async () => {
     const s = await sim();
     const e = await env(s, { PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL: 'info' });
-    const child = spawn(process.execPath, ['--import', 'tsx', join(FIXTURES, 'signal-at-exit.ts')], {
-      env: { ...e, PATH: process.env['PATH'] ?? '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.on('close', (code, signal) => resolve({ code, signal })),
-    );
+    const { exit, output } = fixture('signal-at-exit.ts', e);
     await s.nextCalls(1);
     await s.shutdown();
-    assert.deepEqual(await exit, { code: 0, signal: null }, out);
+    assert.deepEqual(await exit, { code: 0, signal: null }, output());
   });
 
   test('a daemon that cannot be built while SHUTDOWN comes: exit/error Extension.InitFailed still sent, exit 1', async () => {

@@ -253,13 +253,16 @@ describe('serve.v8cache: what does not fit is never used, and never stops the st
 });
 
 describe('bin/warm-start-cache.cjs', () => {
+  const warm = (env: Record<string, string>) =>
+    runCommand(process.execPath, [WARM], env, { timeoutMs: 30_000 });
+
   test('fails, saying why, when no cache was written, though an old file is there', async () => {
     const home = tempDir('cache-home');
     const dir = join(home, 'pscache', 'compile-cache');
     mkdirSync(dir, { recursive: true });
     chmodSync(dir, 0o755); // not private: serve neither reads nor writes it
     writeFileSync(join(dir, 'serve.v8cache'), 'stale');
-    const r = await runCommand(process.execPath, [WARM], { XDG_CACHE_HOME: home }, { timeoutMs: 30_000 });
+    const r = await warm({ XDG_CACHE_HOME: home });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^warm-start-cache: no start cache was written/);
   });
@@ -267,21 +270,11 @@ describe('bin/warm-start-cache.cjs', () => {
   test('the cache it makes is used by a start with the same NODE_OPTIONS (V8 keys its cache by its flags)', async () => {
     const { home } = cacheHome();
     const NODE_OPTIONS = '--max-old-space-size=256';
-    const w = await runCommand(
-      process.execPath,
-      [WARM],
-      { XDG_CACHE_HOME: home, NODE_OPTIONS },
-      { timeoutMs: 30_000 },
-    );
+    const w = await warm({ XDG_CACHE_HOME: home, NODE_OPTIONS });
     assert.equal(w.code, 0, w.stderr);
     assert.equal((await serve(home, { NODE_OPTIONS })).status, 'used');
     // Run again on a cache that fits: nothing to write, still a success.
-    const again = await runCommand(
-      process.execPath,
-      [WARM],
-      { XDG_CACHE_HOME: home, NODE_OPTIONS },
-      { timeoutMs: 30_000 },
-    );
+    const again = await warm({ XDG_CACHE_HOME: home, NODE_OPTIONS });
     assert.equal(again.code, 0, again.stderr);
   });
 });

@@ -40,8 +40,6 @@ export interface ErrorReport {
   message: string;
 }
 
-type Reply = Answer;
-
 /** `host:port` as Lambda sets it; anything else would send our calls somewhere unexpected. */
 export function parseRuntimeApi(value: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
@@ -60,8 +58,6 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-
-const header = (headers: Record<string, string>, name: string): string | undefined => headers[name];
 
 /** A value we may echo into a header and a log line: visible ASCII, bounded. */
 const safeToken = (v: string | undefined): v is string => v !== undefined && /^[\x21-\x7e]{1,256}$/.test(v);
@@ -99,7 +95,7 @@ export class ExtensionsApi {
   async register(name: string, events: readonly string[]): Promise<Registration> {
     const r = await this.call('POST', '/register', { 'Lambda-Extension-Name': name }, { events });
     if (r.status !== 200) throw statusError('register', r);
-    const id = header(r.headers, 'lambda-extension-identifier');
+    const id = r.headers['lambda-extension-identifier'];
     if (!safeToken(id)) {
       throw new ExtensionsApiError(
         'register answered 200 without a usable Lambda-Extension-Identifier header',
@@ -170,7 +166,7 @@ export class ExtensionsApi {
     body?: unknown,
     timeoutMs = 0,
     onSent?: () => void,
-  ): Promise<Reply> {
+  ): Promise<Answer> {
     try {
       return await exchange({
         host: this.host,
@@ -191,7 +187,7 @@ export class ExtensionsApi {
   }
 }
 
-function statusError(what: string, r: Reply): ExtensionsApiError {
+function statusError(what: string, r: Answer): ExtensionsApiError {
   // The API's error bodies are {"errorMessage","errorType"}; show them (bounded), they hold no secrets.
   let detail = '';
   try {

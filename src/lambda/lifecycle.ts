@@ -77,11 +77,12 @@ export async function runExtension(
   async function prepare(): Promise<number | Lifecycle> {
     let held: Held | undefined;
     let daemon: Daemon | undefined;
-    const stopEarly = async (): Promise<number> => {
+    /** Ends before the lifecycle: the port held let go, or the daemon built stopped. */
+    const stopEarly = async (code = 0, graceMs = SHUTDOWN_GRACE_MS): Promise<number> => {
       if (held) await release(held);
-      await daemon?.stop(SHUTDOWN_GRACE_MS);
+      await daemon?.stop(graceMs);
       api.close();
-      return 0;
+      return code;
     };
 
     // Configuration problems are reported through init/error, which needs a registration first: so
@@ -132,10 +133,7 @@ export async function runExtension(
     } catch (e) {
       if (signalled) return stopEarly();
       log.error(`Lambda Extensions API ${describe(e)}; exiting`, { name });
-      if (held) await release(held);
-      await daemon?.stop(0);
-      api.close();
-      return 1;
+      return stopEarly(1, 0);
     }
     if (signalled) return stopEarly();
 

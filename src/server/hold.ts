@@ -3,6 +3,7 @@
 // over (ListenerOptions.adopt). Its own module, so that holding the port does not load the listener.
 import type { Server, Socket } from 'node:net';
 import { nodeNet } from '../builtins.ts';
+import { rawAnswer } from './raw-answer.ts';
 
 /** A bound port whose connections wait, unread, for the daemon: see holdPort(). */
 export interface Held {
@@ -29,9 +30,13 @@ export function holdPort(port: number): Promise<Held | undefined> {
   });
 }
 
-const STOPPING_BODY = '{"__type":"ShuttingDown","message":"pscache is shutting down"}';
 /** What a held connection is told when pscache stops before the daemon takes it: a shutdown's 503. */
-const STOPPING = `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: ${STOPPING_BODY.length}\r\n\r\n${STOPPING_BODY}`;
+const STOPPING = rawAnswer(
+  '503 Service Unavailable',
+  'ShuttingDown',
+  'pscache is shutting down',
+  'Retry-After: 1\r\n',
+);
 
 /** How long a held connection may take to read its 503 and close once the port is let go. */
 const RELEASE_GRACE_MS = 250;

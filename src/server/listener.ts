@@ -7,6 +7,7 @@ import { nodeHttp } from '../builtins.ts';
 import type { Logger } from '../log.ts';
 import { HTTP_VERSIONS, MAX_HEADER_BYTES } from './checks.ts';
 import type { Held } from './hold.ts';
+import { rawAnswer } from './raw-answer.ts';
 
 /** Longest wait before the addresses after the first are bound, if no request comes first. */
 const LATE_BIND_MS = 100;
@@ -92,12 +93,6 @@ type CountedSocket = Socket & {
 /** True when the request came on a connection beyond the inbound limit (it is answered 429). */
 export const overLimit = (req: IncomingMessage): boolean =>
   (req.socket as CountedSocket)[OVER_LIMIT] === true;
-
-/** A whole answer written straight to a socket Node's HTTP server no longer (or never did) handle. */
-function rawAnswer(status: string, type: string, message: string): string {
-  const body = JSON.stringify({ __type: type, message });
-  return `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-}
 
 export class Listener {
   private readonly servers: Server[] = [];
